@@ -1,0 +1,36 @@
+# Helpers shared by every folder's CMakeLists.txt.
+include(GNUInstallDirs)
+
+# itn_library(<folder> SOURCES ... DEPS ...)
+# Defines itn_<folder> with alias itn::<folder>. Headers live beside sources and are
+# included from the repository root ("sync/srcu.h"), both in the build and installed tree.
+function(itn_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;HEADERS;DEPS" ${ARGN})
+  add_library(itn_${name} ${ARG_SOURCES})
+  add_library(itn::${name} ALIAS itn_${name})
+  set_target_properties(itn_${name} PROPERTIES EXPORT_NAME ${name})
+  target_compile_features(itn_${name} PUBLIC cxx_std_20)
+  target_include_directories(itn_${name} PUBLIC
+    $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>
+    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
+  target_link_libraries(itn_${name} PUBLIC ${ARG_DEPS} PRIVATE $<BUILD_INTERFACE:itn::warnings>)
+  set_property(GLOBAL APPEND PROPERTY ITN_LIBRARIES itn_${name})
+  set_property(TARGET itn_${name} PROPERTY ITN_PUBLIC_HEADERS ${ARG_HEADERS})
+endfunction()
+
+# itn_test(<name> SOURCES ... DEPS ... [LABELS ...] [TIMEOUT s])
+# A GoogleTest executable whose tests are registered one by one with ctest.
+function(itn_test name)
+  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 300)
+  endif()
+  if(NOT ARG_LABELS)
+    set(ARG_LABELS unit)
+  endif()
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main itn::warnings)
+  gtest_discover_tests(${name}
+    DISCOVERY_MODE PRE_TEST
+    PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
+endfunction()
