@@ -15,6 +15,7 @@ function(itn_library name)
     $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
   target_link_libraries(itn_${name} PUBLIC ${ARG_DEPS} PRIVATE $<BUILD_INTERFACE:itn::warnings>)
   set_property(GLOBAL APPEND PROPERTY ITN_LIBRARIES itn_${name})
+  list(TRANSFORM ARG_HEADERS PREPEND ${CMAKE_CURRENT_SOURCE_DIR}/)
   set_property(TARGET itn_${name} PROPERTY ITN_PUBLIC_HEADERS ${ARG_HEADERS})
 endfunction()
 

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Every lock, wait, atomic operation and thread of the library must go through the
+# scheduling seam (sync/sched_hooks.h), or the deterministic scheduler cannot control it.
+# This lint fails if library code outside the seam's own files uses the std:: primitives.
+#   seam_lint.sh <repo root>
+set -euo pipefail
+root="$1"
+cd "$root"
+
+# The seam itself: the only files allowed to touch the primitives.
+allowed='^sync/(atomic\.h|backoff\.h|cond_var\.h|mutex\.h|sched_hooks\.(h|cc)|thread\.(h|cc))$'
+pattern='std::(atomic|mutex|recursive_mutex|shared_mutex|condition_variable(_any)?|thread|jthread|this_thread|lock_guard|unique_lock|scoped_lock|atomic_ref)\b|atomic_thread_fence|atomic_signal_fence|__atomic_|__sync_|pthread_'
+
+status=0
+for dir in sync itree notifier hw_model; do
+  [ -d "$dir" ] || continue
+  while IFS= read -r file; do
+    case "$file" in *_test.cc|*test_util.h) continue ;; esac
+    [[ "$file" =~ $allowed ]] && continue
+    if grep -nE "$pattern" "$file" | grep -vE '^\s*[0-9]+:\s*//'; then
+      echo "seam_lint: $file uses a synchronisation primitive outside the seam" >&2
+      status=1
+    fi
+  done < <(find "$dir" -type f \( -name '*.h' -o -name '*.cc' \) | sort)
+done
+[ "$status" -eq 0 ] && echo "seam_lint: ok"
+exit "$status"
