@@ -86,7 +86,8 @@ int main(int argc, char** argv) {
         while (!stop.load(std::memory_order_relaxed)) {
           auto guard = srcu.read_lock();
           const RouteTable* t = published.load(std::memory_order_acquire);
-          if (!t->intact() || t->version() < last_version || t->lookup(r + n) != t->version() * ((r + n) % 64)) {
+          if (!t->intact() || t->version() < last_version ||
+              t->lookup(r + n) != t->version() * ((r + n) % 64)) {
             bad.fetch_add(1);
           }
           last_version = t->version();
@@ -108,17 +109,22 @@ int main(int argc, char** argv) {
     srcu.barrier();
 
     const itn::SrcuStats s = srcu.stats();
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
     std::printf("srcu_hot_swap: %llu readers, %llu updates in %.2f s\n",
-                static_cast<unsigned long long>(readers), static_cast<unsigned long long>(updates), secs);
-    std::printf("  lookups without a lock      %llu\n", static_cast<unsigned long long>(lookups.load()));
-    std::printf("  grace periods               %llu\n", static_cast<unsigned long long>(s.grace_periods));
+                static_cast<unsigned long long>(readers), static_cast<unsigned long long>(updates),
+                secs);
+    std::printf("  lookups without a lock      %llu\n",
+                static_cast<unsigned long long>(lookups.load()));
+    std::printf("  grace periods               %llu\n",
+                static_cast<unsigned long long>(s.grace_periods));
     std::printf("  deferred frees queued/run   %llu / %llu\n",
                 static_cast<unsigned long long>(s.callbacks_queued),
                 static_cast<unsigned long long>(s.callbacks_run));
   }
   const bool all_freed = RouteTable::freed.load() == tables_made;
-  std::printf("  tables made / freed         %llu / %llu\n", static_cast<unsigned long long>(tables_made),
+  std::printf("  tables made / freed         %llu / %llu\n",
+              static_cast<unsigned long long>(tables_made),
               static_cast<unsigned long long>(RouteTable::freed.load()));
   std::printf("  torn or freed tables seen   %llu\n", static_cast<unsigned long long>(bad.load()));
   const bool ok = bad.load() == 0 && all_freed;

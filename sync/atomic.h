@@ -46,27 +46,19 @@ class Atomic {
     sched_internal::point(SchedPoint::kRmw, this);
     return value_.compare_exchange_weak(expected, desired, success, failure);
   }
-  T fetch_add(T delta, std::memory_order order) noexcept
-    requires std::is_integral_v<T>
-  {
+  T fetch_add(T delta, std::memory_order order) noexcept requires std::is_integral_v<T> {
     sched_internal::point(SchedPoint::kRmw, this);
     return value_.fetch_add(delta, order);
   }
-  T fetch_sub(T delta, std::memory_order order) noexcept
-    requires std::is_integral_v<T>
-  {
+  T fetch_sub(T delta, std::memory_order order) noexcept requires std::is_integral_v<T> {
     sched_internal::point(SchedPoint::kRmw, this);
     return value_.fetch_sub(delta, order);
   }
-  T fetch_or(T bits, std::memory_order order) noexcept
-    requires std::is_integral_v<T>
-  {
+  T fetch_or(T bits, std::memory_order order) noexcept requires std::is_integral_v<T> {
     sched_internal::point(SchedPoint::kRmw, this);
     return value_.fetch_or(bits, order);
   }
-  T fetch_and(T bits, std::memory_order order) noexcept
-    requires std::is_integral_v<T>
-  {
+  T fetch_and(T bits, std::memory_order order) noexcept requires std::is_integral_v<T> {
     sched_internal::point(SchedPoint::kRmw, this);
     return value_.fetch_and(bits, order);
   }

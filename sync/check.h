@@ -23,10 +23,10 @@ namespace itn::check_internal {
 
 }  // namespace itn::check_internal
 
-#define ITN_CHECK(cond, msg)                                             \
-  do {                                                                   \
-    if (!(cond)) [[unlikely]]                                            \
-      ::itn::check_internal::fail(__FILE__, __LINE__, #cond, (msg));     \
+#define ITN_CHECK(cond, msg)                                         \
+  do {                                                               \
+    if (!(cond)) [[unlikely]]                                        \
+      ::itn::check_internal::fail(__FILE__, __LINE__, #cond, (msg)); \
   } while (false)
 
 #ifdef NDEBUG

@@ -20,6 +20,7 @@
 #include <mutex>
 
 #include "absl/base/thread_annotations.h"
+
 #include "sync/mutex.h"
 #include "sync/sched_hooks.h"
 

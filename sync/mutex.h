@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+
 #include "sync/check.h"
 #include "sync/sched_hooks.h"
 
@@ -67,7 +68,8 @@ class ABSL_LOCKABLE Mutex {
     sched_internal::point(SchedPoint::kUnlock, this);
     clear_owner();
     mu_.unlock();
-    if (SchedHooks* h = sched_internal::hooks()) [[unlikely]] h->on_wake(this);
+    if (SchedHooks* h = sched_internal::hooks()) [[unlikely]]
+      h->on_wake(this);
   }
 
   // Mutex::assert_held()

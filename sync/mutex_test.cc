@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+
 #include "sync/cond_var.h"
 #include "sync/test_util.h"
 #include "sync/thread.h"

@@ -117,13 +117,13 @@ class Ref {
   Ref(Ref&& other) noexcept : ptr_(std::exchange(other.ptr_, nullptr)) {}
 
   template <class U>
-    requires std::is_convertible_v<U*, T*>
-  Ref(const Ref<U>& other) : ptr_(other.ptr_) {  // NOLINT(google-explicit-constructor)
+  requires std::is_convertible_v<U*, T*> Ref(const Ref<U>& other)
+      : ptr_(other.ptr_) {  // NOLINT(google-explicit-constructor)
     if (ptr_) ptr_->acquire();
   }
   template <class U>
-    requires std::is_convertible_v<U*, T*>
-  Ref(Ref<U>&& other) noexcept  // NOLINT(google-explicit-constructor)
+  requires std::is_convertible_v<U*, T*> Ref(Ref<U>&& other)
+  noexcept  // NOLINT(google-explicit-constructor)
       : ptr_(std::exchange(other.ptr_, nullptr)) {}
 
   ~Ref() { reset(); }

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+
 #include "sync/ref.h"
 #include "sync/srcu.h"
 

@@ -3,6 +3,7 @@
 #include <atomic>
 
 #include "gtest/gtest.h"
+
 #include "sync/srcu.h"
 
 namespace itn {

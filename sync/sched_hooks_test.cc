@@ -8,6 +8,7 @@
 #include <atomic>
 
 #include "gtest/gtest.h"
+
 #include "sync/atomic.h"
 #include "sync/cond_var.h"
 #include "sync/mutex.h"
@@ -54,8 +55,8 @@ TEST_F(SchedHooksTest, AtomicsReportEveryOperation) {
   EXPECT_EQ(a.load(std::memory_order_relaxed), 1);
   a.fetch_add(1, std::memory_order_relaxed);
   int expected = 2;
-  EXPECT_TRUE(a.compare_exchange_strong(expected, 3, std::memory_order_relaxed,
-                                        std::memory_order_relaxed));
+  EXPECT_TRUE(
+      a.compare_exchange_strong(expected, 3, std::memory_order_relaxed, std::memory_order_relaxed));
   a.exchange(4, std::memory_order_relaxed);
   EXPECT_EQ(hooks_.count(SchedPoint::kStore), 1u);
   EXPECT_EQ(hooks_.count(SchedPoint::kLoad), 1u);
@@ -113,11 +114,13 @@ TEST_F(SchedHooksTest, GracePeriodPollIsASchedulingPoint) {
     while (!leave.load()) std::this_thread::yield();
   });
   while (!inside.load()) std::this_thread::yield();
+  std::atomic<bool> synchronized{false};
   Thread releaser([&] {
-    while (hooks_.count(SchedPoint::kPoll) < 3) std::this_thread::yield();
+    while (hooks_.count(SchedPoint::kPoll) < 3 && !synchronized.load()) std::this_thread::yield();
     leave.store(true);
   });
   domain.synchronize();  // polls, as kPoll points, until the reader leaves
+  synchronized.store(true);
   EXPECT_GE(hooks_.count(SchedPoint::kPoll), 3u);
   releaser.join();
   reader.join();

@@ -56,6 +56,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
+
 #include "sync/atomic.h"
 #include "sync/check.h"
 #include "sync/cond_var.h"

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+
 #include "sync/srcu.h"
 
 namespace itn {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+
 #include "sync/test_util.h"
 
 namespace itn {
@@ -44,10 +45,11 @@ class HeldReader {
 class Returning {
  public:
   template <class Fn>
-  explicit Returning(Fn fn) : thread_([this, fn] {
-    fn();
-    returned_.store(true);
-  }) {}
+  explicit Returning(Fn fn)
+      : thread_([this, fn] {
+          fn();
+          returned_.store(true);
+        }) {}
   ~Returning() { join(); }
   bool returned() const { return returned_.load(); }
   void join() {
@@ -62,7 +64,8 @@ class Returning {
 // Waits until `domain` has polled a present reader kStalledPolls times more than
 // `before`, or until `op` returned (which the caller then reports as a failure).
 void wait_until_stalled(const SrcuDomain& domain, const Returning& op, std::uint64_t before) {
-  wait_until([&] { return op.returned() || domain.stats().reader_waits >= before + kStalledPolls; });
+  wait_until(
+      [&] { return op.returned() || domain.stats().reader_waits >= before + kStalledPolls; });
 }
 
 TEST(SrcuDomain, SynchronizeWithoutReadersReturns) {

@@ -29,9 +29,7 @@ void Thread::run(absl::AnyInvocable<void() &&> body, SchedHooks* parent_hooks) {
   }
 }
 
-Thread::~Thread() {
-  ITN_CHECK(!thread_.joinable(), "itn::Thread destroyed without join()");
-}
+Thread::~Thread() { ITN_CHECK(!thread_.joinable(), "itn::Thread destroyed without join()"); }
 
 void Thread::join() {
   sched_internal::point(SchedPoint::kJoin, this);

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "absl/functional/any_invocable.h"
+
 #include "sync/sched_hooks.h"
 
 namespace itn {
