@@ -2,18 +2,26 @@
 include(GNUInstallDirs)
 
 # itn_library(<folder> SOURCES ... DEPS ...)
-# Defines itn_<folder> with alias itn::<folder>. Headers live beside sources and are
+# Defines itn_<folder> with alias itn::<folder> (an INTERFACE library when there are no
+# SOURCES). Headers live beside sources and are
 # included from the repository root ("sync/srcu.h"), both in the build and installed tree.
 function(itn_library name)
   cmake_parse_arguments(ARG "" "" "SOURCES;HEADERS;DEPS" ${ARGN})
-  add_library(itn_${name} ${ARG_SOURCES})
+  if(ARG_SOURCES)
+    add_library(itn_${name} ${ARG_SOURCES})
+    set(scope PUBLIC)
+    target_link_libraries(itn_${name} PRIVATE $<BUILD_INTERFACE:itn::warnings>)
+  else()  # header-only (templates)
+    add_library(itn_${name} INTERFACE)
+    set(scope INTERFACE)
+  endif()
   add_library(itn::${name} ALIAS itn_${name})
   set_target_properties(itn_${name} PROPERTIES EXPORT_NAME ${name})
-  target_compile_features(itn_${name} PUBLIC cxx_std_20)
-  target_include_directories(itn_${name} PUBLIC
+  target_compile_features(itn_${name} ${scope} cxx_std_20)
+  target_include_directories(itn_${name} ${scope}
     $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>
     $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
-  target_link_libraries(itn_${name} PUBLIC ${ARG_DEPS} PRIVATE $<BUILD_INTERFACE:itn::warnings>)
+  target_link_libraries(itn_${name} ${scope} ${ARG_DEPS})
   set_property(GLOBAL APPEND PROPERTY ITN_LIBRARIES itn_${name})
   list(TRANSFORM ARG_HEADERS PREPEND ${CMAKE_CURRENT_SOURCE_DIR}/)
   set_property(TARGET itn_${name} PROPERTY ITN_PUBLIC_HEADERS ${ARG_HEADERS})

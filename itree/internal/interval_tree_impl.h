@@ -1,0 +1,126 @@
+// itree/internal/interval_tree_impl.h
+//
+// Out-of-line members of IntervalTree<T, Less>. Included by itree/interval_tree.h only.
+#ifndef ITN_ITREE_INTERNAL_INTERVAL_TREE_IMPL_H_
+#define ITN_ITREE_INTERNAL_INTERVAL_TREE_IMPL_H_
+
+#include <algorithm>
+#include <utility>
+
+#include "itree/interval_tree.h"
+
+namespace itn {
+
+template <class T, class Less>
+IntervalTree<T, Less>::~IntervalTree() {
+  srcu_.barrier();  // frees every retired node
+  MutexLock l(mu_);
+  ITN_CHECK(!dirty_, "IntervalTree destroyed with a batch open");
+  free_subtree(working_);
+}
+
+template <class T, class Less>
+void IntervalTree<T, Less>::free_subtree(Node* n) {
+  while (n != nullptr) {
+    free_subtree(n->left);
+    Node* right = n->right;
+    delete n;
+    n = right;
+  }
+}
+
+template <class T, class Less>
+absl::Status IntervalTree<T, Less>::insert(std::uint64_t start, std::uint64_t last, T value) {
+  Batch batch(*this);
+  return batch.insert(start, last, std::move(value));
+}
+
+template <class T, class Less>
+absl::Status IntervalTree<T, Less>::erase(std::uint64_t start, std::uint64_t last,
+                                          const T& value) {
+  Batch batch(*this);
+  return batch.erase(start, last, value);
+}
+
+template <class T, class Less>
+bool IntervalTree<T, Less>::contains_locked(std::uint64_t start, std::uint64_t last,
+                                            const T& value) const {
+  const Less less;
+  for (const Node* n = working_; n != nullptr;) {
+    if (itree_internal::key_equal(start, last, value, *n, less)) return true;
+    n = itree_internal::key_less(start, last, value, *n, less) ? n->left : n->right;
+  }
+  return false;
+}
+
+template <class T, class Less>
+void IntervalTree<T, Less>::publish_locked() {
+  if (!dirty_) return;
+  // Release: pairs with the acquire load in for_each_overlap() and check_invariants();
+  // every node of the new snapshot was written before this store and never changes again.
+  root_.store(working_, std::memory_order_release);
+  // Relaxed: size() is advisory and pairs with nothing.
+  size_.store(working_size_, std::memory_order_relaxed);
+  ++gen_;  // from now on this batch's nodes are published: copy before editing
+  dirty_ = false;
+  if (retired_.empty()) return;
+  const std::uint64_t bytes = retired_.size() * sizeof(Node);
+  retired_bytes_.fetch_add(bytes, std::memory_order_relaxed);  // statistic only
+  srcu_.call([this, nodes = std::move(retired_), bytes] {
+    for (Node* n : nodes) delete n;
+    retired_bytes_.fetch_sub(bytes, std::memory_order_relaxed);  // statistic only
+  });
+  retired_.clear();
+}
+
+template <class T, class Less>
+absl::Status IntervalTree<T, Less>::check_invariants() const {
+  check_reader();
+  // Acquire: pairs with the release store in publish_locked().
+  const Node* root = root_.load(std::memory_order_acquire);
+  const Less less;
+  std::size_t count = 0;
+  const Node* prev = nullptr;
+  absl::Status status;
+  // Returns the height; records the first violation in `status`.
+  auto check = [&](auto& self, const Node* n) -> int {
+    if (n == nullptr || !status.ok()) return 0;
+    const int lh = self(self, n->left);
+    if (n->start > n->last) status = absl::InternalError("node with start > last");
+    if (prev && itree_internal::key_less(n->start, n->last, n->value, *prev, less)) {
+      status = absl::InternalError(absl::StrCat("key order broken at [", n->start, ", ", n->last,
+                                                "]"));
+    }
+    prev = n;
+    ++count;
+    const int rh = self(self, n->right);
+    std::uint64_t max_last = n->last;
+    if (n->left) max_last = std::max(max_last, n->left->max_last);
+    if (n->right) max_last = std::max(max_last, n->right->max_last);
+    if (n->max_last != max_last) {
+      status = absl::InternalError(absl::StrCat("max_last ", n->max_last, " should be ", max_last,
+                                                " at [", n->start, ", ", n->last, "]"));
+    }
+    if (n->height != 1 + std::max(lh, rh)) status = absl::InternalError("stale height");
+    if (lh - rh > 1 || rh - lh > 1) status = absl::InternalError("AVL balance broken");
+    return 1 + std::max(lh, rh);
+  };
+  check(check, root);
+  if (status.ok() && count != size()) {
+    status = absl::InternalError(absl::StrCat("size() is ", size(), " but the tree has ", count,
+                                              " entries"));
+  }
+  return status;
+}
+
+template <class T, class Less>
+IntervalTreeMemory IntervalTree<T, Less>::memory() const {
+  IntervalTreeMemory m;
+  m.live_bytes = size() * sizeof(Node);
+  m.retired_bytes = retired_bytes_.load(std::memory_order_relaxed);  // statistic only
+  return m;
+}
+
+}  // namespace itn
+
+#endif  // ITN_ITREE_INTERNAL_INTERVAL_TREE_IMPL_H_

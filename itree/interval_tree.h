@@ -1,0 +1,211 @@
+// itree/interval_tree.h
+//
+// itn::IntervalTree<T>: an augmented interval tree whose readers never lock, never retry
+// and never see a half-applied change.
+//
+// Why not a mutable balanced tree read without a lock: a rotation moves a subtree from
+// one parent to another, and a reader that is between the two nodes at that moment skips
+// the subtree. For an invalidation walk that is a missed invalidation, a correctness bug,
+// not a slow path. So this tree is persistent: a writer copies the root-to-change path
+// (itree/internal/node.h), recomputes each copy's height and subtree max `last`, and
+// publishes the new root with one release store. A reader loads the root once (acquire)
+// inside a read section of the tree's SrcuDomain and walks an immutable snapshot.
+//
+// Writer rule: all modifications are serialised by the tree's own mutex; several may be
+// grouped into one Batch, published at once when the batch ends.
+// Reclamation rule: the nodes a publish replaces are freed through SrcuDomain::call(),
+// after every read section that could hold the old root has ended.
+//
+// Keys are inclusive [start, last] over the whole uint64_t range (0 and UINT64_MAX
+// included); duplicates are allowed. Overlap walks visit entries in (start, last, value)
+// order in O(log n + k).
+//
+// Thread safety: readers (for_each_overlap, size, check_invariants) from any thread,
+// inside a read section of the tree's SrcuDomain (debug builds check). Writers (insert,
+// erase, Batch) from any thread; they serialise, never wait for readers, and so may also
+// run inside a read section.
+// Lifetime: the SrcuDomain must outlive the tree. The destructor must not run while
+// readers or writers are active, nor inside a read section of the domain (it waits for
+// pending frees).
+// Memory ordering: a publish (the end of insert, erase or a Batch) happens-before every
+// walk that starts from the root it stored; a walk that starts earlier sees the previous
+// snapshot in full.
+#ifndef ITN_ITREE_INTERVAL_TREE_H_
+#define ITN_ITREE_INTERVAL_TREE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "itree/internal/node.h"
+#include "itree/internal/walk.h"
+#include "sync/atomic.h"
+#include "sync/check.h"
+#include "sync/mutex.h"
+#include "sync/srcu.h"
+
+namespace itn {
+
+// Bytes held by a tree's nodes.
+struct IntervalTreeMemory {
+  std::uint64_t live_bytes = 0;     // nodes of the current tree
+  std::uint64_t retired_bytes = 0;  // replaced nodes waiting for their grace period
+};
+
+template <class T, class Less = std::less<T>>
+class IntervalTree {
+  using Node = itree_internal::Node<T>;
+
+ public:
+  class Batch;
+
+  explicit IntervalTree(SrcuDomain& srcu) : srcu_(srcu) {}
+  ~IntervalTree();
+  IntervalTree(const IntervalTree&) = delete;
+  IntervalTree& operator=(const IntervalTree&) = delete;
+
+  // IntervalTree::for_each_overlap()
+  //
+  // Calls fn(start, last, value) for every entry overlapping [start, last], in key order.
+  // `fn` may return bool: false stops the walk. Returns false if it was stopped.
+  // Context: inside a read section of the tree's SrcuDomain. Never blocks or retries.
+  template <class Fn>
+  bool for_each_overlap(std::uint64_t start, std::uint64_t last, Fn&& fn) const {
+    check_reader();
+    // Acquire: pairs with the release store in publish_locked(); the snapshot's nodes are
+    // complete and immutable from here on.
+    const Node* root = root_.load(std::memory_order_acquire);
+    return itree_internal::walk_overlaps(root, start, last, std::forward<Fn>(fn));
+  }
+
+  // IntervalTree::size()
+  //
+  // The number of entries as of the latest publish. Lock-free; may lag a concurrent publish.
+  std::size_t size() const {
+    // Relaxed: a count, not a handle to memory; pairs with the store in publish_locked().
+    return size_.load(std::memory_order_relaxed);
+  }
+
+  // IntervalTree::insert()
+  //
+  // Adds the entry [start, last] -> value (a one-change batch).
+  // Errors: kInvalidArgument if start > last; the tree is unchanged.
+  // Context: may block on other writers, never on readers.
+  absl::Status insert(std::uint64_t start, std::uint64_t last, T value) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // IntervalTree::erase()
+  //
+  // Removes one entry equal to ([start, last], value).
+  // Errors: kInvalidArgument if start > last, kNotFound if there is no such entry; the
+  // tree is unchanged.
+  absl::Status erase(std::uint64_t start, std::uint64_t last, const T& value)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // IntervalTree::check_invariants()
+  //
+  // Verifies the published snapshot: key order, AVL balance and heights, subtree max
+  // `last`, and the entry count. For tests; O(n).
+  // Context: inside a read section of the tree's SrcuDomain.
+  absl::Status check_invariants() const;
+
+  // IntervalTree::memory()
+  //
+  // Live and retired node bytes. Relaxed snapshots of two counters.
+  IntervalTreeMemory memory() const;
+
+  static constexpr std::size_t kNodeBytes = sizeof(Node);
+
+ private:
+  struct NewDeleteAlloc {
+    Node* allocate(const Node& init) { return new Node(init); }
+  };
+
+  void check_reader() const {
+    ITN_DCHECK(srcu_.in_read_section(),
+               "IntervalTree readers must hold a read section of the tree's SrcuDomain");
+  }
+  bool contains_locked(std::uint64_t start, std::uint64_t last, const T& value) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  itree_internal::PathCopier<T, Less, NewDeleteAlloc> copier_locked()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return {gen_, alloc_, retired_, Less()};
+  }
+  void publish_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static void free_subtree(Node* n);
+
+  SrcuDomain& srcu_;
+  // The published root. Written only in publish_locked(), read by every walk.
+  Atomic<Node*> root_{nullptr};
+  Atomic<std::size_t> size_{0};
+  Atomic<std::uint64_t> retired_bytes_{0};
+
+  Mutex mu_;  // serialises writers
+  Node* working_ ABSL_GUARDED_BY(mu_) = nullptr;  // root of the batch being built
+  std::size_t working_size_ ABSL_GUARDED_BY(mu_) = 0;
+  std::uint64_t gen_ ABSL_GUARDED_BY(mu_) = 1;  // nodes of this generation are unpublished
+  bool dirty_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<Node*> retired_ ABSL_GUARDED_BY(mu_);
+  NewDeleteAlloc alloc_ ABSL_GUARDED_BY(mu_);
+};
+
+// IntervalTree::Batch
+//
+// Holds the tree's writer lock from construction to destruction; every change made through
+// it becomes visible to readers at once, when it is destroyed (one publish). Readers are
+// never blocked by an open batch.
+template <class T, class Less>
+class ABSL_SCOPED_LOCKABLE IntervalTree<T, Less>::Batch {
+ public:
+  explicit Batch(IntervalTree& tree) ABSL_EXCLUSIVE_LOCK_FUNCTION(tree.mu_) : tree_(tree) {
+    tree_.mu_.lock();
+  }
+  ~Batch() ABSL_UNLOCK_FUNCTION() {
+    tree_.mu_.assert_held();
+    tree_.publish_locked();
+    tree_.mu_.unlock();
+  }
+  Batch(const Batch&) = delete;
+  Batch& operator=(const Batch&) = delete;
+
+  // Batch::insert() / erase(): as IntervalTree::insert() / erase(), published at the end
+  // of the batch. A failed change leaves the batch as it was.
+  absl::Status insert(std::uint64_t start, std::uint64_t last, T value) {
+    tree_.mu_.assert_held();
+    if (start > last) return bad_range(start, last);
+    tree_.working_ = tree_.copier_locked().insert(tree_.working_, start, last, value);
+    ++tree_.working_size_;
+    tree_.dirty_ = true;
+    return absl::OkStatus();
+  }
+  absl::Status erase(std::uint64_t start, std::uint64_t last, const T& value) {
+    tree_.mu_.assert_held();
+    if (start > last) return bad_range(start, last);
+    if (!tree_.contains_locked(start, last, value)) {
+      return absl::NotFoundError(
+          absl::StrCat("IntervalTree::erase: no entry [", start, ", ", last, "] with that value"));
+    }
+    tree_.working_ = tree_.copier_locked().erase(tree_.working_, start, last, value);
+    --tree_.working_size_;
+    tree_.dirty_ = true;
+    return absl::OkStatus();
+  }
+
+ private:
+  static absl::Status bad_range(std::uint64_t start, std::uint64_t last) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("IntervalTree: start ", start, " > last ", last));
+  }
+
+  IntervalTree& tree_;
+};
+
+}  // namespace itn
+
+#include "itree/internal/interval_tree_impl.h"  // IWYU pragma: export
+
+#endif  // ITN_ITREE_INTERVAL_TREE_H_
