@@ -14,7 +14,9 @@
 // Writer rule: all modifications are serialised by the tree's own mutex; several may be
 // grouped into one Batch, published at once when the batch ends.
 // Reclamation rule: the nodes a publish replaces are freed through SrcuDomain::call(),
-// after every read section that could hold the old root has ended.
+// after every read section that could hold the old root has ended. They are queued in
+// groups (IntervalTreeOptions::free_batch_nodes): a grace period that starts after the
+// last of a group's publishes covers every reader of every node in the group.
 //
 // Keys are inclusive [start, last] over the whole uint64_t range (0 and UINT64_MAX
 // included); duplicates are allowed. Overlap walks visit entries in (start, last, value)
@@ -42,6 +44,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+
 #include "itree/internal/node.h"
 #include "itree/internal/walk.h"
 #include "sync/atomic.h"
@@ -50,6 +53,14 @@
 #include "sync/srcu.h"
 
 namespace itn {
+
+// Tuning knobs of an IntervalTree.
+struct IntervalTreeOptions {
+  // Replaced nodes are handed to SrcuDomain::call() in groups of at least this many, so
+  // that a stream of small writes does not wake the SRCU worker once per write. Until then
+  // they count as retired bytes. 1 frees after every publish.
+  std::size_t free_batch_nodes = 256;
+};
 
 // Bytes held by a tree's nodes.
 struct IntervalTreeMemory {
@@ -64,7 +75,8 @@ class IntervalTree {
  public:
   class Batch;
 
-  explicit IntervalTree(SrcuDomain& srcu) : srcu_(srcu) {}
+  explicit IntervalTree(SrcuDomain& srcu, IntervalTreeOptions options = {})
+      : srcu_(srcu), options_(options) {}
   ~IntervalTree();
   IntervalTree(const IntervalTree&) = delete;
   IntervalTree& operator=(const IntervalTree&) = delete;
@@ -129,27 +141,26 @@ class IntervalTree {
     ITN_DCHECK(srcu_.in_read_section(),
                "IntervalTree readers must hold a read section of the tree's SrcuDomain");
   }
-  bool contains_locked(std::uint64_t start, std::uint64_t last, const T& value) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   itree_internal::PathCopier<T, Less, NewDeleteAlloc> copier_locked()
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return {gen_, alloc_, retired_, Less()};
   }
   void publish_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  static void free_subtree(Node* n);
 
   SrcuDomain& srcu_;
+  const IntervalTreeOptions options_;
   // The published root. Written only in publish_locked(), read by every walk.
   Atomic<Node*> root_{nullptr};
   Atomic<std::size_t> size_{0};
   Atomic<std::uint64_t> retired_bytes_{0};
 
-  Mutex mu_;  // serialises writers
+  Mutex mu_;                                      // serialises writers
   Node* working_ ABSL_GUARDED_BY(mu_) = nullptr;  // root of the batch being built
   std::size_t working_size_ ABSL_GUARDED_BY(mu_) = 0;
   std::uint64_t gen_ ABSL_GUARDED_BY(mu_) = 1;  // nodes of this generation are unpublished
   bool dirty_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<Node*> retired_ ABSL_GUARDED_BY(mu_);
+  std::vector<Node*> retired_ ABSL_GUARDED_BY(mu_);      // replaced by the open batch
+  std::vector<Node*> unreclaimed_ ABSL_GUARDED_BY(mu_);  // published-away, not yet queued
   NewDeleteAlloc alloc_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -185,7 +196,7 @@ class ABSL_SCOPED_LOCKABLE IntervalTree<T, Less>::Batch {
   absl::Status erase(std::uint64_t start, std::uint64_t last, const T& value) {
     tree_.mu_.assert_held();
     if (start > last) return bad_range(start, last);
-    if (!tree_.contains_locked(start, last, value)) {
+    if (!itree_internal::contains(tree_.working_, start, last, value, Less())) {
       return absl::NotFoundError(
           absl::StrCat("IntervalTree::erase: no entry [", start, ", ", last, "] with that value"));
     }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+
 #include "sync/test_util.h"
 
 namespace itn {
@@ -21,9 +22,8 @@ class IntervalTreeTest : public ::testing::Test {
   std::vector<Entry> overlaps(std::uint64_t start, std::uint64_t last) {
     std::vector<Entry> out;
     auto guard = srcu_.read_lock();
-    tree_.for_each_overlap(start, last, [&](std::uint64_t s, std::uint64_t l, int v) {
-      out.emplace_back(s, l, v);
-    });
+    tree_.for_each_overlap(
+        start, last, [&](std::uint64_t s, std::uint64_t l, int v) { out.emplace_back(s, l, v); });
     return out;
   }
   absl::Status invariants() {
@@ -86,9 +86,8 @@ TEST_F(IntervalTreeTest, StopsWhenCallbackReturnsFalse) {
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(tree_.insert(i, i + 100, i).ok());
   int seen = 0;
   auto guard = srcu_.read_lock();
-  EXPECT_FALSE(tree_.for_each_overlap(0, kMax, [&](std::uint64_t, std::uint64_t, int) {
-    return ++seen < 3;
-  }));
+  EXPECT_FALSE(tree_.for_each_overlap(
+      0, kMax, [&](std::uint64_t, std::uint64_t, int) { return ++seen < 3; }));
   EXPECT_EQ(seen, 3);
 }
 
@@ -123,17 +122,30 @@ TEST_F(IntervalTreeTest, ReaderCompletesWhileWriterHoldsTheLock) {
   EXPECT_EQ(overlaps(0, kMax).size(), 2u);
 }
 
-TEST_F(IntervalTreeTest, ReplacedNodesAreRetiredThenFreedAfterGracePeriod) {
-  for (int i = 0; i < 100; ++i) ASSERT_TRUE(tree_.insert(i, i, i).ok());
-  EXPECT_EQ(tree_.memory().live_bytes, 100 * IntervalTree<int>::kNodeBytes);
+TEST(IntervalTree, ReplacedNodesAreRetiredThenFreedAfterGracePeriod) {
+  SrcuDomain srcu;
+  IntervalTree<int> tree(srcu, {.free_batch_nodes = 1});
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(tree.insert(i, i, i).ok());
+  srcu.barrier();
+  EXPECT_EQ(tree.memory().retired_bytes, 0u);
+  EXPECT_EQ(tree.memory().live_bytes, 100 * IntervalTree<int>::kNodeBytes);
   {
-    auto guard = srcu_.read_lock();  // holds the old snapshot's nodes
-    ASSERT_TRUE(tree_.erase(50, 50, 50).ok());
-    EXPECT_GT(tree_.memory().retired_bytes, 0u);
+    auto guard = srcu.read_lock();  // may hold the old snapshot's nodes
+    ASSERT_TRUE(tree.erase(50, 50, 50).ok());
+    EXPECT_GT(tree.memory().retired_bytes, 0u);
   }
-  srcu_.barrier();
-  EXPECT_EQ(tree_.memory().retired_bytes, 0u);
-  EXPECT_EQ(tree_.memory().live_bytes, 99 * IntervalTree<int>::kNodeBytes);
+  srcu.barrier();
+  EXPECT_EQ(tree.memory().retired_bytes, 0u);
+  EXPECT_EQ(tree.memory().live_bytes, 99 * IntervalTree<int>::kNodeBytes);
+}
+
+TEST(IntervalTree, RetiredNodesAreQueuedInGroups) {
+  SrcuDomain srcu;
+  IntervalTree<int> tree(srcu, {.free_batch_nodes = 1000});
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(tree.insert(i, i, i).ok());
+  srcu.barrier();
+  EXPECT_GT(tree.memory().retired_bytes, 0u) << "a group below the threshold was queued";
+  EXPECT_EQ(srcu.stats().callbacks_queued, 0u);
 }
 
 TEST_F(IntervalTreeTest, StaysBalancedUnderSequentialInserts) {

@@ -13,20 +13,14 @@ namespace itn {
 
 template <class T, class Less>
 IntervalTree<T, Less>::~IntervalTree() {
-  srcu_.barrier();  // frees every retired node
+  srcu_.barrier();  // frees every node already queued
   MutexLock l(mu_);
   ITN_CHECK(!dirty_, "IntervalTree destroyed with a batch open");
-  free_subtree(working_);
-}
-
-template <class T, class Less>
-void IntervalTree<T, Less>::free_subtree(Node* n) {
-  while (n != nullptr) {
-    free_subtree(n->left);
-    Node* right = n->right;
-    delete n;
-    n = right;
+  if (!unreclaimed_.empty()) {
+    srcu_.synchronize();  // readers are gone by contract; this makes it so regardless
+    for (Node* n : unreclaimed_) delete n;
   }
+  itree_internal::free_subtree(working_);
 }
 
 template <class T, class Less>
@@ -36,21 +30,9 @@ absl::Status IntervalTree<T, Less>::insert(std::uint64_t start, std::uint64_t la
 }
 
 template <class T, class Less>
-absl::Status IntervalTree<T, Less>::erase(std::uint64_t start, std::uint64_t last,
-                                          const T& value) {
+absl::Status IntervalTree<T, Less>::erase(std::uint64_t start, std::uint64_t last, const T& value) {
   Batch batch(*this);
   return batch.erase(start, last, value);
-}
-
-template <class T, class Less>
-bool IntervalTree<T, Less>::contains_locked(std::uint64_t start, std::uint64_t last,
-                                            const T& value) const {
-  const Less less;
-  for (const Node* n = working_; n != nullptr;) {
-    if (itree_internal::key_equal(start, last, value, *n, less)) return true;
-    n = itree_internal::key_less(start, last, value, *n, less) ? n->left : n->right;
-  }
-  return false;
 }
 
 template <class T, class Less>
@@ -64,13 +46,19 @@ void IntervalTree<T, Less>::publish_locked() {
   ++gen_;  // from now on this batch's nodes are published: copy before editing
   dirty_ = false;
   if (retired_.empty()) return;
-  const std::uint64_t bytes = retired_.size() * sizeof(Node);
-  retired_bytes_.fetch_add(bytes, std::memory_order_relaxed);  // statistic only
-  srcu_.call([this, nodes = std::move(retired_), bytes] {
-    for (Node* n : nodes) delete n;
-    retired_bytes_.fetch_sub(bytes, std::memory_order_relaxed);  // statistic only
-  });
+  // Relaxed: statistic only.
+  retired_bytes_.fetch_add(retired_.size() * sizeof(Node), std::memory_order_relaxed);
+  unreclaimed_.insert(unreclaimed_.end(), retired_.begin(), retired_.end());
   retired_.clear();
+  if (unreclaimed_.size() < options_.free_batch_nodes) return;
+  // Every node here was unlinked by a publish before this call, so the grace period that
+  // call() waits for covers all of their readers.
+  srcu_.call([this, nodes = std::move(unreclaimed_)] {
+    for (Node* n : nodes) delete n;
+    // Relaxed: statistic only.
+    retired_bytes_.fetch_sub(nodes.size() * sizeof(Node), std::memory_order_relaxed);
+  });
+  unreclaimed_.clear();
 }
 
 template <class T, class Less>
@@ -88,8 +76,8 @@ absl::Status IntervalTree<T, Less>::check_invariants() const {
     const int lh = self(self, n->left);
     if (n->start > n->last) status = absl::InternalError("node with start > last");
     if (prev && itree_internal::key_less(n->start, n->last, n->value, *prev, less)) {
-      status = absl::InternalError(absl::StrCat("key order broken at [", n->start, ", ", n->last,
-                                                "]"));
+      status =
+          absl::InternalError(absl::StrCat("key order broken at [", n->start, ", ", n->last, "]"));
     }
     prev = n;
     ++count;
@@ -107,8 +95,8 @@ absl::Status IntervalTree<T, Less>::check_invariants() const {
   };
   check(check, root);
   if (status.ok() && count != size()) {
-    status = absl::InternalError(absl::StrCat("size() is ", size(), " but the tree has ", count,
-                                              " entries"));
+    status = absl::InternalError(
+        absl::StrCat("size() is ", size(), " but the tree has ", count, " entries"));
   }
   return status;
 }

@@ -62,6 +62,28 @@ bool key_equal(std::uint64_t s, std::uint64_t l, const T& v, const Node<T>& n, L
   return s == n.start && l == n.last && !less(v, n.value) && !less(n.value, v);
 }
 
+// True if the subtree holds an entry equal to the key.
+template <class T, class Less>
+bool contains(const Node<T>* n, std::uint64_t start, std::uint64_t last, const T& value,
+              Less less) {
+  while (n != nullptr) {
+    if (key_equal(start, last, value, *n, less)) return true;
+    n = key_less(start, last, value, *n, less) ? n->left : n->right;
+  }
+  return false;
+}
+
+// Deletes every node of the subtree (which no reader may still see).
+template <class T>
+void free_subtree(Node<T>* n) {
+  while (n != nullptr) {
+    free_subtree(n->left);
+    Node<T>* right = n->right;
+    delete n;
+    n = right;
+  }
+}
+
 // The state of one writer batch. `Alloc` provides Node<T>* allocate(const Node<T>&) and is
 // the only source of new nodes.
 template <class T, class Less, class Alloc>
