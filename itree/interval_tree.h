@@ -46,6 +46,7 @@
 #include "absl/strings/str_cat.h"
 
 #include "itree/internal/node.h"
+#include "itree/internal/node_pool.h"
 #include "itree/internal/walk.h"
 #include "sync/atomic.h"
 #include "sync/check.h"
@@ -58,14 +59,15 @@ namespace itn {
 struct IntervalTreeOptions {
   // Replaced nodes are handed to SrcuDomain::call() in groups of at least this many, so
   // that a stream of small writes does not wake the SRCU worker once per write. Until then
-  // they count as retired bytes. 1 frees after every publish.
-  std::size_t free_batch_nodes = 256;
+  // they count as retired bytes (64 bytes a node). 1 frees after every publish.
+  std::size_t free_batch_nodes = 1024;
 };
 
 // Bytes held by a tree's nodes.
 struct IntervalTreeMemory {
   std::uint64_t live_bytes = 0;     // nodes of the current tree
   std::uint64_t retired_bytes = 0;  // replaced nodes waiting for their grace period
+  std::uint64_t pool_bytes = 0;     // reserved by the node pool (live, retired and free)
 };
 
 template <class T, class Less = std::less<T>>
@@ -130,20 +132,17 @@ class IntervalTree {
   // Live and retired node bytes. Relaxed snapshots of two counters.
   IntervalTreeMemory memory() const;
 
-  static constexpr std::size_t kNodeBytes = sizeof(Node);
+  // Bytes one entry occupies (a cache-line slot of the node pool).
+  static constexpr std::size_t kNodeBytes = itree_internal::NodePool<Node>::kSlotBytes;
 
  private:
-  struct NewDeleteAlloc {
-    Node* allocate(const Node& init) { return new Node(init); }
-  };
-
   void check_reader() const {
     ITN_DCHECK(srcu_.in_read_section(),
                "IntervalTree readers must hold a read section of the tree's SrcuDomain");
   }
-  itree_internal::PathCopier<T, Less, NewDeleteAlloc> copier_locked()
+  itree_internal::PathCopier<T, Less, itree_internal::NodePool<Node>> copier_locked()
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return {gen_, alloc_, retired_, Less()};
+    return {gen_, pool_, retired_, Less()};
   }
   void publish_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -153,6 +152,7 @@ class IntervalTree {
   Atomic<Node*> root_{nullptr};
   Atomic<std::size_t> size_{0};
   Atomic<std::uint64_t> retired_bytes_{0};
+  Atomic<std::uint64_t> pool_bytes_{0};
 
   Mutex mu_;                                      // serialises writers
   Node* working_ ABSL_GUARDED_BY(mu_) = nullptr;  // root of the batch being built
@@ -161,7 +161,8 @@ class IntervalTree {
   bool dirty_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<Node*> retired_ ABSL_GUARDED_BY(mu_);      // replaced by the open batch
   std::vector<Node*> unreclaimed_ ABSL_GUARDED_BY(mu_);  // published-away, not yet queued
-  NewDeleteAlloc alloc_ ABSL_GUARDED_BY(mu_);
+  // allocate()/release() under mu_; give_back() from SRCU callbacks without it.
+  itree_internal::NodePool<Node> pool_;
 };
 
 // IntervalTree::Batch

@@ -91,7 +91,8 @@ void SrcuDomain::call(absl::AnyInvocable<void() &&> fn) {
   if (!worker_ && !stopping_) {
     worker_ = std::make_unique<Thread>([this] { worker_loop(); });
   }
-  work_cv_.notify_one();
+  // A busy worker rechecks pending_ before it waits again; waking it would cost a syscall.
+  if (worker_waiting_) work_cv_.notify_one();
 }
 
 void SrcuDomain::barrier() {
@@ -110,7 +111,11 @@ void SrcuDomain::worker_loop() {
   srcu_internal::tl_state.running_callbacks_of = this;
   cb_mu_.lock();
   for (;;) {
-    while (pending_.empty() && !stopping_) work_cv_.wait(cb_mu_);
+    while (pending_.empty() && !stopping_) {
+      worker_waiting_ = true;
+      work_cv_.wait(cb_mu_);
+      worker_waiting_ = false;
+    }
     if (pending_.empty()) break;  // stopping, and everything queued has run
     std::vector<absl::AnyInvocable<void() &&>> batch;
     batch.swap(pending_);

@@ -143,6 +143,7 @@ class SrcuDomain {
   std::uint64_t queued_ ABSL_GUARDED_BY(cb_mu_) = 0;     // tickets handed out by call()
   std::uint64_t completed_ ABSL_GUARDED_BY(cb_mu_) = 0;  // tickets whose callback ran
   bool stopping_ ABSL_GUARDED_BY(cb_mu_) = false;
+  bool worker_waiting_ ABSL_GUARDED_BY(cb_mu_) = false;  // worker blocked on work_cv_
   std::unique_ptr<Thread> worker_ ABSL_GUARDED_BY(cb_mu_);
 };
 

@@ -30,7 +30,10 @@ class LockedIntervalTree {
 
  public:
   LockedIntervalTree() = default;
-  ~LockedIntervalTree() { itree_internal::free_subtree(root_); }
+  ~LockedIntervalTree() {
+    auto release = [](Node* n) { delete n; };
+    itree_internal::free_subtree(root_, release);
+  }
   LockedIntervalTree(const LockedIntervalTree&) = delete;
   LockedIntervalTree& operator=(const LockedIntervalTree&) = delete;
 

@@ -16,11 +16,11 @@ IntervalTree<T, Less>::~IntervalTree() {
   srcu_.barrier();  // frees every node already queued
   MutexLock l(mu_);
   ITN_CHECK(!dirty_, "IntervalTree destroyed with a batch open");
-  if (!unreclaimed_.empty()) {
-    srcu_.synchronize();  // readers are gone by contract; this makes it so regardless
-    for (Node* n : unreclaimed_) delete n;
-  }
-  itree_internal::free_subtree(working_);
+  // Readers are gone by contract, so every node can go back to the pool, which frees its
+  // chunks when it is destroyed.
+  auto release = [this](Node* n) { pool_.release(n); };
+  for (Node* n : unreclaimed_) release(n);
+  itree_internal::free_subtree(working_, release);
 }
 
 template <class T, class Less>
@@ -43,20 +43,23 @@ void IntervalTree<T, Less>::publish_locked() {
   root_.store(working_, std::memory_order_release);
   // Relaxed: size() is advisory and pairs with nothing.
   size_.store(working_size_, std::memory_order_relaxed);
+  pool_bytes_.store(pool_.reserved_bytes(), std::memory_order_relaxed);  // statistic only
   ++gen_;  // from now on this batch's nodes are published: copy before editing
   dirty_ = false;
   if (retired_.empty()) return;
   // Relaxed: statistic only.
-  retired_bytes_.fetch_add(retired_.size() * sizeof(Node), std::memory_order_relaxed);
+  retired_bytes_.fetch_add(retired_.size() * kNodeBytes, std::memory_order_relaxed);
   unreclaimed_.insert(unreclaimed_.end(), retired_.begin(), retired_.end());
   retired_.clear();
   if (unreclaimed_.size() < options_.free_batch_nodes) return;
   // Every node here was unlinked by a publish before this call, so the grace period that
   // call() waits for covers all of their readers.
-  srcu_.call([this, nodes = std::move(unreclaimed_)] {
-    for (Node* n : nodes) delete n;
-    // Relaxed: statistic only.
-    retired_bytes_.fetch_sub(nodes.size() * sizeof(Node), std::memory_order_relaxed);
+  srcu_.call([this, nodes = std::move(unreclaimed_)]() mutable {
+    const std::uint64_t bytes = nodes.size() * kNodeBytes;
+    // Not under mu_: the pool takes nodes back from any thread, so a grace period never
+    // waits for (or stalls) the writer.
+    pool_.give_back(std::move(nodes));
+    retired_bytes_.fetch_sub(bytes, std::memory_order_relaxed);  // statistic only
   });
   unreclaimed_.clear();
 }
@@ -104,7 +107,8 @@ absl::Status IntervalTree<T, Less>::check_invariants() const {
 template <class T, class Less>
 IntervalTreeMemory IntervalTree<T, Less>::memory() const {
   IntervalTreeMemory m;
-  m.live_bytes = size() * sizeof(Node);
+  m.live_bytes = size() * kNodeBytes;
+  m.pool_bytes = pool_bytes_.load(std::memory_order_relaxed);        // statistic only
   m.retired_bytes = retired_bytes_.load(std::memory_order_relaxed);  // statistic only
   return m;
 }

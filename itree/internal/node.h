@@ -73,13 +73,13 @@ bool contains(const Node<T>* n, std::uint64_t start, std::uint64_t last, const T
   return false;
 }
 
-// Deletes every node of the subtree (which no reader may still see).
-template <class T>
-void free_subtree(Node<T>* n) {
+// Passes every node of the subtree (which no reader may still see) to release(node).
+template <class T, class Release>
+void free_subtree(Node<T>* n, Release& release) {
   while (n != nullptr) {
-    free_subtree(n->left);
+    free_subtree(n->left, release);
     Node<T>* right = n->right;
-    delete n;
+    release(n);
     n = right;
   }
 }
