@@ -122,6 +122,27 @@ TEST_F(IntervalTreeTest, ReaderCompletesWhileWriterHoldsTheLock) {
   EXPECT_EQ(overlaps(0, kMax).size(), 2u);
 }
 
+TEST_F(IntervalTreeTest, ReadPathTakesNoLockAndDoesNotRetry) {
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(tree_.insert(i, i + 5, i).ok());
+  { auto warm_up = srcu_.read_lock(); }  // a thread's first section picks its SRCU shard
+  testing::CountingHooks hooks;
+  if (!set_thread_hooks(&hooks)) GTEST_SKIP() << "seam compiled out (ITN_SCHED_SEAM=0)";
+  std::uint64_t found = 0;
+  {
+    auto guard = srcu_.read_lock();
+    tree_.for_each_overlap(100, 200, [&](std::uint64_t, std::uint64_t, int) { ++found; });
+  }
+  set_thread_hooks(nullptr);
+  EXPECT_EQ(found, 106u);
+  // Every synchronisation step of a read: the epoch and root loads, the section's enter and
+  // leave. No lock, no wait, and no second load of the root (a retry would need one).
+  EXPECT_EQ(hooks.count(SchedPoint::kLock), 0u);
+  EXPECT_EQ(hooks.count(SchedPoint::kWait), 0u);
+  EXPECT_EQ(hooks.count(SchedPoint::kPoll), 0u);
+  EXPECT_EQ(hooks.count(SchedPoint::kLoad), 2u);
+  EXPECT_EQ(hooks.count(SchedPoint::kRmw), 2u);
+}
+
 TEST(IntervalTree, ReplacedNodesAreRetiredThenFreedAfterGracePeriod) {
   SrcuDomain srcu;
   IntervalTree<int> tree(srcu, {.free_batch_nodes = 1});

@@ -4,7 +4,6 @@
 // the library starts, which inherit the hooks).
 #include "sync/sched_hooks.h"
 
-#include <array>
 #include <atomic>
 
 #include "gtest/gtest.h"
@@ -13,31 +12,11 @@
 #include "sync/cond_var.h"
 #include "sync/mutex.h"
 #include "sync/srcu.h"
+#include "sync/test_util.h"
 #include "sync/thread.h"
 
 namespace itn {
 namespace {
-
-constexpr int kKinds = static_cast<int>(SchedPoint::kJoin) + 1;
-
-// Counts points. Blocking is a yield: callers re-check their condition, so the real
-// threads behave correctly, only less efficiently than under a real scheduler.
-class CountingHooks : public SchedHooks {
- public:
-  void on_point(SchedPoint p, const void*) override { points[static_cast<int>(p)].fetch_add(1); }
-  void on_block(const void*) override {
-    blocks.fetch_add(1);
-    std::this_thread::yield();
-  }
-  void on_wake(const void*) override { wakes.fetch_add(1); }
-  void on_thread_start() override { starts.fetch_add(1); }
-  void on_thread_exit() override { exits.fetch_add(1); }
-
-  std::uint64_t count(SchedPoint p) const { return points[static_cast<int>(p)].load(); }
-
-  std::array<std::atomic<std::uint64_t>, kKinds> points{};
-  std::atomic<std::uint64_t> blocks{0}, wakes{0}, starts{0}, exits{0};
-};
 
 class SchedHooksTest : public ::testing::Test {
  protected:
@@ -46,7 +25,7 @@ class SchedHooksTest : public ::testing::Test {
   }
   void TearDown() override { set_thread_hooks(nullptr); }
 
-  CountingHooks hooks_;
+  testing::CountingHooks hooks_;
 };
 
 TEST_F(SchedHooksTest, AtomicsReportEveryOperation) {

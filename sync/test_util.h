@@ -1,11 +1,17 @@
 // sync/test_util.h
 //
-// Helpers for itn's own tests: waiting on conditions without timed sleeps.
+// Helpers for itn's own tests: waiting on conditions without timed sleeps, and a
+// SchedHooks that counts the scheduling points a piece of code passes through.
 // Test-only; no library target includes it.
 #ifndef ITN_SYNC_TEST_UTIL_H_
 #define ITN_SYNC_TEST_UTIL_H_
 
+#include <array>
+#include <atomic>
+#include <cstdint>
 #include <thread>
+
+#include "sync/sched_hooks.h"
 
 namespace itn::testing {
 
@@ -14,6 +20,27 @@ template <class Pred>
 void wait_until(Pred pred) {
   while (!pred()) std::this_thread::yield();
 }
+
+inline constexpr int kKinds = static_cast<int>(SchedPoint::kJoin) + 1;
+
+// Counts points. Blocking is a yield: callers re-check their condition, so the real
+// threads behave correctly, only less efficiently than under a real scheduler.
+class CountingHooks : public SchedHooks {
+ public:
+  void on_point(SchedPoint p, const void*) override { points[static_cast<int>(p)].fetch_add(1); }
+  void on_block(const void*) override {
+    blocks.fetch_add(1);
+    std::this_thread::yield();
+  }
+  void on_wake(const void*) override { wakes.fetch_add(1); }
+  void on_thread_start() override { starts.fetch_add(1); }
+  void on_thread_exit() override { exits.fetch_add(1); }
+
+  std::uint64_t count(SchedPoint p) const { return points[static_cast<int>(p)].load(); }
+
+  std::array<std::atomic<std::uint64_t>, kKinds> points{};
+  std::atomic<std::uint64_t> blocks{0}, wakes{0}, starts{0}, exits{0};
+};
 
 }  // namespace itn::testing
 
