@@ -105,8 +105,6 @@ class RefCounted {
 
 template <class T>
 class Ref {
-  static_assert(std::is_base_of_v<RefCounted, T>, "Ref<T> requires T to derive from RefCounted");
-
  public:
   Ref() = default;
   Ref(std::nullptr_t) {}  // NOLINT(google-explicit-constructor): null converts implicitly
@@ -152,6 +150,8 @@ class Ref {
   }
 
   void reset() {
+    // Here rather than at class scope, so that a class may hold a Ref to its own type.
+    static_assert(std::is_base_of_v<RefCounted, T>, "Ref<T> requires T to derive from RefCounted");
     if (T* p = std::exchange(ptr_, nullptr)) p->release();
   }
 

@@ -1,0 +1,152 @@
+// notifier/domain.h
+//
+// itn::NotifierDomain: the notifier subscriptions of one address space (the kernel's
+// mmu_notifier_subscriptions). It holds interval notifiers in a lock-free-read interval
+// tree and runs the sequence protocol that lets a device fault path and CPU invalidations
+// meet without sharing a lock (see notifier/interval_notifier.h for the driver's side).
+//
+// The protocol, as the domain sees it:
+// - An invalidation (invalidate_range_start .. invalidate_range_end) counts itself active.
+//   If its range overlaps a walked notifier, the domain sequence becomes odd; every such
+//   notifier's invalidate() is called with that odd sequence. Walks take no lock.
+// - While the sequence is odd the set of walked notifiers does not change: insert() and
+//   remove() are queued on a deferred list, applied in FIFO order (one tree publish) by
+//   the invalidate_range_end() that brings the active count to zero, which then makes the
+//   sequence even and wakes waiters.
+// - remove() waits for that under the domain mutex, evaluating "has my erase been
+//   applied" under the same mutex as the deferred processing (the 2022 kernel fix, R3).
+//
+// find() is safe, unlike the proposal rejected upstream (seed 002): it takes no lock,
+// returns a counted reference, never returns a notifier whose remove() has begun, and
+// always returns a matching one whose insert() has returned, deferred or not.
+//
+// Thread safety: every method may be called from any thread. From inside a callback of
+// this domain only find() and the driver-side IntervalNotifier methods other than
+// read_begin() may be used (debug builds check, I9).
+// Lifetime: created with make_ref<NotifierDomain>(). Every inserted notifier holds a
+// reference (a "grab": the domain's memory) until its remove() returns; that is distinct
+// from the address space's users, which end with release().
+// Memory ordering: an insert() that returned happens-before every invalidation start that
+// follows it under the domain mutex; an invalidation's callbacks happen-before the
+// invalidate_range_end() that follows; remove()'s return happens-after the last callback
+// of the removed notifier.
+#ifndef ITN_NOTIFIER_DOMAIN_H_
+#define ITN_NOTIFIER_DOMAIN_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+
+#include "itree/interval_tree.h"
+#include "notifier/interval_notifier.h"
+#include "notifier/range.h"
+#include "sync/atomic.h"
+#include "sync/cond_var.h"
+#include "sync/mutex.h"
+#include "sync/ref.h"
+#include "sync/srcu.h"
+
+namespace itn {
+
+class NotifierDomain : public RefCounted {
+ public:
+  NotifierDomain() = default;
+  ~NotifierDomain() override;
+
+  // NotifierDomain::insert()
+  //
+  // Subscribes `sub` to invalidations of [start, start + length - 1]; `owner` is what find()
+  // matches. If an invalidation is active the insert is deferred: `sub` is not called by
+  // invalidations until the active ones end, and its first read_begin() waits for them.
+  // Errors (nothing changes): kInvalidArgument for a null `sub`, length 0, or an interval
+  // past the end of the address space; kFailedPrecondition if `sub` was ever inserted
+  // (notifiers are single-use) or the domain was released.
+  absl::Status insert(Ref<IntervalNotifier> sub, std::uint64_t start, std::uint64_t length,
+                      const void* owner) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // NotifierDomain::remove()
+  //
+  // Unsubscribes `sub`, which must have been inserted into this domain.
+  // Context: may block until invalidations that can still reach `sub` end. Must not be
+  //   called from a callback of this domain or while holding a lock that callbacks take
+  //   (debug: dies, I9).
+  // Deferral: while the sequence is odd the tree erase is queued; the last
+  //   invalidate_range_end() applies it; remove() waits for that under the domain mutex.
+  //   Removing a notifier whose insert is still deferred cancels it without waiting.
+  // Lifetime: on return no invalidate() for `sub` runs or will run (I8), and `sub` no
+  //   longer keeps the domain alive. References from find() keep `sub` alive after that.
+  // Errors (nothing changes): kInvalidArgument if `sub` is not inserted in this domain.
+  absl::Status remove(IntervalNotifier& sub) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // NotifierDomain::find()
+  //
+  // A reference to the notifier with `owner` overlapping [start, last] that has the lowest
+  // start (then last), or null. Takes no lock; callable from any thread, also inside
+  // callbacks (I10).
+  Ref<IntervalNotifier> find(const void* owner, std::uint64_t start, std::uint64_t last) const;
+
+  // NotifierDomain::invalidate_range_start()
+  //
+  // Announces that `range` is about to change and calls the overlapping notifiers.
+  // Every OK return must be matched by exactly one invalidate_range_end() (I3).
+  // Errors: kInvalidArgument for an empty range (nothing happened); kUnavailable when
+  // !range.blockable and a callback refused: the start has undone its own bookkeeping and
+  // the caller must NOT call invalidate_range_end() (R5).
+  absl::Status invalidate_range_start(const Range& range) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // NotifierDomain::invalidate_range_end()
+  //
+  // Ends an invalidation started with the same range. The last active end applies the
+  // deferred inserts and removes and wakes read_begin() and remove() waiters.
+  // Errors: kFailedPrecondition for an end with no active start (nothing changes).
+  absl::Status invalidate_range_end(const Range& range) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // NotifierDomain::synchronize()
+  //
+  // Returns once every deferred free queued so far (removed notifiers' last domain
+  // references, tree nodes) has run.
+  // Context: may block; not from a callback of this domain (debug: dies, I9).
+  void synchronize();
+
+  // Diagnostics for tests: the domain sequence and the number of active invalidations.
+  std::uint64_t seq_for_testing() const { return seq_.load(std::memory_order_relaxed); }
+  std::uint64_t active_for_testing() const ABSL_LOCKS_EXCLUDED(mu_);
+  std::size_t size_for_testing() const { return tree_.size(); }
+
+ private:
+  friend class IntervalNotifier;
+  friend class NotifierDomainTestPeer;  // tests: holds mu_ to show readers do not need it
+  using State = IntervalNotifier::State;
+
+  struct DeferredOp {
+    bool insert;  // else remove
+    IntervalNotifier* sub;
+  };
+
+  std::uint64_t wait_for_seq_change(std::uint64_t seq) ABSL_LOCKS_EXCLUDED(mu_);
+  bool any_walked_overlap(const Range& range) const;
+  absl::Status call_interval_notifiers(const Range& range, std::uint64_t cur_seq)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void end_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void detach_locked(IntervalNotifier& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static void set_state(IntervalNotifier& sub, State state);
+  static State state_of(const IntervalNotifier& sub);
+
+  // Declared first: destroyed last, after the tree whose nodes it frees.
+  mutable SrcuDomain srcu_;
+  IntervalTree<IntervalNotifier*> tree_{srcu_};
+
+  mutable Mutex mu_;
+  CondVar wq_;  // signalled when the sequence becomes even (deferred ops applied)
+  // Even: idle; odd: an invalidation that reached a notifier (or a deferred insert) is
+  // active. Written under mu_, read without it by read_begin().
+  Atomic<std::uint64_t> seq_{2};
+  std::uint64_t active_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<DeferredOp> deferred_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace itn
+
+#endif  // ITN_NOTIFIER_DOMAIN_H_

@@ -1,0 +1,334 @@
+#include "notifier/domain.h"
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+#include "sync/test_util.h"
+
+namespace itn {
+
+// Reaches the domain's mutex, to show which operations do not need it.
+class NotifierDomainTestPeer {
+ public:
+  static Mutex& mu(NotifierDomain& d) { return d.mu_; }
+};
+
+namespace {
+
+using testing::wait_until;
+
+constexpr std::uint64_t kPage = 4096;
+
+// A driver-side notifier: takes its driver lock, records the call, calls set_seq().
+class RecordingNotifier : public IntervalNotifier {
+ public:
+  explicit RecordingNotifier(std::atomic<int>* destroyed = nullptr) : destroyed_(destroyed) {}
+  ~RecordingNotifier() override {
+    if (destroyed_) destroyed_->fetch_add(1);
+  }
+
+  bool invalidate(const Range& range, std::uint64_t cur_seq) override {
+    if (!range.blockable && refuse_nonblocking.load()) return false;
+    MutexLock l(driver_mu);
+    set_seq(cur_seq);
+    calls.fetch_add(1);
+    last_seq.store(cur_seq);
+    if (on_invalidate) on_invalidate();
+    return true;
+  }
+
+  Mutex driver_mu;
+  std::atomic<int> calls{0};
+  std::atomic<std::uint64_t> last_seq{0};
+  std::atomic<bool> refuse_nonblocking{false};
+  std::function<void()> on_invalidate;
+
+ private:
+  std::atomic<int>* destroyed_;
+};
+
+Range range(std::uint64_t start, std::uint64_t end, bool blockable = true) {
+  return Range{start, end, Event::kUnmap, blockable, nullptr};
+}
+
+class NotifierDomainTest : public ::testing::Test {
+ protected:
+  // Inserted notifiers and the domain keep each other alive until remove(): take out
+  // whatever a test left in.
+  void TearDown() override {
+    for (auto& n : added_) (void)domain_->remove(*n);
+  }
+
+  Ref<RecordingNotifier> add(std::uint64_t start, std::uint64_t length,
+                             const void* owner = nullptr) {
+    Ref<RecordingNotifier> n = make_ref<RecordingNotifier>();
+    EXPECT_TRUE(domain_->insert(n, start, length, owner).ok());
+    added_.push_back(n);
+    return n;
+  }
+  void invalidate(const Range& r) {
+    ASSERT_TRUE(domain_->invalidate_range_start(r).ok());
+    ASSERT_TRUE(domain_->invalidate_range_end(r).ok());
+  }
+
+  Ref<NotifierDomain> domain_ = make_ref<NotifierDomain>();
+  std::vector<Ref<RecordingNotifier>> added_;
+};
+
+TEST_F(NotifierDomainTest, SequenceIsOddOnlyWhileAnInvalidationReachesANotifierI1) {
+  auto n = add(10 * kPage, kPage);
+  const std::uint64_t idle = domain_->seq_for_testing();
+  EXPECT_EQ(idle % 2, 0u);
+  ASSERT_TRUE(domain_->invalidate_range_start(range(0, kPage)).ok());  // misses n
+  EXPECT_EQ(domain_->seq_for_testing(), idle) << "a range that reached nobody made it odd";
+  ASSERT_TRUE(domain_->invalidate_range_start(range(10 * kPage, 11 * kPage)).ok());
+  EXPECT_EQ(domain_->seq_for_testing(), idle + 1);
+  ASSERT_TRUE(domain_->invalidate_range_end(range(10 * kPage, 11 * kPage)).ok());
+  EXPECT_EQ(domain_->seq_for_testing(), idle + 1) << "even before the last end";
+  ASSERT_TRUE(domain_->invalidate_range_end(range(0, kPage)).ok());
+  EXPECT_EQ(domain_->seq_for_testing(), idle + 2);
+}
+
+TEST_F(NotifierDomainTest, CallsEachOverlappingNotifierOnceWithTheOddSequenceI4I5) {
+  auto inside = add(10 * kPage, 2 * kPage);
+  auto edge = add(12 * kPage, kPage);   // starts exactly at the range's exclusive end
+  auto before = add(9 * kPage, kPage);  // last byte is just below the range's start
+  const Range r = range(10 * kPage, 12 * kPage);
+  ASSERT_TRUE(domain_->invalidate_range_start(r).ok());
+  const std::uint64_t seq = domain_->seq_for_testing();
+  EXPECT_EQ(inside->calls.load(), 1);
+  EXPECT_EQ(inside->last_seq.load(), seq);
+  EXPECT_EQ(seq % 2, 1u);
+  EXPECT_EQ(edge->calls.load(), 0);
+  EXPECT_EQ(before->calls.load(), 0);
+  ASSERT_TRUE(domain_->invalidate_range_end(r).ok());
+  EXPECT_EQ(inside->calls.load(), 1);
+}
+
+TEST_F(NotifierDomainTest, WholeSpaceRangeReachesTheTopOfTheAddressSpace) {
+  auto top = add(kRangeEndMax - kPage + 1, kPage);  // [2^64 - 4096, 2^64 - 1]
+  invalidate(Range::whole_space(Event::kClear));
+  EXPECT_EQ(top->calls.load(), 1);
+}
+
+TEST_F(NotifierDomainTest, InsertDuringInvalidationIsDeferredAndReadBeginWaitsI2I5I7) {
+  const Range r = range(0, 100 * kPage);
+  auto live = add(0, kPage);
+  ASSERT_TRUE(domain_->invalidate_range_start(r).ok());
+  auto late = add(kPage, kPage);  // deferred
+  EXPECT_EQ(late->last_seq.load(), 0u);
+  // A second invalidation while the first is active does not call the deferred notifier.
+  ASSERT_TRUE(domain_->invalidate_range_start(r).ok());
+  EXPECT_EQ(late->calls.load(), 0);
+  EXPECT_EQ(live->calls.load(), 2);
+  EXPECT_TRUE(domain_->find(nullptr, kPage, kPage)) << "find() must see a deferred insert";
+
+  std::atomic<bool> returned{false};
+  std::thread reader([&] {
+    late->read_begin();
+    returned.store(true);
+  });
+  ASSERT_TRUE(domain_->invalidate_range_end(r).ok());
+  EXPECT_EQ(domain_->active_for_testing(), 1u);
+  ASSERT_TRUE(domain_->invalidate_range_end(r).ok());  // applies the deferred insert
+  reader.join();
+  EXPECT_TRUE(returned.load());
+  invalidate(r);
+  EXPECT_EQ(late->calls.load(), 1) << "applied insert is walked";
+}
+
+TEST_F(NotifierDomainTest, ReadBeginWaitsForAnInvalidationThatReachedItI7) {
+  auto n = add(0, kPage);
+  ASSERT_TRUE(domain_->invalidate_range_start(range(0, kPage)).ok());
+  std::atomic<bool> returned{false};
+  testing::CountingHooks hooks;
+  std::thread reader([&] {
+    set_thread_hooks(&hooks);  // lets the test see the reader block on the wait queue
+    n->read_begin();
+    returned.store(true);
+    set_thread_hooks(nullptr);
+  });
+  if (set_thread_hooks(nullptr)) {  // seam compiled in: wait until the reader is blocked
+    wait_until([&] { return returned.load() || hooks.count(SchedPoint::kWait) > 0; });
+    EXPECT_FALSE(returned.load()) << "read_begin() returned during the invalidation";
+  }
+  ASSERT_TRUE(domain_->invalidate_range_end(range(0, kPage)).ok());
+  reader.join();
+  EXPECT_TRUE(returned.load());
+}
+
+TEST_F(NotifierDomainTest, ReadRetryIsTrueIffAnInvalidationReachedTheNotifierI6) {
+  auto n = add(0, kPage);
+  const std::uint64_t seq = n->read_begin();
+  invalidate(range(kPage, 2 * kPage));  // does not reach n
+  {
+    MutexLock l(n->driver_mu);
+    EXPECT_FALSE(n->read_retry(seq));
+  }
+  EXPECT_FALSE(n->check_retry(seq));
+  invalidate(range(0, kPage));
+  {
+    MutexLock l(n->driver_mu);
+    EXPECT_TRUE(n->read_retry(seq));
+  }
+  EXPECT_TRUE(n->check_retry(seq));
+  const std::uint64_t again = n->read_begin();
+  MutexLock l(n->driver_mu);
+  EXPECT_FALSE(n->read_retry(again));
+}
+
+TEST_F(NotifierDomainTest, RemoveDuringInvalidationWaitsForTheEndR3I8) {
+  auto n = add(0, kPage);
+  ASSERT_TRUE(domain_->invalidate_range_start(range(0, kPage)).ok());
+  std::atomic<bool> removed{false};
+  std::thread remover([&] {
+    EXPECT_TRUE(domain_->remove(*n).ok());
+    removed.store(true);
+  });
+  // The remover queues its erase and sleeps on the domain's wait queue; find() stops
+  // returning the notifier as soon as remove() began.
+  wait_until([&] { return !domain_->find(nullptr, 0, 0); });
+  EXPECT_FALSE(removed.load()) << "remove() returned while its notifier was on the deferred list";
+  EXPECT_EQ(domain_->size_for_testing(), 1u);
+  ASSERT_TRUE(domain_->invalidate_range_end(range(0, kPage)).ok());
+  remover.join();
+  EXPECT_TRUE(removed.load());
+  EXPECT_EQ(domain_->size_for_testing(), 0u);
+  invalidate(range(0, kPage));
+  EXPECT_EQ(n->calls.load(), 1) << "called after remove() returned";
+}
+
+TEST_F(NotifierDomainTest, RemovingADeferredInsertCancelsItWithoutWaitingI8) {
+  ASSERT_TRUE(domain_->invalidate_range_start(range(0, kPage)).ok());
+  auto n = add(0, kPage);
+  EXPECT_TRUE(domain_->remove(*n).ok());  // would hang if it waited for the end
+  ASSERT_TRUE(domain_->invalidate_range_end(range(0, kPage)).ok());
+  invalidate(range(0, kPage));
+  EXPECT_EQ(n->calls.load(), 0);
+  EXPECT_EQ(domain_->size_for_testing(), 0u);
+}
+
+TEST_F(NotifierDomainTest, NonBlockingRefusalUndoesItsBookkeepingR5I3) {
+  auto a = add(0, kPage);
+  auto b = add(kPage, kPage);
+  b->refuse_nonblocking.store(true);
+  const std::uint64_t idle = domain_->seq_for_testing();
+  const Range r = range(0, 2 * kPage, /*blockable=*/false);
+  EXPECT_EQ(domain_->invalidate_range_start(r).code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(a->calls.load(), 1) << "a was called before b refused";
+  EXPECT_EQ(domain_->active_for_testing(), 0u);
+  EXPECT_EQ(domain_->seq_for_testing(), idle + 2) << "sequence must end even";
+  EXPECT_EQ(domain_->invalidate_range_end(r).code(), absl::StatusCode::kFailedPrecondition);
+  // The domain works normally afterwards, and a's reader sees the refused invalidation.
+  invalidate(range(0, kPage));
+  EXPECT_EQ(a->calls.load(), 2);
+}
+
+TEST_F(NotifierDomainTest, UnmatchedEndIsReportedAndChangesNothingI3) {
+  const std::uint64_t idle = domain_->seq_for_testing();
+  EXPECT_EQ(domain_->invalidate_range_end(range(0, kPage)).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(domain_->seq_for_testing(), idle);
+  EXPECT_EQ(domain_->active_for_testing(), 0u);
+}
+
+TEST_F(NotifierDomainTest, BadArgumentsAreRejectedAndChangeNothingI11) {
+  auto n = make_ref<RecordingNotifier>();
+  EXPECT_EQ(domain_->insert(nullptr, 0, kPage, nullptr).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(domain_->insert(n, 0, 0, nullptr).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(domain_->insert(n, kRangeEndMax, 2, nullptr).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(domain_->remove(*n).code(), absl::StatusCode::kInvalidArgument) << "a stranger";
+  EXPECT_EQ(domain_->invalidate_range_start(range(5, 5)).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(domain_->size_for_testing(), 0u);
+  ASSERT_TRUE(domain_->insert(n, 0, kPage, nullptr).ok());
+  EXPECT_EQ(domain_->insert(n, 0, kPage, nullptr).code(), absl::StatusCode::kFailedPrecondition);
+  auto other = make_ref<NotifierDomain>();
+  EXPECT_EQ(other->remove(*n).code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(domain_->remove(*n).ok());
+  EXPECT_EQ(domain_->remove(*n).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(domain_->insert(n, 0, kPage, nullptr).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(domain_->size_for_testing(), 0u);
+}
+
+TEST_F(NotifierDomainTest, FindReturnsLowestMatchingOwnerAndKeepsItAliveI10) {
+  int owner_a = 0, owner_b = 0;
+  std::atomic<int> destroyed{0};
+  auto low = make_ref<RecordingNotifier>(&destroyed);  // removed below
+  ASSERT_TRUE(domain_->insert(low, 2 * kPage, 4 * kPage, &owner_a).ok());
+  auto high = add(3 * kPage, kPage, &owner_a);
+  auto other = add(0, 10 * kPage, &owner_b);
+  EXPECT_EQ(domain_->find(&owner_a, 3 * kPage, 3 * kPage).get(), low.get());
+  EXPECT_EQ(domain_->find(&owner_b, 3 * kPage, 3 * kPage).get(), other.get());
+  EXPECT_FALSE(domain_->find(&owner_a, 0, kPage));
+  Ref<IntervalNotifier> held = domain_->find(&owner_a, 2 * kPage, 2 * kPage);
+  RecordingNotifier* raw = low.get();
+  low.reset();
+  ASSERT_TRUE(domain_->remove(*raw).ok());
+  EXPECT_EQ(domain_->find(&owner_a, 2 * kPage, 3 * kPage).get(), high.get())
+      << "find() returned a removed notifier";
+  domain_->synchronize();  // the domain's reference is gone now
+  EXPECT_EQ(destroyed.load(), 0) << "freed while find()'s reference is held";
+  EXPECT_EQ(held->start(), 2 * kPage);
+  held.reset();
+  EXPECT_EQ(destroyed.load(), 1);
+}
+
+TEST_F(NotifierDomainTest, FindWorksInsideACallbackI10) {
+  int owner = 0;
+  auto n = add(0, kPage, &owner);
+  Ref<IntervalNotifier> seen;
+  n->on_invalidate = [&] { seen = domain_->find(&owner, 0, 0); };
+  invalidate(range(0, kPage));
+  EXPECT_EQ(seen.get(), n.get());
+}
+
+TEST_F(NotifierDomainTest, ReadBeginAndFindReturnWhileAnotherThreadHoldsTheDomainLock) {
+  auto n = add(0, kPage);
+  std::atomic<bool> held{false}, done{false};
+  std::thread holder([&] {
+    MutexLock l(NotifierDomainTestPeer::mu(*domain_));
+    held.store(true);
+    wait_until([&] { return done.load(); });
+  });
+  wait_until([&] { return held.load(); });
+  n->read_begin();
+  EXPECT_TRUE(domain_->find(nullptr, 0, 0));
+  done.store(true);
+  holder.join();
+}
+
+TEST(NotifierDomain, NotifierKeepsTheDomainAliveUntilRemovedI16) {
+  Ref<NotifierDomain> domain = make_ref<NotifierDomain>();
+  auto n = make_ref<RecordingNotifier>();
+  ASSERT_TRUE(domain->insert(n, 0, kPage, nullptr).ok());
+  NotifierDomain* raw = domain.get();
+  domain.reset();  // the address space lets go; the notifier's grab keeps the memory
+  EXPECT_EQ(raw->ref_count_for_testing(), 1u);
+  ASSERT_TRUE(raw->invalidate_range_start(range(0, kPage)).ok());
+  ASSERT_TRUE(raw->invalidate_range_end(range(0, kPage)).ok());
+  EXPECT_EQ(n->calls.load(), 1);
+  ASSERT_TRUE(raw->remove(*n).ok());  // drops the last grab: the domain is freed here
+}
+
+TEST(NotifierDomainDeathTest, BlockableRefusalIsAContractViolation) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  auto domain = make_ref<NotifierDomain>();
+  class Refuser : public IntervalNotifier {
+    bool invalidate(const Range&, std::uint64_t) override { return false; }
+  };
+  auto refuser = make_ref<Refuser>();
+  ASSERT_TRUE(domain->insert(refuser, 0, kPage, nullptr).ok());
+  EXPECT_DEATH((void)domain->invalidate_range_start(range(0, kPage)),
+               "returned false for a blockable invalidation");
+  ASSERT_TRUE(domain->remove(*refuser).ok());
+}
+
+}  // namespace
+}  // namespace itn

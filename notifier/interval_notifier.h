@@ -1,0 +1,136 @@
+// notifier/interval_notifier.h
+//
+// itn::IntervalNotifier: a subscription to invalidations of one address interval (the
+// kernel's mmu_interval_notifier). Subclass it, implement invalidate(), create it with
+// make_ref and insert it into a NotifierDomain.
+//
+// The sequence protocol, as a driver uses it to fill a device page table:
+//
+//   again:
+//     seq = sub->read_begin();                 // waits out an invalidation in progress
+//     walk the CPU page table, no driver lock  // may fault, sleep, be slow
+//     lock(driver_lock);
+//     if (sub->read_retry(seq)) { unlock; goto again; }  // an invalidation intervened
+//     install device PTEs;
+//     unlock(driver_lock);
+//
+//   bool invalidate(const Range& r, uint64_t cur_seq) override {
+//     lock(driver_lock);          // or try_lock and return false if !r.blockable
+//     set_seq(cur_seq);           // makes every read_retry() of an older seq true
+//     clear device PTEs in r;
+//     unlock(driver_lock);
+//     return true;
+//   }
+//
+// Sequence numbers: the domain's sequence is odd while an invalidation that reached at
+// least one notifier is active. A notifier's sequence is the cur_seq of the last
+// invalidation that reached it (set_seq), or, at insert, one below the domain's (so the
+// first read_begin() does not wait) or equal to it if an invalidation is active (so it
+// does).
+//
+// Thread safety: invalidate() may run on any thread, concurrently with every method here
+// except that the driver lock serialises it with read_retry() and set_seq(). read_begin()
+// and check_retry() need no lock.
+// Lifetime: owned through Ref. Inserting gives the domain a reference until remove()
+// returns (and a grace period after); the notifier keeps the domain's memory alive (a
+// "grab") while inserted.
+// Memory ordering: set_seq() (release) pairs with read_begin() and read_retry() (acquire).
+#ifndef ITN_NOTIFIER_INTERVAL_NOTIFIER_H_
+#define ITN_NOTIFIER_INTERVAL_NOTIFIER_H_
+
+#include <cstdint>
+
+#include "notifier/range.h"
+#include "sync/atomic.h"
+#include "sync/ref.h"
+
+namespace itn {
+
+class NotifierDomain;
+
+class IntervalNotifier : public RefCounted {
+ public:
+  // IntervalNotifier::invalidate()
+  //
+  // Called once for every invalidation overlapping [start(), last()] that began after this
+  // notifier's insert was applied and before its remove() returned; cur_seq is the odd
+  // domain sequence of that invalidation. Return false only when !range.blockable and the
+  // callback would have to sleep: the invalidation then fails (kUnavailable). Returning
+  // false from a blockable invalidation is a contract violation (dies).
+  // Context: must not call remove(), read_begin() or NotifierDomain::synchronize() of this
+  // domain (debug: dies, I9).
+  virtual bool invalidate(const Range& range, std::uint64_t cur_seq) = 0;
+
+  std::uint64_t start() const { return start_; }
+  std::uint64_t last() const { return last_; }
+  const void* owner() const { return owner_; }
+
+  // IntervalNotifier::read_begin()
+  //
+  // Begins a read of the interval. Returns at once (two atomic loads) unless an
+  // invalidation that reached this notifier, or that was active when it was inserted, is
+  // still active; then it waits for it to end.
+  // Context: the notifier must be inserted. May block; must not be called from a callback
+  // of the domain or with a lock that callbacks take (debug: dies, I9).
+  std::uint64_t read_begin();
+
+  // IntervalNotifier::read_retry()
+  //
+  // True if an invalidation reached this notifier since read_begin() returned `seq`: the
+  // data read since then may be stale and must not be installed.
+  // Context: MUST be called under the driver lock that invalidate() takes around set_seq().
+  bool read_retry(std::uint64_t seq) const {
+    // Relaxed: the driver lock, held here and around set_seq(), orders the two.
+    return invalidate_seq_.load(std::memory_order_relaxed) != seq;
+  }
+
+  // IntervalNotifier::check_retry()
+  //
+  // A lock-free hint for long walks: true means read_retry() will be true, so the walk
+  // can stop early. False proves nothing.
+  bool check_retry(std::uint64_t seq) const {
+    // Relaxed: a hint; may be stale in either direction except as documented.
+    return invalidate_seq_.load(std::memory_order_relaxed) != seq;
+  }
+
+  // IntervalNotifier::set_seq()
+  //
+  // Records that the invalidation with `cur_seq` reached this notifier.
+  // Context: from invalidate(), under the driver lock that read_retry() callers hold.
+  void set_seq(std::uint64_t cur_seq) {
+    // Release: pairs with the acquire load in read_begin().
+    invalidate_seq_.store(cur_seq, std::memory_order_release);
+  }
+
+ protected:
+  IntervalNotifier() = default;
+
+ private:
+  friend class NotifierDomain;
+
+  // Where the notifier is in its domain. Changed only under the domain's mutex; read
+  // without it by invalidation walks and find().
+  enum class State : std::uint8_t {
+    kNew,             // never inserted
+    kDeferredInsert,  // in the tree, but inserted during an invalidation: not yet walked
+    kLive,            // in the tree and walked by invalidations
+    kRemoving,        // remove() began; still walked until the deferred erase is applied
+    kRemoved,         // out of the tree; a notifier is inserted at most once
+  };
+
+  NotifierDomain* domain_ = nullptr;  // set while inserted (the grab keeps it valid)
+  Ref<RefCounted> grab_;              // the domain, kept alive while inserted
+  std::uint64_t start_ = 0;
+  std::uint64_t last_ = 0;
+  const void* owner_ = nullptr;
+  Atomic<std::uint64_t> invalidate_seq_{0};
+  Atomic<State> state_{State::kNew};
+  // The domain's reference to this notifier while it is inserted, dropped a grace period
+  // after its erase so that lock-free find() never meets a count of zero. Guarded by the
+  // domain's mutex.
+  Ref<IntervalNotifier> domain_ref_;
+};
+
+}  // namespace itn
+
+#endif  // ITN_NOTIFIER_INTERVAL_NOTIFIER_H_

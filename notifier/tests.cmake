@@ -1,0 +1,1 @@
+itn_test(notifier_test SOURCES domain_test.cc DEPS itn::notifier)
