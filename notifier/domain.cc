@@ -33,8 +33,9 @@ bool is_odd(std::uint64_t seq) { return (seq & 1) != 0; }
 }  // namespace
 
 NotifierDomain::~NotifierDomain() {
-  // Inserted notifiers hold a reference to the domain, so none can be left.
+  // Inserted and registered notifiers hold a reference to the domain, so none are left.
   ITN_CHECK(tree_.size() == 0, "NotifierDomain destroyed with notifiers inserted");
+  ITN_CHECK(notifier_list() == nullptr, "NotifierDomain destroyed with notifiers registered");
 }
 
 void NotifierDomain::set_state(IntervalNotifier& sub, State state) {
@@ -57,6 +58,7 @@ absl::Status NotifierDomain::insert(Ref<IntervalNotifier> sub, std::uint64_t sta
                                                    length, ") runs past the address space"));
   }
   MutexLock l(mu_);
+  if (released_) return absl::FailedPreconditionError("NotifierDomain: the domain was released");
   if (state_of(*sub) != State::kNew) {
     return absl::FailedPreconditionError(
         "NotifierDomain::insert: notifier already inserted once (notifiers are single-use)");
@@ -169,6 +171,17 @@ absl::Status NotifierDomain::invalidate_range_start(const Range& range) {
         absl::StrCat("NotifierDomain::invalidate_range_start: empty range [", range.start, ", ",
                      range.end, ")"));
   }
+  absl::Status status = start_interval_part(range);
+  if (!status.ok()) return status;  // undone already
+  status = call_start_notifiers(range);
+  if (!status.ok()) {  // R5: undo the interval part too; the caller must not end
+    MutexLock l(mu_);
+    end_locked();
+  }
+  return status;
+}
+
+absl::Status NotifierDomain::start_interval_part(const Range& range) {
   std::uint64_t cur_seq = 0;
   {
     MutexLock l(mu_);
@@ -214,18 +227,32 @@ absl::Status NotifierDomain::call_interval_notifiers(const Range& range, std::ui
 }
 
 absl::Status NotifierDomain::invalidate_range_end(const Range& range) {
-  (void)range;  // interval notifiers have no end callback
-  MutexLock l(mu_);
-  if (active_ == 0) {
+  const auto unmatched = [] {
     return absl::FailedPreconditionError(
         "NotifierDomain::invalidate_range_end without a matching invalidate_range_start (I3)");
+  };
+  {
+    MutexLock l(mu_);
+    if (active_ == 0) return unmatched();
   }
+  // Before end_locked(), which may publish registrations made during the invalidation:
+  // those must not get an end without a start.
+  call_end_notifiers(range);
+  MutexLock l(mu_);
+  if (active_ == 0) return unmatched();  // raced with another unmatched end
   end_locked();
   return absl::OkStatus();
 }
 
 void NotifierDomain::end_locked() {
   if (--active_ > 0) return;
+  if (!pending_registers_.empty()) {
+    const NotifierList* current = notifier_list();
+    NotifierList next = current ? *current : NotifierList();
+    next.insert(next.end(), pending_registers_.begin(), pending_registers_.end());
+    pending_registers_.clear();
+    publish_list_locked(std::move(next));
+  }
   // Relaxed: seq_ is written only under mu_, which we hold.
   const std::uint64_t seq = seq_.load(std::memory_order_relaxed);
   if (!is_odd(seq)) return;

@@ -38,9 +38,11 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 #include "itree/interval_tree.h"
 #include "notifier/interval_notifier.h"
+#include "notifier/notifier.h"
 #include "notifier/range.h"
 #include "sync/atomic.h"
 #include "sync/cond_var.h"
@@ -103,6 +105,50 @@ class NotifierDomain : public RefCounted {
   // Errors: kFailedPrecondition for an end with no active start (nothing changes).
   absl::Status invalidate_range_end(const Range& range) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // NotifierDomain::register_notifier()
+  //
+  // Subscribes the whole-space notifier `n` (owned by the caller). During an active
+  // invalidation the registration takes effect when the invalidations end.
+  // Errors (nothing changes): kFailedPrecondition if `n` is registered somewhere or the
+  // domain was released.
+  absl::Status register_notifier(Notifier& n) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // NotifierDomain::unregister_notifier()
+  //
+  // Unsubscribes `n`, delivering release() first if the teardown has not (I14), then
+  // waits until no callback of `n` runs on any thread (I15).
+  // Context: may block; not from a callback of this domain (debug: dies, I9).
+  // Errors (nothing changes): kInvalidArgument if `n` is not registered here by
+  // register_notifier().
+  absl::Status unregister_notifier(Notifier& n) ABSL_LOCKS_EXCLUDED(mu_, get_mu_);
+
+  // NotifierDomain::get_notifier()
+  //
+  // The domain's notifier for `ops`, created by ops.alloc_notifier(*this, priv) if there
+  // is none (I12), with one more user. Pair with put_notifier().
+  // Errors: kFailedPrecondition if the domain was released; kInternal if alloc_notifier
+  // returned null.
+  absl::StatusOr<Notifier*> get_notifier(const NotifierOps& ops, void* priv)
+      ABSL_LOCKS_EXCLUDED(mu_, get_mu_);
+
+  // NotifierDomain::put_notifier()
+  //
+  // Drops one user of a get_notifier() notifier. The last put unpublishes it; its
+  // ops->free_notifier() runs after a grace period (I13; synchronize() waits for it).
+  // Never blocks on readers. Errors: kInvalidArgument if `n` has no users here.
+  absl::Status put_notifier(Notifier& n) ABSL_LOCKS_EXCLUDED(mu_, get_mu_);
+
+  // NotifierDomain::release()
+  //
+  // The exit path (the last user of the address space is gone): one kRelease
+  // invalidation over the whole space to every interval notifier, which stay inserted
+  // until removed; then release() to every whole-space notifier that has not had it
+  // (I14, I16). Afterwards inserts, registrations and gets fail with kFailedPrecondition.
+  // A second call does nothing.
+  void release() ABSL_LOCKS_EXCLUDED(mu_);
+
+  bool released() const ABSL_LOCKS_EXCLUDED(mu_);
+
   // NotifierDomain::synchronize()
   //
   // Returns once every deferred free queued so far (removed notifiers' last domain
@@ -125,7 +171,17 @@ class NotifierDomain : public RefCounted {
     IntervalNotifier* sub;
   };
 
+  using NotifierList = std::vector<Notifier*>;
+
   std::uint64_t wait_for_seq_change(std::uint64_t seq) ABSL_LOCKS_EXCLUDED(mu_);
+  const NotifierList* notifier_list() const;
+  void publish_list_locked(NotifierList next) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status register_locked(Notifier& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool unpublish_locked(Notifier& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status call_start_notifiers(const Range& range) ABSL_LOCKS_EXCLUDED(mu_);
+  void call_end_notifiers(const Range& range);
+  void deliver_release(Notifier& n);
+  absl::Status start_interval_part(const Range& range) ABSL_LOCKS_EXCLUDED(mu_);
   bool any_walked_overlap(const Range& range) const;
   absl::Status call_interval_notifiers(const Range& range, std::uint64_t cur_seq)
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -145,6 +201,15 @@ class NotifierDomain : public RefCounted {
   Atomic<std::uint64_t> seq_{2};
   std::uint64_t active_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<DeferredOp> deferred_ ABSL_GUARDED_BY(mu_);
+  bool released_ ABSL_GUARDED_BY(mu_) = false;
+
+  // Whole-space notifiers: an immutable list replaced under mu_ and read by callbacks in
+  // read sections; old lists are freed after a grace period.
+  Atomic<const NotifierList*> notifiers_{nullptr};
+  NotifierList pending_registers_ ABSL_GUARDED_BY(mu_);  // applied when active_ reaches 0
+  // Serialises get_notifier()/put_notifier(), so alloc_notifier() runs once per instance
+  // without holding mu_ (it may call back into the domain).
+  Mutex get_mu_ ABSL_ACQUIRED_BEFORE(mu_);
 };
 
 }  // namespace itn

@@ -78,6 +78,26 @@ TEST(Ref, TryGetFailsOnceCountReachedZeroAndMemoryStaysUntilGracePeriod) {
   EXPECT_EQ(destroyed.load(), 1);
 }
 
+// A counted class with its own acquire()/release() (NotifierDomain::release() is the exit
+// path): Ref<T> must never call them instead of the counting ones.
+class HasOwnRelease : public RefCounted {
+ public:
+  void acquire() { ++own_calls; }
+  void release() { ++own_calls; }
+  int own_calls = 0;
+};
+
+TEST(Ref, NeverCallsASubclassesOwnAcquireOrRelease) {
+  Ref<HasOwnRelease> a = make_ref<HasOwnRelease>();
+  {
+    Ref<HasOwnRelease> b = a;
+    Ref<HasOwnRelease> c = Ref<HasOwnRelease>::try_get(a.get());
+    EXPECT_EQ(a->ref_count_for_testing(), 3u);
+  }
+  EXPECT_EQ(a->ref_count_for_testing(), 1u);
+  EXPECT_EQ(a->own_calls, 0);
+}
+
 TEST(Ref, FromThisAddsAReference) {
   std::atomic<int> destroyed{0};
   Ref<Tracked> a = make_ref<Tracked>(&destroyed);

@@ -1,0 +1,87 @@
+// notifier/notifier.h
+//
+// itn::Notifier: a whole-space subscription (the kernel's classic mmu_notifier), told about
+// every invalidation of its domain and about the domain's teardown, and NotifierOps, the
+// allocator pair behind NotifierDomain::get_notifier() / put_notifier().
+//
+// Two ways to subscribe:
+// - register_notifier(n) / unregister_notifier(n): the caller owns `n`. Unregister is a
+//   synchronous fence: on return no callback of `n` runs on any thread (I15).
+// - get_notifier(ops, priv) / put_notifier(n): one notifier per (domain, ops), shared by
+//   every caller (e.g. every SVA bond of one address space). ops.alloc_notifier(domain,
+//   priv) builds it complete before anything can see it (I12; seed 001); the last put
+//   unpublishes it and ops.free_notifier() runs after a grace period, never concurrently
+//   with one of its callbacks (I13).
+//
+// release() is delivered exactly once per registered notifier: by the domain's teardown or
+// by unregister, whichever comes first; the other is a no-op (I14, R7). Callbacks must
+// therefore be ready for release() to be the last thing they hear: after it the domain's
+// address space is gone and only unregister/put remain.
+//
+// Thread safety: callbacks run on the invalidating (or releasing) thread, inside a read
+// section of the domain, concurrently with each other.
+// Lifetime: a registered notifier keeps the domain's memory alive until unregistered (or
+// its last put). free_notifier must not use the domain: it may run while the domain is
+// being destroyed.
+// Memory ordering: alloc_notifier()'s writes happen-before every callback of the notifier.
+#ifndef ITN_NOTIFIER_NOTIFIER_H_
+#define ITN_NOTIFIER_NOTIFIER_H_
+
+#include <cstdint>
+
+#include "notifier/range.h"
+#include "sync/atomic.h"
+#include "sync/ref.h"
+
+namespace itn {
+
+class NotifierDomain;
+class Notifier;
+
+struct NotifierOps {
+  // Builds the domain's notifier for these ops, completely; `priv` is the caller's context
+  // from get_notifier(). Returns null to refuse (get_notifier() then fails).
+  Notifier* (*alloc_notifier)(NotifierDomain& domain, void* priv);
+  // Frees what alloc_notifier() built, a grace period after the last put_notifier().
+  void (*free_notifier)(Notifier* notifier);
+};
+
+class Notifier {
+ public:
+  Notifier() = default;
+  virtual ~Notifier() = default;
+  Notifier(const Notifier&) = delete;
+  Notifier& operator=(const Notifier&) = delete;
+
+  // Notifier::release()
+  //
+  // The address space is being torn down: stop every device access to it. Delivered once.
+  // Context: must not call unregister_notifier() or synchronize() of this domain (I9).
+  virtual void release(NotifierDomain& domain) { (void)domain; }
+
+  // Notifier::invalidate_range_start() / invalidate_range_end()
+  //
+  // Bracket every invalidation of the domain. start may return false only when
+  // !range.blockable and it would have to sleep; the invalidation then fails, and the
+  // notifiers whose start succeeded get their end (R5). Registrations made during an
+  // invalidation take effect after it, so a notifier never gets an end without its start.
+  virtual bool invalidate_range_start(const Range& range) {
+    (void)range;
+    return true;
+  }
+  virtual void invalidate_range_end(const Range& range) { (void)range; }
+
+ private:
+  friend class NotifierDomain;
+
+  // Bookkeeping owned by the domain (guarded by its mutexes).
+  NotifierDomain* domain_ = nullptr;
+  const NotifierOps* ops_ = nullptr;  // set for get_notifier() instances
+  std::uint64_t users_ = 0;           // get_notifier() references
+  Ref<RefCounted> grab_;              // the domain, kept alive while registered
+  Atomic<bool> release_delivered_{false};
+};
+
+}  // namespace itn
+
+#endif  // ITN_NOTIFIER_NOTIFIER_H_

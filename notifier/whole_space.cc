@@ -1,0 +1,192 @@
+// NotifierDomain members for whole-space notifiers: registration, get/put, release.
+#include <algorithm>
+#include <utility>
+
+#include "notifier/domain.h"
+#include "notifier/internal/callback_scope.h"
+
+namespace itn {
+
+using notifier_internal::CallbackScope;
+
+const NotifierDomain::NotifierList* NotifierDomain::notifier_list() const {
+  // Acquire: pairs with the release store in publish_list_locked(); the list and every
+  // notifier on it (built by alloc_notifier(), I12) are complete.
+  return notifiers_.load(std::memory_order_acquire);
+}
+
+void NotifierDomain::publish_list_locked(NotifierList next) {
+  const NotifierList* fresh = next.empty() ? nullptr : new NotifierList(std::move(next));
+  // Release: pairs with the acquire load in notifier_list().
+  const NotifierList* old = notifiers_.exchange(fresh, std::memory_order_acq_rel);
+  if (old != nullptr) srcu_.call([old] { delete old; });
+}
+
+absl::Status NotifierDomain::register_locked(Notifier& n) {
+  if (released_) {
+    return absl::FailedPreconditionError("NotifierDomain: the domain was released");
+  }
+  if (n.domain_ != nullptr) {
+    return absl::FailedPreconditionError("NotifierDomain: notifier is already registered");
+  }
+  n.domain_ = this;
+  n.grab_ = Ref<RefCounted>::from_this(this);
+  if (active_ > 0) {
+    pending_registers_.push_back(&n);  // end_locked() publishes it
+    return absl::OkStatus();
+  }
+  const NotifierList* current = notifier_list();
+  NotifierList next = current ? *current : NotifierList();
+  next.push_back(&n);
+  publish_list_locked(std::move(next));
+  return absl::OkStatus();
+}
+
+bool NotifierDomain::unpublish_locked(Notifier& n) {
+  if (std::erase(pending_registers_, &n) > 0) return true;
+  const NotifierList* current = notifier_list();
+  if (current == nullptr || std::find(current->begin(), current->end(), &n) == current->end()) {
+    return false;
+  }
+  NotifierList next = *current;
+  std::erase(next, &n);
+  publish_list_locked(std::move(next));
+  return true;
+}
+
+absl::Status NotifierDomain::register_notifier(Notifier& n) {
+  MutexLock l(mu_);
+  return register_locked(n);
+}
+
+void NotifierDomain::deliver_release(Notifier& n) {
+  // Exactly once, whoever gets here first (I14, R7). acq_rel: the winner's callback is
+  // ordered after every earlier attempt's effects; the loser does nothing.
+  if (n.release_delivered_.exchange(true, std::memory_order_acq_rel)) return;
+  auto guard = srcu_.read_lock();  // unregister's synchronize() waits for this (I15)
+  CallbackScope scope(this);
+  n.release(*this);
+}
+
+absl::Status NotifierDomain::unregister_notifier(Notifier& n) {
+  ITN_DCHECK(!CallbackScope::inside(this),
+             "I9: NotifierDomain::unregister_notifier() called from a callback of the same "
+             "domain (it would wait for the callback itself)");
+  Ref<RefCounted> grab;
+  {
+    MutexLock l(mu_);
+    if (n.domain_ != this || n.ops_ != nullptr || !unpublish_locked(n)) {
+      return absl::InvalidArgumentError(
+          "NotifierDomain::unregister_notifier: notifier is not registered here");
+    }
+    grab = std::move(n.grab_);
+    n.domain_ = nullptr;
+  }
+  deliver_release(n);
+  // I15: every read section that might be running a callback of `n` (an invalidation
+  // that loaded the old list, a concurrent teardown release()) has ended on return.
+  srcu_.synchronize();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Notifier*> NotifierDomain::get_notifier(const NotifierOps& ops, void* priv) {
+  MutexLock get_lock(get_mu_);
+  {
+    MutexLock l(mu_);
+    if (released_) return absl::FailedPreconditionError("NotifierDomain: the domain was released");
+    const NotifierList* pending = &pending_registers_;
+    for (const NotifierList* list : {notifier_list(), pending}) {
+      if (list == nullptr) continue;
+      for (Notifier* n : *list) {
+        if (n->ops_ == &ops) {
+          ++n->users_;
+          return n;
+        }
+      }
+    }
+  }
+  // Built completely before it is published (I12, R4); not under mu_, so the allocator
+  // may use the domain (e.g. find()).
+  Notifier* n = ops.alloc_notifier(*this, priv);
+  if (n == nullptr) return absl::InternalError("NotifierOps::alloc_notifier returned null");
+  MutexLock l(mu_);
+  const absl::Status registered = register_locked(*n);
+  if (!registered.ok()) {  // released while we allocated
+    ops.free_notifier(n);
+    return registered;
+  }
+  n->ops_ = &ops;
+  n->users_ = 1;
+  return n;
+}
+
+absl::Status NotifierDomain::put_notifier(Notifier& n) {
+  Ref<RefCounted> grab;  // dropped after the locks, possibly destroying the domain
+  {
+    MutexLock get_lock(get_mu_);
+    MutexLock l(mu_);
+    if (n.domain_ != this || n.ops_ == nullptr || n.users_ == 0) {
+      return absl::InvalidArgumentError("NotifierDomain::put_notifier: notifier has no users here");
+    }
+    if (--n.users_ > 0) return absl::OkStatus();
+    ITN_CHECK(unpublish_locked(n), "a got notifier is published");
+    grab = std::move(n.grab_);
+    n.domain_ = nullptr;
+    // I13: after every read section that could be running one of its callbacks.
+    srcu_.call([free = n.ops_->free_notifier, notifier = &n] { free(notifier); });
+  }
+  return absl::OkStatus();
+}
+
+void NotifierDomain::release() {
+  {
+    MutexLock l(mu_);
+    if (released_) return;
+    released_ = true;
+  }
+  // I16: one kRelease invalidation over the whole space to the interval notifiers (only;
+  // whole-space notifiers hear release() instead), which stay inserted.
+  const absl::Status invalidated = start_interval_part(Range::whole_space(Event::kRelease));
+  ITN_CHECK(invalidated.ok(), "a blockable invalidation cannot fail");
+  {
+    MutexLock l(mu_);
+    end_locked();
+  }
+  auto guard = srcu_.read_lock();
+  if (const NotifierList* list = notifier_list()) {
+    for (Notifier* n : *list) deliver_release(*n);
+  }
+}
+
+bool NotifierDomain::released() const {
+  MutexLock l(mu_);
+  return released_;
+}
+
+absl::Status NotifierDomain::call_start_notifiers(const Range& range) {
+  auto guard = srcu_.read_lock();
+  const NotifierList* list = notifier_list();
+  if (list == nullptr) return absl::OkStatus();
+  CallbackScope scope(this);
+  for (auto it = list->begin(); it != list->end(); ++it) {
+    if ((*it)->invalidate_range_start(range)) continue;
+    ITN_CHECK(!range.blockable,
+              "Notifier::invalidate_range_start() returned false for a blockable invalidation");
+    // R5 (the 2021 kernel fix): the notifiers whose start succeeded get their end.
+    for (auto done = list->begin(); done != it; ++done) (*done)->invalidate_range_end(range);
+    return absl::UnavailableError(
+        "NotifierDomain::invalidate_range_start: a notifier refused a non-blockable "
+        "invalidation; do not call invalidate_range_end()");
+  }
+  return absl::OkStatus();
+}
+
+void NotifierDomain::call_end_notifiers(const Range& range) {
+  auto guard = srcu_.read_lock();
+  const NotifierList* list = notifier_list();
+  if (list == nullptr) return;
+  CallbackScope scope(this);
+  for (Notifier* n : *list) n->invalidate_range_end(range);
+}
+
+}  // namespace itn

@@ -1,0 +1,255 @@
+// Whole-space notifiers: register/unregister, get/put with NotifierOps, release().
+#include <atomic>
+#include <cstdint>
+#include <thread>
+
+#include "gtest/gtest.h"
+
+#include "notifier/domain.h"
+#include "sync/test_util.h"
+
+namespace itn {
+namespace {
+
+using testing::wait_until;
+
+constexpr std::uint64_t kPage = 4096;
+
+class CountingNotifier : public Notifier {
+ public:
+  void release(NotifierDomain&) override { releases.fetch_add(1); }
+  bool invalidate_range_start(const Range& r) override {
+    if (!r.blockable && refuse.load()) return false;
+    starts.fetch_add(1);
+    return true;
+  }
+  void invalidate_range_end(const Range&) override { ends.fetch_add(1); }
+
+  std::atomic<int> releases{0}, starts{0}, ends{0};
+  std::atomic<bool> refuse{false};
+};
+
+class RecordingInterval : public IntervalNotifier {
+ public:
+  bool invalidate(const Range& r, std::uint64_t seq) override {
+    set_seq(seq);
+    last_event.store(r.event);
+    calls.fetch_add(1);
+    return true;
+  }
+  std::atomic<int> calls{0};
+  std::atomic<Event> last_event{Event::kUnmap};
+};
+
+Range range(std::uint64_t start, std::uint64_t end, bool blockable = true) {
+  return Range{start, end, Event::kClear, blockable, nullptr};
+}
+
+TEST(WholeSpaceNotifier, StartAndEndBracketEveryInvalidation) {
+  auto domain = make_ref<NotifierDomain>();
+  CountingNotifier n;
+  ASSERT_TRUE(domain->register_notifier(n).ok());
+  EXPECT_EQ(domain->register_notifier(n).code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(domain->invalidate_range_start(range(0, kPage)).ok());
+  EXPECT_EQ(n.starts.load(), 1);
+  EXPECT_EQ(n.ends.load(), 0);
+  ASSERT_TRUE(domain->invalidate_range_end(range(0, kPage)).ok());
+  EXPECT_EQ(n.ends.load(), 1);
+  ASSERT_TRUE(domain->unregister_notifier(n).ok());
+  EXPECT_EQ(n.releases.load(), 1) << "unregister delivers release() when teardown has not";
+  EXPECT_EQ(domain->unregister_notifier(n).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(WholeSpaceNotifier, RegistrationDuringAnInvalidationNeverGetsAnEndWithoutItsStart) {
+  auto domain = make_ref<NotifierDomain>();
+  CountingNotifier late;
+  ASSERT_TRUE(domain->invalidate_range_start(range(0, kPage)).ok());
+  ASSERT_TRUE(domain->register_notifier(late).ok());
+  ASSERT_TRUE(domain->invalidate_range_end(range(0, kPage)).ok());
+  EXPECT_EQ(late.starts.load(), 0);
+  EXPECT_EQ(late.ends.load(), 0);
+  ASSERT_TRUE(domain->invalidate_range_start(range(0, kPage)).ok());
+  ASSERT_TRUE(domain->invalidate_range_end(range(0, kPage)).ok());
+  EXPECT_EQ(late.starts.load(), 1);
+  EXPECT_EQ(late.ends.load(), 1);
+  ASSERT_TRUE(domain->unregister_notifier(late).ok());
+}
+
+TEST(WholeSpaceNotifier, RefusedStartEndsTheNotifiersThatStartedR5) {
+  auto domain = make_ref<NotifierDomain>();
+  CountingNotifier first, second;
+  second.refuse.store(true);
+  ASSERT_TRUE(domain->register_notifier(first).ok());
+  ASSERT_TRUE(domain->register_notifier(second).ok());
+  EXPECT_EQ(domain->invalidate_range_start(range(0, kPage, /*blockable=*/false)).code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(first.starts.load(), 1);
+  EXPECT_EQ(first.ends.load(), 1) << "a notifier whose start succeeded missed its end";
+  EXPECT_EQ(second.ends.load(), 0) << "the refusing notifier must not get an end";
+  EXPECT_EQ(domain->active_for_testing(), 0u);
+  ASSERT_TRUE(domain->unregister_notifier(first).ok());
+  ASSERT_TRUE(domain->unregister_notifier(second).ok());
+}
+
+TEST(WholeSpaceNotifier, ReleaseIsDeliveredExactlyOnceI14R7) {
+  auto domain = make_ref<NotifierDomain>();
+  CountingNotifier n;
+  ASSERT_TRUE(domain->register_notifier(n).ok());
+  domain->release();
+  domain->release();  // a second teardown attempt is harmless
+  EXPECT_EQ(n.releases.load(), 1);
+  ASSERT_TRUE(domain->unregister_notifier(n).ok());  // does not deliver it again
+  EXPECT_EQ(n.releases.load(), 1);
+}
+
+TEST(WholeSpaceNotifier, UnregisterWaitsForAConcurrentTeardownReleaseI15R1) {
+  auto domain = make_ref<NotifierDomain>();
+  struct SlowRelease : CountingNotifier {
+    void release(NotifierDomain& d) override {
+      inside.store(true);
+      wait_until([&] { return may_finish.load(); });
+      CountingNotifier::release(d);
+      finished.store(true);
+    }
+    std::atomic<bool> inside{false}, may_finish{false}, finished{false};
+  } n;
+  ASSERT_TRUE(domain->register_notifier(n).ok());
+  std::thread exiting([&] { domain->release(); });
+  wait_until([&] { return n.inside.load(); });
+  std::atomic<bool> unregistered{false};
+  std::thread unregister([&] {
+    EXPECT_TRUE(domain->unregister_notifier(n).ok());
+    unregistered.store(true);
+    // I15: nothing of `n` may run after this point; the driver could free it now.
+    EXPECT_TRUE(n.finished.load()) << "unregister returned while release() still ran";
+  });
+  n.may_finish.store(true);
+  unregister.join();
+  exiting.join();
+  EXPECT_EQ(n.releases.load(), 1);
+}
+
+TEST(NotifierDomain, ReleaseSendsOneWholeSpaceReleaseInvalidationAndRefusesNewUsersI16) {
+  auto domain = make_ref<NotifierDomain>();
+  auto sub = make_ref<RecordingInterval>();
+  ASSERT_TRUE(domain->insert(sub, 10 * kPage, kPage, nullptr).ok());
+  domain->release();
+  EXPECT_EQ(sub->calls.load(), 1);
+  EXPECT_EQ(sub->last_event.load(), Event::kRelease);
+  EXPECT_TRUE(domain->released());
+  EXPECT_EQ(domain->size_for_testing(), 1u) << "notifiers stay inserted until removed";
+  auto late = make_ref<RecordingInterval>();
+  EXPECT_EQ(domain->insert(late, 0, kPage, nullptr).code(), absl::StatusCode::kFailedPrecondition);
+  CountingNotifier n;
+  EXPECT_EQ(domain->register_notifier(n).code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(domain->remove(*sub).ok());
+}
+
+// get/put: one notifier per (domain, ops), built complete, freed after a grace period.
+struct Shared : Notifier {
+  explicit Shared(int* ctx) : context(ctx) {}
+  bool invalidate_range_start(const Range&) override {
+    // R4: a half-built notifier would show a null context here.
+    if (context == nullptr) half_built_seen.fetch_add(1);
+    return true;
+  }
+  int* context;
+  static inline std::atomic<int> allocs{0}, frees{0}, half_built_seen{0};
+};
+
+Notifier* alloc_shared(NotifierDomain&, void* priv) {
+  Shared::allocs.fetch_add(1);
+  return new Shared(static_cast<int*>(priv));
+}
+void free_shared(Notifier* n) {
+  Shared::frees.fetch_add(1);
+  delete n;
+}
+const NotifierOps kSharedOps{alloc_shared, free_shared};
+
+TEST(GetPutNotifier, OneInstancePerOpsBuiltOnceAndFreedAfterTheLastPutI12I13) {
+  Shared::allocs = 0;
+  Shared::frees = 0;
+  auto domain = make_ref<NotifierDomain>();
+  int context = 0;
+  absl::StatusOr<Notifier*> a = domain->get_notifier(kSharedOps, &context);
+  absl::StatusOr<Notifier*> b = domain->get_notifier(kSharedOps, &context);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(*a, *b);
+  EXPECT_EQ(Shared::allocs.load(), 1);
+  EXPECT_EQ(static_cast<Shared*>(*a)->context, &context) << "priv reached alloc_notifier";
+  ASSERT_TRUE(domain->put_notifier(**a).ok());
+  EXPECT_EQ(Shared::frees.load(), 0);
+  ASSERT_TRUE(domain->put_notifier(**b).ok());
+  domain->synchronize();
+  EXPECT_EQ(Shared::frees.load(), 1);
+  EXPECT_EQ(domain->put_notifier(**b).code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A got notifier whose start callback blocks until told, to catch a free that does not
+// wait for callbacks in progress.
+struct Blocking : Notifier {
+  bool invalidate_range_start(const Range&) override {
+    inside.store(true);
+    wait_until([&] { return may_finish.load(); });
+    finished.store(true);
+    return true;
+  }
+  static inline std::atomic<bool> inside{false}, may_finish{false}, finished{false}, freed{false};
+};
+const NotifierOps kBlockingOps{[](NotifierDomain&, void*) -> Notifier* { return new Blocking; },
+                               [](Notifier* n) {
+                                 EXPECT_TRUE(Blocking::finished.load())
+                                     << "freed while its callback still ran";
+                                 Blocking::freed.store(true);
+                                 delete n;
+                               }};
+
+TEST(GetPutNotifier, FreeNeverRunsConcurrentlyWithACallbackI13) {
+  auto domain = make_ref<NotifierDomain>();
+  Notifier* n = *domain->get_notifier(kBlockingOps, nullptr);
+  std::thread invalidator([&] {
+    EXPECT_TRUE(domain->invalidate_range_start(range(0, kPage)).ok());
+    EXPECT_TRUE(domain->invalidate_range_end(range(0, kPage)).ok());
+  });
+  wait_until([] { return Blocking::inside.load(); });
+  ASSERT_TRUE(domain->put_notifier(*n).ok());  // the last put: never blocks on readers
+  EXPECT_FALSE(Blocking::freed.load()) << "freed without a grace period";
+  Blocking::may_finish.store(true);
+  invalidator.join();
+  domain->synchronize();  // returns only after the pending free ran
+  EXPECT_TRUE(Blocking::freed.load());
+}
+
+TEST(GetPutNotifier, ConcurrentInvalidationsNeverSeeAHalfBuiltNotifierR4) {
+  Shared::half_built_seen = 0;
+  auto domain = make_ref<NotifierDomain>();
+  std::atomic<bool> stop{false};
+  std::thread invalidator([&] {
+    while (!stop.load()) {
+      if (domain->invalidate_range_start(range(0, kPage)).ok()) {
+        (void)domain->invalidate_range_end(range(0, kPage));
+      }
+    }
+  });
+  int context = 0;
+  for (int i = 0; i < 300; ++i) {
+    Notifier* n = *domain->get_notifier(kSharedOps, &context);
+    ASSERT_TRUE(domain->put_notifier(*n).ok());
+  }
+  stop.store(true);
+  invalidator.join();
+  domain->synchronize();
+  EXPECT_EQ(Shared::half_built_seen.load(), 0);
+}
+
+TEST(GetPutNotifier, GetAfterReleaseFails) {
+  auto domain = make_ref<NotifierDomain>();
+  domain->release();
+  int context = 0;
+  EXPECT_EQ(domain->get_notifier(kSharedOps, &context).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace itn
