@@ -186,14 +186,18 @@ TEST_F(NotifierDomainTest, RemoveDuringInvalidationWaitsForTheEndR3I8) {
   auto n = add(0, kPage);
   ASSERT_TRUE(domain_->invalidate_range_start(range(0, kPage)).ok());
   std::atomic<bool> removed{false};
+  testing::CountingHooks hooks;
   std::thread remover([&] {
+    set_thread_hooks(&hooks);  // lets the test see the remover block
     EXPECT_TRUE(domain_->remove(*n).ok());
+    set_thread_hooks(nullptr);
     removed.store(true);
   });
-  // The remover queues its erase and sleeps on the domain's wait queue; find() stops
-  // returning the notifier as soon as remove() began.
-  wait_until([&] { return !domain_->find(nullptr, 0, 0); });
-  EXPECT_FALSE(removed.load()) << "remove() returned while its notifier was on the deferred list";
+  if (set_thread_hooks(nullptr)) {  // seam compiled in
+    wait_until([&] { return removed.load() || hooks.count(SchedPoint::kWait) > 0; });
+    EXPECT_FALSE(removed.load()) << "remove() returned while its notifier was on the deferred list";
+  }
+  EXPECT_FALSE(domain_->find(nullptr, 0, 0)) << "find() returned a notifier whose remove() began";
   EXPECT_EQ(domain_->size_for_testing(), 1u);
   ASSERT_TRUE(domain_->invalidate_range_end(range(0, kPage)).ok());
   remover.join();

@@ -117,12 +117,19 @@ TEST(WholeSpaceNotifier, UnregisterWaitsForAConcurrentTeardownReleaseI15R1) {
   std::thread exiting([&] { domain->release(); });
   wait_until([&] { return n.inside.load(); });
   std::atomic<bool> unregistered{false};
+  testing::CountingHooks hooks;
   std::thread unregister([&] {
+    set_thread_hooks(&hooks);  // lets the test see unregister wait for the grace period
     EXPECT_TRUE(domain->unregister_notifier(n).ok());
+    set_thread_hooks(nullptr);
     unregistered.store(true);
     // I15: nothing of `n` may run after this point; the driver could free it now.
     EXPECT_TRUE(n.finished.load()) << "unregister returned while release() still ran";
   });
+  if (set_thread_hooks(nullptr)) {  // seam compiled in
+    wait_until([&] { return unregistered.load() || hooks.count(SchedPoint::kPoll) > 0; });
+    EXPECT_FALSE(unregistered.load()) << "unregister returned while release() still ran";
+  }
   n.may_finish.store(true);
   unregister.join();
   exiting.join();
