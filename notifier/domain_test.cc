@@ -76,6 +76,8 @@ class NotifierDomainTest : public ::testing::Test {
     ASSERT_TRUE(domain_->invalidate_range_end(r).ok());
   }
 
+  // Before the domain: threads the domain starts from a hooked thread inherit the hooks.
+  testing::CountingHooks hooks_;
   Ref<NotifierDomain> domain_ = make_ref<NotifierDomain>();
   std::vector<Ref<RecordingNotifier>> added_;
 };
@@ -146,15 +148,14 @@ TEST_F(NotifierDomainTest, ReadBeginWaitsForAnInvalidationThatReachedItI7) {
   auto n = add(0, kPage);
   ASSERT_TRUE(domain_->invalidate_range_start(range(0, kPage)).ok());
   std::atomic<bool> returned{false};
-  testing::CountingHooks hooks;
   std::thread reader([&] {
-    set_thread_hooks(&hooks);  // lets the test see the reader block on the wait queue
+    set_thread_hooks(&hooks_);  // lets the test see the reader block on the wait queue
     n->read_begin();
     returned.store(true);
     set_thread_hooks(nullptr);
   });
   if (set_thread_hooks(nullptr)) {  // seam compiled in: wait until the reader is blocked
-    wait_until([&] { return returned.load() || hooks.count(SchedPoint::kWait) > 0; });
+    wait_until([&] { return returned.load() || hooks_.count(SchedPoint::kWait) > 0; });
     EXPECT_FALSE(returned.load()) << "read_begin() returned during the invalidation";
   }
   ASSERT_TRUE(domain_->invalidate_range_end(range(0, kPage)).ok());
@@ -186,15 +187,14 @@ TEST_F(NotifierDomainTest, RemoveDuringInvalidationWaitsForTheEndR3I8) {
   auto n = add(0, kPage);
   ASSERT_TRUE(domain_->invalidate_range_start(range(0, kPage)).ok());
   std::atomic<bool> removed{false};
-  testing::CountingHooks hooks;
   std::thread remover([&] {
-    set_thread_hooks(&hooks);  // lets the test see the remover block
+    set_thread_hooks(&hooks_);  // lets the test see the remover block
     EXPECT_TRUE(domain_->remove(*n).ok());
     set_thread_hooks(nullptr);
     removed.store(true);
   });
   if (set_thread_hooks(nullptr)) {  // seam compiled in
-    wait_until([&] { return removed.load() || hooks.count(SchedPoint::kWait) > 0; });
+    wait_until([&] { return removed.load() || hooks_.count(SchedPoint::kWait) > 0; });
     EXPECT_FALSE(removed.load()) << "remove() returned while its notifier was on the deferred list";
   }
   EXPECT_FALSE(domain_->find(nullptr, 0, 0)) << "find() returned a notifier whose remove() began";

@@ -103,6 +103,8 @@ TEST(WholeSpaceNotifier, ReleaseIsDeliveredExactlyOnceI14R7) {
 }
 
 TEST(WholeSpaceNotifier, UnregisterWaitsForAConcurrentTeardownReleaseI15R1) {
+  // Before the domain: threads the domain starts from a hooked thread inherit the hooks.
+  testing::CountingHooks hooks;
   auto domain = make_ref<NotifierDomain>();
   struct SlowRelease : CountingNotifier {
     void release(NotifierDomain& d) override {
@@ -117,7 +119,6 @@ TEST(WholeSpaceNotifier, UnregisterWaitsForAConcurrentTeardownReleaseI15R1) {
   std::thread exiting([&] { domain->release(); });
   wait_until([&] { return n.inside.load(); });
   std::atomic<bool> unregistered{false};
-  testing::CountingHooks hooks;
   std::thread unregister([&] {
     set_thread_hooks(&hooks);  // lets the test see unregister wait for the grace period
     EXPECT_TRUE(domain->unregister_notifier(n).ok());
