@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 
-#include "notifier/internal/callback_scope.h"
+#include "notifier/internal/may_wait.h"
 
 // The interleaving the sequence protocol is built for (driver fault path on the left, a
 // CPU invalidation on the right):
@@ -26,7 +26,7 @@
 namespace itn {
 namespace {
 
-using notifier_internal::CallbackScope;
+using lock_tracking::ContextScope;
 
 bool is_odd(std::uint64_t seq) { return (seq & 1) != 0; }
 
@@ -95,9 +95,7 @@ absl::Status NotifierDomain::insert(Ref<IntervalNotifier> sub, std::uint64_t sta
 }
 
 absl::Status NotifierDomain::remove(IntervalNotifier& sub) {
-  ITN_DCHECK(!CallbackScope::inside(this),
-             "I9: NotifierDomain::remove() called from a callback of the same domain (it would "
-             "wait for the invalidation that is running the callback)");
+  ITN_CHECK_MAY_WAIT(this, "NotifierDomain::remove");
   Ref<RefCounted> grab;  // dropped after the mutex, possibly destroying the domain
   {
     MutexLock l(mu_);
@@ -201,7 +199,7 @@ absl::Status NotifierDomain::call_interval_notifiers(const Range& range, std::ui
   bool refused = false;
   {
     auto guard = srcu_.read_lock();
-    CallbackScope scope(this);
+    ContextScope scope(this);  // callbacks run in this domain's context (I9)
     // The walked set cannot change under us: erases wait for active_ to reach zero, and
     // inserts made meanwhile are kDeferredInsert, which we skip (I5).
     tree_.for_each_overlap(range.start, range.last(),
@@ -283,8 +281,7 @@ std::uint64_t NotifierDomain::wait_for_seq_change(std::uint64_t seq) {
 }
 
 void NotifierDomain::synchronize() {
-  ITN_DCHECK(!CallbackScope::inside(this),
-             "I9: NotifierDomain::synchronize() called from a callback of the same domain");
+  ITN_CHECK_MAY_WAIT(this, "NotifierDomain::synchronize");
   srcu_.barrier();
 }
 
@@ -295,9 +292,7 @@ std::uint64_t NotifierDomain::active_for_testing() const {
 
 std::uint64_t IntervalNotifier::read_begin() {
   ITN_CHECK(domain_ != nullptr, "IntervalNotifier::read_begin() on a notifier not inserted");
-  ITN_DCHECK(!CallbackScope::inside(domain_),
-             "I9: IntervalNotifier::read_begin() called from a callback of the same domain (it "
-             "would wait for the invalidation that is running the callback)");
+  ITN_CHECK_MAY_WAIT(domain_, "IntervalNotifier::read_begin");
   // Acquire: pairs with the release store in set_seq() (or the insert's publication).
   const std::uint64_t seq = invalidate_seq_.load(std::memory_order_acquire);
   // Acquire: pairs with the release stores of seq_ in the domain. If an invalidation

@@ -1,1 +1,1 @@
-itn_test(notifier_test SOURCES domain_test.cc whole_space_test.cc DEPS itn::notifier)
+itn_test(notifier_test SOURCES domain_test.cc misuse_test.cc whole_space_test.cc DEPS itn::notifier)

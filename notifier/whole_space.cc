@@ -3,11 +3,11 @@
 #include <utility>
 
 #include "notifier/domain.h"
-#include "notifier/internal/callback_scope.h"
+#include "notifier/internal/may_wait.h"
 
 namespace itn {
 
-using notifier_internal::CallbackScope;
+using lock_tracking::ContextScope;
 
 const NotifierDomain::NotifierList* NotifierDomain::notifier_list() const {
   // Acquire: pairs with the release store in publish_list_locked(); the list and every
@@ -64,14 +64,12 @@ void NotifierDomain::deliver_release(Notifier& n) {
   // ordered after every earlier attempt's effects; the loser does nothing.
   if (n.release_delivered_.exchange(true, std::memory_order_acq_rel)) return;
   auto guard = srcu_.read_lock();  // unregister's synchronize() waits for this (I15)
-  CallbackScope scope(this);
+  ContextScope scope(this);        // callbacks run in this domain's context (I9)
   n.release(*this);
 }
 
 absl::Status NotifierDomain::unregister_notifier(Notifier& n) {
-  ITN_DCHECK(!CallbackScope::inside(this),
-             "I9: NotifierDomain::unregister_notifier() called from a callback of the same "
-             "domain (it would wait for the callback itself)");
+  ITN_CHECK_MAY_WAIT(this, "NotifierDomain::unregister_notifier");
   Ref<RefCounted> grab;
   {
     MutexLock l(mu_);
@@ -167,7 +165,7 @@ absl::Status NotifierDomain::call_start_notifiers(const Range& range) {
   auto guard = srcu_.read_lock();
   const NotifierList* list = notifier_list();
   if (list == nullptr) return absl::OkStatus();
-  CallbackScope scope(this);
+  ContextScope scope(this);  // callbacks run in this domain's context (I9)
   for (auto it = list->begin(); it != list->end(); ++it) {
     if ((*it)->invalidate_range_start(range)) continue;
     ITN_CHECK(!range.blockable,
@@ -185,7 +183,7 @@ void NotifierDomain::call_end_notifiers(const Range& range) {
   auto guard = srcu_.read_lock();
   const NotifierList* list = notifier_list();
   if (list == nullptr) return;
-  CallbackScope scope(this);
+  ContextScope scope(this);  // callbacks run in this domain's context (I9)
   for (Notifier* n : *list) n->invalidate_range_end(range);
 }
 

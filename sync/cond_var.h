@@ -66,7 +66,11 @@ class CondVar {
     sched_internal::point(SchedPoint::kNotify, this);
     if (SchedHooks* h = sched_internal::hooks()) [[unlikely]] {
       h->on_wake(this);  // wakes every managed waiter; the extra ones wake spuriously
-    } else if (all) {
+    }
+    // Also for a managed notifier: an unmanaged thread may be waiting (a library thread
+    // that inherited a test's hooks notifying the test's main thread). Managed waiters
+    // never block on cv_, so this wakes nobody under a scheduler.
+    if (all) {
       cv_.notify_all();
     } else {
       cv_.notify_one();

@@ -23,6 +23,7 @@
 #include "absl/base/thread_annotations.h"
 
 #include "sync/check.h"
+#include "sync/lock_tracking.h"
 #include "sync/sched_hooks.h"
 
 namespace itn {
@@ -32,6 +33,9 @@ class CondVar;
 class ABSL_LOCKABLE Mutex {
  public:
   Mutex() = default;
+  ~Mutex() {
+    if (ITN_DEBUG_CHECKS) lock_tracking::on_destroy(this);
+  }
   Mutex(const Mutex&) = delete;
   Mutex& operator=(const Mutex&) = delete;
 
@@ -93,8 +97,14 @@ class ABSL_LOCKABLE Mutex {
  private:
   friend class CondVar;
 
-  void set_owner() { owner_.store(std::this_thread::get_id(), std::memory_order_relaxed); }
-  void clear_owner() { owner_.store(std::thread::id(), std::memory_order_relaxed); }
+  void set_owner() {
+    owner_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+    if (ITN_DEBUG_CHECKS) lock_tracking::on_acquire(this);
+  }
+  void clear_owner() {
+    if (ITN_DEBUG_CHECKS) lock_tracking::on_release(this);
+    owner_.store(std::thread::id(), std::memory_order_relaxed);
+  }
 
   std::mutex mu_;
   // Seam-internal bookkeeping for the ownership checks; not a scheduling point.

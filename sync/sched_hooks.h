@@ -13,9 +13,10 @@
 // operations. Built with the seam and no hooks installed, a point costs one thread-local
 // load and a predictable branch.
 //
-// Thread safety: hooks are per thread; set_thread_hooks() affects only the caller. All
-// threads that touch one synchronisation object must be managed by the same scheduler,
-// or none of them: the seam does not mix the two.
+// Thread safety: hooks are per thread; set_thread_hooks() affects only the caller. A
+// deterministic schedule needs every thread that touches an object to be managed, but a
+// managed and an unmanaged thread may share a Mutex or CondVar without deadlock: unlock
+// and notify always wake real waiters too.
 // Lifetime: a SchedHooks object must outlive every thread it is installed on. Threads
 // started through itn::Thread inherit their creator's hooks.
 // Memory ordering: the seam adds none; the wrapped std:: operation provides it.
