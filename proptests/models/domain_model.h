@@ -1,0 +1,100 @@
+// proptests/models/domain_model.h
+//
+// L0 reference model of NotifierDomain, run serially: the sequence, the active count, the
+// deferred list, every interval notifier's state, sequence and call count, and the
+// whole-space notifiers' start/end/release counts. Naive on purpose: plain vectors,
+// linear scans, the kernel's rules written out once each.
+#ifndef ITN_PROPTESTS_MODELS_DOMAIN_MODEL_H_
+#define ITN_PROPTESTS_MODELS_DOMAIN_MODEL_H_
+
+#include <cstdint>
+#include <vector>
+
+namespace itn::models {
+
+struct ModelSub {
+  enum class State { kLive, kDeferred, kRemoved };
+  std::uint64_t start, last;
+  int owner;
+  bool refuses;  // refuses non-blockable invalidations
+  State state;
+  std::uint64_t seq;        // what the notifier's invalidate_seq must be
+  int calls = 0;            // invalidate() calls so far
+  std::uint64_t read_seq = 0;  // last read_begin() result
+  bool has_read = false;
+};
+
+struct ModelWhole {
+  bool registered = true;
+  bool published;  // false while a registration waits for the active invalidations
+  int starts = 0, ends = 0, releases = 0;
+};
+
+struct DomainModel {
+  std::uint64_t seq = 2;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> active;  // started ranges (inclusive)
+  std::vector<ModelSub> subs;      // index = id, never erased
+  std::vector<int> deferred;       // ids of deferred inserts, FIFO
+  std::vector<ModelWhole> wholes;  // index = id
+  bool released = false;
+  int got_users = 0;  // users of the get/put notifier
+
+  bool odd() const { return (seq & 1) != 0; }
+  static bool overlaps(const ModelSub& s, std::uint64_t start, std::uint64_t last) {
+    return s.start <= last && start <= s.last;
+  }
+  bool walked(const ModelSub& s) const { return s.state == ModelSub::State::kLive; }
+  std::size_t in_tree() const {
+    std::size_t n = 0;
+    for (const ModelSub& s : subs) n += s.state != ModelSub::State::kRemoved;
+    return n;
+  }
+
+  void insert(ModelSub s) {
+    if (!active.empty()) {
+      seq |= 1;
+      s.state = ModelSub::State::kDeferred;
+      s.seq = seq;
+      deferred.push_back(static_cast<int>(subs.size()));
+    } else {
+      s.state = ModelSub::State::kLive;
+      s.seq = seq - 1;
+    }
+    subs.push_back(s);
+  }
+
+  // The interval part of a start: count it, make the sequence odd if it reaches anyone.
+  // Returns the ids to call, in no particular order (the caller orders them).
+  std::vector<int> begin_invalidation(std::uint64_t start, std::uint64_t last) {
+    active.emplace_back(start, last);
+    std::vector<int> hit;
+    for (int id = 0; id < static_cast<int>(subs.size()); ++id) {
+      if (walked(subs[id]) && overlaps(subs[id], start, last)) hit.push_back(id);
+    }
+    if (!hit.empty()) seq |= 1;
+    return hit;
+  }
+
+  void call(int id) {
+    subs[id].calls++;
+    subs[id].seq = seq;
+  }
+
+  // The bookkeeping of an end (or of an undone start): the last one applies the deferred
+  // list and publishes waiting registrations.
+  void finish_invalidation(std::size_t index) {
+    active.erase(active.begin() + static_cast<long>(index));
+    if (!active.empty()) return;
+    for (ModelWhole& w : wholes) {
+      if (w.registered) w.published = true;
+    }
+    if (!odd()) return;
+    for (int id : deferred) subs[id].state = ModelSub::State::kLive;
+    deferred.clear();
+    seq++;
+  }
+};
+
+}  // namespace itn::models
+
+#endif  // ITN_PROPTESTS_MODELS_DOMAIN_MODEL_H_
