@@ -83,7 +83,9 @@ TEST(NotifierDomainStress, ProtocolStaysCoherentUnderChurn) {
   });
 
   std::mt19937_64 rng(2);
-  for (int i = 0; i < kInvalidations; ++i) {
+  // At least kInvalidations, and on until the reader has really run (a thread may start
+  // late under a sanitizer), within a bound.
+  for (int i = 0; i < kInvalidations || (installs.load() < 200 && i < 100 * kInvalidations); ++i) {
     const std::uint64_t page = rng() % 64;
     const Range r{page * kPage, (page + 1 + rng() % 4) * kPage, Event::kClear, i % 5 != 0, nullptr};
     if (!domain->invalidate_range_start(r).ok()) continue;  // refused: nothing to end
