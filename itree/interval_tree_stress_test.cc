@@ -26,7 +26,7 @@ TEST(IntervalTreeStress, ReadersNeverSeeHalfABatch) {
   for (int r = 0; r < kReaders; ++r) {
     readers.emplace_back([&] {
       std::unordered_map<int, int> count;
-      while (!stop.load(std::memory_order_relaxed)) {
+      do {  // at least once, however late this thread starts
         count.clear();
         auto guard = srcu.read_lock();
         tree.for_each_overlap(0, std::numeric_limits<std::uint64_t>::max(),
@@ -35,7 +35,7 @@ TEST(IntervalTreeStress, ReadersNeverSeeHalfABatch) {
           if (n != 2) torn.fetch_add(1);
         }
         walks.fetch_add(1, std::memory_order_relaxed);
-      }
+      } while (!stop.load(std::memory_order_relaxed));
     });
   }
 

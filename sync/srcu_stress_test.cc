@@ -41,7 +41,7 @@ TEST(SrcuDomainStress, ReadersNeverSeeFreedPayload) {
   for (int r = 0; r < kReaders; ++r) {
     readers.emplace_back([&] {
       std::uint64_t last_version = 0, local_reads = 0;
-      while (!stop.load(std::memory_order_relaxed)) {
+      do {  // at least once, however late this thread starts
         auto guard = domain.read_lock();
         // Acquire: pairs with the writer's acq_rel exchange; the payload is complete.
         const Payload* p = current.load(std::memory_order_acquire);
@@ -50,7 +50,7 @@ TEST(SrcuDomainStress, ReadersNeverSeeFreedPayload) {
         if (!ok) bad.fetch_add(1);
         last_version = p->version;
         ++local_reads;
-      }
+      } while (!stop.load(std::memory_order_relaxed));
       reads.fetch_add(local_reads);
     });
   }
