@@ -1,0 +1,162 @@
+#include "hw_model/address_space.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace itn::hw {
+namespace {
+
+bool aligned(std::uint64_t x) { return x % kPageSize == 0; }
+
+// [addr, addr + length) as a checked range of whole pages.
+absl::Status check_range(const char* what, std::uint64_t addr, std::uint64_t length) {
+  if (length == 0 || !aligned(addr) || !aligned(length) || addr + length < addr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": [", addr, ", +", length, ") is not a non-empty range of pages"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+AddressSpace::AddressSpace()
+    : domain_(make_ref<NotifierDomain>()), zero_page_(make_ref<Frame>(0)) {}
+
+absl::StatusOr<std::uint64_t> AddressSpace::mmap(std::uint64_t length, Prot prot, MapKind kind,
+                                                 Ref<File> file, std::uint64_t file_offset) {
+  if (length == 0 || length > (std::uint64_t{1} << 40)) {
+    return absl::InvalidArgumentError(absl::StrCat("mmap: bad length ", length));
+  }
+  if ((kind == MapKind::kFileShared) != static_cast<bool>(file) || !aligned(file_offset)) {
+    return absl::InvalidArgumentError(
+        "mmap: a file (and page-aligned offset) for kFileShared only");
+  }
+  if (kind == MapKind::kAnonShared) file = make_ref<File>();
+  const std::uint64_t pages = (length + kPageSize - 1) / kPageSize;
+  MutexLock l(mmap_mu_);
+  const std::uint64_t addr = next_addr_;
+  next_addr_ += (pages + 1) * kPageSize;  // a guard page between mappings
+  vmas_.emplace(addr, Vma{addr + pages * kPageSize, prot, kind, std::move(file), file_offset});
+  return addr;
+}
+
+AddressSpace::VmaMap::iterator AddressSpace::find_vma_locked(std::uint64_t addr) {
+  auto it = vmas_.upper_bound(addr);
+  if (it == vmas_.begin()) return vmas_.end();
+  --it;
+  return addr < it->second.end ? it : vmas_.end();
+}
+
+void AddressSpace::split_locked(std::uint64_t addr) {
+  auto it = find_vma_locked(addr);
+  if (it == vmas_.end() || it->first == addr) return;
+  Vma tail = it->second;
+  tail.file_offset += addr - it->first;
+  it->second.end = addr;
+  vmas_.emplace(addr, std::move(tail));
+}
+
+bool AddressSpace::fully_mapped_locked(std::uint64_t start, std::uint64_t end) {
+  for (std::uint64_t at = start; at < end;) {
+    auto it = find_vma_locked(at);
+    if (it == vmas_.end()) return false;
+    at = it->second.end;
+  }
+  return true;
+}
+
+void AddressSpace::invalidate_locked(std::uint64_t start, std::uint64_t end, Event event,
+                                     absl::FunctionRef<void()> change) {
+  const Range range{start, end, event, /*blockable=*/true, nullptr};
+  ITN_CHECK(domain_->invalidate_range_start(range).ok(), "a blockable invalidation cannot fail");
+  change();
+  ITN_CHECK(domain_->invalidate_range_end(range).ok(), "matched with the start above");
+}
+
+absl::Status AddressSpace::munmap(std::uint64_t addr, std::uint64_t length) {
+  if (absl::Status s = check_range("munmap", addr, length); !s.ok()) return s;
+  const std::uint64_t end = addr + length;
+  MutexLock l(mmap_mu_);
+  invalidate_locked(addr, end, Event::kUnmap, [&] {
+    ptes_.erase(ptes_.lower_bound(addr), ptes_.lower_bound(end));
+    split_locked(addr);
+    split_locked(end);
+    vmas_.erase(vmas_.lower_bound(addr), vmas_.lower_bound(end));
+  });
+  return absl::OkStatus();
+}
+
+absl::Status AddressSpace::mprotect(std::uint64_t addr, std::uint64_t length, Prot prot) {
+  if (absl::Status s = check_range("mprotect", addr, length); !s.ok()) return s;
+  const std::uint64_t end = addr + length;
+  MutexLock l(mmap_mu_);
+  if (!fully_mapped_locked(addr, end)) {
+    return absl::NotFoundError(
+        absl::StrCat("mprotect: [", addr, ", ", end, ") has unmapped pages"));
+  }
+  invalidate_locked(addr, end, Event::kProtectionVma, [&] {
+    split_locked(addr);
+    split_locked(end);
+    for (auto it = vmas_.lower_bound(addr); it != vmas_.end() && it->first < end; ++it) {
+      it->second.prot = prot;
+    }
+    // Entries lose write access now; a later write fault restores it if allowed. Frames
+    // stay: a private page's content lives only in its frame.
+    for (auto it = ptes_.lower_bound(addr); it != ptes_.end() && it->first < end; ++it) {
+      if (prot != Prot::kReadWrite) it->second.writable = false;
+    }
+  });
+  return absl::OkStatus();
+}
+
+absl::StatusOr<AddressSpace::Pte*> AddressSpace::fault_locked(std::uint64_t addr, bool write) {
+  auto vma = find_vma_locked(addr);
+  if (vma == vmas_.end()) return absl::NotFoundError(absl::StrCat("no mapping at ", addr));
+  const Vma& v = vma->second;
+  if (v.prot == Prot::kNone || (write && v.prot != Prot::kReadWrite)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(write ? "write" : "read", " not permitted at ", addr));
+  }
+  const std::uint64_t page = page_of(addr);
+  auto pte = ptes_.find(page);
+  if (pte == ptes_.end()) {
+    // Nothing to invalidate: no device can hold a copy of an absent entry.
+    Pte fresh;
+    if (v.kind == MapKind::kAnonPrivate) {
+      fresh = write ? Pte{make_ref<Frame>(0), true} : Pte{zero_page_, false};
+    } else {
+      fresh = Pte{v.file->frame_at(v.file_offset + (page - vma->first)), write};
+    }
+    return &ptes_.emplace(page, std::move(fresh)).first->second;
+  }
+  Pte& entry = pte->second;
+  if (!write || entry.writable) return &entry;
+  if (v.kind == MapKind::kAnonPrivate) {
+    // Break copy-on-write (the zero page, or a frame shared after fork): devices must drop
+    // the old frame before the page gets a new one.
+    invalidate_locked(page, page + kPageSize, Event::kClear, [&] {
+      entry = Pte{make_ref<Frame>(entry.frame->read()), true};
+    });
+  } else {
+    entry.writable = true;  // same frame: no copy anywhere can go stale
+  }
+  return &entry;
+}
+
+absl::StatusOr<std::uint64_t> AddressSpace::cpu_read(std::uint64_t addr) {
+  MutexLock l(mmap_mu_);
+  absl::StatusOr<Pte*> pte = fault_locked(addr, /*write=*/false);
+  if (!pte.ok()) return pte.status();
+  return (*pte)->frame->read();
+}
+
+absl::Status AddressSpace::cpu_write(std::uint64_t addr, std::uint64_t value) {
+  MutexLock l(mmap_mu_);
+  absl::StatusOr<Pte*> pte = fault_locked(addr, /*write=*/true);
+  if (!pte.ok()) return pte.status();
+  (*pte)->frame->write(value);
+  return absl::OkStatus();
+}
+
+}  // namespace itn::hw

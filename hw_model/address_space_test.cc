@@ -1,0 +1,133 @@
+#include "hw_model/address_space.h"
+
+#include <cstdint>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace itn::hw {
+namespace {
+
+// Records every invalidation the address space announces.
+class Recorder : public IntervalNotifier {
+ public:
+  struct Call {
+    Event event;
+    std::uint64_t start, end;
+    bool operator==(const Call&) const = default;
+  };
+  bool invalidate(const Range& r, std::uint64_t seq) override {
+    MutexLock l(mu);
+    set_seq(seq);
+    calls.push_back({r.event, r.start, r.end});
+    return true;
+  }
+  std::vector<Call> take() {
+    MutexLock l(mu);
+    return std::exchange(calls, {});
+  }
+  Mutex mu;
+  std::vector<Call> calls ABSL_GUARDED_BY(mu);
+};
+
+class AddressSpaceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(mm_->notifiers().insert(recorder_, 0, kRangeEndMax, nullptr).ok());
+  }
+  void TearDown() override { ASSERT_TRUE(mm_->notifiers().remove(*recorder_).ok()); }
+  std::uint64_t map(std::uint64_t pages, Prot prot, MapKind kind = MapKind::kAnonPrivate) {
+    absl::StatusOr<std::uint64_t> a = mm_->mmap(pages * kPageSize, prot, kind);
+    EXPECT_TRUE(a.ok());
+    return a.value_or(0);
+  }
+
+  Ref<AddressSpace> mm_ = make_ref<AddressSpace>();
+  Ref<Recorder> recorder_ = make_ref<Recorder>();
+};
+
+TEST_F(AddressSpaceTest, UntouchedAnonymousMemoryReadsZeroWithoutInvalidating) {
+  const std::uint64_t a = map(4, Prot::kReadWrite);
+  EXPECT_EQ(*mm_->cpu_read(a + 3 * kPageSize + 8), 0u);
+  EXPECT_TRUE(recorder_->take().empty());
+}
+
+TEST_F(AddressSpaceTest, WriteThenReadAndCopyOnWriteFromTheZeroPage) {
+  const std::uint64_t a = map(3, Prot::kReadWrite);
+  ASSERT_EQ(*mm_->cpu_read(a), 0u);  // maps the shared zero page read-only
+  ASSERT_TRUE(mm_->cpu_write(a, 42).ok());
+  EXPECT_EQ(recorder_->take(), (std::vector<Recorder::Call>{{Event::kClear, a, a + kPageSize}}))
+      << "breaking copy-on-write must invalidate exactly that page";
+  EXPECT_EQ(*mm_->cpu_read(a), 42u);
+  EXPECT_EQ(*mm_->cpu_read(a + kPageSize), 0u) << "the zero page itself was written";
+  ASSERT_TRUE(mm_->cpu_write(a + 2 * kPageSize, 7).ok());  // never read: no invalidation
+  EXPECT_TRUE(recorder_->take().empty());
+}
+
+TEST_F(AddressSpaceTest, AccessErrorsLeaveEverythingAsItWas) {
+  const std::uint64_t none = map(1, Prot::kNone);
+  const std::uint64_t ro = map(1, Prot::kRead);
+  EXPECT_EQ(mm_->cpu_read(none).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(mm_->cpu_write(ro, 1).code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(*mm_->cpu_read(ro), 0u);
+  EXPECT_EQ(mm_->cpu_read(0x10).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(mm_->munmap(ro + 1, kPageSize).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(mm_->munmap(ro, 0).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(mm_->mprotect(ro, 4 * kPageSize, Prot::kReadWrite).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(mm_->mmap(0, Prot::kRead, MapKind::kAnonPrivate).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(mm_->mmap(kPageSize, Prot::kRead, MapKind::kFileShared).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(recorder_->take().empty());
+  EXPECT_EQ(mm_->cpu_write(ro, 1).code(), absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(AddressSpaceTest, MunmapInvalidatesTheRangeAndSplitsTheMapping) {
+  const std::uint64_t a = map(3, Prot::kReadWrite);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(mm_->cpu_write(a + i * kPageSize, 10 + i).ok());
+  recorder_->take();
+  ASSERT_TRUE(mm_->munmap(a + kPageSize, kPageSize).ok());
+  EXPECT_EQ(recorder_->take(),
+            (std::vector<Recorder::Call>{{Event::kUnmap, a + kPageSize, a + 2 * kPageSize}}));
+  EXPECT_EQ(*mm_->cpu_read(a), 10u);
+  EXPECT_EQ(mm_->cpu_read(a + kPageSize).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(*mm_->cpu_read(a + 2 * kPageSize), 12u);
+}
+
+TEST_F(AddressSpaceTest, MprotectInvalidatesAndRevokesWriteUntilRestored) {
+  const std::uint64_t a = map(2, Prot::kReadWrite);
+  ASSERT_TRUE(mm_->cpu_write(a, 5).ok());
+  ASSERT_TRUE(mm_->mprotect(a, 2 * kPageSize, Prot::kRead).ok());
+  EXPECT_EQ(recorder_->take(),
+            (std::vector<Recorder::Call>{{Event::kProtectionVma, a, a + 2 * kPageSize}}));
+  EXPECT_EQ(mm_->cpu_write(a, 6).code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(*mm_->cpu_read(a), 5u);
+  ASSERT_TRUE(mm_->mprotect(a, kPageSize, Prot::kReadWrite).ok());
+  ASSERT_TRUE(mm_->cpu_write(a, 6).ok());
+  EXPECT_EQ(*mm_->cpu_read(a), 6u) << "the private page kept its frame across mprotect";
+  EXPECT_EQ(mm_->cpu_write(a + kPageSize, 1).code(), absl::StatusCode::kPermissionDenied)
+      << "only the first page was made writable again";
+}
+
+TEST(AddressSpace, FileWritesReachEveryMappingOfEveryProcess) {
+  auto file = make_ref<File>();
+  auto mm1 = make_ref<AddressSpace>();
+  auto mm2 = make_ref<AddressSpace>();
+  const std::uint64_t a = *mm1->mmap(2 * kPageSize, Prot::kReadWrite, MapKind::kFileShared, file);
+  const std::uint64_t b = *mm2->mmap(kPageSize, Prot::kRead, MapKind::kFileShared, file, kPageSize);
+  ASSERT_TRUE(mm1->cpu_write(a + kPageSize, 99).ok());
+  EXPECT_EQ(*mm2->cpu_read(b), 99u) << "file offset kPageSize is b's first page";
+  EXPECT_EQ(*mm1->cpu_read(a), 0u);
+}
+
+TEST(AddressSpace, AnonymousSharedMappingHasItsOwnBacking) {
+  auto mm = make_ref<AddressSpace>();
+  const std::uint64_t a = *mm->mmap(kPageSize, Prot::kReadWrite, MapKind::kAnonShared);
+  const std::uint64_t b = *mm->mmap(kPageSize, Prot::kReadWrite, MapKind::kAnonShared);
+  ASSERT_TRUE(mm->cpu_write(a, 1).ok());
+  EXPECT_EQ(*mm->cpu_read(b), 0u);
+  EXPECT_EQ(*mm->cpu_read(a), 1u);
+}
+
+}  // namespace
+}  // namespace itn::hw

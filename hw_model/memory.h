@@ -1,0 +1,60 @@
+// hw_model/memory.h
+//
+// The simulated physical memory of itn::hw: pages of 4 KiB addresses whose content is one
+// 64-bit word, held in reference-counted Frames, and Files: backing objects whose frames
+// several mappings (of one or many address spaces) share, so that a write through any
+// mapping reaches every other. An anonymous shared mapping is backed by a File of its own.
+//
+// Thread safety: a Frame's word is atomic (several address spaces may map one frame);
+// File::frame_at() may be called from any thread.
+// Lifetime: frames and files are owned through Ref; a page table entry holds its frame.
+// Memory ordering: frame words are relaxed: whoever needs ordering (a page table walk
+// against a write) gets it from the address space's mmap lock.
+#ifndef ITN_HW_MODEL_MEMORY_H_
+#define ITN_HW_MODEL_MEMORY_H_
+
+#include <cstdint>
+#include <map>
+
+#include "absl/base/thread_annotations.h"
+
+#include "sync/atomic.h"
+#include "sync/mutex.h"
+#include "sync/ref.h"
+
+namespace itn::hw {
+
+inline constexpr std::uint64_t kPageSize = 4096;
+
+inline std::uint64_t page_of(std::uint64_t addr) { return addr & ~(kPageSize - 1); }
+
+class Frame : public RefCounted {
+ public:
+  explicit Frame(std::uint64_t word = 0) : word_(word) {}
+  std::uint64_t read() const { return word_.load(std::memory_order_relaxed); }  // see header
+  void write(std::uint64_t word) { word_.store(word, std::memory_order_relaxed); }
+
+ private:
+  Atomic<std::uint64_t> word_;
+};
+
+class File : public RefCounted {
+ public:
+  // File::frame_at()
+  //
+  // The frame at page-aligned `offset`, created zero-filled on first use.
+  Ref<Frame> frame_at(std::uint64_t offset) ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock l(mu_);
+    Ref<Frame>& f = frames_[offset];
+    if (!f) f = make_ref<Frame>();
+    return f;
+  }
+
+ private:
+  Mutex mu_;
+  std::map<std::uint64_t, Ref<Frame>> frames_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace itn::hw
+
+#endif  // ITN_HW_MODEL_MEMORY_H_
