@@ -66,24 +66,25 @@ bool AddressSpace::fully_mapped_locked(std::uint64_t start, std::uint64_t end) {
   return true;
 }
 
-void AddressSpace::invalidate_locked(std::uint64_t start, std::uint64_t end, Event event,
-                                     absl::FunctionRef<void()> change) {
-  const Range range{start, end, event, /*blockable=*/true, nullptr};
-  ITN_CHECK(domain_->invalidate_range_start(range).ok(), "a blockable invalidation cannot fail");
-  change();
-  ITN_CHECK(domain_->invalidate_range_end(range).ok(), "matched with the start above");
+AddressSpace::Invalidation::Invalidation(NotifierDomain& domain, std::uint64_t start,
+                                         std::uint64_t end, Event event)
+    : domain_(domain), range_{start, end, event, /*blockable=*/true, nullptr} {
+  ITN_CHECK(domain_.invalidate_range_start(range_).ok(), "a blockable invalidation cannot fail");
+}
+
+AddressSpace::Invalidation::~Invalidation() {
+  ITN_CHECK(domain_.invalidate_range_end(range_).ok(), "matched with the start");
 }
 
 absl::Status AddressSpace::munmap(std::uint64_t addr, std::uint64_t length) {
   if (absl::Status s = check_range("munmap", addr, length); !s.ok()) return s;
   const std::uint64_t end = addr + length;
   MutexLock l(mmap_mu_);
-  invalidate_locked(addr, end, Event::kUnmap, [&] {
-    ptes_.erase(ptes_.lower_bound(addr), ptes_.lower_bound(end));
-    split_locked(addr);
-    split_locked(end);
-    vmas_.erase(vmas_.lower_bound(addr), vmas_.lower_bound(end));
-  });
+  Invalidation invalidation(*domain_, addr, end, Event::kUnmap);
+  ptes_.erase(ptes_.lower_bound(addr), ptes_.lower_bound(end));
+  split_locked(addr);
+  split_locked(end);
+  vmas_.erase(vmas_.lower_bound(addr), vmas_.lower_bound(end));
   return absl::OkStatus();
 }
 
@@ -95,18 +96,17 @@ absl::Status AddressSpace::mprotect(std::uint64_t addr, std::uint64_t length, Pr
     return absl::NotFoundError(
         absl::StrCat("mprotect: [", addr, ", ", end, ") has unmapped pages"));
   }
-  invalidate_locked(addr, end, Event::kProtectionVma, [&] {
-    split_locked(addr);
-    split_locked(end);
-    for (auto it = vmas_.lower_bound(addr); it != vmas_.end() && it->first < end; ++it) {
-      it->second.prot = prot;
-    }
-    // Entries lose write access now; a later write fault restores it if allowed. Frames
-    // stay: a private page's content lives only in its frame.
-    for (auto it = ptes_.lower_bound(addr); it != ptes_.end() && it->first < end; ++it) {
-      if (prot != Prot::kReadWrite) it->second.writable = false;
-    }
-  });
+  Invalidation invalidation(*domain_, addr, end, Event::kProtectionVma);
+  split_locked(addr);
+  split_locked(end);
+  for (auto it = vmas_.lower_bound(addr); it != vmas_.end() && it->first < end; ++it) {
+    it->second.prot = prot;
+  }
+  // Entries lose write access now; a later write fault restores it if allowed. Frames
+  // stay: a private page's content lives only in its frame.
+  for (auto it = ptes_.lower_bound(addr); it != ptes_.end() && it->first < end; ++it) {
+    if (prot != Prot::kReadWrite) it->second.writable = false;
+  }
   return absl::OkStatus();
 }
 
@@ -135,9 +135,8 @@ absl::StatusOr<AddressSpace::Pte*> AddressSpace::fault_locked(std::uint64_t addr
   if (v.kind == MapKind::kAnonPrivate) {
     // Break copy-on-write (the zero page, or a frame shared after fork): devices must drop
     // the old frame before the page gets a new one.
-    invalidate_locked(page, page + kPageSize, Event::kClear, [&] {
-      entry = Pte{make_ref<Frame>(entry.frame->read()), true};
-    });
+    Invalidation invalidation(*domain_, page, page + kPageSize, Event::kClear);
+    entry = Pte{make_ref<Frame>(entry.frame->read()), true};
   } else {
     entry.writable = true;  // same frame: no copy anywhere can go stale
   }

@@ -32,7 +32,6 @@
 #include <map>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
@@ -110,9 +109,19 @@ class AddressSpace : public RefCounted {
   void split_locked(std::uint64_t addr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   bool fully_mapped_locked(std::uint64_t start, std::uint64_t end)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
-  // Runs `change` between invalidate_range_start and _end over [start, end).
-  void invalidate_locked(std::uint64_t start, std::uint64_t end, Event event,
-                         absl::FunctionRef<void()> change) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
+  // Brackets a page table change: invalidate_range_start over [start, end) on
+  // construction, the matching end on destruction. Used under mmap_mu_.
+  class Invalidation {
+   public:
+    Invalidation(NotifierDomain& domain, std::uint64_t start, std::uint64_t end, Event event);
+    ~Invalidation();
+    Invalidation(const Invalidation&) = delete;
+    Invalidation& operator=(const Invalidation&) = delete;
+
+   private:
+    NotifierDomain& domain_;
+    const Range range_;
+  };
 
   const Ref<NotifierDomain> domain_;
   const Ref<Frame> zero_page_;  // shared read-only by every untouched private page
