@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+
 #include "itree/interval_tree.h"
 
 namespace itn {

@@ -15,11 +15,12 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "rapidcheck/gtest.h"
+#include "rapidcheck/state.h"
+
 #include "notifier/domain.h"
 #include "proptests/models/domain_model.h"
 #include "rapidcheck.h"
-#include "rapidcheck/gtest.h"
-#include "rapidcheck/state.h"
 
 namespace itn {
 namespace {
@@ -134,10 +135,10 @@ struct Insert : Command {
   }
   void run(const DomainModel& m, Sut& sut) const override {
     auto sub = make_ref<Sub>(refuses);
-    const absl::Status s = sut.domain->insert(sub, span.first, span.second - span.first + 1,
-                                              &kOwners[owner]);
-    RC_ASSERT(s.code() == (m.released ? absl::StatusCode::kFailedPrecondition
-                                      : absl::StatusCode::kOk));
+    const absl::Status s =
+        sut.domain->insert(sub, span.first, span.second - span.first + 1, &kOwners[owner]);
+    RC_ASSERT(s.code() ==
+              (m.released ? absl::StatusCode::kFailedPrecondition : absl::StatusCode::kOk));
     if (s.ok()) sut.subs.push_back(sub);
     check_state(after(m, *this), sut);
   }
@@ -165,8 +166,8 @@ struct Remove : Command {
   }
   void run(const DomainModel& m, Sut& sut) const override {
     const absl::Status s = sut.domain->remove(*sut.subs[id]);
-    RC_ASSERT(s.code() == (inserted(m.subs[id]) ? absl::StatusCode::kOk
-                                                : absl::StatusCode::kInvalidArgument));
+    RC_ASSERT(s.code() ==
+              (inserted(m.subs[id]) ? absl::StatusCode::kOk : absl::StatusCode::kInvalidArgument));
     check_state(after(m, *this), sut);
   }
   void show(std::ostream& os) const override { os << "remove #" << id; }
@@ -188,8 +189,8 @@ struct Find : Command {
       if (!inserted(s) || s.owner != owner || !DomainModel::overlaps(s, span.first, span.second)) {
         continue;
       }
-      if (expected == nullptr || key(id) < std::make_tuple(expected->start(), expected->last(),
-                                                          expected)) {
+      if (expected == nullptr ||
+          key(id) < std::make_tuple(expected->start(), expected->last(), expected)) {
         expected = sut.subs[id].get();
       }
     }
@@ -349,8 +350,8 @@ struct Register : Command {
   void run(const DomainModel& m, Sut& sut) const override {
     auto w = std::make_unique<Whole>();
     const absl::Status s = sut.domain->register_notifier(*w);
-    RC_ASSERT(s.code() == (m.released ? absl::StatusCode::kFailedPrecondition
-                                      : absl::StatusCode::kOk));
+    RC_ASSERT(s.code() ==
+              (m.released ? absl::StatusCode::kFailedPrecondition : absl::StatusCode::kOk));
     if (s.ok()) sut.wholes.push_back(std::move(w));
     check_state(after(m, *this), sut);
   }
@@ -426,11 +427,11 @@ struct Release : Command {
 
 RC_GTEST_PROP(NotifierDomainProperty, MatchesSerialModel, ()) {
   Sut sut;
-  rc::state::check(DomainModel(), sut,
-                   rc::state::gen::execOneOfWithArgs<Insert, Insert, Remove, Find, Start, Start,
-                                                     StartNonBlocking, End, End, EndUnmatched,
-                                                     ReadBegin, ReadRetry, Register, Unregister,
-                                                     GetPut, Release>());
+  rc::state::check(
+      DomainModel(), sut,
+      rc::state::gen::execOneOfWithArgs<Insert, Insert, Remove, Find, Start, Start,
+                                        StartNonBlocking, End, End, EndUnmatched, ReadBegin,
+                                        ReadRetry, Register, Unregister, GetPut, Release>());
 }
 
 }  // namespace

@@ -10,11 +10,12 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "rapidcheck/gtest.h"
+#include "rapidcheck/state.h"
+
 #include "itree/interval_tree.h"
 #include "proptests/models/interval_multiset.h"
 #include "rapidcheck.h"
-#include "rapidcheck/gtest.h"
-#include "rapidcheck/state.h"
 
 namespace itn {
 namespace {
@@ -135,7 +136,9 @@ struct Query : Command {
   void run(const IntervalMultiset& m, TreeSut& sut) const override {
     RC_ASSERT(walk(sut, q.start, q.last) == m.overlaps(q.start, q.last));
   }
-  void show(std::ostream& os) const override { os << "query [" << q.start << ", " << q.last << "]"; }
+  void show(std::ostream& os) const override {
+    os << "query [" << q.start << ", " << q.last << "]";
+  }
 };
 
 // Several inserts and erases published at once.

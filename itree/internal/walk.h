@@ -28,9 +28,8 @@ inline constexpr int kMaxHeight = 96;
 
 template <class T, class Fn>
 bool report(const Node<T>& n, Fn& fn) {
-  if constexpr (std::is_convertible_v<std::invoke_result_t<Fn&, std::uint64_t, std::uint64_t,
-                                                           const T&>,
-                                      bool>) {
+  if constexpr (std::is_convertible_v<
+                    std::invoke_result_t<Fn&, std::uint64_t, std::uint64_t, const T&>, bool>) {
     return fn(n.start, n.last, n.value);
   } else {
     fn(n.start, n.last, n.value);

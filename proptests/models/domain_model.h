@@ -18,8 +18,8 @@ struct ModelSub {
   int owner;
   bool refuses;  // refuses non-blockable invalidations
   State state;
-  std::uint64_t seq;        // what the notifier's invalidate_seq must be
-  int calls = 0;            // invalidate() calls so far
+  std::uint64_t seq;           // what the notifier's invalidate_seq must be
+  int calls = 0;               // invalidate() calls so far
   std::uint64_t read_seq = 0;  // last read_begin() result
   bool has_read = false;
 };
@@ -33,9 +33,9 @@ struct ModelWhole {
 struct DomainModel {
   std::uint64_t seq = 2;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> active;  // started ranges (inclusive)
-  std::vector<ModelSub> subs;      // index = id, never erased
-  std::vector<int> deferred;       // ids of deferred inserts, FIFO
-  std::vector<ModelWhole> wholes;  // index = id
+  std::vector<ModelSub> subs;                                   // index = id, never erased
+  std::vector<int> deferred;                                    // ids of deferred inserts, FIFO
+  std::vector<ModelWhole> wholes;                               // index = id
   bool released = false;
   int got_users = 0;  // users of the get/put notifier
 
