@@ -150,6 +150,7 @@ TEST(IntervalTree, ReplacedNodesAreRetiredThenFreedAfterGracePeriod) {
   srcu.barrier();
   EXPECT_EQ(tree.memory().retired_bytes, 0u);
   EXPECT_EQ(tree.memory().live_bytes, 100 * IntervalTree<int>::kNodeBytes);
+  EXPECT_GE(tree.memory().pool_bytes, tree.memory().live_bytes) << "live nodes come from the pool";
   {
     auto guard = srcu.read_lock();  // may hold the old snapshot's nodes
     ASSERT_TRUE(tree.erase(50, 50, 50).ok());

@@ -100,7 +100,7 @@ absl::Status NotifierDomain::remove(IntervalNotifier& sub) {
   {
     MutexLock l(mu_);
     const State state = state_of(sub);
-    if (sub.domain_ != this || (state != State::kLive && state != State::kDeferredInsert)) {
+    if (sub.domain_ != this || !inserted(state)) {
       return absl::InvalidArgumentError(
           "NotifierDomain::remove: notifier is not inserted in this domain");
     }
@@ -143,7 +143,7 @@ Ref<IntervalNotifier> NotifierDomain::find(const void* owner, std::uint64_t star
   tree_.for_each_overlap(start, last, [&](std::uint64_t, std::uint64_t, IntervalNotifier* n) {
     if (n->owner_ != owner) return true;
     const State state = state_of(*n);
-    if (state != State::kLive && state != State::kDeferredInsert) return true;  // removing
+    if (!inserted(state)) return true;  // remove() has begun
     // Cannot fail: the domain's own reference outlives every snapshot that holds `n`.
     found = Ref<IntervalNotifier>::try_get(n);
     return !found;
@@ -157,7 +157,7 @@ bool NotifierDomain::any_walked_overlap(const Range& range) const {
   tree_.for_each_overlap(range.start, range.last(),
                          [&](std::uint64_t, std::uint64_t, IntervalNotifier* n) {
                            const State state = state_of(*n);
-                           hit = state == State::kLive || state == State::kRemoving;
+                           hit = walked(state);
                            return !hit;
                          });
   return hit;
@@ -205,7 +205,7 @@ absl::Status NotifierDomain::call_interval_notifiers(const Range& range, std::ui
     tree_.for_each_overlap(range.start, range.last(),
                            [&](std::uint64_t, std::uint64_t, IntervalNotifier* n) {
                              const State state = state_of(*n);
-                             if (state != State::kLive && state != State::kRemoving) return true;
+                             if (!walked(state)) return true;
                              if (n->invalidate(range, cur_seq)) return true;
                              ITN_CHECK(!range.blockable,
                                        "IntervalNotifier::invalidate() returned false for a "
@@ -245,11 +245,8 @@ absl::Status NotifierDomain::invalidate_range_end(const Range& range) {
 void NotifierDomain::end_locked() {
   if (--active_ > 0) return;
   if (!pending_registers_.empty()) {
-    const NotifierList* current = notifier_list();
-    NotifierList next = current ? *current : NotifierList();
-    next.insert(next.end(), pending_registers_.begin(), pending_registers_.end());
+    append_to_list_locked(pending_registers_);
     pending_registers_.clear();
-    publish_list_locked(std::move(next));
   }
   // Relaxed: seq_ is written only under mu_, which we hold.
   const std::uint64_t seq = seq_.load(std::memory_order_relaxed);

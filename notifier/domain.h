@@ -165,13 +165,12 @@ class NotifierDomain : public RefCounted {
   friend class IntervalNotifier;
   friend class NotifierDomainTestPeer;  // tests: holds mu_ to show readers do not need it
   using State = IntervalNotifier::State;
+  using NotifierList = std::vector<Notifier*>;
 
   struct DeferredOp {
     bool insert;  // else remove
     IntervalNotifier* sub;
   };
-
-  using NotifierList = std::vector<Notifier*>;
 
   std::uint64_t wait_for_seq_change(std::uint64_t seq) ABSL_LOCKS_EXCLUDED(mu_);
   const NotifierList* notifier_list() const;
@@ -189,6 +188,13 @@ class NotifierDomain : public RefCounted {
   void detach_locked(IntervalNotifier& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static void set_state(IntervalNotifier& sub, State state);
   static State state_of(const IntervalNotifier& sub);
+  // Invalidations call it: applied inserts, and removes not yet applied.
+  static bool walked(State state) { return state == State::kLive || state == State::kRemoving; }
+  // remove() may take it out, and find() returns it: inserts, applied or deferred.
+  static bool inserted(State state) {
+    return state == State::kLive || state == State::kDeferredInsert;
+  }
+  void append_to_list_locked(const NotifierList& more) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Declared first: destroyed last, after the tree whose nodes it frees.
   mutable SrcuDomain srcu_;

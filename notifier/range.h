@@ -27,8 +27,6 @@ enum class Event : std::uint8_t {
   kExclusive,       // a device takes exclusive access; `owner` names it
 };
 
-const char* event_name(Event event);
-
 inline constexpr std::uint64_t kRangeEndMax = std::numeric_limits<std::uint64_t>::max();
 
 struct Range {

@@ -35,11 +35,15 @@ absl::Status NotifierDomain::register_locked(Notifier& n) {
     pending_registers_.push_back(&n);  // end_locked() publishes it
     return absl::OkStatus();
   }
+  append_to_list_locked({&n});
+  return absl::OkStatus();
+}
+
+void NotifierDomain::append_to_list_locked(const NotifierList& more) {
   const NotifierList* current = notifier_list();
   NotifierList next = current ? *current : NotifierList();
-  next.push_back(&n);
+  next.insert(next.end(), more.begin(), more.end());
   publish_list_locked(std::move(next));
-  return absl::OkStatus();
 }
 
 bool NotifierDomain::unpublish_locked(Notifier& n) {

@@ -45,8 +45,6 @@ enum class SchedPoint : std::uint8_t {
   kJoin,    // before joining a thread
 };
 
-const char* sched_point_name(SchedPoint point);
-
 // SchedHooks
 //
 // Implemented by a scheduler. Calls arrive on the managed thread that reaches the point.
