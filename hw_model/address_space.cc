@@ -4,21 +4,12 @@
 
 #include "absl/strings/str_cat.h"
 
+#include "hw_model/internal/page_range.h"
+
 namespace itn::hw {
-namespace {
 
-bool aligned(std::uint64_t x) { return x % kPageSize == 0; }
-
-// [addr, addr + length) as a checked range of whole pages.
-absl::Status check_range(const char* what, std::uint64_t addr, std::uint64_t length) {
-  if (length == 0 || !aligned(addr) || !aligned(length) || addr + length < addr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, ": [", addr, ", +", length, ") is not a non-empty range of pages"));
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
+using internal::check_page_range;
+using internal::page_aligned;
 
 AddressSpace::AddressSpace()
     : domain_(make_ref<NotifierDomain>()), zero_page_(make_ref<Frame>(0)) {}
@@ -28,13 +19,14 @@ absl::StatusOr<std::uint64_t> AddressSpace::mmap(std::uint64_t length, Prot prot
   if (length == 0 || length > (std::uint64_t{1} << 40)) {
     return absl::InvalidArgumentError(absl::StrCat("mmap: bad length ", length));
   }
-  if ((kind == MapKind::kFileShared) != static_cast<bool>(file) || !aligned(file_offset)) {
+  if ((kind == MapKind::kFileShared) != static_cast<bool>(file) || !page_aligned(file_offset)) {
     return absl::InvalidArgumentError(
         "mmap: a file (and page-aligned offset) for kFileShared only");
   }
   if (kind == MapKind::kAnonShared) file = make_ref<File>();
   const std::uint64_t pages = (length + kPageSize - 1) / kPageSize;
   MutexLock l(mmap_mu_);
+  if (absl::Status s = check_alive_locked("mmap"); !s.ok()) return s;
   const std::uint64_t addr = next_addr_;
   next_addr_ += (pages + 1) * kPageSize;  // a guard page between mappings
   vmas_.emplace(addr, Vma{addr + pages * kPageSize, prot, kind, std::move(file), file_offset});
@@ -42,6 +34,13 @@ absl::StatusOr<std::uint64_t> AddressSpace::mmap(std::uint64_t length, Prot prot
 }
 
 AddressSpace::VmaMap::iterator AddressSpace::find_vma_locked(std::uint64_t addr) {
+  auto it = vmas_.upper_bound(addr);
+  if (it == vmas_.begin()) return vmas_.end();
+  --it;
+  return addr < it->second.end ? it : vmas_.end();
+}
+
+AddressSpace::VmaMap::const_iterator AddressSpace::find_vma_locked(std::uint64_t addr) const {
   auto it = vmas_.upper_bound(addr);
   if (it == vmas_.begin()) return vmas_.end();
   --it;
@@ -67,8 +66,8 @@ bool AddressSpace::fully_mapped_locked(std::uint64_t start, std::uint64_t end) {
 }
 
 AddressSpace::Invalidation::Invalidation(NotifierDomain& domain, std::uint64_t start,
-                                         std::uint64_t end, Event event)
-    : domain_(domain), range_{start, end, event, /*blockable=*/true, nullptr} {
+                                         std::uint64_t end, Event event, const void* owner)
+    : domain_(domain), range_{start, end, event, /*blockable=*/true, owner} {
   ITN_CHECK(domain_.invalidate_range_start(range_).ok(), "a blockable invalidation cannot fail");
 }
 
@@ -77,9 +76,10 @@ AddressSpace::Invalidation::~Invalidation() {
 }
 
 absl::Status AddressSpace::munmap(std::uint64_t addr, std::uint64_t length) {
-  if (absl::Status s = check_range("munmap", addr, length); !s.ok()) return s;
+  if (absl::Status s = check_page_range("munmap", addr, length); !s.ok()) return s;
   const std::uint64_t end = addr + length;
   MutexLock l(mmap_mu_);
+  if (absl::Status s = check_alive_locked("munmap"); !s.ok()) return s;
   Invalidation invalidation(*domain_, addr, end, Event::kUnmap);
   ptes_.erase(ptes_.lower_bound(addr), ptes_.lower_bound(end));
   split_locked(addr);
@@ -89,9 +89,10 @@ absl::Status AddressSpace::munmap(std::uint64_t addr, std::uint64_t length) {
 }
 
 absl::Status AddressSpace::mprotect(std::uint64_t addr, std::uint64_t length, Prot prot) {
-  if (absl::Status s = check_range("mprotect", addr, length); !s.ok()) return s;
+  if (absl::Status s = check_page_range("mprotect", addr, length); !s.ok()) return s;
   const std::uint64_t end = addr + length;
   MutexLock l(mmap_mu_);
+  if (absl::Status s = check_alive_locked("mprotect"); !s.ok()) return s;
   if (!fully_mapped_locked(addr, end)) {
     return absl::NotFoundError(
         absl::StrCat("mprotect: [", addr, ", ", end, ") has unmapped pages"));
@@ -110,27 +111,38 @@ absl::Status AddressSpace::mprotect(std::uint64_t addr, std::uint64_t length, Pr
   return absl::OkStatus();
 }
 
-absl::StatusOr<AddressSpace::Pte*> AddressSpace::fault_locked(std::uint64_t addr, bool write) {
+absl::StatusOr<AddressSpace::VmaMap::iterator> AddressSpace::vma_for_locked(std::uint64_t addr,
+                                                                            bool write) {
+  if (absl::Status s = check_alive_locked(write ? "write" : "read"); !s.ok()) return s;
   auto vma = find_vma_locked(addr);
   if (vma == vmas_.end()) return absl::NotFoundError(absl::StrCat("no mapping at ", addr));
-  const Vma& v = vma->second;
-  if (v.prot == Prot::kNone || (write && v.prot != Prot::kReadWrite)) {
+  const Prot prot = vma->second.prot;
+  if (prot == Prot::kNone || (write && prot != Prot::kReadWrite)) {
     return absl::PermissionDeniedError(
         absl::StrCat(write ? "write" : "read", " not permitted at ", addr));
   }
+  return vma;
+}
+
+absl::StatusOr<AddressSpace::Pte*> AddressSpace::fault_locked(std::uint64_t addr, bool write) {
+  absl::StatusOr<VmaMap::iterator> vma = vma_for_locked(addr, write);
+  if (!vma.ok()) return vma.status();
+  const std::uint64_t vma_start = (*vma)->first;
+  const Vma& v = (*vma)->second;
   const std::uint64_t page = page_of(addr);
   auto pte = ptes_.find(page);
   if (pte == ptes_.end()) {
     // Nothing to invalidate: no device can hold a copy of an absent entry.
     Pte fresh;
     if (v.kind == MapKind::kAnonPrivate) {
-      fresh = write ? Pte{make_ref<Frame>(0), true} : Pte{zero_page_, false};
+      fresh = write ? Pte{make_ref<Frame>(0), true} : Pte{zero_page_, false, /*zero_page=*/true};
     } else {
-      fresh = Pte{v.file->frame_at(v.file_offset + (page - vma->first)), write};
+      fresh = Pte{v.file->frame_at(v.file_offset + (page - vma_start)), write};
     }
     return &ptes_.emplace(page, std::move(fresh)).first->second;
   }
   Pte& entry = pte->second;
+  if (entry.device != nullptr || entry.exclusive != nullptr) restore_for_cpu_locked(page, entry);
   if (!write || entry.writable) return &entry;
   if (v.kind == MapKind::kAnonPrivate) {
     // Break copy-on-write (the zero page, or a frame shared after fork): devices must drop
@@ -141,6 +153,18 @@ absl::StatusOr<AddressSpace::Pte*> AddressSpace::fault_locked(std::uint64_t addr
     entry.writable = true;  // same frame: no copy anywhere can go stale
   }
   return &entry;
+}
+
+void AddressSpace::restore_for_cpu_locked(std::uint64_t page, Pte& entry) {
+  if (entry.device != nullptr) {
+    // The CPU cannot reach device memory: copy the page back. Owner null: every device,
+    // the one that held it included, must drop its entry.
+    Invalidation invalidation(*domain_, page, page + kPageSize, Event::kMigrate);
+    entry = Pte{make_ref<Frame>(entry.frame->read()), entry.writable};
+  } else {
+    Invalidation invalidation(*domain_, page, page + kPageSize, Event::kExclusive);
+    entry.exclusive = nullptr;
+  }
 }
 
 absl::StatusOr<std::uint64_t> AddressSpace::cpu_read(std::uint64_t addr) {

@@ -6,23 +6,35 @@
 // invalidate_range_start/end with the Event the kernel would use, so a mirror built on
 // the domain stays coherent:
 //
-//   munmap                 kUnmap over the range
-//   mprotect               kProtectionVma over the range
+//   munmap                          kUnmap over the range
+//   mprotect                        kProtectionVma over the range
+//   fork                            kProtectionPage over each private VMA (parent's
+//                                   entries become read-only, copy-on-write)
 //   write fault on a read-only private page (zero page, copy-on-write)
-//                          kClear over the page, then a fresh writable frame
+//                                   kClear over the page, then a fresh writable frame
+//   migrate_to_device / _to_system  kMigrate, owner = the device moving the pages
+//   CPU touch of a device page      kMigrate, owner = null (every device drops it)
+//   make_exclusive                  kExclusive, owner = the device
+//   CPU touch of an exclusive page  kExclusive, owner = null (the device loses it)
+//   last mmput                      the domain's release(): kRelease over everything
 //
 // Installing an entry where there was none needs no invalidation (no device can hold a
 // copy of nothing), exactly as in the kernel.
 //
 // Mappings: anonymous private (zero page on read, a new frame on write), anonymous shared
 // and file-backed shared (frames come from a File shared by every mapping of it; an
-// anonymous shared mapping gets a File of its own).
+// anonymous shared mapping gets a File of its own, shared with children after fork).
+//
+// Users and memory (seed 003): mmget_not_zero()/mmput() count users of the address space
+// (processes, device walks); the last mmput tears it down (domain release, then every
+// mapping goes) and later calls fail with kFailedPrecondition. The memory of the object is
+// a separate count: every Ref<AddressSpace> is a "grab" (mmgrab/mmdrop), and notifiers
+// hold a grab of the domain only, never a user.
 //
 // Thread safety: every method may be called from any thread; the mmap lock serialises
-// them. Notifier callbacks run with the mmap lock held and must not call back into the
-// address space (as in the kernel, where invalidations run under mmap_lock).
-// Lifetime: created with make_ref. Devices keep the notifier domain alive through their
-// notifiers' grab.
+// them. Notifier callbacks and MigrateHooks run with the mmap lock held and must not call
+// back into the address space (as in the kernel, where invalidations run under mmap_lock).
+// Lifetime: created with make_ref; users are counted separately (above), starting at one.
 // Memory ordering: the mmap lock orders page table changes; an invalidation's callbacks
 // run before the change it announces, and its end after.
 #ifndef ITN_HW_MODEL_ADDRESS_SPACE_H_
@@ -32,11 +44,13 @@
 #include <map>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 #include "hw_model/memory.h"
 #include "notifier/domain.h"
+#include "sync/atomic.h"
 #include "sync/mutex.h"
 #include "sync/ref.h"
 
@@ -45,6 +59,21 @@ namespace itn::hw {
 enum class Prot : std::uint8_t { kNone, kRead, kReadWrite };
 
 enum class MapKind : std::uint8_t { kAnonPrivate, kAnonShared, kFileShared };
+
+// One page table entry as a device walk sees it (what hmm_range_fault reports).
+struct PageEntry {
+  Ref<Frame> frame;               // null: nothing present (never touched)
+  bool writable = false;          // the CPU may write through this entry
+  bool zero_page = false;         // the shared zero page
+  const void* device = nullptr;   // device-private: the frame lives in this device
+  const void* exclusive = nullptr;  // this device holds exclusive access
+};
+
+// Called for each page a device-initiated change moved to `entry`, inside the change's
+// invalidation and under the mmap lock, so the device updates its own page table before
+// anyone can observe the new CPU entry (the device ignores its own kMigrate/kExclusive
+// invalidations).
+using MigrateHook = absl::FunctionRef<void(std::uint64_t page, const PageEntry& entry)>;
 
 class AddressSpace : public RefCounted {
  public:
@@ -60,7 +89,7 @@ class AddressSpace : public RefCounted {
   // Maps `length` bytes (rounded up to pages) at a fresh address and returns it. `file`
   // and `file_offset` (page-aligned) are for kFileShared only.
   // Errors (nothing changes): kInvalidArgument for length 0, a missing or unexpected file,
-  // or an unaligned offset.
+  // or an unaligned offset; kFailedPrecondition after teardown.
   absl::StatusOr<std::uint64_t> mmap(std::uint64_t length, Prot prot, MapKind kind,
                                      Ref<File> file = nullptr, std::uint64_t file_offset = 0)
       ABSL_LOCKS_EXCLUDED(mmap_mu_);
@@ -68,24 +97,83 @@ class AddressSpace : public RefCounted {
   // AddressSpace::munmap()
   //
   // Unmaps every page of [addr, addr + length) (holes are fine), splitting VMAs.
-  // Errors (nothing changes): kInvalidArgument for an unaligned or empty range.
+  // Errors (nothing changes): kInvalidArgument for an unaligned or empty range;
+  // kFailedPrecondition after teardown.
   absl::Status munmap(std::uint64_t addr, std::uint64_t length) ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
   // AddressSpace::mprotect()
   //
   // Changes the protection of [addr, addr + length), which must be fully mapped.
   // Errors (nothing changes): kInvalidArgument for an unaligned or empty range, kNotFound
-  // if part of it is unmapped.
+  // if part of it is unmapped; kFailedPrecondition after teardown.
   absl::Status mprotect(std::uint64_t addr, std::uint64_t length, Prot prot)
       ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
   // AddressSpace::cpu_read() / cpu_write()
   //
-  // A CPU access to the word of the page holding `addr`, faulting the page in as needed.
+  // A CPU access to the word of the page holding `addr`, faulting the page in as needed
+  // (a device page migrates back, a device's exclusive access is revoked).
   // Errors (nothing changes): kNotFound if unmapped, kPermissionDenied if the protection
-  // forbids the access.
+  // forbids the access; kFailedPrecondition after teardown.
   absl::StatusOr<std::uint64_t> cpu_read(std::uint64_t addr) ABSL_LOCKS_EXCLUDED(mmap_mu_);
   absl::Status cpu_write(std::uint64_t addr, std::uint64_t value) ABSL_LOCKS_EXCLUDED(mmap_mu_);
+
+  // AddressSpace::fork()
+  //
+  // A child address space (one user) with a copy of every VMA: private pages are shared
+  // read-only by both sides until one writes (copy-on-write), shared mappings stay shared.
+  // Device pages of the parent migrate back and exclusive accesses are revoked first.
+  // Errors: kFailedPrecondition after teardown.
+  absl::StatusOr<Ref<AddressSpace>> fork() ABSL_LOCKS_EXCLUDED(mmap_mu_);
+
+  // AddressSpace::mmget_not_zero() / mmput()
+  //
+  // Takes a user if the address space still has one (false after teardown began); mmput
+  // drops one, and the last runs the teardown on the calling thread.
+  // Context: mmput may block (the domain's release runs device callbacks).
+  bool mmget_not_zero();
+  void mmput() ABSL_LOCKS_EXCLUDED(mmap_mu_);
+  bool exited() const ABSL_LOCKS_EXCLUDED(mmap_mu_);
+
+  // Device side -------------------------------------------------------------------------
+
+  // AddressSpace::fault_page()
+  //
+  // The entry of the page holding `addr` after faulting it in for a read or write by
+  // `device`, as hmm_range_fault does: a page on `device` is reported as it is, a page on
+  // another device migrates back, another device's exclusive access is revoked.
+  // Errors: as cpu_read()/cpu_write().
+  absl::StatusOr<PageEntry> fault_page(std::uint64_t addr, bool write, const void* device)
+      ABSL_LOCKS_EXCLUDED(mmap_mu_);
+
+  // AddressSpace::lookup()
+  //
+  // The entry of the page holding `addr` without faulting (frame null if not present).
+  // Errors: kNotFound if unmapped, kPermissionDenied for PROT_NONE; kFailedPrecondition
+  // after teardown.
+  absl::StatusOr<PageEntry> lookup(std::uint64_t addr) const ABSL_LOCKS_EXCLUDED(mmap_mu_);
+
+  // AddressSpace::migrate_to_device() / migrate_to_system()
+  //
+  // Moves the anonymous private pages of [addr, addr + length) into frames of `device`'s
+  // memory (absent pages arrive zero-filled), or those on `device` back to system RAM,
+  // under one kMigrate invalidation owned by `device`; `hook` sees every moved page.
+  // Errors (nothing changes): kInvalidArgument for a bad range; kNotFound for a hole;
+  // kFailedPrecondition for shared memory, a page on another device, or after teardown;
+  // kPermissionDenied for PROT_NONE.
+  absl::Status migrate_to_device(std::uint64_t addr, std::uint64_t length, const void* device,
+                                 MigrateHook hook) ABSL_LOCKS_EXCLUDED(mmap_mu_);
+  absl::Status migrate_to_system(std::uint64_t addr, std::uint64_t length, const void* device,
+                                 MigrateHook hook) ABSL_LOCKS_EXCLUDED(mmap_mu_);
+
+  // AddressSpace::make_exclusive()
+  //
+  // Gives `device` exclusive access to the writable anonymous private pages of [addr,
+  // addr + length) (faulting them in for write first) under one kExclusive invalidation
+  // owned by `device`; a CPU access revokes it. Errors as migrate_to_device(), plus
+  // kPermissionDenied for read-only memory.
+  absl::Status make_exclusive(std::uint64_t addr, std::uint64_t length, const void* device,
+                              MigrateHook hook) ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
  private:
   struct Vma {
@@ -95,25 +183,41 @@ class AddressSpace : public RefCounted {
     Ref<File> file;
     std::uint64_t file_offset;  // of the VMA's start
   };
-  struct Pte {
-    Ref<Frame> frame;
-    bool writable;
-  };
+  using Pte = PageEntry;
   using VmaMap = std::map<std::uint64_t, Vma>;
+  enum class DeviceChange : std::uint8_t { kToDevice, kToSystem, kExclusive };
 
-  // Makes the page of `addr` present (and writable, for a write); returns its entry.
+  // Makes the page of `addr` present for the CPU (and writable, for a write).
   absl::StatusOr<Pte*> fault_locked(std::uint64_t addr, bool write)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
+  // The VMA of `addr` if it permits the access.
+  absl::StatusOr<VmaMap::iterator> vma_for_locked(std::uint64_t addr, bool write)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
+  // Gives a device page or exclusive entry back to the CPU (kMigrate / kExclusive, owner
+  // null).
+  void restore_for_cpu_locked(std::uint64_t page, Pte& entry)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
+  absl::Status device_change(DeviceChange change, std::uint64_t addr, std::uint64_t length,
+                             const void* device, MigrateHook hook) ABSL_LOCKS_EXCLUDED(mmap_mu_);
+  absl::Status check_device_change_locked(DeviceChange change, std::uint64_t start,
+                                          std::uint64_t end, const void* device)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
+  absl::Status check_alive_locked(const char* what) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   VmaMap::iterator find_vma_locked(std::uint64_t addr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
+  VmaMap::const_iterator find_vma_locked(std::uint64_t addr) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   // Splits the VMA that strictly contains `addr`, if any, so that a VMA starts there.
   void split_locked(std::uint64_t addr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   bool fully_mapped_locked(std::uint64_t start, std::uint64_t end)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
+  void copy_into_child_locked(AddressSpace& child) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(child.mmap_mu_);
   // Brackets a page table change: invalidate_range_start over [start, end) on
   // construction, the matching end on destruction. Used under mmap_mu_.
   class Invalidation {
    public:
-    Invalidation(NotifierDomain& domain, std::uint64_t start, std::uint64_t end, Event event);
+    Invalidation(NotifierDomain& domain, std::uint64_t start, std::uint64_t end, Event event,
+                 const void* owner = nullptr);
     ~Invalidation();
     Invalidation(const Invalidation&) = delete;
     Invalidation& operator=(const Invalidation&) = delete;
@@ -125,11 +229,13 @@ class AddressSpace : public RefCounted {
 
   const Ref<NotifierDomain> domain_;
   const Ref<Frame> zero_page_;  // shared read-only by every untouched private page
+  Atomic<std::uint64_t> users_{1};
 
-  Mutex mmap_mu_;
+  mutable Mutex mmap_mu_;
   VmaMap vmas_ ABSL_GUARDED_BY(mmap_mu_);
   std::map<std::uint64_t, Pte> ptes_ ABSL_GUARDED_BY(mmap_mu_);   // page address -> entry
   std::uint64_t next_addr_ ABSL_GUARDED_BY(mmap_mu_) = 0x100000;  // never reused
+  bool exited_ ABSL_GUARDED_BY(mmap_mu_) = false;
 };
 
 }  // namespace itn::hw

@@ -1,7 +1,8 @@
 // hw_model/memory.h
 //
 // The simulated physical memory of itn::hw: pages of 4 KiB addresses whose content is one
-// 64-bit word, held in reference-counted Frames, and Files: backing objects whose frames
+// 64-bit word, held in reference-counted Frames (system RAM, or the private memory of one
+// device after a migration), and Files: backing objects whose frames
 // several mappings (of one or many address spaces) share, so that a write through any
 // mapping reaches every other. An anonymous shared mapping is backed by a File of its own.
 //
@@ -30,12 +31,16 @@ inline std::uint64_t page_of(std::uint64_t addr) { return addr & ~(kPageSize - 1
 
 class Frame : public RefCounted {
  public:
-  explicit Frame(std::uint64_t word = 0) : word_(word) {}
+  explicit Frame(std::uint64_t word = 0, const void* device = nullptr)
+      : word_(word), device_(device) {}
   std::uint64_t read() const { return word_.load(std::memory_order_relaxed); }  // see header
   void write(std::uint64_t word) { word_.store(word, std::memory_order_relaxed); }
+  // The device whose private memory holds this frame, or null for system RAM.
+  const void* device() const { return device_; }
 
  private:
   Atomic<std::uint64_t> word_;
+  const void* const device_;
 };
 
 class File : public RefCounted {

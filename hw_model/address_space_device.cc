@@ -1,0 +1,120 @@
+// AddressSpace: the device side (hmm_range_fault, snapshot lookups, migration, exclusive
+// access).
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+#include "hw_model/address_space.h"
+#include "hw_model/internal/page_range.h"
+
+namespace itn::hw {
+
+absl::StatusOr<PageEntry> AddressSpace::fault_page(std::uint64_t addr, bool write,
+                                                   const void* device) {
+  MutexLock l(mmap_mu_);
+  absl::StatusOr<VmaMap::iterator> vma = vma_for_locked(addr, write);
+  if (!vma.ok()) return vma.status();
+  auto pte = ptes_.find(page_of(addr));
+  if (pte != ptes_.end() && device != nullptr &&
+      (pte->second.device == device || pte->second.exclusive == device)) {
+    // Already the device's own: the VMA permits a write, so the entry may carry one.
+    if (write) pte->second.writable = true;
+    return pte->second;
+  }
+  absl::StatusOr<Pte*> entry = fault_locked(addr, write);
+  if (!entry.ok()) return entry.status();
+  return **entry;
+}
+
+absl::StatusOr<PageEntry> AddressSpace::lookup(std::uint64_t addr) const {
+  MutexLock l(mmap_mu_);
+  if (absl::Status s = check_alive_locked("lookup"); !s.ok()) return s;
+  auto vma = find_vma_locked(addr);
+  if (vma == vmas_.end()) return absl::NotFoundError(absl::StrCat("no mapping at ", addr));
+  if (vma->second.prot == Prot::kNone) {
+    return absl::PermissionDeniedError(absl::StrCat("PROT_NONE at ", addr));
+  }
+  auto pte = ptes_.find(page_of(addr));
+  return pte == ptes_.end() ? PageEntry{} : pte->second;
+}
+
+absl::Status AddressSpace::migrate_to_device(std::uint64_t addr, std::uint64_t length,
+                                             const void* device, MigrateHook hook) {
+  return device_change(DeviceChange::kToDevice, addr, length, device, hook);
+}
+
+absl::Status AddressSpace::migrate_to_system(std::uint64_t addr, std::uint64_t length,
+                                             const void* device, MigrateHook hook) {
+  return device_change(DeviceChange::kToSystem, addr, length, device, hook);
+}
+
+absl::Status AddressSpace::make_exclusive(std::uint64_t addr, std::uint64_t length,
+                                          const void* device, MigrateHook hook) {
+  return device_change(DeviceChange::kExclusive, addr, length, device, hook);
+}
+
+absl::Status AddressSpace::check_device_change_locked(DeviceChange change, std::uint64_t start,
+                                                      std::uint64_t end, const void* device) {
+  if (absl::Status s = check_alive_locked("migrate"); !s.ok()) return s;
+  for (std::uint64_t page = start; page < end; page += kPageSize) {
+    auto vma = find_vma_locked(page);
+    if (vma == vmas_.end()) return absl::NotFoundError(absl::StrCat("no mapping at ", page));
+    if (vma->second.kind != MapKind::kAnonPrivate) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("page ", page, " is shared memory: only anonymous private pages move"));
+    }
+    const Prot prot = vma->second.prot;
+    if (prot == Prot::kNone || (change == DeviceChange::kExclusive && prot != Prot::kReadWrite)) {
+      return absl::PermissionDeniedError(absl::StrCat("protection forbids it at ", page));
+    }
+    auto pte = ptes_.find(page);
+    if (change == DeviceChange::kToDevice && pte != ptes_.end() &&
+        pte->second.device != nullptr && pte->second.device != device) {
+      return absl::FailedPreconditionError(absl::StrCat("page ", page, " is on another device"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AddressSpace::device_change(DeviceChange change, std::uint64_t addr,
+                                         std::uint64_t length, const void* device,
+                                         MigrateHook hook) {
+  if (absl::Status s = internal::check_page_range("migrate", addr, length); !s.ok()) return s;
+  ITN_CHECK(device != nullptr, "a device change needs the device that makes it");
+  const std::uint64_t end = addr + length;
+  MutexLock l(mmap_mu_);
+  if (absl::Status s = check_device_change_locked(change, addr, end, device); !s.ok()) return s;
+  if (change == DeviceChange::kExclusive) {
+    // Like the kernel's get_user_pages: present and writable first (may break CoW).
+    for (std::uint64_t page = addr; page < end; page += kPageSize) {
+      ITN_CHECK(fault_locked(page, /*write=*/true).ok(), "checked writable above");
+    }
+  }
+  const Event event = change == DeviceChange::kExclusive ? Event::kExclusive : Event::kMigrate;
+  Invalidation invalidation(*domain_, addr, end, event, device);
+  for (std::uint64_t page = addr; page < end; page += kPageSize) {
+    Pte& entry = ptes_[page];
+    const bool writable = find_vma_locked(page)->second.prot == Prot::kReadWrite;
+    switch (change) {
+      case DeviceChange::kToDevice:
+        if (entry.device == device) continue;
+        entry = Pte{make_ref<Frame>(entry.frame ? entry.frame->read() : 0, device), writable,
+                    false, device};
+        break;
+      case DeviceChange::kToSystem:
+        if (entry.device != device) {
+          if (!entry.frame) ptes_.erase(page);  // created by the lookup above
+          continue;
+        }
+        entry = Pte{make_ref<Frame>(entry.frame->read()), entry.writable};
+        break;
+      case DeviceChange::kExclusive:
+        entry.exclusive = device;
+        break;
+    }
+    hook(page, entry);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace itn::hw

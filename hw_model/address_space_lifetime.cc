@@ -1,0 +1,85 @@
+// AddressSpace: users (mmget/mmput), teardown and fork.
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+#include "hw_model/address_space.h"
+
+namespace itn::hw {
+
+bool AddressSpace::mmget_not_zero() {
+  std::uint64_t n = users_.load(std::memory_order_relaxed);
+  while (n != 0) {
+    // Relaxed: like a reference count increment; the page table itself is ordered by
+    // mmap_mu_, and the final decrement in mmput() is acq_rel.
+    if (users_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed,
+                                     std::memory_order_relaxed)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void AddressSpace::mmput() {
+  // acq_rel: the release half publishes this user's work; the acquire half of the last
+  // decrement pairs with every earlier user's, so the teardown runs after all of it.
+  const std::uint64_t before = users_.fetch_sub(1, std::memory_order_acq_rel);
+  ITN_CHECK(before != 0, "mmput() without a matching user (mmget_not_zero or creation)");
+  if (before != 1) return;
+  {
+    // From here every page table operation fails, so nothing changes behind the release.
+    MutexLock l(mmap_mu_);
+    exited_ = true;
+  }
+  domain_->release();  // kRelease to every device, release() to whole-space notifiers
+  MutexLock l(mmap_mu_);
+  ptes_.clear();  // no invalidation: every subscriber was just told the space is gone
+  vmas_.clear();
+}
+
+bool AddressSpace::exited() const {
+  MutexLock l(mmap_mu_);
+  return exited_;
+}
+
+absl::Status AddressSpace::check_alive_locked(const char* what) const {
+  if (!exited_) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrCat(what, ": the address space has exited (its last user is gone)"));
+}
+
+absl::StatusOr<Ref<AddressSpace>> AddressSpace::fork() {
+  Ref<AddressSpace> child = make_ref<AddressSpace>();
+  MutexLock l(mmap_mu_);
+  if (absl::Status s = check_alive_locked("fork"); !s.ok()) return s;
+  // The child gets CPU pages only: device pages come back, exclusive access ends.
+  for (auto& [page, entry] : ptes_) {
+    if (entry.device != nullptr || entry.exclusive != nullptr) restore_for_cpu_locked(page, entry);
+  }
+  for (const auto& [start, vma] : vmas_) {
+    if (vma.kind != MapKind::kAnonPrivate) continue;
+    auto first = ptes_.lower_bound(start);
+    if (first == ptes_.end() || first->first >= vma.end) continue;  // never faulted
+    // Copy-on-write from now on: both sides map the frame read-only.
+    Invalidation invalidation(*domain_, start, vma.end, Event::kProtectionPage);
+    for (auto it = first; it != ptes_.end() && it->first < vma.end; ++it) {
+      it->second.writable = false;
+    }
+  }
+  MutexLock child_lock(child->mmap_mu_);
+  copy_into_child_locked(*child);
+  return child;
+}
+
+void AddressSpace::copy_into_child_locked(AddressSpace& child) {
+  child.vmas_ = vmas_;  // shared mappings keep naming the same File
+  child.next_addr_ = next_addr_;
+  for (const auto& [start, vma] : vmas_) {
+    if (vma.kind != MapKind::kAnonPrivate) continue;  // the child faults shared pages in
+    for (auto it = ptes_.lower_bound(start); it != ptes_.end() && it->first < vma.end; ++it) {
+      child.ptes_.emplace(it->first, it->second);  // read-only by now
+    }
+  }
+}
+
+}  // namespace itn::hw

@@ -1,0 +1,229 @@
+#include "hw_model/mirror_device.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+#include "hw_model/internal/page_range.h"
+
+namespace itn::hw {
+
+class MirrorDevice::Subscription : public IntervalNotifier {
+ public:
+  explicit Subscription(MirrorDevice& device) : device_(device) {}
+  bool invalidate(const Range& range, std::uint64_t cur_seq) override {
+    return device_.invalidate(range, cur_seq);
+  }
+
+ private:
+  MirrorDevice& device_;  // outlives the subscription's insertion (close() removes it)
+};
+
+MirrorDevice::MirrorDevice(Ref<AddressSpace> mm)
+    : mm_(std::move(mm)), sub_(make_ref<Subscription>(*this)) {}
+
+absl::StatusOr<Ref<MirrorDevice>> MirrorDevice::open(Process& process) {
+  Ref<MirrorDevice> device = make_ref<MirrorDevice>(process.mm_ref());
+  // The whole space but the top page (a notifier's length is at most 2^64 - 1 bytes).
+  absl::Status s = device->mm_->notifiers().insert(device->sub_, 0, ~std::uint64_t{0}, device.get());
+  if (!s.ok()) {
+    MutexLock l(device->mu_);
+    device->closed_ = true;  // nothing to remove
+    return absl::FailedPreconditionError(absl::StrCat("open: ", s.message()));
+  }
+  return device;
+}
+
+MirrorDevice::~MirrorDevice() { close(); }
+
+void MirrorDevice::close() {
+  {
+    MutexLock l(mu_);
+    if (closed_) return;
+    closed_ = true;
+  }
+  ITN_CHECK(mm_->notifiers().remove(*sub_).ok(), "the subscription was inserted by open()");
+  MutexLock l(mu_);
+  entries_.clear();
+}
+
+absl::Status MirrorDevice::check_open() const {
+  MutexLock l(mu_);
+  if (closed_) return absl::FailedPreconditionError("the device was closed");
+  return absl::OkStatus();
+}
+
+bool MirrorDevice::invalidate(const Range& range, std::uint64_t cur_seq) {
+  invalidations_[static_cast<int>(range.event)].fetch_add(1, std::memory_order_relaxed);
+  if (range.blockable) {
+    MutexLock l(mu_);
+    invalidate_locked(range, cur_seq);
+    return true;
+  }
+  if (!mu_.try_lock()) return false;  // would sleep: refuse the non-blocking invalidation
+  invalidate_locked(range, cur_seq);
+  mu_.unlock();
+  return true;
+}
+
+void MirrorDevice::invalidate_locked(const Range& range, std::uint64_t cur_seq) {
+  // Always: a fault of this device that walked the old CPU entries must retry (I18).
+  sub_->set_seq(cur_seq);
+  if ((range.event == Event::kMigrate || range.event == Event::kExclusive) &&
+      range.owner == this) {
+    return;  // our own change: the MigrateHook installs the new entries
+  }
+  auto first = entries_.lower_bound(range.start);
+  auto last = range.end == kRangeEndMax ? entries_.end() : entries_.lower_bound(range.end);
+  entries_.erase(first, last);
+}
+
+absl::Status MirrorDevice::walk(std::uint64_t addr, std::uint64_t end, bool write,
+                                std::uint64_t seq, std::vector<PageEntry>& out) {
+  if (!mm_->mmget_not_zero()) {
+    return absl::FailedPreconditionError("device access: the address space has exited");
+  }
+  absl::Status status;
+  for (std::uint64_t page = addr; page < end && status.ok(); page += kPageSize) {
+    absl::StatusOr<PageEntry> entry = mm_->fault_page(page, write, this);
+    if (!entry.ok()) {
+      status = entry.status();
+    } else if (sub_->check_retry(seq)) {
+      status = absl::AbortedError("collided");  // read_retry() would fail: stop walking
+    } else {
+      out.push_back(*std::move(entry));
+    }
+  }
+  mm_->mmput();  // may be the last user: the teardown then runs here
+  return status;
+}
+
+absl::Status MirrorDevice::range_fault(std::uint64_t addr, std::uint64_t length, bool write) {
+  if (absl::Status s = internal::check_page_range("range_fault", addr, length); !s.ok()) return s;
+  if (absl::Status s = check_open(); !s.ok()) return s;
+  const std::uint64_t end = addr + length;
+  for (int attempt = 0; attempt < kMaxFaultAttempts; ++attempt) {
+    const std::uint64_t seq = sub_->read_begin();
+    std::vector<PageEntry> entries;
+    if (absl::Status s = walk(addr, end, write, seq, entries); !s.ok()) {
+      if (!absl::IsAborted(s)) return s;
+      retries_.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    MutexLock l(mu_);
+    if (sub_->read_retry(seq)) {  // an invalidation reached us after read_begin
+      retries_.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    for (std::uint64_t i = 0; i < entries.size(); ++i) {
+      install_locked(addr + i * kPageSize, entries[i]);
+    }
+    faults_.fetch_add(1, std::memory_order_relaxed);
+    return absl::OkStatus();
+  }
+  return absl::AbortedError(absl::StrCat("range_fault: [", addr, ", ", end, ") collided with ",
+                                         kMaxFaultAttempts, " invalidations in a row"));
+}
+
+void MirrorDevice::install(std::uint64_t page, const PageEntry& entry) {
+  MutexLock l(mu_);
+  install_locked(page, entry);
+}
+
+void MirrorDevice::install_locked(std::uint64_t page, const PageEntry& entry) {
+  entries_[page] = DeviceEntry{entry.frame, entry.writable};
+}
+
+bool MirrorDevice::present_locked(std::uint64_t addr, std::uint64_t pages, bool write) const {
+  for (std::uint64_t i = 0; i < pages; ++i) {
+    auto it = entries_.find(addr + i * kPageSize);
+    if (it == entries_.end() || (write && !it->second.writable)) return false;
+  }
+  return true;
+}
+
+absl::StatusOr<std::vector<std::uint64_t>> MirrorDevice::read(std::uint64_t addr,
+                                                              std::uint64_t pages) {
+  for (int attempt = 0; attempt < kMaxFaultAttempts; ++attempt) {
+    if (absl::Status s = range_fault(addr, pages * kPageSize, /*write=*/false); !s.ok()) return s;
+    MutexLock l(mu_);
+    if (!present_locked(addr, pages, /*write=*/false)) continue;  // invalidated meanwhile
+    std::vector<std::uint64_t> words;
+    words.reserve(pages);
+    for (std::uint64_t i = 0; i < pages; ++i) {
+      words.push_back(entries_.at(addr + i * kPageSize).frame->read());
+    }
+    return words;
+  }
+  return absl::AbortedError(absl::StrCat("read: entries at ", addr, " kept being invalidated"));
+}
+
+absl::Status MirrorDevice::write(std::uint64_t addr, std::span<const std::uint64_t> words) {
+  for (int attempt = 0; attempt < kMaxFaultAttempts; ++attempt) {
+    if (absl::Status s = range_fault(addr, words.size() * kPageSize, /*write=*/true); !s.ok()) {
+      return s;
+    }
+    MutexLock l(mu_);
+    if (!present_locked(addr, words.size(), /*write=*/true)) continue;
+    for (std::uint64_t i = 0; i < words.size(); ++i) {
+      entries_.at(addr + i * kPageSize).frame->write(words[i]);
+    }
+    return absl::OkStatus();
+  }
+  return absl::AbortedError(absl::StrCat("write: entries at ", addr, " kept being invalidated"));
+}
+
+std::vector<PageSnapshot> MirrorDevice::snapshot(std::uint64_t addr, std::uint64_t pages) const {
+  std::vector<PageSnapshot> out;
+  for (std::uint64_t i = 0; i < pages; ++i) {
+    absl::StatusOr<PageEntry> e = mm_->lookup(addr + i * kPageSize);
+    if (!e.ok()) {
+      out.push_back(PageSnapshot::kError);
+    } else if (e->device != nullptr) {
+      out.push_back(e->device == this ? PageSnapshot::kDeviceLocal : PageSnapshot::kDeviceRemote);
+    } else if (!e->frame) {
+      out.push_back(PageSnapshot::kNone);
+    } else if (e->zero_page) {
+      out.push_back(PageSnapshot::kZero);
+    } else {
+      out.push_back(e->writable ? PageSnapshot::kWrite : PageSnapshot::kRead);
+    }
+  }
+  return out;
+}
+
+absl::Status MirrorDevice::migrate_to_device(std::uint64_t addr, std::uint64_t length) {
+  if (absl::Status s = check_open(); !s.ok()) return s;
+  return mm_->migrate_to_device(addr, length, this,
+                         [this](std::uint64_t page, const PageEntry& e) { install(page, e); });
+}
+
+absl::Status MirrorDevice::migrate_to_system(std::uint64_t addr, std::uint64_t length) {
+  if (absl::Status s = check_open(); !s.ok()) return s;
+  return mm_->migrate_to_system(addr, length, this,
+                         [this](std::uint64_t page, const PageEntry& e) { install(page, e); });
+}
+
+absl::Status MirrorDevice::make_exclusive(std::uint64_t addr, std::uint64_t length) {
+  if (absl::Status s = check_open(); !s.ok()) return s;
+  return mm_->make_exclusive(addr, length, this,
+                         [this](std::uint64_t page, const PageEntry& e) { install(page, e); });
+}
+
+MirrorCounters MirrorDevice::counters() const {
+  MirrorCounters c;
+  // Relaxed: statistics, ordered by nothing.
+  c.faults = faults_.load(std::memory_order_relaxed);
+  c.retries = retries_.load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < c.invalidations.size(); ++i) {
+    c.invalidations[i] = invalidations_[i].load(std::memory_order_relaxed);
+  }
+  return c;
+}
+
+std::map<std::uint64_t, MirrorDevice::DeviceEntry> MirrorDevice::entries_for_testing() const {
+  MutexLock l(mu_);
+  return entries_;
+}
+
+}  // namespace itn::hw

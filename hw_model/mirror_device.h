@@ -1,0 +1,167 @@
+// hw_model/mirror_device.h
+//
+// itn::hw::MirrorDevice: a simulated device that mirrors a process's address space in its
+// own page table (the kernel's lib/test_hmm.c "dmirror"), kept coherent by one interval
+// notifier over the whole space and the read_begin/read_retry protocol:
+//
+//   range_fault:  seq = read_begin(); walk the CPU page table (faulting as needed, no
+//                 driver lock; check_retry() stops a doomed walk early); take the driver
+//                 lock; read_retry(seq) ? start again : install device entries.
+//   invalidate:   take the driver lock (try_lock when the range is not blockable, refusing
+//                 if busy); set_seq(); drop the device entries in the range. kMigrate and
+//                 kExclusive changes this device makes itself keep its entries: the
+//                 address space hands it the new ones through a MigrateHook instead.
+//
+// So, outside an invalidation of page p, a device entry for p is absent or maps the CPU
+// entry's frame, writable only if the CPU's is (I17); entries are installed only under
+// the driver lock with read_retry() false, and a fault that keeps colliding gives up with
+// kAborted after kMaxFaultAttempts (I18).
+//
+// Device accesses (read, write) go through the device page table and fault on a miss.
+// After the address space exits, every access fails with kFailedPrecondition (I20).
+//
+// Thread safety: every method may be called from any thread, but not concurrently with
+// close(); the driver lock serialises the device page table. Not from notifier callbacks.
+// Lifetime: open() returns a Ref; the device holds a grab on the address space (not a
+// user: walks take a user each with mmget_not_zero). close() (or the destructor) removes
+// the notifier; after it returns no callback touches the device.
+// Memory ordering: an entry installed under the driver lock is ordered after the CPU
+// page table state it was read from by read_retry() under that same lock (set_seq()
+// publishes invalidations under it too).
+#ifndef ITN_HW_MODEL_MIRROR_DEVICE_H_
+#define ITN_HW_MODEL_MIRROR_DEVICE_H_
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <span>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+#include "hw_model/address_space.h"
+#include "hw_model/process.h"
+#include "notifier/interval_notifier.h"
+#include "sync/atomic.h"
+#include "sync/mutex.h"
+#include "sync/ref.h"
+
+namespace itn::hw {
+
+// What snapshot() reports per page (test_hmm's HMM_DMIRROR_PROT_* values).
+enum class PageSnapshot : std::uint8_t {
+  kError,         // unmapped or PROT_NONE
+  kNone,          // mapped, nothing present yet
+  kZero,          // the shared zero page
+  kRead,          // present read-only
+  kWrite,         // present writable
+  kDeviceLocal,   // in this device's memory
+  kDeviceRemote,  // in another device's memory
+};
+
+struct MirrorCounters {
+  std::uint64_t faults = 0;   // range_faults that installed entries
+  std::uint64_t retries = 0;  // walks abandoned because an invalidation intervened
+  std::array<std::uint64_t, 8> invalidations{};  // by Event
+};
+
+class MirrorDevice : public RefCounted {
+ public:
+  static constexpr int kMaxFaultAttempts = 64;
+
+  // MirrorDevice::open()
+  //
+  // A device mirroring `process`'s address space.
+  // Errors: kFailedPrecondition if the address space has exited.
+  static absl::StatusOr<Ref<MirrorDevice>> open(Process& process);
+  ~MirrorDevice() override;
+
+  // MirrorDevice::close()
+  //
+  // Stops mirroring: removes the notifier and drops every device entry. Idempotent.
+  // Context: may block until invalidations in progress end.
+  void close() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // MirrorDevice::range_fault()
+  //
+  // Installs device entries for the pages of [addr, addr + length), writable if `write`.
+  // Errors (device page table unchanged): kInvalidArgument for a bad range, kNotFound if
+  // unmapped, kPermissionDenied if the protection forbids the access, kAborted after
+  // kMaxFaultAttempts collisions, kFailedPrecondition if the address space exited.
+  absl::Status range_fault(std::uint64_t addr, std::uint64_t length, bool write)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // MirrorDevice::read() / write()
+  //
+  // Device accesses of whole pages (one word each) starting at `addr`, through the device
+  // page table, faulting on a miss. All pages are accessed in one driver-lock critical
+  // section, so the result is one consistent snapshot.
+  // Errors: as range_fault(); on error nothing was written and `read` returns nothing.
+  absl::StatusOr<std::vector<std::uint64_t>> read(std::uint64_t addr, std::uint64_t pages)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status write(std::uint64_t addr, std::span<const std::uint64_t> words)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // MirrorDevice::snapshot()
+  //
+  // The CPU-side state of each page, without faulting.
+  std::vector<PageSnapshot> snapshot(std::uint64_t addr, std::uint64_t pages) const;
+
+  // MirrorDevice::migrate_to_device() / migrate_to_system() / make_exclusive()
+  //
+  // Moves anonymous private pages into this device's memory (and back), or takes
+  // exclusive access (a CPU access revokes it). See AddressSpace for the rules and errors;
+  // additionally kFailedPrecondition if the address space exited.
+  absl::Status migrate_to_device(std::uint64_t addr, std::uint64_t length)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status migrate_to_system(std::uint64_t addr, std::uint64_t length)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status make_exclusive(std::uint64_t addr, std::uint64_t length) ABSL_LOCKS_EXCLUDED(mu_);
+
+  MirrorCounters counters() const;
+
+  // The device page table (page -> frame, writable), for coherence checks.
+  struct DeviceEntry {
+    Ref<Frame> frame;
+    bool writable;
+  };
+  std::map<std::uint64_t, DeviceEntry> entries_for_testing() const ABSL_LOCKS_EXCLUDED(mu_);
+  AddressSpace& mm() const { return *mm_; }
+
+ private:
+  class Subscription;
+  explicit MirrorDevice(Ref<AddressSpace> mm);
+  template <class U, class... Args>
+  friend Ref<U> itn::make_ref(Args&&... args);
+
+  bool invalidate(const Range& range, std::uint64_t cur_seq) ABSL_LOCKS_EXCLUDED(mu_);
+  void invalidate_locked(const Range& range, std::uint64_t cur_seq)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // True if every page of the access has an entry (writable, for a write).
+  bool present_locked(std::uint64_t addr, std::uint64_t pages, bool write) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status walk(std::uint64_t addr, std::uint64_t end, bool write, std::uint64_t seq,
+                    std::vector<PageEntry>& out);
+  void install_locked(std::uint64_t page, const PageEntry& entry)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The MigrateHook of this device's own migrations and exclusive accesses.
+  void install(std::uint64_t page, const PageEntry& entry) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status check_open() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  const Ref<AddressSpace> mm_;
+  const Ref<Subscription> sub_;  // inserted by open(), removed by close()
+
+  mutable Mutex mu_;  // the driver lock
+  std::map<std::uint64_t, DeviceEntry> entries_ ABSL_GUARDED_BY(mu_);
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+
+  Atomic<std::uint64_t> faults_{0};
+  Atomic<std::uint64_t> retries_{0};
+  std::array<Atomic<std::uint64_t>, 8> invalidations_{};
+};
+
+}  // namespace itn::hw
+
+#endif  // ITN_HW_MODEL_MIRROR_DEVICE_H_

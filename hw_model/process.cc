@@ -1,0 +1,82 @@
+#include "hw_model/process.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace itn::hw {
+
+Process::Process() : mm_(make_ref<AddressSpace>()) {}
+
+Process::Process(Ref<AddressSpace> mm, FileTable files) : mm_(std::move(mm)) {
+  MutexLock l(mu_);
+  next_fd_ = files.empty() ? 3 : files.rbegin()->first + 1;
+  files_ = std::move(files);
+}
+
+Process::~Process() { exit(); }
+
+absl::StatusOr<Ref<Process>> Process::fork() {
+  FileTable files;
+  {
+    MutexLock l(mu_);
+    if (exited_) return absl::FailedPreconditionError("fork: the process has exited");
+    files = files_;
+  }
+  absl::StatusOr<Ref<AddressSpace>> child_mm = mm_->fork();
+  if (!child_mm.ok()) return child_mm.status();
+  return make_ref<Process>(*std::move(child_mm), std::move(files));
+}
+
+absl::StatusOr<int> Process::install(Ref<OpenFile> file) {
+  MutexLock l(mu_);
+  if (exited_) return absl::FailedPreconditionError("install: the process has exited");
+  const int fd = next_fd_++;
+  files_.emplace(fd, std::move(file));
+  return fd;
+}
+
+absl::Status Process::close(int fd) {
+  Ref<OpenFile> closing;  // released after the lock: the driver's release may block
+  {
+    MutexLock l(mu_);
+    auto it = files_.find(fd);
+    if (it == files_.end()) return absl::NotFoundError(absl::StrCat("close: no descriptor ", fd));
+    closing = std::move(it->second);
+    files_.erase(it);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> Process::pass_file(int fd, Process& to) {
+  Ref<OpenFile> file;
+  {
+    MutexLock l(mu_);
+    auto it = files_.find(fd);
+    if (it == files_.end()) {
+      return absl::NotFoundError(absl::StrCat("pass_file: no descriptor ", fd));
+    }
+    file = it->second;
+  }
+  return to.install(std::move(file));
+}
+
+void Process::exit() {
+  FileTable files;
+  {
+    MutexLock l(mu_);
+    if (exited_) return;
+    exited_ = true;
+    files = std::move(files_);
+    files_.clear();
+  }
+  mm_->mmput();  // exit_mm: the address space may die here, releasing every notifier
+  files.clear();  // exit_files: then the files close, drivers unbind
+}
+
+bool Process::exited() const {
+  MutexLock l(mu_);
+  return exited_;
+}
+
+}  // namespace itn::hw
