@@ -62,10 +62,10 @@ enum class MapKind : std::uint8_t { kAnonPrivate, kAnonShared, kFileShared };
 
 // One page table entry as a device walk sees it (what hmm_range_fault reports).
 struct PageEntry {
-  Ref<Frame> frame;               // null: nothing present (never touched)
-  bool writable = false;          // the CPU may write through this entry
-  bool zero_page = false;         // the shared zero page
-  const void* device = nullptr;   // device-private: the frame lives in this device
+  Ref<Frame> frame;                 // null: nothing present (never touched)
+  bool writable = false;            // the CPU may write through this entry
+  bool zero_page = false;           // the shared zero page
+  const void* device = nullptr;     // device-private: the frame lives in this device
   const void* exclusive = nullptr;  // this device holds exclusive access
 };
 

@@ -68,8 +68,8 @@ absl::Status AddressSpace::check_device_change_locked(DeviceChange change, std::
       return absl::PermissionDeniedError(absl::StrCat("protection forbids it at ", page));
     }
     auto pte = ptes_.find(page);
-    if (change == DeviceChange::kToDevice && pte != ptes_.end() &&
-        pte->second.device != nullptr && pte->second.device != device) {
+    if (change == DeviceChange::kToDevice && pte != ptes_.end() && pte->second.device != nullptr &&
+        pte->second.device != device) {
       return absl::FailedPreconditionError(absl::StrCat("page ", page, " is on another device"));
     }
   }
@@ -98,8 +98,8 @@ absl::Status AddressSpace::device_change(DeviceChange change, std::uint64_t addr
     switch (change) {
       case DeviceChange::kToDevice:
         if (entry.device == device) continue;
-        entry = Pte{make_ref<Frame>(entry.frame ? entry.frame->read() : 0, device), writable,
-                    false, device};
+        entry = Pte{make_ref<Frame>(entry.frame ? entry.frame->read() : 0, device), writable, false,
+                    device};
         break;
       case DeviceChange::kToSystem:
         if (entry.device != device) {

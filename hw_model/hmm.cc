@@ -10,8 +10,7 @@ absl::StatusOr<Ref<HmmMirror>> HmmDevice::register_mirror(Process& process) {
   if (unregistered_) return absl::FailedPreconditionError("register_mirror: device unregistered");
   // Registered under the device mutex, so unregister() cannot slip in between; the
   // domain never calls back synchronously from register_notifier().
-  if (absl::Status s = mirror->mm_->notifiers().register_notifier(mirror->subscription_);
-      !s.ok()) {
+  if (absl::Status s = mirror->mm_->notifiers().register_notifier(mirror->subscription_); !s.ok()) {
     return absl::FailedPreconditionError(absl::StrCat("register_mirror: ", s.message()));
   }
   mirror->registered_.store(true, std::memory_order_relaxed);  // read by its own owner only

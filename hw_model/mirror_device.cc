@@ -19,13 +19,17 @@ class MirrorDevice::Subscription : public IntervalNotifier {
   MirrorDevice& device_;  // outlives the subscription's insertion (close() removes it)
 };
 
-MirrorDevice::MirrorDevice(Ref<AddressSpace> mm)
-    : mm_(std::move(mm)), sub_(make_ref<Subscription>(*this)) {}
+MirrorDevice::MirrorDevice(Ref<AddressSpace> mm, MirrorOptions options)
+    : mm_(std::move(mm)), options_(options), sub_(make_ref<Subscription>(*this)) {}
 
-absl::StatusOr<Ref<MirrorDevice>> MirrorDevice::open(Process& process) {
-  Ref<MirrorDevice> device = make_ref<MirrorDevice>(process.mm_ref());
+absl::StatusOr<Ref<MirrorDevice>> MirrorDevice::open(Process& process, MirrorOptions options) {
+  if (options.max_fault_attempts < 1) {
+    return absl::InvalidArgumentError("open: max_fault_attempts must be at least 1");
+  }
+  Ref<MirrorDevice> device = make_ref<MirrorDevice>(process.mm_ref(), options);
   // The whole space but the top page (a notifier's length is at most 2^64 - 1 bytes).
-  absl::Status s = device->mm_->notifiers().insert(device->sub_, 0, ~std::uint64_t{0}, device.get());
+  absl::Status s =
+      device->mm_->notifiers().insert(device->sub_, 0, ~std::uint64_t{0}, device.get());
   if (!s.ok()) {
     MutexLock l(device->mu_);
     device->closed_ = true;  // nothing to remove
@@ -69,8 +73,7 @@ bool MirrorDevice::invalidate(const Range& range, std::uint64_t cur_seq) {
 void MirrorDevice::invalidate_locked(const Range& range, std::uint64_t cur_seq) {
   // Always: a fault of this device that walked the old CPU entries must retry (I18).
   sub_->set_seq(cur_seq);
-  if ((range.event == Event::kMigrate || range.event == Event::kExclusive) &&
-      range.owner == this) {
+  if ((range.event == Event::kMigrate || range.event == Event::kExclusive) && range.owner == this) {
     return;  // our own change: the MigrateHook installs the new entries
   }
   auto first = entries_.lower_bound(range.start);
@@ -102,7 +105,7 @@ absl::Status MirrorDevice::range_fault(std::uint64_t addr, std::uint64_t length,
   if (absl::Status s = internal::check_page_range("range_fault", addr, length); !s.ok()) return s;
   if (absl::Status s = check_open(); !s.ok()) return s;
   const std::uint64_t end = addr + length;
-  for (int attempt = 0; attempt < kMaxFaultAttempts; ++attempt) {
+  for (int attempt = 0; attempt < options_.max_fault_attempts; ++attempt) {
     const std::uint64_t seq = sub_->read_begin();
     std::vector<PageEntry> entries;
     if (absl::Status s = walk(addr, end, write, seq, entries); !s.ok()) {
@@ -122,7 +125,7 @@ absl::Status MirrorDevice::range_fault(std::uint64_t addr, std::uint64_t length,
     return absl::OkStatus();
   }
   return absl::AbortedError(absl::StrCat("range_fault: [", addr, ", ", end, ") collided with ",
-                                         kMaxFaultAttempts, " invalidations in a row"));
+                                         options_.max_fault_attempts, " invalidations in a row"));
 }
 
 void MirrorDevice::install(std::uint64_t page, const PageEntry& entry) {
@@ -142,35 +145,39 @@ bool MirrorDevice::present_locked(std::uint64_t addr, std::uint64_t pages, bool 
   return true;
 }
 
+absl::Status MirrorDevice::access(std::uint64_t addr, std::uint64_t pages, bool write,
+                                  absl::FunctionRef<void(std::uint64_t i, Frame& frame)> fn) {
+  if (pages == 0 || pages > (~std::uint64_t{0} - addr) / kPageSize) {
+    return absl::InvalidArgumentError(absl::StrCat("device access: bad page count ", pages));
+  }
+  for (int attempt = 0;; ++attempt) {
+    {
+      MutexLock l(mu_);
+      if (present_locked(addr, pages, write)) {
+        for (std::uint64_t i = 0; i < pages; ++i) fn(i, *entries_.at(addr + i * kPageSize).frame);
+        return absl::OkStatus();
+      }
+    }
+    if (attempt == options_.max_fault_attempts) {
+      return absl::AbortedError(
+          absl::StrCat("device access at ", addr, ": entries kept being invalidated"));
+    }
+    if (absl::Status s = range_fault(addr, pages * kPageSize, write); !s.ok()) return s;
+  }
+}
+
 absl::StatusOr<std::vector<std::uint64_t>> MirrorDevice::read(std::uint64_t addr,
                                                               std::uint64_t pages) {
-  for (int attempt = 0; attempt < kMaxFaultAttempts; ++attempt) {
-    if (absl::Status s = range_fault(addr, pages * kPageSize, /*write=*/false); !s.ok()) return s;
-    MutexLock l(mu_);
-    if (!present_locked(addr, pages, /*write=*/false)) continue;  // invalidated meanwhile
-    std::vector<std::uint64_t> words;
-    words.reserve(pages);
-    for (std::uint64_t i = 0; i < pages; ++i) {
-      words.push_back(entries_.at(addr + i * kPageSize).frame->read());
-    }
-    return words;
-  }
-  return absl::AbortedError(absl::StrCat("read: entries at ", addr, " kept being invalidated"));
+  std::vector<std::uint64_t> words(pages);
+  absl::Status s = access(addr, pages, /*write=*/false,
+                          [&](std::uint64_t i, Frame& frame) { words[i] = frame.read(); });
+  if (!s.ok()) return s;
+  return words;
 }
 
 absl::Status MirrorDevice::write(std::uint64_t addr, std::span<const std::uint64_t> words) {
-  for (int attempt = 0; attempt < kMaxFaultAttempts; ++attempt) {
-    if (absl::Status s = range_fault(addr, words.size() * kPageSize, /*write=*/true); !s.ok()) {
-      return s;
-    }
-    MutexLock l(mu_);
-    if (!present_locked(addr, words.size(), /*write=*/true)) continue;
-    for (std::uint64_t i = 0; i < words.size(); ++i) {
-      entries_.at(addr + i * kPageSize).frame->write(words[i]);
-    }
-    return absl::OkStatus();
-  }
-  return absl::AbortedError(absl::StrCat("write: entries at ", addr, " kept being invalidated"));
+  return access(addr, words.size(), /*write=*/true,
+                [&](std::uint64_t i, Frame& frame) { frame.write(words[i]); });
 }
 
 std::vector<PageSnapshot> MirrorDevice::snapshot(std::uint64_t addr, std::uint64_t pages) const {
@@ -194,20 +201,20 @@ std::vector<PageSnapshot> MirrorDevice::snapshot(std::uint64_t addr, std::uint64
 
 absl::Status MirrorDevice::migrate_to_device(std::uint64_t addr, std::uint64_t length) {
   if (absl::Status s = check_open(); !s.ok()) return s;
-  return mm_->migrate_to_device(addr, length, this,
-                         [this](std::uint64_t page, const PageEntry& e) { install(page, e); });
+  return mm_->migrate_to_device(
+      addr, length, this, [this](std::uint64_t page, const PageEntry& e) { install(page, e); });
 }
 
 absl::Status MirrorDevice::migrate_to_system(std::uint64_t addr, std::uint64_t length) {
   if (absl::Status s = check_open(); !s.ok()) return s;
-  return mm_->migrate_to_system(addr, length, this,
-                         [this](std::uint64_t page, const PageEntry& e) { install(page, e); });
+  return mm_->migrate_to_system(
+      addr, length, this, [this](std::uint64_t page, const PageEntry& e) { install(page, e); });
 }
 
 absl::Status MirrorDevice::make_exclusive(std::uint64_t addr, std::uint64_t length) {
   if (absl::Status s = check_open(); !s.ok()) return s;
   return mm_->make_exclusive(addr, length, this,
-                         [this](std::uint64_t page, const PageEntry& e) { install(page, e); });
+                             [this](std::uint64_t page, const PageEntry& e) { install(page, e); });
 }
 
 MirrorCounters MirrorDevice::counters() const {

@@ -15,7 +15,7 @@
 // So, outside an invalidation of page p, a device entry for p is absent or maps the CPU
 // entry's frame, writable only if the CPU's is (I17); entries are installed only under
 // the driver lock with read_retry() false, and a fault that keeps colliding gives up with
-// kAborted after kMaxFaultAttempts (I18).
+// kAborted after MirrorOptions::max_fault_attempts (I18).
 //
 // Device accesses (read, write) go through the device page table and fault on a miss.
 // After the address space exits, every access fails with kFailedPrecondition (I20).
@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
@@ -61,6 +62,11 @@ enum class PageSnapshot : std::uint8_t {
   kDeviceRemote,  // in another device's memory
 };
 
+struct MirrorOptions {
+  // range_fault() gives up with kAborted after this many walks in a row were invalidated.
+  int max_fault_attempts = 64;
+};
+
 struct MirrorCounters {
   std::uint64_t faults = 0;   // range_faults that installed entries
   std::uint64_t retries = 0;  // walks abandoned because an invalidation intervened
@@ -69,13 +75,11 @@ struct MirrorCounters {
 
 class MirrorDevice : public RefCounted {
  public:
-  static constexpr int kMaxFaultAttempts = 64;
-
   // MirrorDevice::open()
   //
   // A device mirroring `process`'s address space.
   // Errors: kFailedPrecondition if the address space has exited.
-  static absl::StatusOr<Ref<MirrorDevice>> open(Process& process);
+  static absl::StatusOr<Ref<MirrorDevice>> open(Process& process, MirrorOptions options = {});
   ~MirrorDevice() override;
 
   // MirrorDevice::close()
@@ -89,7 +93,8 @@ class MirrorDevice : public RefCounted {
   // Installs device entries for the pages of [addr, addr + length), writable if `write`.
   // Errors (device page table unchanged): kInvalidArgument for a bad range, kNotFound if
   // unmapped, kPermissionDenied if the protection forbids the access, kAborted after
-  // kMaxFaultAttempts collisions, kFailedPrecondition if the address space exited.
+  // max_fault_attempts collisions, kFailedPrecondition if the address space exited or the
+  // device was closed.
   absl::Status range_fault(std::uint64_t addr, std::uint64_t length, bool write)
       ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -114,10 +119,8 @@ class MirrorDevice : public RefCounted {
   // Moves anonymous private pages into this device's memory (and back), or takes
   // exclusive access (a CPU access revokes it). See AddressSpace for the rules and errors;
   // additionally kFailedPrecondition if the address space exited.
-  absl::Status migrate_to_device(std::uint64_t addr, std::uint64_t length)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  absl::Status migrate_to_system(std::uint64_t addr, std::uint64_t length)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status migrate_to_device(std::uint64_t addr, std::uint64_t length) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status migrate_to_system(std::uint64_t addr, std::uint64_t length) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status make_exclusive(std::uint64_t addr, std::uint64_t length) ABSL_LOCKS_EXCLUDED(mu_);
 
   MirrorCounters counters() const;
@@ -132,13 +135,18 @@ class MirrorDevice : public RefCounted {
 
  private:
   class Subscription;
-  explicit MirrorDevice(Ref<AddressSpace> mm);
+  MirrorDevice(Ref<AddressSpace> mm, MirrorOptions options);
   template <class U, class... Args>
   friend Ref<U> itn::make_ref(Args&&... args);
 
   bool invalidate(const Range& range, std::uint64_t cur_seq) ABSL_LOCKS_EXCLUDED(mu_);
   void invalidate_locked(const Range& range, std::uint64_t cur_seq)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs fn on the frame of each page of a device access in one driver-lock critical
+  // section, faulting the pages in first on a miss.
+  absl::Status access(std::uint64_t addr, std::uint64_t pages, bool write,
+                      absl::FunctionRef<void(std::uint64_t i, Frame& frame)> fn)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // True if every page of the access has an entry (writable, for a write).
   bool present_locked(std::uint64_t addr, std::uint64_t pages, bool write) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -151,6 +159,7 @@ class MirrorDevice : public RefCounted {
   absl::Status check_open() const ABSL_LOCKS_EXCLUDED(mu_);
 
   const Ref<AddressSpace> mm_;
+  const MirrorOptions options_;
   const Ref<Subscription> sub_;  // inserted by open(), removed by close()
 
   mutable Mutex mu_;  // the driver lock

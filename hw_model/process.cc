@@ -70,7 +70,7 @@ void Process::exit() {
     files = std::move(files_);
     files_.clear();
   }
-  mm_->mmput();  // exit_mm: the address space may die here, releasing every notifier
+  mm_->mmput();   // exit_mm: the address space may die here, releasing every notifier
   files.clear();  // exit_files: then the files close, drivers unbind
 }
 

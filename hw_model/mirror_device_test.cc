@@ -1,0 +1,249 @@
+// MirrorDevice scenarios (the kernel's hmm-tests, in user space): faults, device reads and
+// writes, protections, fork, migration, exclusive access, two devices, collisions and the
+// retry bound. Every test ends with the I17 coherence check where the device is still
+// mirroring.
+#include "hw_model/mirror_device.h"
+
+#include <cstdint>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+#include "hw_model/coherence.h"
+
+namespace itn::hw {
+namespace {
+
+using ::testing::Each;
+using ::testing::ElementsAre;
+
+constexpr std::uint64_t kPage = kPageSize;
+
+std::uint64_t invalidations(const MirrorDevice& d, Event e) {
+  return d.counters().invalidations[static_cast<int>(e)];
+}
+
+struct Fixture : ::testing::Test {
+  Ref<Process> process = make_ref<Process>();
+  AddressSpace& mm = process->mm();
+  Ref<MirrorDevice> device = *MirrorDevice::open(*process);
+
+  std::uint64_t map(std::uint64_t pages, Prot prot = Prot::kReadWrite,
+                    MapKind kind = MapKind::kAnonPrivate) {
+    return *mm.mmap(pages * kPage, prot, kind);
+  }
+  void TearDown() override {
+    if (!mm.exited()) {
+      EXPECT_TRUE(check_coherence(*device).ok()) << check_coherence(*device);
+    }
+  }
+};
+
+using MirrorDeviceTest = Fixture;
+
+TEST_F(MirrorDeviceTest, UntouchedAnonymousMemoryReadsZeroWithOneFault) {
+  const std::uint64_t buf = map(4);
+  absl::StatusOr<std::vector<std::uint64_t>> words = device->read(buf, 4);
+  ASSERT_TRUE(words.ok()) << words.status();
+  EXPECT_THAT(*words, Each(0u));
+  EXPECT_EQ(device->counters().faults, 1u);
+  EXPECT_EQ(device->counters().retries, 0u);
+  EXPECT_THAT(device->snapshot(buf, 2), ElementsAre(PageSnapshot::kZero, PageSnapshot::kZero));
+}
+
+TEST_F(MirrorDeviceTest, ProtNoneAndHolesFailAndLeaveTheDeviceUntouched) {
+  const std::uint64_t buf = map(2);
+  ASSERT_TRUE(device->write(buf, std::vector<std::uint64_t>{7, 8}).ok());
+  const auto before = device->entries_for_testing();
+  ASSERT_TRUE(mm.mprotect(buf + kPage, kPage, Prot::kNone).ok());
+  EXPECT_EQ(device->read(buf, 2).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(device->write(buf, std::vector<std::uint64_t>{1, 1}).code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(device->read(buf + 2 * kPage, 1).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(*mm.cpu_read(buf), 7u) << "a failed device write must not write any page";
+  EXPECT_EQ(device->entries_for_testing().count(buf + kPage), 0u);
+  EXPECT_EQ(before.size(), 2u);
+  EXPECT_THAT(device->snapshot(buf, 3),
+              ElementsAre(PageSnapshot::kWrite, PageSnapshot::kError, PageSnapshot::kError));
+}
+
+TEST_F(MirrorDeviceTest, DeviceWriteThenCpuReadSeesIt) {
+  const std::uint64_t buf = map(3);
+  ASSERT_TRUE(device->write(buf, std::vector<std::uint64_t>{1, 2, 3}).ok());
+  EXPECT_EQ(*mm.cpu_read(buf + 2 * kPage), 3u);
+  ASSERT_TRUE(mm.cpu_write(buf, 10).ok());
+  EXPECT_THAT(*device->read(buf, 3), ElementsAre(10u, 2u, 3u));
+}
+
+TEST_F(MirrorDeviceTest, WriteToReadOnlyFailsUntilMprotectAllowsIt) {
+  const std::uint64_t buf = map(2, Prot::kRead);
+  EXPECT_THAT(*device->read(buf, 2), Each(0u));
+  EXPECT_EQ(device->write(buf, std::vector<std::uint64_t>{5, 6}).code(),
+            absl::StatusCode::kPermissionDenied);
+  ASSERT_TRUE(mm.mprotect(buf, 2 * kPage, Prot::kReadWrite).ok());
+  EXPECT_EQ(invalidations(*device, Event::kProtectionVma), 1u);
+  ASSERT_TRUE(device->write(buf, std::vector<std::uint64_t>{5, 6}).ok());
+  EXPECT_EQ(*mm.cpu_read(buf + kPage), 6u);
+  // Downgrade again: the device loses write access with the CPU (I17).
+  ASSERT_TRUE(mm.mprotect(buf, 2 * kPage, Prot::kRead).ok());
+  for (const auto& [page, entry] : device->entries_for_testing()) EXPECT_FALSE(entry.writable);
+}
+
+TEST_F(MirrorDeviceTest, AfterForkTheChildsDeviceWriteCopiesOnWrite) {
+  const std::uint64_t buf = map(2);
+  ASSERT_TRUE(mm.cpu_write(buf, 41).ok());
+  ASSERT_TRUE(device->write(buf + kPage, std::vector<std::uint64_t>{42}).ok());
+  Ref<Process> child = *process->fork();
+  EXPECT_EQ(invalidations(*device, Event::kProtectionPage), 1u)
+      << "the parent's entries became read-only";
+  Ref<MirrorDevice> child_device = *MirrorDevice::open(*child);
+  ASSERT_TRUE(child_device->write(buf, std::vector<std::uint64_t>{100, 200}).ok());
+  EXPECT_THAT(*device->read(buf, 2), ElementsAre(41u, 42u)) << "the parent is unchanged";
+  EXPECT_EQ(*mm.cpu_read(buf), 41u);
+  EXPECT_EQ(*child->mm().cpu_read(buf + kPage), 200u);
+  // And the other way round: the parent's write does not reach the child.
+  ASSERT_TRUE(device->write(buf, std::vector<std::uint64_t>{7}).ok());
+  EXPECT_THAT(*child_device->read(buf, 2), ElementsAre(100u, 200u));
+  EXPECT_TRUE(check_coherence(*child_device).ok()) << check_coherence(*child_device);
+}
+
+TEST_F(MirrorDeviceTest, SharedMappingsStaySharedAcrossFork) {
+  const std::uint64_t buf = map(1, Prot::kReadWrite, MapKind::kAnonShared);
+  Ref<Process> child = *process->fork();
+  ASSERT_TRUE(device->write(buf, std::vector<std::uint64_t>{9}).ok());
+  EXPECT_EQ(*child->mm().cpu_read(buf), 9u);
+}
+
+TEST_F(MirrorDeviceTest, MigrateToDeviceAndBackPreservesDataAndACpuTouchMigratesBack) {
+  const std::uint64_t buf = map(3);
+  ASSERT_TRUE(mm.cpu_write(buf, 1).ok());
+  ASSERT_TRUE(mm.cpu_write(buf + kPage, 2).ok());  // the third page was never touched
+  ASSERT_TRUE(device->migrate_to_device(buf, 3 * kPage).ok());
+  EXPECT_THAT(device->snapshot(buf, 3), Each(PageSnapshot::kDeviceLocal));
+  EXPECT_EQ(device->counters().faults, 0u) << "the migration installed the device entries";
+  EXPECT_THAT(*device->read(buf, 3), ElementsAre(1u, 2u, 0u));
+  EXPECT_EQ(device->counters().faults, 0u);
+  ASSERT_TRUE(device->write(buf + 2 * kPage, std::vector<std::uint64_t>{3}).ok());
+  ASSERT_TRUE(check_coherence(*device).ok()) << check_coherence(*device);
+
+  // A CPU touch brings one page back; every device drops it (owner null).
+  EXPECT_EQ(*mm.cpu_read(buf + 2 * kPage), 3u);
+  EXPECT_THAT(
+      device->snapshot(buf, 3),
+      ElementsAre(PageSnapshot::kDeviceLocal, PageSnapshot::kDeviceLocal, PageSnapshot::kWrite));
+  EXPECT_EQ(device->entries_for_testing().count(buf + 2 * kPage), 0u);
+
+  ASSERT_TRUE(device->migrate_to_system(buf, 3 * kPage).ok());
+  EXPECT_THAT(device->snapshot(buf, 3), Each(PageSnapshot::kWrite));
+  EXPECT_EQ(*mm.cpu_read(buf), 1u);
+  EXPECT_EQ(*mm.cpu_read(buf + kPage), 2u);
+}
+
+TEST_F(MirrorDeviceTest, OwnMigrationIsIgnoredButStillBumpsTheSequence) {
+  const std::uint64_t buf = map(1);
+  ASSERT_TRUE(device->write(buf, std::vector<std::uint64_t>{5}).ok());
+  ASSERT_TRUE(device->migrate_to_device(buf, kPage).ok());
+  EXPECT_EQ(invalidations(*device, Event::kMigrate), 1u);
+  const auto entries = device->entries_for_testing();
+  ASSERT_EQ(entries.count(buf), 1u) << "the hook installed the device page";
+  EXPECT_EQ(entries.at(buf).frame->device(), device.get());
+  EXPECT_EQ(entries.at(buf).frame->read(), 5u);
+}
+
+TEST_F(MirrorDeviceTest, MigrationRefusesSharedMemoryProtNoneHolesAndOtherDevicesPages) {
+  const std::uint64_t shared = map(1, Prot::kReadWrite, MapKind::kAnonShared);
+  const std::uint64_t none = map(1, Prot::kNone);
+  const std::uint64_t buf = map(2);
+  EXPECT_EQ(device->migrate_to_device(shared, kPage).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(device->migrate_to_device(none, kPage).code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(device->migrate_to_device(buf, 3 * kPage).code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(device->snapshot(buf, 2), Each(PageSnapshot::kNone)) << "nothing moved";
+  Ref<MirrorDevice> other = *MirrorDevice::open(*process);
+  ASSERT_TRUE(other->migrate_to_device(buf + kPage, kPage).ok());
+  EXPECT_EQ(device->migrate_to_device(buf, 2 * kPage).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(device->snapshot(buf, 2),
+              ElementsAre(PageSnapshot::kNone, PageSnapshot::kDeviceRemote));
+  EXPECT_TRUE(check_coherence(*other).ok());
+}
+
+TEST_F(MirrorDeviceTest, TwoDevicesMirrorOneProcessAndAFaultPullsAPageFromTheOther) {
+  const std::uint64_t buf = map(1);
+  Ref<MirrorDevice> other = *MirrorDevice::open(*process);
+  ASSERT_TRUE(other->write(buf, std::vector<std::uint64_t>{11}).ok());
+  ASSERT_TRUE(other->migrate_to_device(buf, kPage).ok());
+  EXPECT_EQ(*device->read(buf, 1), std::vector<std::uint64_t>{11});
+  EXPECT_THAT(device->snapshot(buf, 1), ElementsAre(PageSnapshot::kWrite));
+  EXPECT_TRUE(other->entries_for_testing().empty()) << "the other device lost the page";
+  EXPECT_TRUE(check_coherence(*other).ok());
+}
+
+TEST_F(MirrorDeviceTest, ExclusiveAccessIsRevokedByACpuAccess) {
+  const std::uint64_t buf = map(1);
+  ASSERT_TRUE(device->make_exclusive(buf, kPage).ok());
+  EXPECT_EQ(invalidations(*device, Event::kExclusive), 1u);
+  ASSERT_TRUE(device->write(buf, std::vector<std::uint64_t>{3}).ok());
+  EXPECT_EQ(device->counters().faults, 0u) << "the exclusive entry is already the device's";
+  EXPECT_EQ(*mm.cpu_read(buf), 3u);
+  EXPECT_EQ(invalidations(*device, Event::kExclusive), 2u) << "revoked, owner null";
+  EXPECT_TRUE(device->entries_for_testing().empty());
+  EXPECT_EQ(device->make_exclusive(map(1, Prot::kRead), kPage).code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(MirrorDeviceTest, ACollidingFaultRetriesAndStopsItsWalkEarly) {
+  const std::uint64_t buf = map(8);
+  Ref<MirrorDevice> other = *MirrorDevice::open(*process);
+  ASSERT_TRUE(other->migrate_to_device(buf, kPage).ok());
+  // Faulting page 0 pulls it back from `other`: a kMigrate invalidation reaches this
+  // device during its own walk, so check_retry() stops the walk and it starts over.
+  ASSERT_TRUE(device->range_fault(buf, 8 * kPage, /*write=*/false).ok());
+  EXPECT_EQ(device->counters().retries, 1u);
+  EXPECT_EQ(device->counters().faults, 1u);
+  EXPECT_EQ(device->entries_for_testing().size(), 8u);
+}
+
+TEST_F(MirrorDeviceTest, AFaultThatKeepsCollidingGivesUpWithAClearStatusI18) {
+  Ref<MirrorDevice> once = *MirrorDevice::open(*process, MirrorOptions{.max_fault_attempts = 1});
+  const std::uint64_t buf = map(8);
+  ASSERT_TRUE(device->migrate_to_device(buf, kPage).ok());
+  const absl::Status s = once->range_fault(buf, 8 * kPage, /*write=*/false);
+  EXPECT_EQ(s.code(), absl::StatusCode::kAborted) << s;
+  EXPECT_TRUE(once->entries_for_testing().empty()) << "nothing installed from a stale walk";
+  EXPECT_THAT(once->snapshot(buf + kPage, 7), Each(PageSnapshot::kNone))
+      << "check_retry() stopped the walk at the first page";
+  EXPECT_EQ(MirrorDevice::open(*process, MirrorOptions{.max_fault_attempts = 0}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(MirrorDeviceTest, MunmapDropsDeviceEntriesAndLaterAccessesFail) {
+  const std::uint64_t buf = map(4);
+  ASSERT_TRUE(device->write(buf, std::vector<std::uint64_t>{1, 2, 3, 4}).ok());
+  ASSERT_TRUE(mm.munmap(buf + 2 * kPage, 2 * kPage).ok());
+  EXPECT_EQ(device->entries_for_testing().size(), 2u);
+  EXPECT_EQ(device->read(buf, 4).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(*device->read(buf, 2), ElementsAre(1u, 2u));
+}
+
+TEST_F(MirrorDeviceTest, AfterExitDeviceAccessFailsAndCloseStillWorksI20) {
+  const std::uint64_t buf = map(1);
+  ASSERT_TRUE(device->write(buf, std::vector<std::uint64_t>{1}).ok());
+  process->exit();
+  EXPECT_EQ(invalidations(*device, Event::kRelease), 1u);
+  EXPECT_TRUE(device->entries_for_testing().empty());
+  EXPECT_EQ(device->read(buf, 1).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(device->migrate_to_device(buf, kPage).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(MirrorDevice::open(*process).status().code(), absl::StatusCode::kFailedPrecondition);
+  device->close();
+  EXPECT_EQ(device->read(buf, 1).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(MirrorDeviceTest, BadRangesAreRejected) {
+  EXPECT_EQ(device->range_fault(1, kPage, false).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(device->range_fault(0, 0, false).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(device->migrate_to_device(kPage, 0).code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace itn::hw
