@@ -1,0 +1,133 @@
+// Process and AddressSpace lifetime: users (mmget/mmput) versus memory (grabs), the exit
+// order (exit_mm before exit_files, seed 003), file tables shared by fork and passed
+// between processes.
+#include "hw_model/process.h"
+
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+#include "hw_model/mirror_device.h"
+
+namespace itn::hw {
+namespace {
+
+using ::testing::ElementsAre;
+
+constexpr std::uint64_t kPage = kPageSize;
+
+// Records the order in which the address space dies and device files close.
+struct Journal {
+  std::vector<std::string> events;
+  Ref<OpenFile> file(const std::string& name) {
+    return make_ref<OpenFile>(name, [this, name] { events.push_back("close " + name); });
+  }
+};
+
+class ReleaseRecorder : public Notifier {
+ public:
+  explicit ReleaseRecorder(Journal& journal) : journal_(journal) {}
+  void release(NotifierDomain&) override { journal_.events.push_back("mm release"); }
+
+ private:
+  Journal& journal_;
+};
+
+TEST(Process, ExitReleasesTheMmBeforeClosingFilesI20) {
+  Journal journal;
+  Ref<Process> p = make_ref<Process>();
+  ReleaseRecorder recorder(journal);
+  ASSERT_TRUE(p->mm().notifiers().register_notifier(recorder).ok());
+  ASSERT_TRUE(p->install(journal.file("gpu")).ok());
+  p->exit();
+  EXPECT_THAT(journal.events, ElementsAre("mm release", "close gpu"));
+  EXPECT_TRUE(p->mm().exited());
+  EXPECT_EQ(p->mm().mmap(kPage, Prot::kRead, MapKind::kAnonPrivate).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  p->exit();  // a second exit does nothing
+  EXPECT_EQ(journal.events.size(), 2u);
+  ASSERT_TRUE(p->mm().notifiers().unregister_notifier(recorder).ok());
+}
+
+TEST(Process, AUserKeepsTheAddressSpaceAliveAndTheLastMmputTearsItDown) {
+  Ref<Process> p = make_ref<Process>();
+  const std::uint64_t buf = *p->mm().mmap(kPage, Prot::kReadWrite, MapKind::kAnonPrivate);
+  ASSERT_TRUE(p->mm().mmget_not_zero());  // e.g. a device walk in progress
+  p->exit();
+  EXPECT_FALSE(p->mm().exited()) << "a user is still there";
+  EXPECT_TRUE(p->mm().cpu_write(buf, 1).ok());
+  p->mm().mmput();
+  EXPECT_TRUE(p->mm().exited());
+  EXPECT_FALSE(p->mm().mmget_not_zero()) << "no user can come back";
+}
+
+TEST(Process, AGrabKeepsTheMemoryButNotTheAddressSpace) {
+  Ref<AddressSpace> grab;
+  {
+    Ref<Process> p = make_ref<Process>();
+    grab = p->mm_ref();
+  }  // destroying a live process exits it
+  EXPECT_TRUE(grab->exited());
+  EXPECT_EQ(grab->cpu_read(0).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(Process, ForkSharesFilesAndTheLastCloseRunsTheRelease) {
+  Journal journal;
+  Ref<Process> parent = make_ref<Process>();
+  const int fd = *parent->install(journal.file("gpu"));
+  Ref<Process> child = *parent->fork();
+  parent->exit();
+  EXPECT_TRUE(journal.events.empty()) << "the child still has the file open";
+  EXPECT_FALSE(child->mm().exited()) << "the child has its own address space";
+  ASSERT_TRUE(child->close(fd).ok());
+  EXPECT_THAT(journal.events, ElementsAre("close gpu"));
+  EXPECT_EQ(child->close(fd).code(), absl::StatusCode::kNotFound);
+}
+
+TEST(Process, APassedFileOutlivesTheProcessThatOpenedIt) {
+  Journal journal;
+  Ref<Process> a = make_ref<Process>();
+  Ref<Process> b = make_ref<Process>();
+  const int fd = *a->install(journal.file("gpu"));
+  const int in_b = *a->pass_file(fd, *b);
+  a->exit();
+  EXPECT_TRUE(journal.events.empty());
+  EXPECT_EQ(a->install(journal.file("late")).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  journal.events.clear();  // the refused file closed at once
+  b->exit();
+  EXPECT_THAT(journal.events, ElementsAre("close gpu"));
+  EXPECT_EQ(a->pass_file(in_b, *b).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(Process, ForkOfAnExitedProcessFails) {
+  Ref<Process> p = make_ref<Process>();
+  p->exit();
+  EXPECT_EQ(p->fork().status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(Process, ForkCopiesPrivateMemoryOnWriteAndSharesSharedMemory) {
+  Ref<Process> parent = make_ref<Process>();
+  AddressSpace& mm = parent->mm();
+  const std::uint64_t priv = *mm.mmap(kPage, Prot::kReadWrite, MapKind::kAnonPrivate);
+  const std::uint64_t shared = *mm.mmap(kPage, Prot::kReadWrite, MapKind::kAnonShared);
+  const std::uint64_t untouched = *mm.mmap(kPage, Prot::kReadWrite, MapKind::kAnonPrivate);
+  ASSERT_TRUE(mm.cpu_write(priv, 1).ok());
+  ASSERT_TRUE(mm.cpu_write(shared, 2).ok());
+  Ref<Process> child = *parent->fork();
+  ASSERT_TRUE(child->mm().cpu_write(priv, 10).ok());
+  ASSERT_TRUE(child->mm().cpu_write(shared, 20).ok());
+  ASSERT_TRUE(child->mm().cpu_write(untouched, 30).ok());
+  EXPECT_EQ(*mm.cpu_read(priv), 1u);
+  EXPECT_EQ(*mm.cpu_read(shared), 20u);
+  EXPECT_EQ(*mm.cpu_read(untouched), 0u);
+  ASSERT_TRUE(mm.cpu_write(priv, 3).ok());
+  EXPECT_EQ(*child->mm().cpu_read(priv), 10u);
+  // A later mapping in either does not collide with the other's addresses.
+  EXPECT_NE(*mm.mmap(kPage, Prot::kRead, MapKind::kAnonPrivate), untouched);
+}
+
+}  // namespace
+}  // namespace itn::hw
