@@ -107,9 +107,8 @@ TEST(HmmMirror, UnregisterRacingProcessExitWaitsForTheWholeReleaseR1I21) {
     device.reset();  // I21: no thread may touch the device any more
   });
   if (seam) {
-    wait_until([&] {
-      return unregistered.load() || unregister_hooks.count(SchedPoint::kPoll) > 0;
-    });
+    wait_until(
+        [&] { return unregistered.load() || unregister_hooks.count(SchedPoint::kPoll) > 0; });
     EXPECT_FALSE(unregistered.load())
         << "R1: mirror unregister returned while the exit path was still inside release()";
   }

@@ -50,8 +50,8 @@ TEST(Sva, TwoDevicesShareOneIoMmAndPasidFreedAfterBothUnbindsAndAGracePeriod) {
   p->mm().notifiers().synchronize();  // free_notifier runs after a grace period
   EXPECT_FALSE(iommu.pasid_in_use(pasid));
   const std::string id = absl::StrCat(pasid);
-  EXPECT_THAT(trace.events, ElementsAre("bind " + id, "bind " + id, "unbind " + id,
-                                        "unbind " + id, "free " + id));
+  EXPECT_THAT(trace.events, ElementsAre("bind " + id, "bind " + id, "unbind " + id, "unbind " + id,
+                                        "free " + id));
   EXPECT_EQ(*iommu.alloc_pasid(), pasid) << "lowest free first: it is reusable now";
 }
 
@@ -102,7 +102,8 @@ TEST(Sva, ReleaseIsDeliveredOnceR7) {
   ASSERT_TRUE(bond->unbind().ok());
   p->mm().notifiers().synchronize();
   const std::string id = absl::StrCat(bond->pasid());
-  EXPECT_THAT(trace.events, ElementsAre("bind " + id, "release " + id, "unbind " + id, "free " + id));
+  EXPECT_THAT(trace.events,
+              ElementsAre("bind " + id, "release " + id, "unbind " + id, "free " + id));
 }
 
 TEST(Sva, BindFailsClearlyAfterExitOrWithoutPasids) {

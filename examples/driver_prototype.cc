@@ -1,0 +1,454 @@
+// driver_prototype: a simulated GPU driver that mirrors a process with itn::hw::MirrorDevice,
+// and the checks a driver prototype would run against it.
+//
+// The "GPU" keeps its own page table of the process's memory, made coherent by one interval
+// notifier and the read_begin/read_retry protocol. Three threads share the process, in rounds:
+//   cpu      writes and reads pages, mprotects buffers read-only and back, munmaps a buffer
+//            and maps a fresh one, forks a child that overwrites its copy of everything, and
+//            reads pages that may live in GPU memory (the touch migrates them back);
+//   compute  faults buffers into the GPU (range_fault), reads and writes through the GPU's
+//            page table;
+//   dma      migrates buffers into GPU memory and back, and takes exclusive access.
+// After each round the threads stop and the main thread checks, at that quiescent point,
+// that the GPU page table is coherent with the CPU's (check_coherence), that GPU and CPU read
+// the same words and that no write was lost. Finally the process exits with the GPU still
+// open: every GPU access must then fail.
+//
+// Every word written names its writer and its page: tag (16 bits) | page number (24 bits) |
+// counter (24 bits). Pages with an even page number are written only by the CPU, odd ones
+// only by the GPU, so each writer knows the exact content of its own pages, and any reader
+// can tell a word from another page, a stale frame or the forked child.
+//
+//   driver_prototype [--pages N] [--seed S] [--ops N]
+//
+// The seed fixes each thread's sequence of operations, not their interleaving.
+// Exit status: 0 if every check passed, 1 if one failed, 2 for bad flags.
+#include <array>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+#include "hw_model/coherence.h"
+#include "hw_model/mirror_device.h"
+#include "hw_model/process.h"
+
+namespace {
+
+using itn::hw::kPageSize;
+
+constexpr std::uint64_t kBufferPages = 4;  // each mapping: 2 CPU pages, 2 GPU pages
+constexpr std::uint64_t kBufferBytes = kBufferPages * kPageSize;
+constexpr int kRounds = 8;
+
+// --- The word pattern ---------------------------------------------------------------------
+
+enum class Writer : std::uint16_t { kCpu = 0xC0C0, kGpu = 0x6060, kChild = 0xC41D };
+
+std::uint64_t make_word(Writer w, std::uint64_t page, std::uint64_t n) {
+  return std::uint64_t{static_cast<std::uint16_t>(w)} << 48 |
+         ((page / kPageSize) & 0xFFFFFF) << 24 | (n & 0xFFFFFF);
+}
+
+Writer owner_of(std::uint64_t page) {
+  return (page / kPageSize) % 2 == 0 ? Writer::kCpu : Writer::kGpu;
+}
+
+// A random page of the buffer at `start` that `w` writes.
+std::uint64_t page_written_by(Writer w, std::uint64_t start, std::mt19937_64& rng) {
+  const std::uint64_t page = start + rng() % (kBufferPages / 2) * 2 * kPageSize;
+  return owner_of(page) == w ? page : page + kPageSize;
+}
+
+// A word someone other than `page`'s owner may read there: zero, or one its owner wrote there.
+bool plausible(std::uint64_t page, std::uint64_t word) {
+  return word == 0 || word == make_word(owner_of(page), page, word & 0xFFFFFF);
+}
+
+// --- Shared state and the tally of checks ---------------------------------------------------
+
+const char* const kEventNames[] = {"unmap",      "clear",   "protection_vma", "protection_page",
+                                   "soft_dirty", "release", "migrate",        "exclusive"};
+
+enum Op {
+  kCpuWrite,
+  kCpuRead,
+  kMprotect,
+  kRemap,
+  kFork,
+  kFault,
+  kGpuRead,
+  kGpuWrite,
+  kToDevice,
+  kToSystem,
+  kExclusive,
+  kOpCount
+};
+const char* const kOpNames[] = {"writes",    "reads",        "mprotects", "remaps",
+                                "forks",     "range_faults", "reads",     "writes",
+                                "to_device", "to_system",    "exclusive"};
+
+struct Tally {
+  std::array<std::atomic<std::uint64_t>, kOpCount> ops{};
+  std::atomic<std::uint64_t> data_checks{0}, coherence_checks{0};
+  std::atomic<std::uint64_t> unmapped{0}, read_only{0}, gave_up{0};  // expected refusals
+  std::mutex mu;
+  std::vector<std::string> failures;
+
+  void fail(std::string what) {
+    std::lock_guard<std::mutex> l(mu);
+    failures.push_back(std::move(what));
+  }
+  // Checks one word read from `page`: exactly `want` if the reader wrote the page last,
+  // otherwise any plausible word.
+  void check_word(const char* who, std::uint64_t page, std::uint64_t got,
+                  std::optional<std::uint64_t> want) {
+    const bool ok = want ? got == *want : plausible(page, got);
+    if (ok) {
+      data_checks.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      fail(absl::StrCat(who, " read page 0x", absl::Hex(page), ": got 0x", absl::Hex(got),
+                        want ? absl::StrCat(", want 0x", absl::Hex(*want)) : ", not its pattern"));
+    }
+  }
+  // An access failed: racing with munmap, hitting a read-only buffer and giving up after
+  // colliding max_fault_attempts times are what a driver must expect; anything else is a bug.
+  void refused(const absl::Status& s, const char* what) {
+    if (absl::IsNotFound(s)) {
+      unmapped.fetch_add(1, std::memory_order_relaxed);
+    } else if (absl::IsPermissionDenied(s)) {
+      read_only.fetch_add(1, std::memory_order_relaxed);
+    } else if (absl::IsAborted(s)) {
+      gave_up.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      fail(absl::StrCat(what, ": ", s.ToString()));
+    }
+  }
+  void count(Op op) { ops[op].fetch_add(1, std::memory_order_relaxed); }
+};
+
+struct Shared {
+  Shared(itn::hw::Process& p, itn::hw::MirrorDevice& d, std::uint64_t buffer_count)
+      : process(p), gpu(d), buffers(buffer_count), prot(buffer_count, itn::hw::Prot::kReadWrite) {}
+
+  itn::hw::Process& process;
+  itn::hw::MirrorDevice& gpu;
+  std::vector<std::atomic<std::uint64_t>> buffers;  // start of each buffer; cpu remaps them
+  std::vector<itn::hw::Prot> prot;                  // cpu thread only
+  std::map<std::uint64_t, std::uint64_t> cpu_words, gpu_words;  // last word each wrote, by page
+  std::uint64_t cpu_n = 0, gpu_n = 0;                           // counters for make_word
+  Tally tally;
+
+  std::uint64_t buffer(std::uint64_t i) { return buffers[i].load(std::memory_order_acquire); }
+  std::optional<std::uint64_t> last_word(std::uint64_t page) {
+    const auto& words = owner_of(page) == Writer::kCpu ? cpu_words : gpu_words;
+    auto it = words.find(page);
+    return it == words.end() ? 0 : it->second;
+  }
+};
+
+// --- The three threads ----------------------------------------------------------------------
+
+void cpu_fork(Shared& s) {
+  absl::StatusOr<itn::Ref<itn::hw::Process>> child = s.process.fork();
+  if (!child.ok()) return s.tally.fail(absl::StrCat("fork: ", child.status().ToString()));
+  itn::hw::AddressSpace& child_mm = (*child)->mm();
+  for (std::uint64_t b = 0; b < s.buffers.size(); ++b) {
+    for (std::uint64_t page = s.buffer(b); page < s.buffer(b) + kBufferBytes; page += kPageSize) {
+      // The child starts with the parent's memory...
+      absl::StatusOr<std::uint64_t> word = child_mm.cpu_read(page);
+      if (!word.ok()) return s.tally.fail(absl::StrCat("child read: ", word.status().ToString()));
+      const bool mine = owner_of(page) == Writer::kCpu;
+      s.tally.check_word("forked child", page, *word, mine ? s.last_word(page) : std::nullopt);
+      (void)child_mm.cpu_write(page, make_word(Writer::kChild, page, ++s.cpu_n));
+    }
+  }
+  (*child)->exit();
+  // ...and nothing it wrote reaches the parent.
+  for (std::uint64_t b = 0; b < s.buffers.size(); ++b) {
+    for (std::uint64_t page = s.buffer(b); page < s.buffer(b) + kBufferBytes; page += kPageSize) {
+      absl::StatusOr<std::uint64_t> word = s.process.mm().cpu_read(page);
+      if (!word.ok())
+        return s.tally.fail(absl::StrCat("read after fork: ", word.status().ToString()));
+      const bool mine = owner_of(page) == Writer::kCpu;
+      s.tally.check_word("cpu after fork", page, *word, mine ? s.last_word(page) : std::nullopt);
+    }
+  }
+}
+
+void cpu_thread(Shared& s, std::mt19937_64 rng, std::uint64_t ops) {
+  itn::hw::AddressSpace& mm = s.process.mm();
+  for (std::uint64_t i = 0; i < ops; ++i) {
+    const std::uint64_t b = rng() % s.buffers.size();
+    const unsigned dice = rng() % 100;
+    if (dice < 40) {
+      s.tally.count(kCpuWrite);
+      const std::uint64_t page = page_written_by(Writer::kCpu, s.buffer(b), rng);
+      const std::uint64_t word = make_word(Writer::kCpu, page, ++s.cpu_n);
+      if (absl::Status st = mm.cpu_write(page, word); st.ok()) {
+        s.cpu_words[page] = word;
+      } else {
+        s.tally.refused(st, "cpu write");
+      }
+    } else if (dice < 80) {  // may touch a page in GPU memory or held exclusively
+      s.tally.count(kCpuRead);
+      const std::uint64_t page = s.buffer(b) + rng() % kBufferPages * kPageSize;
+      absl::StatusOr<std::uint64_t> word = mm.cpu_read(page);
+      if (!word.ok()) {
+        s.tally.fail(absl::StrCat("cpu read: ", word.status().ToString()));
+      } else {
+        const bool mine = owner_of(page) == Writer::kCpu;
+        s.tally.check_word("cpu", page, *word, mine ? s.last_word(page) : std::nullopt);
+      }
+    } else if (dice < 90) {
+      s.tally.count(kMprotect);
+      s.prot[b] =
+          s.prot[b] == itn::hw::Prot::kReadWrite ? itn::hw::Prot::kRead : itn::hw::Prot::kReadWrite;
+      if (absl::Status st = mm.mprotect(s.buffer(b), kBufferBytes, s.prot[b]); !st.ok()) {
+        s.tally.fail(absl::StrCat("mprotect: ", st.ToString()));
+      }
+    } else if (dice < 96) {
+      s.tally.count(kRemap);
+      if (absl::Status st = mm.munmap(s.buffer(b), kBufferBytes); !st.ok()) {
+        s.tally.fail(absl::StrCat("munmap: ", st.ToString()));
+      }
+      absl::StatusOr<std::uint64_t> fresh =
+          mm.mmap(kBufferBytes, itn::hw::Prot::kReadWrite, itn::hw::MapKind::kAnonPrivate);
+      if (!fresh.ok()) return s.tally.fail(absl::StrCat("mmap: ", fresh.status().ToString()));
+      s.buffers[b].store(*fresh, std::memory_order_release);
+      s.prot[b] = itn::hw::Prot::kReadWrite;
+    } else {
+      s.tally.count(kFork);
+      cpu_fork(s);
+    }
+  }
+}
+
+void compute_thread(Shared& s, std::mt19937_64 rng, std::uint64_t ops) {
+  for (std::uint64_t i = 0; i < ops; ++i) {
+    const std::uint64_t start = s.buffer(rng() % s.buffers.size());
+    const unsigned dice = rng() % 100;
+    if (dice < 30) {
+      s.tally.count(kFault);
+      const bool write = rng() % 2 == 0;
+      if (absl::Status st = s.gpu.range_fault(start, kBufferBytes, write); !st.ok()) {
+        s.tally.refused(st, "range_fault");
+      }
+    } else if (dice < 65) {
+      s.tally.count(kGpuRead);
+      absl::StatusOr<std::vector<std::uint64_t>> words = s.gpu.read(start, kBufferPages);
+      if (!words.ok()) {
+        s.tally.refused(words.status(), "gpu read");
+        continue;
+      }
+      for (std::uint64_t p = 0; p < kBufferPages; ++p) {
+        const std::uint64_t page = start + p * kPageSize;
+        const bool mine = owner_of(page) == Writer::kGpu;
+        s.tally.check_word("gpu", page, (*words)[p], mine ? s.last_word(page) : std::nullopt);
+      }
+    } else {
+      s.tally.count(kGpuWrite);
+      const std::uint64_t page = page_written_by(Writer::kGpu, start, rng);
+      const std::uint64_t word = make_word(Writer::kGpu, page, ++s.gpu_n);
+      if (absl::Status st = s.gpu.write(page, {&word, 1}); st.ok()) {
+        s.gpu_words[page] = word;
+      } else {
+        s.tally.refused(st, "gpu write");
+      }
+    }
+  }
+}
+
+void dma_thread(Shared& s, std::mt19937_64 rng, std::uint64_t ops) {
+  for (std::uint64_t i = 0; i < ops; ++i) {
+    const std::uint64_t start = s.buffer(rng() % s.buffers.size());
+    const unsigned dice = rng() % 100;
+    absl::Status st;
+    if (dice < 45) {
+      s.tally.count(kToDevice);
+      st = s.gpu.migrate_to_device(start, kBufferBytes);
+    } else if (dice < 90) {
+      s.tally.count(kToSystem);
+      st = s.gpu.migrate_to_system(start, kBufferBytes);
+    } else {
+      s.tally.count(kExclusive);
+      st = s.gpu.make_exclusive(start, kBufferBytes);
+    }
+    if (!st.ok()) s.tally.refused(st, "dma");
+  }
+}
+
+// --- Quiescent checks -----------------------------------------------------------------------
+
+void check_coherent(Shared& s, int round) {
+  if (absl::Status st = itn::hw::check_coherence(s.gpu); st.ok()) {
+    s.tally.coherence_checks.fetch_add(1);
+  } else {
+    s.tally.fail(absl::StrCat("round ", round, ": ", st.ToString()));
+  }
+}
+
+// No thread runs: the GPU and the CPU must read exactly what each page's owner wrote last.
+void verify_quiescent(Shared& s, int round) {
+  check_coherent(s, round);
+  for (std::uint64_t b = 0; b < s.buffers.size(); ++b) {
+    const std::uint64_t start = s.buffer(b);
+    absl::StatusOr<std::vector<std::uint64_t>> words = s.gpu.read(start, kBufferPages);
+    if (!words.ok())
+      return s.tally.fail(absl::StrCat("quiescent gpu read: ", words.status().ToString()));
+    for (std::uint64_t p = 0; p < kBufferPages; ++p) {
+      const std::uint64_t page = start + p * kPageSize;
+      s.tally.check_word("quiescent gpu", page, (*words)[p], s.last_word(page));
+      absl::StatusOr<std::uint64_t> cpu = s.process.mm().cpu_read(page);  // migrates back
+      if (!cpu.ok())
+        return s.tally.fail(absl::StrCat("quiescent cpu read: ", cpu.status().ToString()));
+      s.tally.check_word("quiescent cpu", page, *cpu, (*words)[p]);
+    }
+  }
+  check_coherent(s, round);
+}
+
+// --- Flags and report -----------------------------------------------------------------------
+
+struct Config {
+  std::uint64_t pages = 64;
+  std::uint64_t seed = 1;
+  std::uint64_t ops = 3000;  // per thread, over all rounds
+};
+
+std::optional<Config> parse_flags(int argc, char** argv) {
+  Config c;
+  for (int i = 1; i < argc; i += 2) {
+    const std::string_view flag = argv[i];
+    std::uint64_t* value = flag == "--pages"  ? &c.pages
+                           : flag == "--seed" ? &c.seed
+                           : flag == "--ops"  ? &c.ops
+                                              : nullptr;
+    if (value == nullptr) {
+      std::fprintf(stderr, "driver_prototype: unknown flag '%s'\n", argv[i]);
+      return std::nullopt;
+    }
+    const std::string_view text = i + 1 < argc ? argv[i + 1] : "";
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *value);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
+      std::fprintf(stderr, "driver_prototype: %s needs a number, got '%s'\n", argv[i],
+                   std::string(text).c_str());
+      return std::nullopt;
+    }
+  }
+  if (c.pages < kBufferPages || c.pages > 65536 || c.ops == 0 || c.ops > 10'000'000) {
+    std::fprintf(stderr, "driver_prototype: need 4 <= --pages <= 65536, 1 <= --ops <= 10^7\n");
+    return std::nullopt;
+  }
+  return c;
+}
+
+void print_ops(const char* thread, const Tally& t, Op first, Op last) {
+  std::printf("  %-9s", thread);
+  for (int op = first; op <= last; ++op) {
+    std::printf("%s %llu %s", op == first ? "" : ",", static_cast<unsigned long long>(t.ops[op]),
+                kOpNames[op]);
+  }
+  std::printf("\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::optional<Config> config = parse_flags(argc, argv);
+  if (!config) {
+    std::fprintf(stderr, "usage: driver_prototype [--pages N] [--seed S] [--ops N]\n");
+    return 2;
+  }
+  const auto begin = std::chrono::steady_clock::now();
+  const std::uint64_t buffer_count = (config->pages + kBufferPages - 1) / kBufferPages;
+  const std::uint64_t ops_per_round = (config->ops + kRounds - 1) / kRounds;
+
+  itn::Ref<itn::hw::Process> process = itn::make_ref<itn::hw::Process>();
+  itn::Ref<itn::hw::MirrorDevice> gpu = *itn::hw::MirrorDevice::open(*process);
+  Shared s(*process, *gpu, buffer_count);
+  for (auto& b : s.buffers) {
+    b = *process->mm().mmap(kBufferBytes, itn::hw::Prot::kReadWrite,
+                            itn::hw::MapKind::kAnonPrivate);
+  }
+
+  for (int round = 0; round < kRounds; ++round) {
+    auto rng = [&](std::uint64_t thread) {
+      return std::mt19937_64(config->seed * 1'000'003 + thread * 7'919 + round);
+    };
+    std::thread cpu(cpu_thread, std::ref(s), rng(0), ops_per_round);
+    std::thread compute(compute_thread, std::ref(s), rng(1), ops_per_round);
+    std::thread dma(dma_thread, std::ref(s), rng(2), ops_per_round);
+    cpu.join();
+    compute.join();
+    dma.join();
+    verify_quiescent(s, round);
+  }
+
+  // The process exits while the GPU still mirrors it: the GPU hears release and from then
+  // on every access fails with kFailedPrecondition.
+  process->exit();
+  absl::StatusOr<std::vector<std::uint64_t>> late = gpu->read(s.buffer(0), 1);
+  if (absl::IsFailedPrecondition(late.status())) {
+    s.tally.data_checks.fetch_add(1);
+  } else {
+    s.tally.fail(absl::StrCat("gpu read after exit: ", late.status().ToString()));
+  }
+  const itn::hw::MirrorCounters c = gpu->counters();
+  gpu->close();
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+
+  const Tally& t = s.tally;
+  std::printf("driver_prototype: a GPU mirrors one process; 3 threads, %d rounds\n", kRounds);
+  std::printf("  config        %llu pages (%llu buffers of %llu), seed %llu, %llu ops per thread\n",
+              static_cast<unsigned long long>(buffer_count * kBufferPages),
+              static_cast<unsigned long long>(buffer_count),
+              static_cast<unsigned long long>(kBufferPages),
+              static_cast<unsigned long long>(config->seed),
+              static_cast<unsigned long long>(ops_per_round * kRounds));
+  print_ops("cpu", t, kCpuWrite, kFork);
+  print_ops("compute", t, kFault, kGpuWrite);
+  print_ops("dma", t, kToDevice, kExclusive);
+  std::printf("  device faults %llu installed, %llu retries (an invalidation intervened)\n",
+              static_cast<unsigned long long>(c.faults),
+              static_cast<unsigned long long>(c.retries));
+  std::printf("  refused       %llu unmapped, %llu read-only, %llu gave up after %d collisions\n",
+              static_cast<unsigned long long>(t.unmapped.load()),
+              static_cast<unsigned long long>(t.read_only.load()),
+              static_cast<unsigned long long>(t.gave_up.load()),
+              itn::hw::MirrorOptions{}.max_fault_attempts);
+  std::printf("  invalidations");
+  for (std::size_t e = 0; e < c.invalidations.size(); ++e) {
+    std::printf("%s %s %llu", e == 0 ? "" : (e == 4 ? ",\n               " : ","), kEventNames[e],
+                static_cast<unsigned long long>(c.invalidations[e]));
+  }
+  std::printf("\n  coherence     %llu checks passed\n",
+              static_cast<unsigned long long>(t.coherence_checks.load()));
+  std::printf("  data          %llu checks passed\n",
+              static_cast<unsigned long long>(t.data_checks.load()));
+  std::printf("  failures      %zu\n", t.failures.size());
+  for (std::size_t i = 0; i < t.failures.size() && i < 10; ++i) {
+    std::printf("    %s\n", t.failures[i].c_str());
+  }
+  std::printf("  elapsed       %.2f s\n", secs);
+  if (!t.failures.empty()) {
+    std::printf("FAILED (operations replay with --seed %llu; interleavings differ)\n",
+                static_cast<unsigned long long>(config->seed));
+    return 1;
+  }
+  std::printf("OK: the GPU never saw a stale, foreign or lost word\n");
+  return 0;
+}

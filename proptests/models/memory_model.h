@@ -1,0 +1,325 @@
+// proptests/models/memory_model.h
+//
+// L0 reference model of the whole simulated machine (hw_model/), run serially: processes
+// with their VMAs and private page contents, the shared backing objects (Files and
+// anonymous shared memory), which mirror device's memory holds each private page, and the
+// mirror devices, SVA bonds and HMM mirrors attached to the processes. Naive on purpose:
+// plain std::map per process, linear scans, page-by-page loops, each rule of
+// hw_model/address_space.h written out once.
+//
+// Every operation returns the status code the real call must return and changes the model
+// exactly as the real call changes the machine, including the pages a device walk faulted
+// in before it stopped at a failing page. Contents are one word per page; a page never
+// written reads 0. Which frame backs a page, whether it is writable and who has exclusive
+// access are not modelled: check_coherence() and the content checks cover those.
+#ifndef ITN_PROPTESTS_MODELS_MEMORY_MODEL_H_
+#define ITN_PROPTESTS_MODELS_MEMORY_MODEL_H_
+
+#include <cstdint>
+#include <map>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+
+#include "hw_model/address_space.h"
+
+namespace itn::models {
+
+using absl::StatusCode;
+using hw::MapKind;
+using hw::Prot;
+
+inline constexpr std::uint64_t kModelPage = 4096;
+inline constexpr std::uint64_t kFirstMapping = 0x100000;  // AddressSpace's first address
+inline constexpr int kSystemRam = -1;                     // MPage::device of a CPU page
+
+struct MVma {
+  std::uint64_t end;  // exclusive; the start is the map key
+  Prot prot;
+  MapKind kind;
+  int backing;           // index into MemoryModel::backings; -1 for anonymous private
+  std::uint64_t offset;  // byte offset of the VMA's start in its backing
+};
+
+struct MPage {
+  std::uint64_t word = 0;
+  int device = kSystemRam;  // the mirror device whose memory holds the page
+};
+
+struct MProcess {
+  bool alive = true;
+  std::uint64_t next_addr = kFirstMapping;  // where the next mmap lands
+  std::map<std::uint64_t, MVma> vmas;       // by start
+  std::map<std::uint64_t, MPage> pages;     // private pages; absent: 0, in system RAM
+  // (start, pages) of every mapping made here or inherited at fork, for picking targets.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> history;
+};
+
+struct MDevice {
+  int process;
+  bool open = true;
+};
+
+struct MBond {
+  int process;
+  bool bound = true;
+};
+
+struct MMirror {
+  int process;
+  bool registered = true;
+  bool released = false;  // on_release ran (exactly once)
+};
+
+enum class Migration { kToDevice, kToSystem, kExclusive };
+
+struct MemoryModel {
+  std::vector<MProcess> procs;
+  std::vector<std::map<std::uint64_t, std::uint64_t>> backings;  // offset -> word
+  std::vector<MDevice> devices;
+  std::vector<MBond> bonds;
+  std::vector<MMirror> mirrors;
+
+  // The first `files` backings are Files the test keeps for the whole run.
+  explicit MemoryModel(int files) : backings(static_cast<std::size_t>(files)) {}
+
+  // Address-space queries --------------------------------------------------------------
+
+  // The VMA holding `addr` (and its start), or null.
+  const MVma* vma_at(int p, std::uint64_t addr, std::uint64_t* start = nullptr) const {
+    for (const auto& [s, v] : procs[p].vmas) {
+      if (s <= addr && addr < v.end) {
+        if (start != nullptr) *start = s;
+        return &v;
+      }
+    }
+    return nullptr;
+  }
+
+  // What a non-faulting lookup of `addr` reports.
+  StatusCode lookup_code(int p, std::uint64_t addr) const {
+    if (!procs[p].alive) return StatusCode::kFailedPrecondition;
+    const MVma* v = vma_at(p, addr);
+    if (v == nullptr) return StatusCode::kNotFound;
+    return v->prot == Prot::kNone ? StatusCode::kPermissionDenied : StatusCode::kOk;
+  }
+
+  // The permission check of a CPU access or a device fault.
+  StatusCode access_code(int p, std::uint64_t addr, bool write) const {
+    const StatusCode code = lookup_code(p, addr);
+    if (code != StatusCode::kOk) return code;
+    if (write && vma_at(p, addr)->prot != Prot::kReadWrite) return StatusCode::kPermissionDenied;
+    return StatusCode::kOk;
+  }
+
+  bool is_private(int p, std::uint64_t addr) const {
+    const MVma* v = vma_at(p, addr);
+    return v != nullptr && v->kind == MapKind::kAnonPrivate;
+  }
+
+  // The backing offset of a shared page.
+  std::pair<int, std::uint64_t> backing_of(int p, std::uint64_t addr) const {
+    std::uint64_t start = 0;
+    const MVma* v = vma_at(p, addr, &start);
+    return {v->backing, v->offset + (addr - addr % kModelPage) - start};
+  }
+
+  // The word of the mapped page holding `addr`.
+  std::uint64_t word(int p, std::uint64_t addr) const {
+    const std::uint64_t page = addr - addr % kModelPage;
+    if (is_private(p, addr)) {
+      auto it = procs[p].pages.find(page);
+      return it == procs[p].pages.end() ? 0 : it->second.word;
+    }
+    const auto [backing, offset] = backing_of(p, addr);
+    auto it = backings[backing].find(offset);
+    return it == backings[backing].end() ? 0 : it->second;
+  }
+
+  // The device holding the page of `addr` (kSystemRam for shared or untouched pages).
+  int device_of(int p, std::uint64_t addr) const {
+    if (!is_private(p, addr)) return kSystemRam;
+    auto it = procs[p].pages.find(addr - addr % kModelPage);
+    return it == procs[p].pages.end() ? kSystemRam : it->second.device;
+  }
+
+  // Accesses ---------------------------------------------------------------------------
+
+  // cpu_read/cpu_write (and SVA DMA, which walks the CPU's tables): the page comes back
+  // to system RAM. `*out` gets the word read.
+  StatusCode cpu_access(int p, std::uint64_t addr, bool write, std::uint64_t value,
+                        std::uint64_t* out) {
+    const StatusCode code = access_code(p, addr, write);
+    if (code != StatusCode::kOk) return code;
+    const std::uint64_t page = addr - addr % kModelPage;
+    if (is_private(p, addr)) {
+      MPage& pg = procs[p].pages[page];
+      pg.device = kSystemRam;
+      if (write) pg.word = value;
+      *out = pg.word;
+      return code;
+    }
+    const auto [backing, offset] = backing_of(p, addr);
+    if (write) backings[backing][offset] = value;
+    *out = word(p, addr);
+    return code;
+  }
+
+  // A device's access to the words of `pages` pages from `addr`: the check of every page
+  // first (stopping at the first failure, keeping what earlier pages did, as a walk
+  // does), then the words written.
+  StatusCode device_access(int dev, std::uint64_t addr, std::uint64_t pages, bool write,
+                           const std::vector<std::uint64_t>& words = {}) {
+    const int p = devices[dev].process;
+    if (!devices[dev].open || !procs[p].alive) return StatusCode::kFailedPrecondition;
+    for (std::uint64_t i = 0; i < pages; ++i) {
+      const std::uint64_t at = addr + i * kModelPage;
+      const StatusCode code = access_code(p, at, write);
+      if (code != StatusCode::kOk) return code;
+      // hmm_range_fault: a page in another device's memory comes back to system RAM.
+      if (is_private(p, at)) {
+        MPage& pg = procs[p].pages[at];
+        if (pg.device != dev) pg.device = kSystemRam;
+      }
+    }
+    for (std::uint64_t i = 0; i < words.size(); ++i) {
+      const std::uint64_t at = addr + i * kModelPage;
+      if (is_private(p, at)) {
+        procs[p].pages[at].word = words[i];
+      } else {
+        const auto [backing, offset] = backing_of(p, at);
+        backings[backing][offset] = words[i];
+      }
+    }
+    return StatusCode::kOk;
+  }
+
+  // migrate_to_device/_to_system/make_exclusive of device `dev`: all pages checked first
+  // (in address order, the first failure wins and nothing changes), then all move.
+  StatusCode migrate(int dev, Migration kind, std::uint64_t addr, std::uint64_t pages) {
+    const int p = devices[dev].process;
+    if (!devices[dev].open || !procs[p].alive) return StatusCode::kFailedPrecondition;
+    for (std::uint64_t i = 0; i < pages; ++i) {
+      const std::uint64_t at = addr + i * kModelPage;
+      const MVma* v = vma_at(p, at);
+      if (v == nullptr) return StatusCode::kNotFound;
+      if (v->kind != MapKind::kAnonPrivate) return StatusCode::kFailedPrecondition;
+      if (v->prot == Prot::kNone || (kind == Migration::kExclusive && v->prot != Prot::kReadWrite)) {
+        return StatusCode::kPermissionDenied;
+      }
+      const int holder = device_of(p, at);
+      if (kind == Migration::kToDevice && holder != kSystemRam && holder != dev) {
+        return StatusCode::kFailedPrecondition;
+      }
+    }
+    for (std::uint64_t i = 0; i < pages; ++i) {
+      const std::uint64_t at = addr + i * kModelPage;
+      switch (kind) {
+        case Migration::kToDevice:
+          procs[p].pages[at].device = dev;
+          break;
+        case Migration::kToSystem:
+          if (device_of(p, at) == dev) procs[p].pages[at].device = kSystemRam;
+          break;
+        case Migration::kExclusive:  // faulted in for write first: back from any device
+          if (device_of(p, at) != kSystemRam) procs[p].pages[at].device = kSystemRam;
+          break;
+      }
+    }
+    return StatusCode::kOk;
+  }
+
+  // Mappings ---------------------------------------------------------------------------
+
+  StatusCode mmap(int p, std::uint64_t pages, Prot prot, MapKind kind, int file,
+                  std::uint64_t file_offset, std::uint64_t* addr) {
+    MProcess& proc = procs[p];
+    if (!proc.alive) return StatusCode::kFailedPrecondition;
+    int backing = -1;
+    if (kind == MapKind::kAnonShared) {
+      backing = static_cast<int>(backings.size());
+      backings.emplace_back();
+      file_offset = 0;
+    } else if (kind == MapKind::kFileShared) {
+      backing = file;
+    } else {
+      file_offset = 0;
+    }
+    *addr = proc.next_addr;
+    proc.next_addr += (pages + 1) * kModelPage;  // a guard page after every mapping
+    proc.vmas[*addr] = MVma{*addr + pages * kModelPage, prot, kind, backing, file_offset};
+    proc.history.emplace_back(*addr, pages);
+    return StatusCode::kOk;
+  }
+
+  // Makes a VMA start at `at` if one strictly contains it.
+  void split(int p, std::uint64_t at) {
+    std::uint64_t start = 0;
+    const MVma* v = vma_at(p, at, &start);
+    if (v == nullptr || start == at) return;
+    MVma tail = *v;
+    tail.offset += at - start;
+    procs[p].vmas[start].end = at;
+    procs[p].vmas[at] = tail;
+  }
+
+  StatusCode munmap(int p, std::uint64_t addr, std::uint64_t length) {
+    MProcess& proc = procs[p];
+    if (!proc.alive) return StatusCode::kFailedPrecondition;
+    const std::uint64_t end = addr + length;
+    split(p, addr);
+    split(p, end);
+    std::erase_if(proc.vmas, [&](const auto& e) { return addr <= e.first && e.first < end; });
+    std::erase_if(proc.pages, [&](const auto& e) { return addr <= e.first && e.first < end; });
+    return StatusCode::kOk;
+  }
+
+  StatusCode mprotect(int p, std::uint64_t addr, std::uint64_t length, Prot prot) {
+    if (!procs[p].alive) return StatusCode::kFailedPrecondition;
+    const std::uint64_t end = addr + length;
+    for (std::uint64_t at = addr; at < end; at += kModelPage) {
+      if (vma_at(p, at) == nullptr) return StatusCode::kNotFound;
+    }
+    split(p, addr);
+    split(p, end);
+    for (auto& [start, v] : procs[p].vmas) {
+      if (addr <= start && start < end) v.prot = prot;
+    }
+    return StatusCode::kOk;
+  }
+
+  // Processes --------------------------------------------------------------------------
+
+  int new_process() {
+    procs.emplace_back();
+    return static_cast<int>(procs.size()) - 1;
+  }
+
+  // The parent's device pages come back to system RAM; the child gets a copy of the
+  // parent's mappings and private contents (copy-on-write: later writes stay on one side)
+  // and continues its address counter. Shared mappings keep their backing.
+  StatusCode fork(int p) {
+    if (!procs[p].alive) return StatusCode::kFailedPrecondition;
+    for (auto& [page, pg] : procs[p].pages) pg.device = kSystemRam;
+    MProcess child = procs[p];
+    procs.push_back(std::move(child));
+    return StatusCode::kOk;
+  }
+
+  // The address space dies: every registered HMM mirror hears on_release.
+  void exit(int p) {
+    MProcess& proc = procs[p];
+    if (!proc.alive) return;
+    proc.alive = false;
+    proc.vmas.clear();
+    proc.pages.clear();
+    for (MMirror& m : mirrors) {
+      if (m.process == p && m.registered) m.released = true;
+    }
+  }
+};
+
+}  // namespace itn::models
+
+#endif  // ITN_PROPTESTS_MODELS_MEMORY_MODEL_H_
