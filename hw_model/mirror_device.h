@@ -132,6 +132,8 @@ class MirrorDevice : public RefCounted {
   };
   std::map<std::uint64_t, DeviceEntry> entries_for_testing() const ABSL_LOCKS_EXCLUDED(mu_);
   AddressSpace& mm() const { return *mm_; }
+  // The driver lock's identity as the sync seam reports it, for schedule-driven tests.
+  const void* driver_lock_for_testing() const { return &mu_; }
 
  private:
   class Subscription;

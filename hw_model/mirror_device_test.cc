@@ -4,13 +4,16 @@
 // mirroring.
 #include "hw_model/mirror_device.h"
 
+#include <atomic>
 #include <cstdint>
+#include <thread>
 #include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 #include "hw_model/coherence.h"
+#include "sync/test_util.h"
 
 namespace itn::hw {
 namespace {
@@ -215,6 +218,51 @@ TEST_F(MirrorDeviceTest, AFaultThatKeepsCollidingGivesUpWithAClearStatusI18) {
       << "check_retry() stopped the walk at the first page";
   EXPECT_EQ(MirrorDevice::open(*process, MirrorOptions{.max_fault_attempts = 0}).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// Pauses the calling thread before its `nth` acquisition of one mutex and runs `meanwhile`
+// on the test thread in that window.
+class BeforeNthLock : public testing::CountingHooks {
+ public:
+  BeforeNthLock(const void* mutex, int nth) : mutex_(mutex), nth_(nth) {}
+  void on_point(SchedPoint p, const void* object) override {
+    CountingHooks::on_point(p, object);
+    if (p != SchedPoint::kLock || object != mutex_ || ++seen_ != nth_) return;
+    paused.store(true);
+    testing::wait_until([&] { return may_go.load(); });
+  }
+  std::atomic<bool> paused{false}, may_go{false};
+
+ private:
+  const void* const mutex_;
+  const int nth_;
+  int seen_ = 0;
+};
+
+TEST_F(MirrorDeviceTest, AnInvalidationBetweenWalkAndLockIsCaughtByReadRetryI18) {
+  const std::uint64_t buf = map(1);
+  ASSERT_TRUE(mm.cpu_write(buf, 1).ok());  // present and writable: the walk sees that
+  // range_fault locks the driver lock twice: to check the device is open, then to
+  // install. Stop before the second, after the walk and its last check_retry().
+  BeforeNthLock hooks(device->driver_lock_for_testing(), 2);
+  absl::Status status;
+  std::thread fault([&] {
+    set_thread_hooks(&hooks);
+    status = device->range_fault(buf, kPage, /*write=*/true);
+    set_thread_hooks(nullptr);
+  });
+  if (!set_thread_hooks(nullptr)) {
+    hooks.may_go.store(true);
+    fault.join();
+    GTEST_SKIP() << "needs the sync seam (ITN_SCHED_SEAM)";
+  }
+  testing::wait_until([&] { return hooks.paused.load(); });
+  ASSERT_TRUE(mm.mprotect(buf, kPage, Prot::kRead).ok());  // the walk's result is stale now
+  hooks.may_go.store(true);
+  fault.join();
+  EXPECT_EQ(device->counters().retries, 1u) << "the stale walk must be thrown away";
+  EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << "the retry sees read-only";
+  EXPECT_TRUE(device->entries_for_testing().empty());
 }
 
 TEST_F(MirrorDeviceTest, MunmapDropsDeviceEntriesAndLaterAccessesFail) {
