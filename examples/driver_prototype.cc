@@ -342,11 +342,10 @@ struct Config {
 
 std::optional<Config> parse_flags(int argc, char** argv) {
   Config c;
-  for (int i = 1; i < argc; i += 2) {
+  for (int i = 1; i < argc; ++i) {
     const std::string_view flag = argv[i];
     if (flag == "--no-migration-lock") {
       c.migration_lock = false;
-      --i;  // takes no value
       continue;
     }
     std::uint64_t* value = flag == "--pages"  ? &c.pages
@@ -357,10 +356,10 @@ std::optional<Config> parse_flags(int argc, char** argv) {
       std::fprintf(stderr, "driver_prototype: unknown flag '%s'\n", argv[i]);
       return std::nullopt;
     }
-    const std::string_view text = i + 1 < argc ? argv[i + 1] : "";
+    const std::string_view text = ++i < argc ? argv[i] : "";
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *value);
     if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
-      std::fprintf(stderr, "driver_prototype: %s needs a number, got '%s'\n", argv[i],
+      std::fprintf(stderr, "driver_prototype: %s needs a number, got '%s'\n", flag.data(),
                    std::string(text).c_str());
       return std::nullopt;
     }
@@ -386,7 +385,8 @@ void print_ops(const char* thread, const Tally& t, Op first, Op last) {
 int main(int argc, char** argv) {
   const std::optional<Config> config = parse_flags(argc, argv);
   if (!config) {
-    std::fprintf(stderr, "usage: driver_prototype [--pages N] [--seed S] [--ops N] [--no-migration-lock]\n");
+    std::fprintf(
+        stderr, "usage: driver_prototype [--pages N] [--seed S] [--ops N] [--no-migration-lock]\n");
     return 2;
   }
   const auto begin = std::chrono::steady_clock::now();
@@ -431,12 +431,13 @@ int main(int argc, char** argv) {
 
   const Tally& t = s.tally;
   std::printf("driver_prototype: a GPU mirrors one process; 3 threads, %d rounds\n", kRounds);
-  std::printf("  config        %llu pages (%llu buffers of %llu), seed %llu, %llu ops per thread\n",
-              static_cast<unsigned long long>(buffer_count * kBufferPages),
-              static_cast<unsigned long long>(buffer_count),
-              static_cast<unsigned long long>(kBufferPages),
-              static_cast<unsigned long long>(config->seed),
-              static_cast<unsigned long long>(ops_per_round * kRounds));
+  std::printf(
+      "  config        %llu pages (%llu buffers of %llu), seed %llu, %llu ops per thread%s\n",
+      static_cast<unsigned long long>(buffer_count * kBufferPages),
+      static_cast<unsigned long long>(buffer_count), static_cast<unsigned long long>(kBufferPages),
+      static_cast<unsigned long long>(config->seed),
+      static_cast<unsigned long long>(ops_per_round * kRounds),
+      config->migration_lock ? "" : ", no migration lock");
   print_ops("cpu", t, kCpuWrite, kFork);
   print_ops("compute", t, kFault, kGpuWrite);
   print_ops("dma", t, kToDevice, kExclusive);
