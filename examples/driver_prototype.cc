@@ -394,12 +394,13 @@ int main(int argc, char** argv) {
   const std::uint64_t ops_per_round = (config->ops + kRounds - 1) / kRounds;
 
   itn::Ref<itn::hw::Process> process = itn::make_ref<itn::hw::Process>();
-  itn::Ref<itn::hw::MirrorDevice> gpu = *itn::hw::MirrorDevice::open(*process);
+  itn::Ref<itn::hw::MirrorDevice> gpu = itn::hw::MirrorDevice::open(*process).value();
   Shared s(*process, *gpu, buffer_count);
   s.use_migration_lock = config->migration_lock;
   for (auto& b : s.buffers) {
-    b = *process->mm().mmap(kBufferBytes, itn::hw::Prot::kReadWrite,
-                            itn::hw::MapKind::kAnonPrivate);
+    b = process->mm()
+            .mmap(kBufferBytes, itn::hw::Prot::kReadWrite, itn::hw::MapKind::kAnonPrivate)
+            .value();
   }
 
   for (int round = 0; round < kRounds; ++round) {

@@ -220,21 +220,23 @@ TEST_F(MirrorDeviceTest, AFaultThatKeepsCollidingGivesUpWithAClearStatusI18) {
             absl::StatusCode::kInvalidArgument);
 }
 
-// Pauses the calling thread before its `nth` acquisition of one mutex and runs `meanwhile`
-// on the test thread in that window.
-class BeforeNthLock : public testing::CountingHooks {
+// Pauses the calling thread at its `nth` scheduling point of kind `point` on one object
+// (before a lock is taken, or before it is released), until the test lets it go.
+class PauseAt : public testing::CountingHooks {
  public:
-  BeforeNthLock(const void* mutex, int nth) : mutex_(mutex), nth_(nth) {}
+  PauseAt(SchedPoint point, const void* object, int nth)
+      : point_(point), object_(object), nth_(nth) {}
   void on_point(SchedPoint p, const void* object) override {
     CountingHooks::on_point(p, object);
-    if (p != SchedPoint::kLock || object != mutex_ || ++seen_ != nth_) return;
+    if (p != point_ || object != object_ || ++seen_ != nth_) return;
     paused.store(true);
     testing::wait_until([&] { return may_go.load(); });
   }
   std::atomic<bool> paused{false}, may_go{false};
 
  private:
-  const void* const mutex_;
+  const SchedPoint point_;
+  const void* const object_;
   const int nth_;
   int seen_ = 0;
 };
@@ -244,7 +246,7 @@ TEST_F(MirrorDeviceTest, AnInvalidationBetweenWalkAndLockIsCaughtByReadRetryI18)
   ASSERT_TRUE(mm.cpu_write(buf, 1).ok());  // present and writable: the walk sees that
   // range_fault locks the driver lock twice: to check the device is open, then to
   // install. Stop before the second, after the walk and its last check_retry().
-  BeforeNthLock hooks(device->driver_lock_for_testing(), 2);
+  PauseAt hooks(SchedPoint::kLock, device->driver_lock_for_testing(), 2);
   absl::Status status;
   std::thread fault([&] {
     set_thread_hooks(&hooks);
@@ -263,6 +265,33 @@ TEST_F(MirrorDeviceTest, AnInvalidationBetweenWalkAndLockIsCaughtByReadRetryI18)
   EXPECT_EQ(device->counters().retries, 1u) << "the stale walk must be thrown away";
   EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << "the retry sees read-only";
   EXPECT_TRUE(device->entries_for_testing().empty());
+}
+
+TEST_F(MirrorDeviceTest, ANonBlockableInvalidationIsRefusedWhileTheDriverLockIsBusy) {
+  const std::uint64_t buf = map(1);
+  ASSERT_TRUE(device->write(buf, std::vector<std::uint64_t>{1}).ok());
+  // The device thread's read holds the driver lock; stop it just before it lets go.
+  PauseAt hooks(SchedPoint::kUnlock, device->driver_lock_for_testing(), 1);
+  std::thread reader([&] {
+    set_thread_hooks(&hooks);
+    EXPECT_TRUE(device->read(buf, 1).ok());
+    set_thread_hooks(nullptr);
+  });
+  if (!set_thread_hooks(nullptr)) {
+    hooks.may_go.store(true);
+    reader.join();
+    GTEST_SKIP() << "needs the sync seam (ITN_SCHED_SEAM)";
+  }
+  testing::wait_until([&] { return hooks.paused.load(); });
+  const Range range{buf, buf + kPage, Event::kClear, /*blockable=*/false, nullptr};
+  EXPECT_EQ(mm.notifiers().invalidate_range_start(range).code(), absl::StatusCode::kUnavailable);
+  hooks.may_go.store(true);
+  reader.join();
+  EXPECT_EQ(device->entries_for_testing().size(), 1u) << "a refused invalidation changes nothing";
+  // With the lock free the same invalidation goes through.
+  ASSERT_TRUE(mm.notifiers().invalidate_range_start(range).ok());
+  EXPECT_TRUE(device->entries_for_testing().empty());
+  ASSERT_TRUE(mm.notifiers().invalidate_range_end(range).ok());
 }
 
 TEST_F(MirrorDeviceTest, MunmapDropsDeviceEntriesAndLaterAccessesFail) {

@@ -205,7 +205,8 @@ struct MemoryModel {
       const MVma* v = vma_at(p, at);
       if (v == nullptr) return StatusCode::kNotFound;
       if (v->kind != MapKind::kAnonPrivate) return StatusCode::kFailedPrecondition;
-      if (v->prot == Prot::kNone || (kind == Migration::kExclusive && v->prot != Prot::kReadWrite)) {
+      if (v->prot == Prot::kNone ||
+          (kind == Migration::kExclusive && v->prot != Prot::kReadWrite)) {
         return StatusCode::kPermissionDenied;
       }
       const int holder = device_of(p, at);
