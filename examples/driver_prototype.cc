@@ -21,6 +21,7 @@
 //
 //   driver_prototype [--pages N] [--seed S] [--ops N] [--no-migration-lock]
 //
+// --ops is per thread, over all rounds. --no-migration-lock: see Shared::migration_lock().
 // The seed fixes each thread's sequence of operations, not their interleaving.
 // Exit status: 0 if every check passed, 1 if one failed, 2 for bad flags.
 #include <array>
@@ -72,7 +73,8 @@ std::uint64_t page_written_by(Writer w, std::uint64_t start, std::mt19937_64& rn
   return owner_of(page) == w ? page : page + kPageSize;
 }
 
-// A word someone other than `page`'s owner may read there: zero, or one its owner wrote there.
+// What a reader that does not own `page` may find there: zero, or a word its owner wrote
+// for that page.
 bool plausible(std::uint64_t page, std::uint64_t word) {
   return word == 0 || word == make_word(owner_of(page), page, word & 0xFFFFFF);
 }
@@ -83,14 +85,17 @@ const char* const kEventNames[] = {"unmap",      "clear",   "protection_vma", "p
                                    "soft_dirty", "release", "migrate",        "exclusive"};
 
 enum Op {
+  // cpu thread
   kCpuWrite,
   kCpuRead,
   kMprotect,
   kRemap,
   kFork,
+  // compute thread
   kFault,
   kGpuRead,
   kGpuWrite,
+  // dma thread
   kToDevice,
   kToSystem,
   kExclusive,
@@ -150,10 +155,10 @@ struct Shared {
   std::map<std::uint64_t, std::uint64_t> cpu_words, gpu_words;  // last word each wrote, by page
   std::uint64_t cpu_n = 0, gpu_n = 0;                           // counters for make_word
   Tally tally;
-  // Serialises the GPU's writes with its own migrations. A workaround: MirrorDevice loses a
-  // write that lands between a migration's copy of a page and the MigrateHook that installs
-  // the new frame (it keeps the old entry during its own kMigrate). --no-migration-lock
-  // drops it and shows the lost writes.
+  // Serialises the GPU's writes with its own migrations, working around a library bug:
+  // MirrorDevice keeps its old entry during its own kMigrate invalidation, so a device write
+  // that lands between the migration's copy of the page and the MigrateHook installing the
+  // new frame is lost. --no-migration-lock drops the lock and shows the lost writes.
   bool use_migration_lock = true;
   std::mutex migration_mu;
   std::unique_lock<std::mutex> migration_lock() {
@@ -161,8 +166,11 @@ struct Shared {
   }
 
   std::uint64_t buffer(std::uint64_t i) { return buffers[i].load(std::memory_order_acquire); }
-  std::optional<std::uint64_t> last_word(std::uint64_t page) {
-    const auto& words = owner_of(page) == Writer::kCpu ? cpu_words : gpu_words;
+  // What `reader` knows `page` holds: its own last word there (0 if none yet), or nothing
+  // if the other writer owns the page.
+  std::optional<std::uint64_t> known_word(Writer reader, std::uint64_t page) {
+    if (owner_of(page) != reader) return std::nullopt;
+    const auto& words = reader == Writer::kCpu ? cpu_words : gpu_words;
     auto it = words.find(page);
     return it == words.end() ? 0 : it->second;
   }
@@ -179,8 +187,7 @@ void cpu_fork(Shared& s) {
       // The child starts with the parent's memory...
       absl::StatusOr<std::uint64_t> word = child_mm.cpu_read(page);
       if (!word.ok()) return s.tally.fail(absl::StrCat("child read: ", word.status().ToString()));
-      const bool mine = owner_of(page) == Writer::kCpu;
-      s.tally.check_word("forked child", page, *word, mine ? s.last_word(page) : std::nullopt);
+      s.tally.check_word("forked child", page, *word, s.known_word(Writer::kCpu, page));
       (void)child_mm.cpu_write(page, make_word(Writer::kChild, page, ++s.cpu_n));
     }
   }
@@ -189,10 +196,10 @@ void cpu_fork(Shared& s) {
   for (std::uint64_t b = 0; b < s.buffers.size(); ++b) {
     for (std::uint64_t page = s.buffer(b); page < s.buffer(b) + kBufferBytes; page += kPageSize) {
       absl::StatusOr<std::uint64_t> word = s.process.mm().cpu_read(page);
-      if (!word.ok())
+      if (!word.ok()) {
         return s.tally.fail(absl::StrCat("read after fork: ", word.status().ToString()));
-      const bool mine = owner_of(page) == Writer::kCpu;
-      s.tally.check_word("cpu after fork", page, *word, mine ? s.last_word(page) : std::nullopt);
+      }
+      s.tally.check_word("cpu after fork", page, *word, s.known_word(Writer::kCpu, page));
     }
   }
 }
@@ -218,8 +225,7 @@ void cpu_thread(Shared& s, std::mt19937_64 rng, std::uint64_t ops) {
       if (!word.ok()) {
         s.tally.fail(absl::StrCat("cpu read: ", word.status().ToString()));
       } else {
-        const bool mine = owner_of(page) == Writer::kCpu;
-        s.tally.check_word("cpu", page, *word, mine ? s.last_word(page) : std::nullopt);
+        s.tally.check_word("cpu", page, *word, s.known_word(Writer::kCpu, page));
       }
     } else if (dice < 90) {
       s.tally.count(kMprotect);
@@ -264,8 +270,7 @@ void compute_thread(Shared& s, std::mt19937_64 rng, std::uint64_t ops) {
       }
       for (std::uint64_t p = 0; p < kBufferPages; ++p) {
         const std::uint64_t page = start + p * kPageSize;
-        const bool mine = owner_of(page) == Writer::kGpu;
-        s.tally.check_word("gpu", page, (*words)[p], mine ? s.last_word(page) : std::nullopt);
+        s.tally.check_word("gpu", page, (*words)[p], s.known_word(Writer::kGpu, page));
       }
     } else {
       s.tally.count(kGpuWrite);
@@ -286,13 +291,12 @@ void dma_thread(Shared& s, std::mt19937_64 rng, std::uint64_t ops) {
     const std::uint64_t start = s.buffer(rng() % s.buffers.size());
     const unsigned dice = rng() % 100;
     absl::Status st;
-    std::unique_lock<std::mutex> l = s.migration_lock();
-    if (dice < 45) {
-      s.tally.count(kToDevice);
-      st = s.gpu.migrate_to_device(start, kBufferBytes);
-    } else if (dice < 90) {
-      s.tally.count(kToSystem);
-      st = s.gpu.migrate_to_system(start, kBufferBytes);
+    if (dice < 90) {
+      std::unique_lock<std::mutex> l = s.migration_lock();
+      const bool to_device = dice < 45;
+      s.tally.count(to_device ? kToDevice : kToSystem);
+      st = to_device ? s.gpu.migrate_to_device(start, kBufferBytes)
+                     : s.gpu.migrate_to_system(start, kBufferBytes);
     } else {
       s.tally.count(kExclusive);
       st = s.gpu.make_exclusive(start, kBufferBytes);
@@ -317,14 +321,16 @@ void verify_quiescent(Shared& s, int round) {
   for (std::uint64_t b = 0; b < s.buffers.size(); ++b) {
     const std::uint64_t start = s.buffer(b);
     absl::StatusOr<std::vector<std::uint64_t>> words = s.gpu.read(start, kBufferPages);
-    if (!words.ok())
+    if (!words.ok()) {
       return s.tally.fail(absl::StrCat("quiescent gpu read: ", words.status().ToString()));
+    }
     for (std::uint64_t p = 0; p < kBufferPages; ++p) {
       const std::uint64_t page = start + p * kPageSize;
-      s.tally.check_word("quiescent gpu", page, (*words)[p], s.last_word(page));
+      s.tally.check_word("quiescent gpu", page, (*words)[p], s.known_word(owner_of(page), page));
       absl::StatusOr<std::uint64_t> cpu = s.process.mm().cpu_read(page);  // migrates back
-      if (!cpu.ok())
+      if (!cpu.ok()) {
         return s.tally.fail(absl::StrCat("quiescent cpu read: ", cpu.status().ToString()));
+      }
       s.tally.check_word("quiescent cpu", page, *cpu, (*words)[p]);
     }
   }
@@ -344,6 +350,7 @@ std::optional<Config> parse_flags(int argc, char** argv) {
   Config c;
   for (int i = 1; i < argc; ++i) {
     const std::string_view flag = argv[i];
+    if (flag == "--help" || flag == "-h") return std::nullopt;
     if (flag == "--no-migration-lock") {
       c.migration_lock = false;
       continue;

@@ -126,14 +126,22 @@ class AddressSpace : public RefCounted {
   // Errors: kFailedPrecondition after teardown.
   absl::StatusOr<Ref<AddressSpace>> fork() ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
-  // AddressSpace::mmget_not_zero() / mmput()
+  // AddressSpace::mmget() / mmget_not_zero() / mmput()
   //
-  // Takes a user if the address space still has one (false after teardown began); mmput
-  // drops one, and the last runs the teardown on the calling thread.
+  // Users of the address space. mmget takes another user for a caller that holds one
+  // (debug: dies otherwise); mmget_not_zero takes one if any remains (false once teardown
+  // began); mmput drops one, and the last runs the teardown on the calling thread.
   // Context: mmput may block (the domain's release runs device callbacks).
+  void mmget();
   bool mmget_not_zero();
   void mmput() ABSL_LOCKS_EXCLUDED(mmap_mu_);
   bool exited() const ABSL_LOCKS_EXCLUDED(mmap_mu_);
+
+  // AddressSpace::mmgrab()
+  //
+  // The memory of the address space: a new Ref, which keeps the object (and its domain)
+  // valid but not the address space alive. mmdrop() is dropping that Ref.
+  Ref<AddressSpace> mmgrab() { return Ref<AddressSpace>::from_this(this); }
 
   // Device side -------------------------------------------------------------------------
 
@@ -237,6 +245,11 @@ class AddressSpace : public RefCounted {
   std::uint64_t next_addr_ ABSL_GUARDED_BY(mmap_mu_) = 0x100000;  // never reused
   bool exited_ ABSL_GUARDED_BY(mmap_mu_) = false;
 };
+
+// mmdrop()
+//
+// Drops a grab taken by mmgrab() (or any Ref); the last one frees the object.
+inline void mmdrop(Ref<AddressSpace>& grab) { grab.reset(); }
 
 }  // namespace itn::hw
 

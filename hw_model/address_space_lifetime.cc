@@ -7,6 +7,12 @@
 
 namespace itn::hw {
 
+void AddressSpace::mmget() {
+  // Relaxed: as mmget_not_zero(); the caller's own user keeps the count above zero.
+  const std::uint64_t before = users_.fetch_add(1, std::memory_order_relaxed);
+  ITN_CHECK(before != 0, "mmget() without holding a user: use mmget_not_zero()");
+}
+
 bool AddressSpace::mmget_not_zero() {
   std::uint64_t n = users_.load(std::memory_order_relaxed);
   while (n != 0) {

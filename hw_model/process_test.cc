@@ -67,10 +67,26 @@ TEST(Process, AGrabKeepsTheMemoryButNotTheAddressSpace) {
   Ref<AddressSpace> grab;
   {
     Ref<Process> p = make_ref<Process>();
-    grab = p->mm_ref();
-  }  // destroying a live process exits it
+    grab = p->mm().mmgrab();
+    p->mm().mmget();
+    p->exit();
+    EXPECT_FALSE(grab->exited()) << "the mmget() user is still there";
+    grab->mmput();
+  }  // destroying a process that exited does nothing more
   EXPECT_TRUE(grab->exited());
   EXPECT_EQ(grab->cpu_read(0).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(grab->ref_count_for_testing(), 1u) << "only the grab is left";
+  mmdrop(grab);
+  EXPECT_FALSE(grab);
+}
+
+TEST(Process, DestroyingALiveProcessExitsIt) {
+  Ref<AddressSpace> grab;
+  {
+    Ref<Process> p = make_ref<Process>();
+    grab = p->mm_ref();
+  }
+  EXPECT_TRUE(grab->exited());
 }
 
 TEST(Process, ForkSharesFilesAndTheLastCloseRunsTheRelease) {

@@ -55,10 +55,11 @@ using StatusCode = absl::StatusCode;
 
 constexpr std::uint64_t kPage = hw::kPageSize;
 constexpr int kFiles = 2;  // Files any process may map, kept by the test
-constexpr std::size_t kMaxProcesses = 6;
-constexpr std::size_t kMaxDevices = 6;
-constexpr std::size_t kMaxBonds = 6;
-constexpr std::size_t kMaxMirrors = 4;
+// Bounds that keep the machine small: how many processes, devices, bonds and HMM mirrors
+// may be usable at once, and how many of each one sequence may create (the checks after
+// every command visit all of them).
+constexpr int kLive = 4;
+constexpr std::size_t kEver = 12;
 
 // The real machine; vectors are indexed like the model's and never shrink, so a closed
 // device is never freed while a page table entry may still name it.
@@ -213,6 +214,32 @@ void check_machine(const MemoryModel& m, const Sut& sut) {
   }
 }
 
+// Room for one more (see kLive, kEver) ----------------------------------------------
+
+bool room_for_process(const MemoryModel& m) {
+  int live = 0;
+  for (const models::MProcess& p : m.procs) live += p.alive;
+  return live < kLive && m.procs.size() < kEver;
+}
+
+bool room_for_device(const MemoryModel& m) {
+  int live = 0;
+  for (const models::MDevice& d : m.devices) live += d.open && m.procs[d.process].alive;
+  return live < kLive && m.devices.size() < kEver;
+}
+
+bool room_for_bond(const MemoryModel& m) {
+  int live = 0;
+  for (const models::MBond& b : m.bonds) live += b.bound && m.procs[b.process].alive;
+  return live < kLive && m.bonds.size() < kEver;
+}
+
+bool room_for_mirror(const MemoryModel& m) {
+  int live = 0;
+  for (const models::MMirror& r : m.mirrors) live += r.registered && !r.released;
+  return live < kLive && m.mirrors.size() < kEver;
+}
+
 // Picking targets from the model -----------------------------------------------------
 
 // Usually a live process; sometimes any (exited ones exercise kFailedPrecondition).
@@ -297,9 +324,7 @@ std::uint64_t pick_pages(const MemoryModel& m, const Spot& spot, std::uint64_t m
 // Processes ----------------------------------------------------------------------------
 
 struct NewProcess : Command {
-  void checkPreconditions(const MemoryModel& m) const override {
-    RC_PRE(m.procs.size() < kMaxProcesses);
-  }
+  void checkPreconditions(const MemoryModel& m) const override { RC_PRE(room_for_process(m)); }
   void apply(MemoryModel& m) const override { m.new_process(); }
   void run(const MemoryModel& m, Sut& sut) const override {
     sut.procs.push_back(make_ref<hw::Process>());
@@ -312,7 +337,7 @@ struct Fork : Command {
   int p;
   explicit Fork(const MemoryModel& m) : p(pick_process(m)) {}
   void checkPreconditions(const MemoryModel& m) const override {
-    RC_PRE(p < static_cast<int>(m.procs.size()) && m.procs.size() < kMaxProcesses);
+    RC_PRE(p < static_cast<int>(m.procs.size()) && room_for_process(m));
   }
   void apply(MemoryModel& m) const override { (void)m.fork(p); }
   void run(const MemoryModel& m, Sut& sut) const override {
@@ -480,7 +505,7 @@ struct OpenDevice : Command {
   int p;
   explicit OpenDevice(const MemoryModel& m) : p(pick_process(m)) {}
   void checkPreconditions(const MemoryModel& m) const override {
-    RC_PRE(p < static_cast<int>(m.procs.size()) && m.devices.size() < kMaxDevices);
+    RC_PRE(p < static_cast<int>(m.procs.size()) && room_for_device(m));
   }
   void apply(MemoryModel& m) const override {
     if (m.procs[p].alive) m.devices.push_back(models::MDevice{p});
@@ -656,7 +681,7 @@ struct Bind : Command {
   int sva = *rc::gen::inRange(0, 2);
   explicit Bind(const MemoryModel& m) : p(pick_process(m)) {}
   void checkPreconditions(const MemoryModel& m) const override {
-    RC_PRE(p < static_cast<int>(m.procs.size()) && m.bonds.size() < kMaxBonds);
+    RC_PRE(p < static_cast<int>(m.procs.size()) && room_for_bond(m));
   }
   void apply(MemoryModel& m) const override {
     if (m.procs[p].alive) m.bonds.push_back(models::MBond{p});
@@ -740,7 +765,7 @@ struct HmmRegister : Command {
   int p;
   explicit HmmRegister(const MemoryModel& m) : p(pick_process(m)) {}
   void checkPreconditions(const MemoryModel& m) const override {
-    RC_PRE(p < static_cast<int>(m.procs.size()) && m.mirrors.size() < kMaxMirrors);
+    RC_PRE(p < static_cast<int>(m.procs.size()) && room_for_mirror(m));
   }
   void apply(MemoryModel& m) const override {
     if (m.procs[p].alive) m.mirrors.push_back(models::MMirror{p});
