@@ -14,12 +14,13 @@ class Recorder : public IntervalNotifier {
   struct Call {
     Event event;
     std::uint64_t start, end;
+    const void* owner = nullptr;
     bool operator==(const Call&) const = default;
   };
   bool invalidate(const Range& r, std::uint64_t seq) override {
     MutexLock l(mu);
     set_seq(seq);
-    calls.push_back({r.event, r.start, r.end});
+    calls.push_back({r.event, r.start, r.end, r.owner});
     return true;
   }
   std::vector<Call> take() {
@@ -127,6 +128,63 @@ TEST(AddressSpace, AnonymousSharedMappingHasItsOwnBacking) {
   ASSERT_TRUE(mm->cpu_write(a, 1).ok());
   EXPECT_EQ(*mm->cpu_read(b), 0u);
   EXPECT_EQ(*mm->cpu_read(a), 1u);
+}
+
+TEST_F(AddressSpaceTest, ForkWriteProtectsOnlyFaultedPrivateMappings) {
+  const std::uint64_t touched = map(2, Prot::kReadWrite);
+  map(2, Prot::kReadWrite);  // never faulted: nothing to protect
+  const std::uint64_t shared = map(1, Prot::kReadWrite, MapKind::kAnonShared);
+  ASSERT_TRUE(mm_->cpu_write(touched, 1).ok());
+  ASSERT_TRUE(mm_->cpu_write(shared, 2).ok());
+  recorder_->take();
+  Ref<AddressSpace> child = *mm_->fork();
+  EXPECT_EQ(
+      recorder_->take(),
+      (std::vector<Recorder::Call>{{Event::kProtectionPage, touched, touched + 2 * kPageSize}}));
+  ASSERT_TRUE(mm_->cpu_write(touched, 3).ok());  // copy-on-write break in the parent
+  EXPECT_EQ(recorder_->take(),
+            (std::vector<Recorder::Call>{{Event::kClear, touched, touched + kPageSize}}));
+  EXPECT_EQ(*child->cpu_read(touched), 1u);
+  child->mmput();
+}
+
+TEST_F(AddressSpaceTest, DeviceChangesNameTheirDeviceAndCpuTouchesNameNobody) {
+  const int device = 0;  // any address identifies a device
+  const std::uint64_t a = map(2, Prot::kReadWrite);
+  ASSERT_TRUE(mm_->cpu_write(a, 5).ok());
+  recorder_->take();
+  std::vector<std::uint64_t> hooked;
+  auto hook = [&](std::uint64_t page, const PageEntry& e) {
+    hooked.push_back(page);
+    EXPECT_EQ(e.device == &device || e.exclusive == &device, true);
+  };
+  ASSERT_TRUE(mm_->migrate_to_device(a, 2 * kPageSize, &device, hook).ok());
+  EXPECT_EQ(hooked, (std::vector<std::uint64_t>{a, a + kPageSize}));
+  EXPECT_EQ(*mm_->cpu_read(a), 5u);  // back to system RAM, owner null
+  EXPECT_EQ(recorder_->take(),
+            (std::vector<Recorder::Call>{{Event::kMigrate, a, a + 2 * kPageSize, &device},
+                                         {Event::kMigrate, a, a + kPageSize, nullptr}}));
+  hooked.clear();
+  ASSERT_TRUE(mm_->make_exclusive(a + kPageSize, kPageSize, &device, hook).ok());
+  ASSERT_TRUE(mm_->cpu_write(a + kPageSize, 6).ok());
+  EXPECT_EQ(recorder_->take(),
+            (std::vector<Recorder::Call>{
+                {Event::kMigrate, a + kPageSize, a + 2 * kPageSize, nullptr},  // write fault
+                {Event::kExclusive, a + kPageSize, a + 2 * kPageSize, &device},
+                {Event::kExclusive, a + kPageSize, a + 2 * kPageSize, nullptr}}));
+}
+
+TEST_F(AddressSpaceTest, TheLastUserTearsDownWithOneReleaseAndLaterCallsFail) {
+  const std::uint64_t a = map(1, Prot::kReadWrite);
+  ASSERT_TRUE(mm_->mmget_not_zero());
+  mm_->mmput();
+  EXPECT_TRUE(recorder_->take().empty());
+  mm_->mmput();  // the creation's user
+  EXPECT_EQ(recorder_->take(), (std::vector<Recorder::Call>{{Event::kRelease, 0, kRangeEndMax}}));
+  EXPECT_EQ(mm_->cpu_write(a, 1).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(mm_->munmap(a, kPageSize).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(mm_->fork().status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(mm_->lookup(a).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 }  // namespace
