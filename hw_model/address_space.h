@@ -71,8 +71,7 @@ struct PageEntry {
 
 // Called for each page a device-initiated change moved to `entry`, inside the change's
 // invalidation and under the mmap lock, so the device updates its own page table before
-// anyone can observe the new CPU entry (the device ignores its own kMigrate/kExclusive
-// invalidations).
+// the invalidation ends (see MirrorDevice for how it treats its own invalidations).
 using MigrateHook = absl::FunctionRef<void(std::uint64_t page, const PageEntry& entry)>;
 
 class AddressSpace : public RefCounted {

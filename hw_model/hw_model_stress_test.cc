@@ -172,5 +172,29 @@ TEST(HwModelStress, DeviceReadRacingMunmapNeverReturnsStaleData) {
   RecordProperty("reads_before_munmap", reads_before.load());
 }
 
+TEST(MirrorDeviceStress, DeviceWritesRacingItsOwnMigrationsAreNeverLost) {
+  Ref<Process> process = make_ref<Process>();
+  Ref<MirrorDevice> device = *MirrorDevice::open(*process);
+  const std::uint64_t page = *process->mm().mmap(kPage, Prot::kReadWrite, MapKind::kAnonPrivate);
+  std::atomic<bool> stop{false};
+  std::atomic<int> migrations{0};
+  std::thread migrator([&] {
+    while (!stop.load()) {
+      ASSERT_TRUE(device->migrate_to_device(page, kPage).ok());
+      ASSERT_TRUE(device->migrate_to_system(page, kPage).ok());
+      migrations.fetch_add(1);
+    }
+  });
+  int lost = 0;
+  for (std::uint64_t i = 1; i <= 20000 || migrations.load() < 100; ++i) {
+    ASSERT_TRUE(device->write(page, std::vector<std::uint64_t>{i}).ok());
+    if ((*device->read(page, 1))[0] != i) ++lost;
+  }
+  stop.store(true);
+  migrator.join();
+  EXPECT_EQ(lost, 0) << "a write landed in a frame the migration had already copied";
+  ASSERT_TRUE(check_coherence(*device).ok()) << check_coherence(*device);
+}
+
 }  // namespace
 }  // namespace itn::hw

@@ -73,11 +73,19 @@ bool MirrorDevice::invalidate(const Range& range, std::uint64_t cur_seq) {
 void MirrorDevice::invalidate_locked(const Range& range, std::uint64_t cur_seq) {
   // Always: a fault of this device that walked the old CPU entries must retry (I18).
   sub_->set_seq(cur_seq);
-  if ((range.event == Event::kMigrate || range.event == Event::kExclusive) && range.owner == this) {
-    return;  // our own change: the MigrateHook installs the new entries
-  }
   auto first = entries_.lower_bound(range.start);
   auto last = range.end == kRangeEndMax ? entries_.end() : entries_.lower_bound(range.end);
+  if (range.owner == this && range.event == Event::kExclusive) {
+    return;  // our own exclusive access: same frames, and the hook marks them ours
+  }
+  if (range.owner == this && range.event == Event::kMigrate) {
+    // Our own migration: keep the entries for reads (the frames are being copied, not
+    // changed), but no write may reach a frame after the copy read it, or it would be
+    // lost. A write now faults, and its read_begin() waits until the hook has installed
+    // the new frames and the migration ended.
+    for (auto it = first; it != last; ++it) it->second.writable = false;
+    return;
+  }
   entries_.erase(first, last);
 }
 

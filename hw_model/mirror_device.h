@@ -8,9 +8,16 @@
 //                 driver lock; check_retry() stops a doomed walk early); take the driver
 //                 lock; read_retry(seq) ? start again : install device entries.
 //   invalidate:   take the driver lock (try_lock when the range is not blockable, refusing
-//                 if busy); set_seq(); drop the device entries in the range. kMigrate and
-//                 kExclusive changes this device makes itself keep its entries: the
-//                 address space hands it the new ones through a MigrateHook instead.
+//                 if busy); set_seq(); drop the device entries in the range.
+//
+// Changes this device makes itself (kMigrate/kExclusive with owner == this) are not
+// treated as foreign: the address space hands the device its new entries through a
+// MigrateHook before the invalidation ends, so nothing needs to fault afterwards. Its own
+// kExclusive is ignored outright (the frames do not change). Its own kMigrate keeps the
+// entries for reads but write-protects them until the hook replaces them: a device write
+// landing in the old frame after the migration copied it would be lost (the kernel's
+// test driver skips these events entirely; concurrent device writes make that unsafe
+// here, see MirrorDeviceStress in hw_model_stress_test.cc).
 //
 // So, outside an invalidation of page p, a device entry for p is absent or maps the CPU
 // entry's frame, writable only if the CPU's is (I17); entries are installed only under

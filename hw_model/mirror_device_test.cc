@@ -143,7 +143,7 @@ TEST_F(MirrorDeviceTest, MigrateToDeviceAndBackPreservesDataAndACpuTouchMigrates
   EXPECT_EQ(*mm.cpu_read(buf + kPage), 2u);
 }
 
-TEST_F(MirrorDeviceTest, OwnMigrationIsIgnoredButStillBumpsTheSequence) {
+TEST_F(MirrorDeviceTest, OwnMigrationInstallsTheNewFramesThroughTheHook) {
   const std::uint64_t buf = map(1);
   ASSERT_TRUE(device->write(buf, std::vector<std::uint64_t>{5}).ok());
   ASSERT_TRUE(device->migrate_to_device(buf, kPage).ok());
@@ -152,6 +152,8 @@ TEST_F(MirrorDeviceTest, OwnMigrationIsIgnoredButStillBumpsTheSequence) {
   ASSERT_EQ(entries.count(buf), 1u) << "the hook installed the device page";
   EXPECT_EQ(entries.at(buf).frame->device(), device.get());
   EXPECT_EQ(entries.at(buf).frame->read(), 5u);
+  EXPECT_TRUE(entries.at(buf).writable);
+  EXPECT_EQ(device->counters().faults, 1u) << "only the first write faulted";
 }
 
 TEST_F(MirrorDeviceTest, MigrationRefusesSharedMemoryProtNoneHolesAndOtherDevicesPages) {
