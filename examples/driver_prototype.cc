@@ -19,9 +19,9 @@
 // only by the GPU, so each writer knows the exact content of its own pages, and any reader
 // can tell a word from another page, a stale frame or the forked child.
 //
-//   driver_prototype [--pages N] [--seed S] [--ops N] [--no-migration-lock]
+//   driver_prototype [--pages N] [--seed S] [--ops N]
 //
-// --ops is per thread, over all rounds. --no-migration-lock: see Shared::migration_lock().
+// --ops is per thread, over all rounds.
 // The seed fixes each thread's sequence of operations, not their interleaving.
 // Exit status: 0 if every check passed, 1 if one failed, 2 for bad flags.
 #include <array>
@@ -155,15 +155,6 @@ struct Shared {
   std::map<std::uint64_t, std::uint64_t> cpu_words, gpu_words;  // last word each wrote, by page
   std::uint64_t cpu_n = 0, gpu_n = 0;                           // counters for make_word
   Tally tally;
-  // Serialises the GPU's writes with its own migrations, working around a library bug:
-  // MirrorDevice keeps its old entry during its own kMigrate invalidation, so a device write
-  // that lands between the migration's copy of the page and the MigrateHook installing the
-  // new frame is lost. --no-migration-lock drops the lock and shows the lost writes.
-  bool use_migration_lock = true;
-  std::mutex migration_mu;
-  std::unique_lock<std::mutex> migration_lock() {
-    return use_migration_lock ? std::unique_lock(migration_mu) : std::unique_lock<std::mutex>();
-  }
 
   std::uint64_t buffer(std::uint64_t i) { return buffers[i].load(std::memory_order_acquire); }
   // What `reader` knows `page` holds: its own last word there (0 if none yet), or nothing
@@ -276,7 +267,6 @@ void compute_thread(Shared& s, std::mt19937_64 rng, std::uint64_t ops) {
       s.tally.count(kGpuWrite);
       const std::uint64_t page = page_written_by(Writer::kGpu, start, rng);
       const std::uint64_t word = make_word(Writer::kGpu, page, ++s.gpu_n);
-      std::unique_lock<std::mutex> l = s.migration_lock();
       if (absl::Status st = s.gpu.write(page, {&word, 1}); st.ok()) {
         s.gpu_words[page] = word;
       } else {
@@ -291,12 +281,12 @@ void dma_thread(Shared& s, std::mt19937_64 rng, std::uint64_t ops) {
     const std::uint64_t start = s.buffer(rng() % s.buffers.size());
     const unsigned dice = rng() % 100;
     absl::Status st;
-    if (dice < 90) {
-      std::unique_lock<std::mutex> l = s.migration_lock();
-      const bool to_device = dice < 45;
-      s.tally.count(to_device ? kToDevice : kToSystem);
-      st = to_device ? s.gpu.migrate_to_device(start, kBufferBytes)
-                     : s.gpu.migrate_to_system(start, kBufferBytes);
+    if (dice < 45) {
+      s.tally.count(kToDevice);
+      st = s.gpu.migrate_to_device(start, kBufferBytes);
+    } else if (dice < 90) {
+      s.tally.count(kToSystem);
+      st = s.gpu.migrate_to_system(start, kBufferBytes);
     } else {
       s.tally.count(kExclusive);
       st = s.gpu.make_exclusive(start, kBufferBytes);
@@ -343,7 +333,6 @@ struct Config {
   std::uint64_t pages = 64;
   std::uint64_t seed = 1;
   std::uint64_t ops = 16000;  // per thread, over all rounds
-  bool migration_lock = true;
 };
 
 std::optional<Config> parse_flags(int argc, char** argv) {
@@ -351,10 +340,6 @@ std::optional<Config> parse_flags(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view flag = argv[i];
     if (flag == "--help" || flag == "-h") return std::nullopt;
-    if (flag == "--no-migration-lock") {
-      c.migration_lock = false;
-      continue;
-    }
     std::uint64_t* value = flag == "--pages"  ? &c.pages
                            : flag == "--seed" ? &c.seed
                            : flag == "--ops"  ? &c.ops
@@ -392,8 +377,7 @@ void print_ops(const char* thread, const Tally& t, Op first, Op last) {
 int main(int argc, char** argv) {
   const std::optional<Config> config = parse_flags(argc, argv);
   if (!config) {
-    std::fprintf(
-        stderr, "usage: driver_prototype [--pages N] [--seed S] [--ops N] [--no-migration-lock]\n");
+    std::fprintf(stderr, "usage: driver_prototype [--pages N] [--seed S] [--ops N]\n");
     return 2;
   }
   const auto begin = std::chrono::steady_clock::now();
@@ -403,7 +387,6 @@ int main(int argc, char** argv) {
   itn::Ref<itn::hw::Process> process = itn::make_ref<itn::hw::Process>();
   itn::Ref<itn::hw::MirrorDevice> gpu = itn::hw::MirrorDevice::open(*process).value();
   Shared s(*process, *gpu, buffer_count);
-  s.use_migration_lock = config->migration_lock;
   for (auto& b : s.buffers) {
     b = process->mm()
             .mmap(kBufferBytes, itn::hw::Prot::kReadWrite, itn::hw::MapKind::kAnonPrivate)
@@ -439,13 +422,12 @@ int main(int argc, char** argv) {
 
   const Tally& t = s.tally;
   std::printf("driver_prototype: a GPU mirrors one process; 3 threads, %d rounds\n", kRounds);
-  std::printf(
-      "  config        %llu pages (%llu buffers of %llu), seed %llu, %llu ops per thread%s\n",
-      static_cast<unsigned long long>(buffer_count * kBufferPages),
-      static_cast<unsigned long long>(buffer_count), static_cast<unsigned long long>(kBufferPages),
-      static_cast<unsigned long long>(config->seed),
-      static_cast<unsigned long long>(ops_per_round * kRounds),
-      config->migration_lock ? "" : ", no migration lock");
+  std::printf("  config        %llu pages (%llu buffers of %llu), seed %llu, %llu ops per thread\n",
+              static_cast<unsigned long long>(buffer_count * kBufferPages),
+              static_cast<unsigned long long>(buffer_count),
+              static_cast<unsigned long long>(kBufferPages),
+              static_cast<unsigned long long>(config->seed),
+              static_cast<unsigned long long>(ops_per_round * kRounds));
   print_ops("cpu", t, kCpuWrite, kFork);
   print_ops("compute", t, kFault, kGpuWrite);
   print_ops("dma", t, kToDevice, kExclusive);

@@ -112,8 +112,8 @@ int main() {
 
   std::printf(" 5. B closes its descriptor of /dev/accel\n");
   ok &= expect(b->close(fd).ok(), "closed");
-  accel_bond.reset();  // the driver's release held the last references
-  dsp_bond.reset();
+  accel_bond.reset();  // the file (and the references its release held) is gone: these
+  dsp_bond.reset();    // were the last ones, and the bonds are unbound already
 
   std::printf(" 6. NotifierDomain::synchronize() on A's address space\n");
   a->mm().notifiers().synchronize();  // the IoMm (and its PASID) is freed a grace period on
