@@ -7,12 +7,16 @@
 // exclusive access and taking snapshots; SVA bonds bound, unbound and doing DMA; HMM
 // mirrors registered and unregistered. Every call's status code and result must match the
 // model, and after every command:
-//   I17  check_coherence() holds for every open device of a live process; the other
-//        devices have no entries left.
+//   I17  check_coherence() holds for every open device of a live process (the other
+//        devices have no entries left), and no device keeps an entry for a page another
+//        device has exclusive access to.
 //   I19  every page of every live process reports the model's status on lookup, and a
-//        present page's CPU frame holds the model's word and lives in the memory of the
-//        device the model says: so device writes are visible to the CPU, device reads
-//        (checked word by word) see the CPU's data, and fork keeps parent and child apart.
+//        present page's CPU frame holds the model's word, lives in the memory of the
+//        device the model says and is exclusive to the device the model says: so device
+//        writes are visible to the CPU and device reads (checked word by word) see the
+//        CPU's data. A CPU entry is never writable where its mapping is not, and a private
+//        frame mapped at two places (copy-on-write after fork, the zero page) is
+//        read-only at both: fork keeps parent and child apart.
 //   I20  devices, bonds and HMM mirrors of an exited process fail with
 //        kFailedPrecondition or heard on_release exactly once; bound bonds share a PASID
 //        exactly when they share an address space, and their PASIDs stay allocated.
@@ -91,14 +95,15 @@ struct Sut {
   }
 
   hw::SvaDevice& sva(int i) { return i == 0 ? sva0 : sva1; }
+  // The device of a model index, null for kSystemRam / kNobody.
   const void* device_ptr(int d) const {
-    return d == kSystemRam ? nullptr : static_cast<const void*>(devices[d].get());
+    return d < 0 ? nullptr : static_cast<const void*>(devices[d].get());
   }
-  std::string device_name(const void* ptr) const {
+  std::string device_name(const void* ptr, const char* none = "system RAM") const {
     for (std::size_t d = 0; d < devices.size(); ++d) {
       if (devices[d].get() == ptr) return absl::StrCat("device ", d);
     }
-    return ptr == nullptr ? "system RAM" : "an unknown device";
+    return ptr == nullptr ? none : "an unknown device";
   }
 };
 
@@ -116,21 +121,17 @@ MemoryModel after(const MemoryModel& m, const Command& c) {
   return next;
 }
 
+void fail(const std::string& what) { RC_FAIL(what); }
+
+// RC_PRE(a && b) evaluates b even when a is false (RapidCheck captures the operands of
+// && to print them), so compound preconditions go through a plain bool.
+void require(bool ok) { RC_PRE(ok); }
+
 void expect(bool ok, const std::string& what) {
-  if (!ok) RC_FAIL(what);
+  if (!ok) fail(what);
 }
 
-std::map<std::string, int>& stats() {
-  static auto* m = new std::map<std::string, int>;
-  return *m;
-}
-struct Dump {
-  ~Dump() {
-    for (auto& [k, v] : stats()) fprintf(stderr, "%-40s %d\n", k.c_str(), v);
-  }
-} dump;
 void expect_code(const absl::Status& s, StatusCode want, std::string_view what) {
-  stats()[absl::StrCat(std::string(what), " ", absl::StatusCodeToString(want))]++;
   if (s.code() != want) {
     const std::string message = absl::StrCat(std::string(what), ": got ", s.ToString(),
                                              ", the model says ", absl::StatusCodeToString(want));
@@ -144,73 +145,119 @@ const char* prot_name(Prot p) { return p == Prot::kNone ? "none" : p == Prot::kR
 
 // Checks after every command ----------------------------------------------------------
 
-// I19 for one page: the status of a non-faulting lookup, and a present frame's word and
-// location.
-void check_page(const MemoryModel& m, const Sut& sut, int p, std::uint64_t addr) {
+// Where each private frame is mapped: a frame mapped at more than one place (after fork,
+// or the zero page) must be read-only at all of them, or a write would leak (I19).
+struct FrameUse {
+  int places = 0;
+  bool writable = false;
+  std::string first;  // where it was seen first
+};
+using FrameUses = std::map<const hw::Frame*, FrameUse>;
+
+// I19 for one page: the status of a non-faulting lookup; a present frame's word, which
+// memory holds it and who has exclusive access, as the model says; a CPU entry never more
+// writable than its mapping; private frames shared only read-only. Messages are built
+// only on failure: this runs for every page after every command.
+void check_page(const MemoryModel& m, const Sut& sut, int p, std::uint64_t addr, FrameUses& uses) {
   const absl::StatusOr<hw::PageEntry> e = sut.procs[p]->mm().lookup(addr);
-  const std::string where = absl::StrCat("process ", p, " page ", hex(addr));
-  expect_code(e.status(), m.lookup_code(p, addr), where + " lookup");
+  auto where = [&] { return absl::StrCat("process ", p, " page ", hex(addr)); };
+  if (e.status().code() != m.lookup_code(p, addr)) {
+    expect_code(e.status(), m.lookup_code(p, addr), where() + " lookup");
+  }
   if (!e.ok()) return;
   const std::uint64_t want = m.word(p, addr);
-  const int holder = m.device_of(p, addr);
+  const void* holder = sut.device_ptr(m.device_of(p, addr));
+  const void* exclusive = sut.device_ptr(m.exclusive_of(p, addr));
   if (!e->frame) {
-    expect(!m.is_private(p, addr) || (want == 0 && holder == kSystemRam),
-           absl::StrCat(where, " is absent, the model has word ", want, " in ",
-                        sut.device_name(sut.device_ptr(holder))));
+    if (m.is_private(p, addr) && (want != 0 || holder != nullptr || exclusive != nullptr)) {
+      fail(absl::StrCat(where(), " is absent, the model has word ", want, " in ",
+                        sut.device_name(holder)));
+    }
     return;
   }
-  expect(e->frame->read() == want, absl::StrCat(where, ": the CPU frame holds ", e->frame->read(),
-                                                ", the model says ", want));
-  expect(e->device == sut.device_ptr(holder),
-         absl::StrCat(where, " is in ", sut.device_name(e->device), ", the model says ",
-                      sut.device_name(sut.device_ptr(holder))));
-  expect(e->frame->device() == e->device, where + ": the entry and its frame disagree on where");
+  if (e->frame->read() != want) {
+    fail(absl::StrCat(where(), ": the CPU frame holds ", e->frame->read(), ", the model says ",
+                      want));
+  }
+  if (e->device != holder) {
+    fail(absl::StrCat(where(), " is in ", sut.device_name(e->device), ", the model says ",
+                      sut.device_name(holder)));
+  }
+  if (e->exclusive != exclusive) {
+    fail(absl::StrCat(where(), " is exclusive to ", sut.device_name(e->exclusive, "nobody"),
+                      ", the model says ", sut.device_name(exclusive, "nobody")));
+  }
+  if (e->frame->device() != e->device) {
+    fail(where() + ": the entry and its frame disagree on which memory holds it");
+  }
+  if (e->writable && m.vma_at(p, addr)->prot != Prot::kReadWrite) {
+    fail(where() + ": the CPU entry is writable, the mapping is not");
+  }
+  if (m.is_private(p, addr)) {
+    FrameUse& use = uses[e->frame.get()];
+    if (use.places++ == 0) use.first = where();
+    use.writable |= e->writable;
+    if (use.places > 1 && use.writable) {
+      fail(absl::StrCat(where(), " and ", use.first,
+                        " map one private frame, and one of them may write it"));
+    }
+  }
 }
 
 void check_machine(const MemoryModel& m, const Sut& sut) {
-  stats()[absl::StrCat("procs ", m.procs.size(), " devs ", m.devices.size())]++;
+  FrameUses uses;
   for (int p = 0; p < static_cast<int>(m.procs.size()); ++p) {
     const models::MProcess& proc = m.procs[p];
-    expect(sut.procs[p]->exited() == !proc.alive, absl::StrCat("process ", p, " exited()"));
+    if (sut.procs[p]->exited() == proc.alive) fail(absl::StrCat("process ", p, " exited()"));
     if (!proc.alive) {
-      check_page(m, sut, p, models::kFirstMapping);  // kFailedPrecondition
+      check_page(m, sut, p, models::kFirstMapping, uses);  // kFailedPrecondition
       continue;
     }
     for (const auto& [start, pages] : proc.history) {
-      for (std::uint64_t i = 0; i <= pages; ++i) check_page(m, sut, p, start + i * kPage);
+      for (std::uint64_t i = 0; i <= pages; ++i) check_page(m, sut, p, start + i * kPage, uses);
     }
   }
   for (std::size_t d = 0; d < m.devices.size(); ++d) {
     const models::MDevice& md = m.devices[d];
     if (md.open && m.procs[md.process].alive) {
       const absl::Status s = hw::check_coherence(*sut.devices[d]);
-      expect(s.ok(), absl::StrCat("device ", d, ": ", s.ToString()));
-    } else {
-      expect(sut.devices[d]->entries_for_testing().empty(),
-             absl::StrCat("device ", d, " is closed or its process exited, but has entries"));
+      if (!s.ok()) fail(absl::StrCat("device ", d, ": ", s.ToString()));
+      // Exclusive access: no other device keeps an entry for the page.
+      for (const auto& [page, entry] : sut.devices[d]->entries_for_testing()) {
+        const int holder = m.exclusive_of(md.process, page);
+        if (holder != models::kNobody && holder != static_cast<int>(d)) {
+          fail(absl::StrCat("device ", d, " maps page ", hex(page), ", exclusive to device ",
+                            holder));
+        }
+      }
+    } else if (!sut.devices[d]->entries_for_testing().empty()) {
+      fail(absl::StrCat("device ", d, " is closed or its process exited, but has entries"));
     }
   }
   for (std::size_t b = 0; b < m.bonds.size(); ++b) {
     if (!m.bonds[b].bound) continue;
     const int p = m.bonds[b].process;
-    expect(sut.bonds[b]->mm_released() == !m.procs[p].alive,
-           absl::StrCat("bond ", b, " mm_released()"));
+    if (sut.bonds[b]->mm_released() == m.procs[p].alive) {
+      fail(absl::StrCat("bond ", b, " mm_released()"));
+    }
     const std::uint32_t pasid = sut.bonds[b]->pasid();
-    expect(sut.iommu.pasid_in_use(pasid), absl::StrCat("bond ", b, "'s PASID was freed"));
+    if (!sut.iommu.pasid_in_use(pasid)) fail(absl::StrCat("bond ", b, "'s PASID was freed"));
     for (std::size_t c = b + 1; c < m.bonds.size(); ++c) {
       if (!m.bonds[c].bound) continue;
-      expect((pasid == sut.bonds[c]->pasid()) == (p == m.bonds[c].process),
-             absl::StrCat("bonds ", b, " and ", c, " have PASIDs ", pasid, " and ",
-                          sut.bonds[c]->pasid()));
+      if ((pasid == sut.bonds[c]->pasid()) != (p == m.bonds[c].process)) {
+        fail(absl::StrCat("bonds ", b, " (p", p, ") and ", c, " (p", m.bonds[c].process,
+                          ") have PASIDs ", pasid, " and ", sut.bonds[c]->pasid()));
+      }
     }
   }
   for (std::size_t i = 0; i < m.mirrors.size(); ++i) {
     const bool released = m.mirrors[i].released;
-    expect(sut.mirrors[i]->released() == released, absl::StrCat("mirror ", i, " released()"));
+    if (sut.mirrors[i]->released() != released) fail(absl::StrCat("mirror ", i, " released()"));
     auto it = sut.releases.find(sut.mirrors[i].get());
     const int calls = it == sut.releases.end() ? 0 : it->second;
-    expect(calls == (released ? 1 : 0),
-           absl::StrCat("mirror ", i, " heard on_release ", calls, " times"));
+    if (calls != (released ? 1 : 0)) {
+      fail(absl::StrCat("mirror ", i, " heard on_release ", calls, " times"));
+    }
   }
 }
 
@@ -254,13 +301,35 @@ int pick_process(const MemoryModel& m) {
 
 // Usually an open device of a live process.
 int pick_device(const MemoryModel& m) {
-  RC_PRE(!m.devices.empty());
+  require(!m.devices.empty());
   std::vector<int> usable;
   for (int d = 0; d < static_cast<int>(m.devices.size()); ++d) {
     if (m.devices[d].open && m.procs[m.devices[d].process].alive) usable.push_back(d);
   }
   if (!usable.empty() && *rc::gen::inRange(0, 8) != 0) return *rc::gen::elementOf(usable);
   return *rc::gen::inRange<int>(0, static_cast<int>(m.devices.size()));
+}
+
+// Usually a bond still bound to a live process.
+int pick_bond(const MemoryModel& m) {
+  require(!m.bonds.empty());
+  std::vector<int> usable;
+  for (int b = 0; b < static_cast<int>(m.bonds.size()); ++b) {
+    if (m.bonds[b].bound && m.procs[m.bonds[b].process].alive) usable.push_back(b);
+  }
+  if (!usable.empty() && *rc::gen::inRange(0, 8) != 0) return *rc::gen::elementOf(usable);
+  return *rc::gen::inRange<int>(0, static_cast<int>(m.bonds.size()));
+}
+
+// Usually a registered HMM mirror.
+int pick_mirror(const MemoryModel& m) {
+  require(!m.mirrors.empty());
+  std::vector<int> usable;
+  for (int i = 0; i < static_cast<int>(m.mirrors.size()); ++i) {
+    if (m.mirrors[i].registered) usable.push_back(i);
+  }
+  if (!usable.empty() && *rc::gen::inRange(0, 8) != 0) return *rc::gen::elementOf(usable);
+  return *rc::gen::inRange<int>(0, static_cast<int>(m.mirrors.size()));
 }
 
 // A page named relative to one of the mappings a process has had, so it stays meaningful
@@ -287,7 +356,7 @@ struct Spot {
 // mapping the process had, or a guard page.
 Spot pick_spot(const MemoryModel& m, int p) {
   const auto& history = m.procs[p].history;
-  RC_PRE(!history.empty());
+  require(!history.empty());
   std::vector<int> mapped;
   for (int i = 0; i < static_cast<int>(history.size()); ++i) {
     const auto [start, pages] = history[i];
@@ -324,7 +393,7 @@ std::uint64_t pick_pages(const MemoryModel& m, const Spot& spot, std::uint64_t m
 // Processes ----------------------------------------------------------------------------
 
 struct NewProcess : Command {
-  void checkPreconditions(const MemoryModel& m) const override { RC_PRE(room_for_process(m)); }
+  void checkPreconditions(const MemoryModel& m) const override { require(room_for_process(m)); }
   void apply(MemoryModel& m) const override { m.new_process(); }
   void run(const MemoryModel& m, Sut& sut) const override {
     sut.procs.push_back(make_ref<hw::Process>());
@@ -337,7 +406,7 @@ struct Fork : Command {
   int p;
   explicit Fork(const MemoryModel& m) : p(pick_process(m)) {}
   void checkPreconditions(const MemoryModel& m) const override {
-    RC_PRE(p < static_cast<int>(m.procs.size()) && room_for_process(m));
+    require(p < static_cast<int>(m.procs.size()) && room_for_process(m));
   }
   void apply(MemoryModel& m) const override { (void)m.fork(p); }
   void run(const MemoryModel& m, Sut& sut) const override {
@@ -356,11 +425,12 @@ struct Exit : Command {
   explicit Exit(const MemoryModel& m) : p(pick_process(m)) {}
   // Some process stays alive, or the rest of the sequence could only fail.
   void checkPreconditions(const MemoryModel& m) const override {
-    RC_PRE(p < static_cast<int>(m.procs.size()));
+    require(p < static_cast<int>(m.procs.size()));
     int others_alive = 0;
-    for (int q = 0; q < static_cast<int>(m.procs.size()); ++q)
-      others_alive += q != p && m.procs[q].alive;
-    RC_PRE(others_alive > 0);
+    for (int q = 0; q < static_cast<int>(m.procs.size()); ++q) {
+      if (q != p && m.procs[q].alive) ++others_alive;
+    }
+    require(others_alive > 0);
   }
   void apply(MemoryModel& m) const override { m.exit(p); }
   void run(const MemoryModel& m, Sut& sut) const override {
@@ -385,7 +455,7 @@ struct Mmap : Command {
   std::uint64_t file_page = *rc::gen::inRange<std::uint64_t>(0, 4);
   explicit Mmap(const MemoryModel& m) : p(pick_process(m)) {}
   void checkPreconditions(const MemoryModel& m) const override {
-    RC_PRE(p < static_cast<int>(m.procs.size()));
+    require(p < static_cast<int>(m.procs.size()));
   }
   StatusCode model(MemoryModel& m, std::uint64_t* addr) const {
     return m.mmap(p, pages, prot, kind, file, file_page * kPage, addr);
@@ -423,7 +493,7 @@ struct Munmap : Command {
   std::uint64_t pages;
   explicit Munmap(const MemoryModel& m)
       : spot(pick_spot(m, pick_process(m))), pages(pick_pages(m, spot, 6)) {}
-  void checkPreconditions(const MemoryModel& m) const override { RC_PRE(spot.valid(m)); }
+  void checkPreconditions(const MemoryModel& m) const override { require(spot.valid(m)); }
   void apply(MemoryModel& m) const override {
     (void)m.munmap(spot.process, spot.addr(m), pages * kPage);
   }
@@ -442,7 +512,7 @@ struct Mprotect : Command {
   Prot prot = *rc::gen::element(Prot::kNone, Prot::kRead, Prot::kReadWrite);
   explicit Mprotect(const MemoryModel& m)
       : spot(pick_spot(m, pick_process(m))), pages(pick_pages(m, spot, 4)) {}
-  void checkPreconditions(const MemoryModel& m) const override { RC_PRE(spot.valid(m)); }
+  void checkPreconditions(const MemoryModel& m) const override { require(spot.valid(m)); }
   void apply(MemoryModel& m) const override {
     (void)m.mprotect(spot.process, spot.addr(m), pages * kPage, prot);
   }
@@ -465,7 +535,7 @@ struct CpuAccess : Command {
   bool write = *rc::gen::arbitrary<bool>();
   std::uint64_t value = *rc::gen::inRange<std::uint64_t>(1, 1000);
   explicit CpuAccess(const MemoryModel& m) : spot(pick_spot(m, pick_process(m))) {}
-  void checkPreconditions(const MemoryModel& m) const override { RC_PRE(spot.valid(m)); }
+  void checkPreconditions(const MemoryModel& m) const override { require(spot.valid(m)); }
   StatusCode model(MemoryModel& m, std::uint64_t* word) const {
     return m.cpu_access(spot.process, spot.addr(m), write, value, word);
   }
@@ -505,7 +575,7 @@ struct OpenDevice : Command {
   int p;
   explicit OpenDevice(const MemoryModel& m) : p(pick_process(m)) {}
   void checkPreconditions(const MemoryModel& m) const override {
-    RC_PRE(p < static_cast<int>(m.procs.size()) && room_for_device(m));
+    require(p < static_cast<int>(m.procs.size()) && room_for_device(m));
   }
   void apply(MemoryModel& m) const override {
     if (m.procs[p].alive) m.devices.push_back(models::MDevice{p});
@@ -524,7 +594,7 @@ struct CloseDevice : Command {
   int d;
   explicit CloseDevice(const MemoryModel& m) : d(pick_device(m)) {}
   void checkPreconditions(const MemoryModel& m) const override {
-    RC_PRE(d < static_cast<int>(m.devices.size()));
+    require(d < static_cast<int>(m.devices.size()));
   }
   void apply(MemoryModel& m) const override { m.devices[d].open = false; }
   void run(const MemoryModel& m, Sut& sut) const override {
@@ -544,8 +614,8 @@ struct DeviceCommand : Command {
         spot(pick_spot(m, m.devices[d].process)),
         pages(pick_pages(m, spot, 3)) {}
   void checkPreconditions(const MemoryModel& m) const override {
-    RC_PRE(d < static_cast<int>(m.devices.size()) && spot.valid(m) &&
-           spot.process == m.devices[d].process);
+    require(d < static_cast<int>(m.devices.size()) && spot.valid(m) &&
+            spot.process == m.devices[d].process);
   }
 };
 
@@ -625,10 +695,18 @@ struct Migrate : DeviceCommand {
     const StatusCode want = next.migrate(d, kind, spot.addr(m), pages);
     hw::MirrorDevice& dev = *sut.devices[d];
     const std::uint64_t addr = spot.addr(m);
-    const absl::Status s = kind == Migration::kToDevice ? dev.migrate_to_device(addr, pages * kPage)
-                           : kind == Migration::kToSystem
-                               ? dev.migrate_to_system(addr, pages * kPage)
-                               : dev.make_exclusive(addr, pages * kPage);
+    absl::Status s;
+    switch (kind) {
+      case Migration::kToDevice:
+        s = dev.migrate_to_device(addr, pages * kPage);
+        break;
+      case Migration::kToSystem:
+        s = dev.migrate_to_system(addr, pages * kPage);
+        break;
+      case Migration::kExclusive:
+        s = dev.make_exclusive(addr, pages * kPage);
+        break;
+    }
     expect_code(s, want, "migrate");
     check_machine(next, sut);
   }
@@ -681,7 +759,7 @@ struct Bind : Command {
   int sva = *rc::gen::inRange(0, 2);
   explicit Bind(const MemoryModel& m) : p(pick_process(m)) {}
   void checkPreconditions(const MemoryModel& m) const override {
-    RC_PRE(p < static_cast<int>(m.procs.size()) && room_for_bond(m));
+    require(p < static_cast<int>(m.procs.size()) && room_for_bond(m));
   }
   void apply(MemoryModel& m) const override {
     if (m.procs[p].alive) m.bonds.push_back(models::MBond{p});
@@ -698,12 +776,9 @@ struct Bind : Command {
 
 struct Unbind : Command {
   int b;
-  explicit Unbind(const MemoryModel& m) {
-    RC_PRE(!m.bonds.empty());
-    b = *rc::gen::inRange<int>(0, static_cast<int>(m.bonds.size()));
-  }
+  explicit Unbind(const MemoryModel& m) : b(pick_bond(m)) {}
   void checkPreconditions(const MemoryModel& m) const override {
-    RC_PRE(b < static_cast<int>(m.bonds.size()));
+    require(b < static_cast<int>(m.bonds.size()));
   }
   void apply(MemoryModel& m) const override { m.bonds[b].bound = false; }
   void run(const MemoryModel& m, Sut& sut) const override {
@@ -719,14 +794,10 @@ struct Dma : Command {
   Spot spot;
   bool write = *rc::gen::arbitrary<bool>();
   std::uint64_t value = *rc::gen::inRange<std::uint64_t>(2000, 3000);
-  explicit Dma(const MemoryModel& m)
-      : b(m.bonds.empty() ? 0 : *rc::gen::inRange<int>(0, static_cast<int>(m.bonds.size()))) {
-    RC_PRE(!m.bonds.empty());
-    spot = pick_spot(m, m.bonds[b].process);
-  }
+  explicit Dma(const MemoryModel& m) : b(pick_bond(m)), spot(pick_spot(m, m.bonds[b].process)) {}
   void checkPreconditions(const MemoryModel& m) const override {
-    RC_PRE(b < static_cast<int>(m.bonds.size()) && spot.valid(m) &&
-           spot.process == m.bonds[b].process);
+    require(b < static_cast<int>(m.bonds.size()) && spot.valid(m) &&
+            spot.process == m.bonds[b].process);
   }
   // Fenced once unbound or once the address space died; otherwise a CPU access.
   StatusCode model(MemoryModel& m, std::uint64_t* word) const {
@@ -765,7 +836,7 @@ struct HmmRegister : Command {
   int p;
   explicit HmmRegister(const MemoryModel& m) : p(pick_process(m)) {}
   void checkPreconditions(const MemoryModel& m) const override {
-    RC_PRE(p < static_cast<int>(m.procs.size()) && room_for_mirror(m));
+    require(p < static_cast<int>(m.procs.size()) && room_for_mirror(m));
   }
   void apply(MemoryModel& m) const override {
     if (m.procs[p].alive) m.mirrors.push_back(models::MMirror{p});
@@ -783,12 +854,9 @@ struct HmmRegister : Command {
 
 struct HmmUnregister : Command {
   int i;
-  explicit HmmUnregister(const MemoryModel& m) {
-    RC_PRE(!m.mirrors.empty());
-    i = *rc::gen::inRange<int>(0, static_cast<int>(m.mirrors.size()));
-  }
+  explicit HmmUnregister(const MemoryModel& m) : i(pick_mirror(m)) {}
   void checkPreconditions(const MemoryModel& m) const override {
-    RC_PRE(i < static_cast<int>(m.mirrors.size()));
+    require(i < static_cast<int>(m.mirrors.size()));
   }
   void apply(MemoryModel& m) const override {
     if (!m.mirrors[i].registered) return;

@@ -2,16 +2,17 @@
 //
 // L0 reference model of the whole simulated machine (hw_model/), run serially: processes
 // with their VMAs and private page contents, the shared backing objects (Files and
-// anonymous shared memory), which mirror device's memory holds each private page, and the
-// mirror devices, SVA bonds and HMM mirrors attached to the processes. Naive on purpose:
+// anonymous shared memory), which mirror device's memory holds each private page and
+// which one has exclusive access to it, and the mirror devices, SVA bonds and HMM mirrors
+// attached to the processes. Naive on purpose:
 // plain std::map per process, linear scans, page-by-page loops, each rule of
 // hw_model/address_space.h written out once.
 //
 // Every operation returns the status code the real call must return and changes the model
 // exactly as the real call changes the machine, including the pages a device walk faulted
 // in before it stopped at a failing page. Contents are one word per page; a page never
-// written reads 0. Which frame backs a page, whether it is writable and who has exclusive
-// access are not modelled: check_coherence() and the content checks cover those.
+// written reads 0. Which frame backs a page and whether it is writable are not modelled:
+// check_coherence() and the content checks cover those.
 #ifndef ITN_PROPTESTS_MODELS_MEMORY_MODEL_H_
 #define ITN_PROPTESTS_MODELS_MEMORY_MODEL_H_
 
@@ -33,6 +34,7 @@ using hw::Prot;
 inline constexpr std::uint64_t kModelPage = 4096;
 inline constexpr std::uint64_t kFirstMapping = 0x100000;  // AddressSpace's first address
 inline constexpr int kSystemRam = -1;                     // MPage::device of a CPU page
+inline constexpr int kNobody = -1;                        // MPage::exclusive when none
 
 struct MVma {
   std::uint64_t end;  // exclusive; the start is the map key
@@ -45,6 +47,7 @@ struct MVma {
 struct MPage {
   std::uint64_t word = 0;
   int device = kSystemRam;  // the mirror device whose memory holds the page
+  int exclusive = kNobody;  // the mirror device with exclusive access to it
 };
 
 struct MProcess {
@@ -137,17 +140,20 @@ struct MemoryModel {
     return it == backings[backing].end() ? 0 : it->second;
   }
 
-  // The device holding the page of `addr` (kSystemRam for shared or untouched pages).
-  int device_of(int p, std::uint64_t addr) const {
-    if (!is_private(p, addr)) return kSystemRam;
+  // The page of `addr` as far as devices go (a default MPage for shared or untouched
+  // pages: in system RAM, nobody's exclusively).
+  MPage page_state(int p, std::uint64_t addr) const {
+    if (!is_private(p, addr)) return MPage{};
     auto it = procs[p].pages.find(addr - addr % kModelPage);
-    return it == procs[p].pages.end() ? kSystemRam : it->second.device;
+    return it == procs[p].pages.end() ? MPage{} : it->second;
   }
+  int device_of(int p, std::uint64_t addr) const { return page_state(p, addr).device; }
+  int exclusive_of(int p, std::uint64_t addr) const { return page_state(p, addr).exclusive; }
 
   // Accesses ---------------------------------------------------------------------------
 
   // cpu_read/cpu_write (and SVA DMA, which walks the CPU's tables): the page comes back
-  // to system RAM. `*out` gets the word read.
+  // to system RAM and exclusive access ends. `*out` gets the word read.
   StatusCode cpu_access(int p, std::uint64_t addr, bool write, std::uint64_t value,
                         std::uint64_t* out) {
     const StatusCode code = access_code(p, addr, write);
@@ -156,6 +162,7 @@ struct MemoryModel {
     if (is_private(p, addr)) {
       MPage& pg = procs[p].pages[page];
       pg.device = kSystemRam;
+      pg.exclusive = kNobody;
       if (write) pg.word = value;
       *out = pg.word;
       return code;
@@ -166,9 +173,9 @@ struct MemoryModel {
     return code;
   }
 
-  // A device's access to the words of `pages` pages from `addr`: the check of every page
-  // first (stopping at the first failure, keeping what earlier pages did, as a walk
-  // does), then the words written.
+  // A device's fault (range_fault, read, write) of `pages` pages from `addr`: each page
+  // checked and faulted in, in order, stopping at the first failure but keeping what the
+  // earlier pages did (as a walk does); then `words`, if any, written one per page.
   StatusCode device_access(int dev, std::uint64_t addr, std::uint64_t pages, bool write,
                            const std::vector<std::uint64_t>& words = {}) {
     const int p = devices[dev].process;
@@ -177,10 +184,11 @@ struct MemoryModel {
       const std::uint64_t at = addr + i * kModelPage;
       const StatusCode code = access_code(p, at, write);
       if (code != StatusCode::kOk) return code;
-      // hmm_range_fault: a page in another device's memory comes back to system RAM.
+      // hmm_range_fault: a page of the device's own (in its memory or exclusive to it)
+      // stays so; otherwise it comes back to system RAM and exclusive access ends.
       if (is_private(p, at)) {
         MPage& pg = procs[p].pages[at];
-        if (pg.device != dev) pg.device = kSystemRam;
+        if (pg.device != dev && pg.exclusive != dev) pg = MPage{pg.word};
       }
     }
     for (std::uint64_t i = 0; i < words.size(); ++i) {
@@ -217,14 +225,16 @@ struct MemoryModel {
     for (std::uint64_t i = 0; i < pages; ++i) {
       const std::uint64_t at = addr + i * kModelPage;
       switch (kind) {
-        case Migration::kToDevice:
+        case Migration::kToDevice:  // a fresh device frame: not exclusive to anyone
           procs[p].pages[at].device = dev;
+          procs[p].pages[at].exclusive = kNobody;
           break;
         case Migration::kToSystem:
           if (device_of(p, at) == dev) procs[p].pages[at].device = kSystemRam;
           break;
         case Migration::kExclusive:  // faulted in for write first: back from any device
-          if (device_of(p, at) != kSystemRam) procs[p].pages[at].device = kSystemRam;
+          procs[p].pages[at].device = kSystemRam;
+          procs[p].pages[at].exclusive = dev;
           break;
       }
     }
@@ -233,6 +243,8 @@ struct MemoryModel {
 
   // Mappings ---------------------------------------------------------------------------
 
+  // Predicts the address as AddressSpace hands it out: a per-space counter from
+  // kFirstMapping, a guard page after each mapping, continued by a fork child.
   StatusCode mmap(int p, std::uint64_t pages, Prot prot, MapKind kind, int file,
                   std::uint64_t file_offset, std::uint64_t* addr) {
     MProcess& proc = procs[p];
@@ -297,12 +309,13 @@ struct MemoryModel {
     return static_cast<int>(procs.size()) - 1;
   }
 
-  // The parent's device pages come back to system RAM; the child gets a copy of the
-  // parent's mappings and private contents (copy-on-write: later writes stay on one side)
-  // and continues its address counter. Shared mappings keep their backing.
+  // The parent's device pages come back to system RAM and exclusive accesses end; the
+  // child gets a copy of the parent's mappings and private contents (copy-on-write: later
+  // writes stay on one side) and continues its address counter. Shared mappings keep
+  // their backing.
   StatusCode fork(int p) {
     if (!procs[p].alive) return StatusCode::kFailedPrecondition;
-    for (auto& [page, pg] : procs[p].pages) pg.device = kSystemRam;
+    for (auto& [page, pg] : procs[p].pages) pg = MPage{pg.word};
     MProcess child = procs[p];
     procs.push_back(std::move(child));
     return StatusCode::kOk;
