@@ -173,6 +173,13 @@ class AddressSpace : public RefCounted {
   absl::Status migrate_to_system(std::uint64_t addr, std::uint64_t length, const void* device,
                                  MigrateHook hook) ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
+  // AddressSpace::evict_device()
+  //
+  // Gives every page in `device`'s memory, and every page it holds exclusively, back to
+  // the CPU (as a CPU touch would). A device calls it when it goes away. Nothing to do
+  // after teardown.
+  void evict_device(const void* device) ABSL_LOCKS_EXCLUDED(mmap_mu_);
+
   // AddressSpace::make_exclusive()
   //
   // Gives `device` exclusive access to the writable anonymous private pages of [addr,

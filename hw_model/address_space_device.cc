@@ -38,6 +38,13 @@ absl::StatusOr<PageEntry> AddressSpace::lookup(std::uint64_t addr) const {
   return pte == ptes_.end() ? PageEntry{} : pte->second;
 }
 
+void AddressSpace::evict_device(const void* device) {
+  MutexLock l(mmap_mu_);
+  for (auto& [page, entry] : ptes_) {
+    if (entry.device == device || entry.exclusive == device) restore_for_cpu_locked(page, entry);
+  }
+}
+
 absl::Status AddressSpace::migrate_to_device(std::uint64_t addr, std::uint64_t length,
                                              const void* device, MigrateHook hook) {
   return device_change(DeviceChange::kToDevice, addr, length, device, hook);

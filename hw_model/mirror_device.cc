@@ -46,6 +46,8 @@ void MirrorDevice::close() {
     if (closed_) return;
     closed_ = true;
   }
+  // The device's memory goes away with it: its pages return to system RAM first.
+  mm_->evict_device(this);
   ITN_CHECK(mm_->notifiers().remove(*sub_).ok(), "the subscription was inserted by open()");
   MutexLock l(mu_);
   entries_.clear();

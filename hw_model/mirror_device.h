@@ -91,7 +91,8 @@ class MirrorDevice : public RefCounted {
 
   // MirrorDevice::close()
   //
-  // Stops mirroring: removes the notifier and drops every device entry. Idempotent.
+  // Stops mirroring: pages in this device's memory (or held exclusively) go back to the
+  // CPU, the notifier is removed and every device entry dropped. Idempotent.
   // Context: may block until invalidations in progress end.
   void close() ABSL_LOCKS_EXCLUDED(mu_);
 

@@ -156,6 +156,20 @@ TEST_F(MirrorDeviceTest, OwnMigrationInstallsTheNewFramesThroughTheHook) {
   EXPECT_EQ(device->counters().faults, 1u) << "only the first write faulted";
 }
 
+TEST_F(MirrorDeviceTest, ClosingADeviceBringsItsPagesBack) {
+  const std::uint64_t buf = map(2);
+  Ref<MirrorDevice> other = *MirrorDevice::open(*process);
+  ASSERT_TRUE(other->write(buf, std::vector<std::uint64_t>{4, 5}).ok());
+  ASSERT_TRUE(other->migrate_to_device(buf, kPage).ok());
+  ASSERT_TRUE(other->make_exclusive(buf + kPage, kPage).ok());
+  other->close();
+  EXPECT_THAT(device->snapshot(buf, 2), Each(PageSnapshot::kWrite));
+  const PageEntry second = *mm.lookup(buf + kPage);
+  EXPECT_EQ(second.exclusive, nullptr) << "no exclusive access outlives its device";
+  ASSERT_TRUE(device->migrate_to_device(buf, 2 * kPage).ok()) << "nothing is another's now";
+  EXPECT_THAT(*device->read(buf, 2), ElementsAre(4u, 5u));
+}
+
 TEST_F(MirrorDeviceTest, MigrationRefusesSharedMemoryProtNoneHolesAndOtherDevicesPages) {
   const std::uint64_t shared = map(1, Prot::kReadWrite, MapKind::kAnonShared);
   const std::uint64_t none = map(1, Prot::kNone);

@@ -309,7 +309,7 @@ struct ReadBegin : Command {
     id = *rc::gen::inRange<int>(0, static_cast<int>(m.subs.size()));
   }
   void checkPreconditions(const DomainModel& m) const override {
-    RC_PRE(id < static_cast<int>(m.subs.size()) && inserted(m.subs[id]));
+    RC_PRE((id < static_cast<int>(m.subs.size()) && inserted(m.subs[id])));  // (( )): short-circuit
     RC_PRE(m.subs[id].seq != m.seq);  // otherwise it waits (I7): not serially
   }
   void apply(DomainModel& m) const override {
@@ -329,7 +329,7 @@ struct ReadRetry : Command {
     id = *rc::gen::inRange<int>(0, static_cast<int>(m.subs.size()));
   }
   void checkPreconditions(const DomainModel& m) const override {
-    RC_PRE(id < static_cast<int>(m.subs.size()) && m.subs[id].has_read);
+    RC_PRE((id < static_cast<int>(m.subs.size()) && m.subs[id].has_read));  // (( )): short-circuit
   }
   void apply(DomainModel&) const override {}
   void run(const DomainModel& m, Sut& sut) const override {
