@@ -596,7 +596,7 @@ struct CloseDevice : Command {
   void checkPreconditions(const MemoryModel& m) const override {
     require(d < static_cast<int>(m.devices.size()));
   }
-  void apply(MemoryModel& m) const override { m.devices[d].open = false; }
+  void apply(MemoryModel& m) const override { m.close_device(d); }
   void run(const MemoryModel& m, Sut& sut) const override {
     sut.devices[d]->close();
     check_machine(after(m, *this), sut);

@@ -150,6 +150,16 @@ struct MemoryModel {
   int device_of(int p, std::uint64_t addr) const { return page_state(p, addr).device; }
   int exclusive_of(int p, std::uint64_t addr) const { return page_state(p, addr).exclusive; }
 
+  // MirrorDevice::close(): the device's pages (in its memory or exclusive to it) go back
+  // to system RAM.
+  void close_device(int dev) {
+    devices[dev].open = false;
+    for (auto& [addr, pg] : procs[devices[dev].process].pages) {
+      if (pg.device == dev) pg.device = kSystemRam;
+      if (pg.exclusive == dev) pg.exclusive = kNobody;
+    }
+  }
+
   // Accesses ---------------------------------------------------------------------------
 
   // cpu_read/cpu_write (and SVA DMA, which walks the CPU's tables): the page comes back
