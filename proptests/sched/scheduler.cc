@@ -1,0 +1,240 @@
+#include "proptests/sched/scheduler.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace itn::sched {
+namespace {
+
+const char* point_name(SchedPoint p) {
+  switch (p) {
+    case SchedPoint::kLoad:
+      return "atomic load";
+    case SchedPoint::kStore:
+      return "atomic store";
+    case SchedPoint::kRmw:
+      return "atomic rmw";
+    case SchedPoint::kLock:
+      return "lock";
+    case SchedPoint::kUnlock:
+      return "unlock";
+    case SchedPoint::kWait:
+      return "wait";
+    case SchedPoint::kNotify:
+      return "notify";
+    case SchedPoint::kPoll:
+      return "poll";
+    case SchedPoint::kSpawn:
+      return "spawn";
+    case SchedPoint::kJoin:
+      return "join";
+  }
+  return "?";
+}
+
+}  // namespace
+
+thread_local int Scheduler::tl_id_ = -1;
+
+Scheduler::~Scheduler() {
+  Lock l(mu_);
+  go_free_locked(failure_);
+  cv_.wait(l, [&] { return hooked_ == 0; });
+}
+
+int Scheduler::add_thread_locked(bool body) {
+  const int id = static_cast<int>(threads_.size());
+  threads_.push_back(Thread{});
+  threads_.back().body = body;
+  ++hooked_;
+  strategy_.on_new_thread(id);
+  return id;
+}
+
+absl::Status Scheduler::run(std::vector<std::function<void()>> bodies) {
+  std::vector<std::thread> real;
+  {
+    Lock l(mu_);
+    for (std::size_t i = 0; i < bodies.size(); ++i) add_thread_locked(/*body=*/true);
+    bodies_left_ = static_cast<int>(bodies.size());
+  }
+  for (std::size_t i = 0; i < bodies.size(); ++i) {
+    real.emplace_back([this, id = static_cast<int>(i), body = std::move(bodies[i])] {
+      set_thread_hooks(this);
+      {
+        Lock l(mu_);
+        tl_id_ = id;
+        wait_turn_locked(l, id);
+      }
+      body();
+      on_thread_exit();
+    });
+  }
+  {
+    Lock l(mu_);
+    if (bodies_left_ > 0) switch_locked(l, -1);  // the first decision
+    cv_.wait(l, [&] { return bodies_left_ == 0; });
+  }
+  for (std::thread& t : real) t.join();
+  Lock l(mu_);
+  if (!strategy_.divergence().empty()) failure_ = "replay diverged: " + strategy_.divergence();
+  return failure_.empty() ? absl::OkStatus() : absl::InternalError(failure_);
+}
+
+bool Scheduler::managed_locked() {
+  if (!free_) return true;
+  unhook_locked();
+  return false;
+}
+
+void Scheduler::unhook_locked() {
+  // Callers may still hold a pointer to this scheduler they loaded earlier (a lock loop,
+  // a thread's exit path): only the first call of each thread counts.
+  if (sched_internal::hooks() != this) return;
+  set_thread_hooks(nullptr);  // from now on this thread runs unmanaged
+  --hooked_;
+  cv_.notify_all();
+}
+
+void Scheduler::wait_turn_locked(Lock& l, int self) {
+  cv_.wait(l, [&] { return free_ || running_ == self; });
+}
+
+void Scheduler::switch_locked(Lock& l, int self) {
+  // A thread being started by the library registers first, so every decision sees the
+  // same set of threads whatever the real timing.
+  cv_.wait(l, [&] { return pending_spawns_ == 0 || free_; });
+  if (free_) return;
+  std::vector<int> runnable, eager;
+  for (int t = 0; t < static_cast<int>(threads_.size()); ++t) {
+    if (threads_[t].state != State::kRunnable) continue;
+    runnable.push_back(t);
+    if (!threads_[t].polling) eager.push_back(t);
+  }
+  if (runnable.empty()) {
+    if (bodies_left_ == 0) return go_free_locked({});
+    report_deadlock_locked();
+  }
+  const int step = static_cast<int>(choices_.size());
+  if (step >= max_steps_) {
+    return go_free_locked(absl::StrCat("livelock: no end after ", max_steps_,
+                                       " scheduling decisions\n", positions_locked()));
+  }
+  const int next = strategy_.pick(eager.empty() ? runnable : eager, self, step);
+  choices_.push_back(next);
+  for (int t = 0; t < static_cast<int>(threads_.size()); ++t) {
+    if (t != next) threads_[t].polling = false;  // someone else ran: pollers may look again
+  }
+  running_ = next;
+  cv_.notify_all();
+  if (self >= 0 && threads_[self].state != State::kFinished) wait_turn_locked(l, self);
+}
+
+void Scheduler::on_point(SchedPoint point, const void* object) {
+  Lock l(mu_);
+  if (!managed_locked()) return;
+  const int self = tl_id_;
+  threads_[self].last_point = point;
+  threads_[self].last_object = object;
+  if (point == SchedPoint::kSpawn) {
+    ++pending_spawns_;  // no decision: the spawner must get to create the thread
+    return;
+  }
+  if (point == SchedPoint::kPoll) threads_[self].polling = true;
+  switch_locked(l, self);
+}
+
+void Scheduler::on_block(const void* object) {
+  Lock l(mu_);
+  if (!managed_locked()) return;
+  const int self = tl_id_;
+  threads_[self].state = State::kBlocked;
+  threads_[self].blocked_on = object;
+  switch_locked(l, self);
+}
+
+void Scheduler::on_wake(const void* object) {
+  Lock l(mu_);
+  if (!managed_locked()) return;
+  for (Thread& t : threads_) {
+    if (t.state == State::kBlocked && t.blocked_on == object) {
+      t.state = State::kRunnable;
+      t.blocked_on = nullptr;
+    }
+  }
+}
+
+void Scheduler::on_thread_start() {
+  Lock l(mu_);
+  if (!managed_locked()) return;
+  tl_id_ = add_thread_locked(/*body=*/false);
+  --pending_spawns_;
+  cv_.notify_all();
+  wait_turn_locked(l, tl_id_);
+}
+
+void Scheduler::on_thread_exit() {
+  Lock l(mu_);
+  const int self = tl_id_;
+  if (threads_[self].state == State::kFinished) return;
+  if (free_) {
+    threads_[self].state = State::kFinished;
+    if (threads_[self].body && --bodies_left_ == 0) cv_.notify_all();
+  } else {
+    finish_locked(self);
+    if (bodies_left_ == 0) {
+      go_free_locked({});
+    } else {
+      switch_locked(l, self);
+    }
+  }
+  unhook_locked();
+}
+
+void Scheduler::finish_locked(int self) {
+  threads_[self].state = State::kFinished;
+  if (threads_[self].body) --bodies_left_;
+}
+
+void Scheduler::go_free_locked(std::string failure) {
+  if (!failure.empty() && failure_.empty()) failure_ = std::move(failure);
+  free_ = true;
+  cv_.notify_all();
+}
+
+std::string Scheduler::positions_locked() const {
+  std::string out;
+  for (int t = 0; t < static_cast<int>(threads_.size()); ++t) {
+    const Thread& th = threads_[t];
+    absl::StrAppend(&out, "  thread ", t, th.body ? " (body)" : " (library)", ": ");
+    switch (th.state) {
+      case State::kFinished:
+        absl::StrAppend(&out, "finished");
+        break;
+      case State::kBlocked:
+        absl::StrAppend(&out, "blocked on ", absl::StrFormat("%p", th.blocked_on));
+        break;
+      case State::kRunnable:
+        absl::StrAppend(&out, "runnable");
+        break;
+    }
+    absl::StrAppend(&out, ", last point: ", point_name(th.last_point), " on ",
+                    absl::StrFormat("%p", th.last_object), "\n");
+  }
+  return out;
+}
+
+void Scheduler::report_deadlock_locked() {
+  std::fprintf(stderr,
+               "itn::sched: DEADLOCK: no thread can run after %zu decisions\n%s"
+               "replay: ITN_SCHEDULE='%s'\n",
+               choices_.size(), positions_locked().c_str(), encode_schedule(choices_).c_str());
+  std::fflush(stderr);
+  std::abort();
+}
+
+}  // namespace itn::sched

@@ -1,0 +1,102 @@
+// proptests/sched/scheduler.h
+//
+// itn::sched::Scheduler: runs a set of thread bodies so that exactly one of them (or of
+// the threads the library starts from them, e.g. an SRCU worker) runs at a time, and a
+// Strategy decides which one at every point the library reports through the sync seam
+// (sync/sched_hooks.h): each lock, unlock, condition wait and notify, atomic operation,
+// polling pause, thread start and join. Threads are real; the baton passes under one
+// std::mutex. So one schedule (the list of decisions) determines the whole execution,
+// and replaying it reproduces it exactly.
+//
+// - A thread blocked on a mutex, condition or join is not runnable until the object is
+//   released/notified (on_wake). If no thread is runnable while a body has not finished,
+//   that is a deadlock: it is reported with every thread's position and the schedule,
+//   and the process aborts (the threads cannot be unwound).
+// - A thread at a polling pause (SchedPoint::kPoll) does not run again until another
+//   thread has run, so a spinning wait cannot starve the thread it waits for.
+// - More than `max_steps` decisions is reported as a livelock; the execution then runs
+//   on unmanaged (free) and fails.
+// - When the last body finishes, the remaining library threads are released and run
+//   unmanaged from then on (they have nothing left to race with).
+//
+// Thread safety: run() from one unmanaged thread; the SchedHooks methods are called by
+// managed threads. Lifetime: the destructor waits until no thread uses the scheduler.
+// Memory ordering: handing the baton over (under mu_) orders everything one thread did
+// before everything the next does, as a context switch would.
+#ifndef ITN_PROPTESTS_SCHED_SCHEDULER_H_
+#define ITN_PROPTESTS_SCHED_SCHEDULER_H_
+
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+
+#include "proptests/sched/schedule.h"
+#include "proptests/sched/strategy.h"
+#include "sync/sched_hooks.h"
+
+namespace itn::sched {
+
+class Scheduler : public SchedHooks {
+ public:
+  Scheduler(Strategy& strategy, int max_steps) : strategy_(strategy), max_steps_(max_steps) {}
+  ~Scheduler() override;
+
+  // Runs `bodies` as managed threads 0..n-1 until all have returned. Errors: a livelock
+  // (step bound) or a replay that diverged from its schedule.
+  absl::Status run(std::vector<std::function<void()>> bodies);
+
+  const Schedule& choices() const { return choices_; }
+
+  void on_point(SchedPoint point, const void* object) override;
+  void on_block(const void* object) override;
+  void on_wake(const void* object) override;
+  void on_thread_start() override;
+  void on_thread_exit() override;
+
+ private:
+  enum class State { kRunnable, kBlocked, kFinished };
+  struct Thread {
+    State state = State::kRunnable;
+    const void* blocked_on = nullptr;
+    bool polling = false;  // paused at kPoll: waits until another thread has run
+    bool body = false;     // one of run()'s bodies (else started by the library)
+    SchedPoint last_point = SchedPoint::kSpawn;
+    const void* last_object = nullptr;
+  };
+  using Lock = std::unique_lock<std::mutex>;
+
+  int add_thread_locked(bool body);
+  // Picks who runs next and, unless the caller finished, waits for its turn again.
+  void switch_locked(Lock& l, int self);
+  void wait_turn_locked(Lock& l, int self);
+  void finish_locked(int self);
+  // Managed threads that are still hooked leave the scheduler and run unmanaged.
+  void go_free_locked(std::string failure);
+  [[noreturn]] void report_deadlock_locked();
+  std::string positions_locked() const;
+  // Returns false (after unhooking the caller) once the scheduler runs free.
+  bool managed_locked();
+  void unhook_locked();
+
+  Strategy& strategy_;
+  const int max_steps_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Thread> threads_;
+  int running_ = -1;
+  int pending_spawns_ = 0;
+  int bodies_left_ = 0;
+  int hooked_ = 0;  // threads whose hooks point here
+  bool free_ = false;
+  std::string failure_;
+  Schedule choices_;
+  static thread_local int tl_id_;
+};
+
+}  // namespace itn::sched
+
+#endif  // ITN_PROPTESTS_SCHED_SCHEDULER_H_
