@@ -191,10 +191,11 @@ TEST(Races, R5RefusedNonBlockingStartLeavesNothingBehind) {
     if (whole.starts != whole.ends) {
       absl::StrAppend(&problems, whole.starts, " starts but ", whole.ends, " ends; ");
     }
+    if (!problems.empty()) return absl::InternalError(problems);  // (cleanup would hang)
     (void)domain->remove(*ok);
     (void)domain->remove(*refusing);
     (void)domain->unregister_notifier(whole);
-    return problems.empty() ? absl::OkStatus() : absl::InternalError(problems);
+    return absl::OkStatus();
   });
 }
 

@@ -42,7 +42,7 @@ while IFS='|' read -r name preset tests what; do
   start=$SECONDS
   set +e
   ctest --test-dir "build/$preset" -R "$tests" --stop-on-failure --output-on-failure \
-    --timeout 600 >"$scratch/$name.test.log" 2>&1
+    --timeout 120 >"$scratch/$name.test.log" 2>&1
   status=$?
   set -e
   seconds=$((SECONDS - start))
@@ -51,7 +51,7 @@ while IFS='|' read -r name preset tests what; do
     echo "| \`$name\` | $preset | SURVIVED | | $seconds |" >> "$table"
   else
     caught="$(grep -m1 -oE '[0-9]+ - [^ ]+ \((Failed|Timeout|SEGFAULT|Subprocess aborted|Exception)' \
-      "$scratch/$name.test.log" | sed -E 's/^[0-9]+ - //; s/ \(/ (/' || true)"
+      "$scratch/$name.test.log" | sed -E 's/^[0-9]+ - //; s/ \(.*//' || true)"
     [[ -z "$caught" ]] && caught="$(grep -m1 -E '\*\*\*' "$scratch/$name.test.log" | sed -E 's/.*Test +#[0-9]+: //; s/ \.+.*//' || true)"
     detail="$(grep -m1 -oE 'FAILED in execution [0-9]+|Falsifiable after [0-9]+ tests|ERROR: AddressSanitizer: [a-z-]+|DEADLOCK|Which is: [^ ]+' \
       "$scratch/$name.test.log" || true)"
