@@ -87,7 +87,7 @@ void run_steps(int thread, const std::vector<Step>& steps, NotifierDomain& domai
                  [&] { return NotifierResult::status(domain.remove(*subs[1]).code()); });
         break;
       case Step::Kind::kFind: {
-        const auto [start, end] = kRanges[s.arg % 4];
+        const std::uint64_t start = kRanges[s.arg % 4].first, end = kRanges[s.arg % 4].second;
         const int sub = s.arg / 4;
         h.record(thread, DomainOp{DomainOp::Kind::kFind, sub, start, end - 1}, [&] {
           Ref<IntervalNotifier> found = domain.find(&owners[sub], start, end - 1);
@@ -107,7 +107,7 @@ void run_steps(int thread, const std::vector<Step>& steps, NotifierDomain& domai
         break;
       }
       case Step::Kind::kInvalidate: {
-        const auto [start, end] = kRanges[s.arg];
+        const std::uint64_t start = kRanges[s.arg].first, end = kRanges[s.arg].second;
         const Range r{start, end, Event::kClear, /*blockable=*/true, nullptr};
         h.record(thread, DomainOp{DomainOp::Kind::kStart, 0, start, end - 1},
                  [&] { return NotifierResult::status(domain.invalidate_range_start(r).code()); });
