@@ -1,6 +1,8 @@
 // hw_model/internal/page_range.h
 //
 // Argument checks shared by the address space and the devices.
+//
+// Thread safety: pure functions. Lifetime: no references kept. Memory ordering: none.
 #ifndef ITN_HW_MODEL_INTERNAL_PAGE_RANGE_H_
 #define ITN_HW_MODEL_INTERNAL_PAGE_RANGE_H_
 
