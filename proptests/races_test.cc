@@ -209,7 +209,12 @@ TEST(Races, R6PasidIsNotReusedWhileABondHoldsIt) {
     Ref<hw::Process> p = make_ref<hw::Process>(), q = make_ref<hw::Process>();
     Ref<hw::SvaBond> bond = *accel.bind(*p);
     const std::uint32_t pasid = bond->pasid();
-    if (!p->install(make_ref<hw::OpenFile>("accel", [&] { (void)bond->unbind(); })).ok()) {
+    Atomic<bool> unbinding{false};  // from here on the bond may let go of the PASID
+    auto on_close = [&] {
+      unbinding.store(true, std::memory_order_relaxed);
+      (void)bond->unbind();
+    };
+    if (!p->install(make_ref<hw::OpenFile>("accel", on_close)).ok()) {
       return absl::InternalError("install");
     }
     bool reused_while_held = false;
@@ -219,8 +224,11 @@ TEST(Races, R6PasidIsNotReusedWhileABondHoldsIt) {
               absl::StatusOr<Ref<hw::SvaBond>> b = accel.bind(*q);
               if (!b.ok()) return;
               other = *b;
-              // The same id is correct only after it was freed (last put + grace period).
-              if (other->pasid() == pasid && !trace.freed(pasid)) reused_while_held = true;
+              // The same id is correct only once the bond is going (and then only after
+              // the free that follows its last put and a grace period).
+              if (other->pasid() == pasid && !unbinding.load(std::memory_order_relaxed)) {
+                reused_while_held = true;
+              }
             }});
     p->mm().notifiers().synchronize();
     if (other) (void)other->unbind();

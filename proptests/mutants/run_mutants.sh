@@ -23,7 +23,7 @@ table="$scratch/table.md"
 echo "| mutation | preset | caught by | detection | test seconds |" > "$table"
 echo "|---|---|---|---|---|" >> "$table"
 survivors=0
-while IFS='|' read -r name preset tests what; do
+while IFS=';' read -r name preset tests what; do
   name="$(echo "$name" | xargs)"; preset="$(echo "$preset" | xargs)"
   tests="$(echo "$tests" | sed 's/^ *//; s/ *$//')"
   [[ -z "$name" || "$name" == \#* ]] && continue
