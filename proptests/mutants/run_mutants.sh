@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # L5 mutation checks: applies each named mutation (proptests/mutants/<name>.patch, listed
 # in mutants.txt) to a scratch copy of the committed tree, rebuilds, runs the tests that
-# should catch it and prints a table: mutation, caught by which test, and how fast
-# (schedules / RapidCheck cases where the test reports them, seconds of test time).
+# should catch it and prints a table: mutation, every listed test that caught it, how
+# fast (the failing schedule or RapidCheck case where the test reports it, the sanitizer
+# report, else the first run) and the seconds all listed tests took.
 #   proptests/mutants/run_mutants.sh [name-regex]      (default: every mutation)
 # Takes a while (one incremental build per mutation): not part of CI. Exit status 1 if a
 # mutation survived.
@@ -41,8 +42,8 @@ while IFS=';' read -r name preset tests what; do
   fi
   start=$SECONDS
   set +e
-  ctest --test-dir "build/$preset" -R "$tests" --stop-on-failure --output-on-failure \
-    --timeout 120 >"$scratch/$name.test.log" 2>&1
+  ctest --test-dir "build/$preset" -R "$tests" --output-on-failure --timeout 120 \
+    >"$scratch/$name.test.log" 2>&1
   status=$?
   set -e
   seconds=$((SECONDS - start))
@@ -50,12 +51,13 @@ while IFS=';' read -r name preset tests what; do
     survivors=$((survivors + 1))
     echo "| \`$name\` | $preset | SURVIVED | | $seconds |" >> "$table"
   else
-    caught="$(grep -m1 -oE '[0-9]+ - [^ ]+ \((Failed|Timeout|SEGFAULT|Subprocess aborted|Exception)' \
-      "$scratch/$name.test.log" | sed -E 's/^[0-9]+ - //; s/ \(.*//' || true)"
-    [[ -z "$caught" ]] && caught="$(grep -m1 -E '\*\*\*' "$scratch/$name.test.log" | sed -E 's/.*Test +#[0-9]+: //; s/ \.+.*//' || true)"
-    detail="$(grep -m1 -oE 'FAILED in execution [0-9]+|Falsifiable after [0-9]+ tests|ERROR: AddressSanitizer: [a-z-]+|DEADLOCK|Which is: [^ ]+' \
-      "$scratch/$name.test.log" || true)"
-    echo "| \`$name\` | $preset | $caught | ${detail:-first run} | $seconds |" >> "$table"
+    # Every test that failed, and how fast each test that reports it found the bug.
+    caught="$(sed -n '/The following tests FAILED/,$p' "$scratch/$name.test.log" |
+      grep -oE '[0-9]+ - [^ ]+' | sed -E 's/^[0-9]+ - //' | paste -sd, - | sed 's/,/, /g')"
+    detail="$(grep -oE 'FAILED in execution [0-9]+|Falsifiable after [0-9]+ tests|ERROR: AddressSanitizer: [a-z-]+|DEADLOCK' \
+      "$scratch/$name.test.log" | sed -E 's/FAILED in execution/schedule/; s/Falsifiable after ([0-9]+) tests/case \1/; s/ERROR: AddressSanitizer: //' |
+      sort | uniq | paste -sd, - | sed 's/,/, /g')"
+    echo "| \`$name\` | $preset | $caught | ${detail:-first run of each} | $seconds |" >> "$table"
   fi
   echo "=== $name: $(tail -1 "$table")" >&2
 done < "$list"
