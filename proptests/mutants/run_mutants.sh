@@ -53,10 +53,10 @@ while IFS=';' read -r name preset tests what; do
   else
     # Every test that failed, and how fast each test that reports it found the bug.
     caught="$(sed -n '/The following tests FAILED/,$p' "$scratch/$name.test.log" |
-      grep -oE '[0-9]+ - [^ ]+' | sed -E 's/^[0-9]+ - //' | paste -sd, - | sed 's/,/, /g')"
+      grep -oE '[0-9]+ - [^ ]+' | sed -E 's/^[0-9]+ - //' | paste -sd, - | sed 's/,/, /g' || true)"
     detail="$(grep -oE 'FAILED in execution [0-9]+|Falsifiable after [0-9]+ tests|ERROR: AddressSanitizer: [a-z-]+|DEADLOCK' \
       "$scratch/$name.test.log" | sed -E 's/FAILED in execution/schedule/; s/Falsifiable after ([0-9]+) tests/case \1/; s/ERROR: AddressSanitizer: //' |
-      sort | uniq | paste -sd, - | sed 's/,/, /g')"
+      sort | uniq | paste -sd, - | sed 's/,/, /g' || true)"
     echo "| \`$name\` | $preset | $caught | ${detail:-first run of each} | $seconds |" >> "$table"
   fi
   echo "=== $name: $(tail -1 "$table")" >&2
