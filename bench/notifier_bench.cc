@@ -7,9 +7,11 @@
 // Workloads (single-threaded, so no invalidation ever runs during a read):
 // - ReadBeginRetry: a device fault's fast path on one subscriber: seq = read_begin(), take
 //   the driver lock, read_retry(seq), unlock.
-// - InvalidateRange/n: n subscribers, subscriber i covering page [i * 4096, i * 4096 + 4095];
-//   one invalidate_range_start + invalidate_range_end over a random page, which hits exactly
-//   one subscriber (counter hits_per_op, expected 1).
+// - InvalidateRange/n:N/k:K: N subscribers, subscriber i covering page [i * 4096,
+//   i * 4096 + 4095]; one invalidate_range_start + invalidate_range_end over K random
+//   consecutive pages, so it hits exactly K subscribers (K = 0: a range past them all;
+//   counter hits_per_op, expected K).
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <random>
@@ -70,8 +72,8 @@ class ItnImpl {
     MutexLock l(s.driver_mu);
     return s.read_retry(seq);
   }
-  void invalidate(std::uint64_t page) {
-    const Range r{page * kPage, (page + 1) * kPage};
+  void invalidate(std::uint64_t page, std::uint64_t pages) {
+    const Range r{page * kPage, (page + pages) * kPage};
     check_ok(domain_->invalidate_range_start(r));
     check_ok(domain_->invalidate_range_end(r));
   }
@@ -119,8 +121,8 @@ class KernelDesignImpl {
     MutexLock l(s.driver_mu);
     return s.read_retry(seq);
   }
-  void invalidate(std::uint64_t page) {
-    const Range r{page * kPage, (page + 1) * kPage};
+  void invalidate(std::uint64_t page, std::uint64_t pages) {
+    const Range r{page * kPage, (page + pages) * kPage};
     domain_.invalidate_range_start(r);
     domain_.invalidate_range_end(r);
   }
@@ -164,8 +166,8 @@ class ListImpl {
     MutexLock l(s.mu);
     return s.read_retry(seq);
   }
-  void invalidate(std::uint64_t page) {
-    const Range r{page * kPage, (page + 1) * kPage};
+  void invalidate(std::uint64_t page, std::uint64_t pages) {
+    const Range r{page * kPage, (page + pages) * kPage};
     domain_.invalidate_range_start(r);
     domain_.invalidate_range_end(r);
   }
@@ -194,14 +196,17 @@ void BM_Notifier_ReadBeginRetry(benchmark::State& state) {
 
 template <class Impl>
 void BM_Notifier_InvalidateRange(benchmark::State& state) {
-  const auto n = static_cast<std::size_t>(state.range(0));
+  const auto n = static_cast<std::uint64_t>(state.range(0));
+  const auto k = static_cast<std::uint64_t>(state.range(1));
+  ITN_CHECK(k <= n, "notifier_sizes() keeps k <= n");
   Impl impl(n);
-  // Random pages, drawn before the timed loop so that the generator is not measured.
+  // Ranges of max(k, 1) pages hitting exactly k subscribers (k = 0: a range past the last
+  // one), drawn before the timed loop so that the generator is not measured.
   std::mt19937_64 rng(1);
-  std::vector<std::uint64_t> pages(4096);
-  for (std::uint64_t& p : pages) p = rng() % n;
+  std::vector<std::uint64_t> first(4096);
+  for (std::uint64_t& p : first) p = k == 0 ? n + 1 + rng() % n : rng() % (n - k + 1);
   std::size_t i = 0;
-  for (auto _ : state) impl.invalidate(pages[i++ % pages.size()]);
+  for (auto _ : state) impl.invalidate(first[i++ % first.size()], std::max<std::uint64_t>(k, 1));
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
   state.counters["hits_per_op"] =
       static_cast<double>(impl.hits()) / static_cast<double>(state.iterations());
@@ -212,7 +217,16 @@ BENCHMARK(BM_Notifier_ReadBeginRetry<KernelDesignImpl>)
     ->Name("BM_Notifier_ReadBeginRetry/kernel_design");
 BENCHMARK(BM_Notifier_ReadBeginRetry<ListImpl>)->Name("BM_Notifier_ReadBeginRetry/list");
 
-#define ITN_NOTIFIER_SIZES ->Arg(100)->Arg(1000)->Arg(10000)
+// n subscribers x k hits, k <= n.
+void notifier_sizes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"n", "k"});
+  for (std::int64_t n : {100, 1000, 10000, 100000}) {
+    for (std::int64_t k : {0, 1, 16, 256}) {
+      if (k <= n) b->Args({n, k});
+    }
+  }
+}
+#define ITN_NOTIFIER_SIZES ->Apply(notifier_sizes)
 BENCHMARK(BM_Notifier_InvalidateRange<ItnImpl>)
     ->Name("BM_Notifier_InvalidateRange/itn") ITN_NOTIFIER_SIZES;
 BENCHMARK(BM_Notifier_InvalidateRange<KernelDesignImpl>)
