@@ -1,0 +1,67 @@
+// BM_Mirror_Fault: the dmirror fault path, MirrorDevice::range_fault() of one page
+// (read_begin, page table walk, driver lock, read_retry, install), as faults per second.
+// cpu_churn selects what a second thread does meanwhile:
+//   0  nothing (solo);
+//   1  mprotect()s another buffer of the same address space back and forth: invalidations
+//      of pages the faults never touch, which still reach the device's one whole-space
+//      notifier (as in lib/test_hmm.c), so faults in flight retry all the same;
+//   2  mprotect()s the faulted buffer itself: invalidations that drop device entries and
+//      make faults in flight retry (counter retries_per_fault; aborted_per_fault counts
+//      faults that gave up after MirrorOptions::max_fault_attempts collisions).
+#include <atomic>
+#include <cstdint>
+#include <thread>
+
+#include "benchmark/benchmark.h"
+
+#include "hw_model/mirror_device.h"
+#include "hw_model/process.h"
+#include "sync/check.h"
+
+namespace itn::bench {
+namespace {
+
+constexpr std::uint64_t kPages = 256;
+constexpr std::uint64_t kBytes = kPages * hw::kPageSize;
+
+void BM_Mirror_Fault(benchmark::State& state) {
+  const int churn = static_cast<int>(state.range(0));
+  Ref<hw::Process> process = make_ref<hw::Process>();
+  hw::AddressSpace& mm = process->mm();
+  Ref<hw::MirrorDevice> device = *hw::MirrorDevice::open(*process);
+  const std::uint64_t buf = *mm.mmap(kBytes, hw::Prot::kReadWrite, hw::MapKind::kAnonPrivate);
+  const std::uint64_t other = *mm.mmap(kBytes, hw::Prot::kReadWrite, hw::MapKind::kAnonPrivate);
+  for (std::uint64_t p = 0; p < kPages; ++p) {  // present and writable: faults only walk
+    ITN_CHECK(mm.cpu_write(buf + p * hw::kPageSize, p).ok(), "mirror_bench setup");
+  }
+  std::atomic<bool> stop{false};
+  std::thread cpu([&] {
+    const std::uint64_t target = churn == 2 ? buf : other;
+    while (churn != 0 && !stop.load(std::memory_order_relaxed)) {
+      ITN_CHECK(mm.mprotect(target, kBytes, hw::Prot::kRead).ok(), "mprotect");
+      ITN_CHECK(mm.mprotect(target, kBytes, hw::Prot::kReadWrite).ok(), "mprotect");
+    }
+  });
+  std::uint64_t i = 0, aborted = 0;
+  for (auto _ : state) {
+    const absl::Status s =
+        device->range_fault(buf + (i++ % kPages) * hw::kPageSize, hw::kPageSize, /*write=*/false);
+    if (absl::IsAborted(s)) ++aborted;
+    ITN_CHECK(s.ok() || absl::IsAborted(s), "a read fault of mapped memory fails only by aborting");
+  }
+  stop.store(true);
+  cpu.join();
+  const hw::MirrorCounters c = device->counters();
+  const double n = static_cast<double>(state.iterations());
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+  state.counters["retries_per_fault"] = static_cast<double>(c.retries) / n;
+  state.counters["aborted_per_fault"] = static_cast<double>(aborted) / n;
+  device->close();
+}
+
+BENCHMARK(BM_Mirror_Fault)->ArgName("cpu_churn")->Arg(0)->Arg(1)->Arg(2)->UseRealTime();
+
+}  // namespace
+}  // namespace itn::bench
+
+BENCHMARK_MAIN();
