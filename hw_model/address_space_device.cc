@@ -100,7 +100,14 @@ absl::Status AddressSpace::device_change(DeviceChange change, std::uint64_t addr
   const Event event = change == DeviceChange::kExclusive ? Event::kExclusive : Event::kMigrate;
   Invalidation invalidation(*domain_, addr, end, event, device);
   for (std::uint64_t page = addr; page < end; page += kPageSize) {
-    Pte& entry = ptes_[page];
+    // Only a migration to the device creates entries (absent pages arrive zero-filled);
+    // the other changes touch entries that exist (exclusive access faulted them in above).
+    auto existing = ptes_.find(page);
+    if (change == DeviceChange::kToSystem &&
+        (existing == ptes_.end() || existing->second.device != device)) {
+      continue;
+    }
+    Pte& entry = existing != ptes_.end() ? existing->second : ptes_[page];
     const bool writable = find_vma_locked(page)->second.prot == Prot::kReadWrite;
     switch (change) {
       case DeviceChange::kToDevice:
@@ -109,10 +116,6 @@ absl::Status AddressSpace::device_change(DeviceChange change, std::uint64_t addr
                     device};
         break;
       case DeviceChange::kToSystem:
-        if (entry.device != device) {
-          if (!entry.frame) ptes_.erase(page);  // created by the lookup above
-          continue;
-        }
         entry = Pte{make_ref<Frame>(entry.frame->read()), entry.writable};
         break;
       case DeviceChange::kExclusive:
