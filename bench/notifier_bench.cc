@@ -1,197 +1,45 @@
-// BM_Notifier_*: interval notifiers against their baselines, in one binary so that every
-// ratio compares figures from the same run. Implementation labels: `itn`
-// (itn::NotifierDomain: lock-free read_begin(), SRCU tree walk), `kernel_design` (B1,
-// bench/baselines/kernel_notifier.h: read_begin() takes the domain mutex, locked AVL tree),
-// `list` (B2, bench/baselines/list_notifier.h: every invalidation calls every subscriber).
+// BM_Notifier_ReadBeginRetry and BM_Notifier_InvalidateRange: the read side and the
+// invalidation side of the sequence protocol, for itn, kernel_design (B1) and list (B2)
+// (bench/notifier_impls.h). Single-threaded, so every figure is the cost of the calls
+// themselves, never of waiting.
 //
-// Workloads (single-threaded, so no invalidation ever runs during a read):
-// - ReadBeginRetry: a device fault's fast path on one subscriber: seq = read_begin(), take
-//   the driver lock, read_retry(seq), unlock.
-// - InvalidateRange/n:N/k:K: N subscribers, subscriber i covering page [i * 4096,
-//   i * 4096 + 4095]; one invalidate_range_start + invalidate_range_end over K random
-//   consecutive pages, so it hits exactly K subscribers (K = 0: a range past them all;
-//   counter hits_per_op, expected K).
+// - ReadBeginRetry/collide:0: the fault fast path on one subscriber: read_begin(), driver
+//   lock, read_retry(), unlock.
+// - ReadBeginRetry/collide:1: a fault that collides with an invalidation: read_begin(),
+//   an invalidate_range_start + end over the subscriber during the page-table walk,
+//   read_retry() says retry, and the second attempt succeeds (counter retries_per_op: 1).
+// - InvalidateRange/n:N/k:K: N subscribers; one invalidate_range_start +
+//   invalidate_range_end over K random consecutive pages, so it hits exactly K
+//   subscribers (K = 0: a range past them all; counter hits_per_op, expected K).
 #include <algorithm>
 #include <cstdint>
-#include <memory>
 #include <random>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/status/status.h"
 #include "benchmark/benchmark.h"
 
-#include "bench/baselines/kernel_notifier.h"
-#include "bench/baselines/list_notifier.h"
-#include "notifier/domain.h"
-#include "notifier/interval_notifier.h"
-#include "notifier/range.h"
+#include "bench/notifier_impls.h"
 #include "sync/check.h"
-#include "sync/mutex.h"
-#include "sync/ref.h"
 
 namespace itn::bench {
 namespace {
 
-constexpr std::uint64_t kPage = 4096;
-
-void check_ok(const absl::Status& status) { ITN_CHECK(status.ok(), "notifier_bench setup"); }
-
-// Uniform access to the three implementations: construct with n subscribers (subscriber i
-// on page i), fault(i) runs the read fast path once, invalidate(page) one start + end,
-// hits() counts the invalidate() calls so far. Destructors unsubscribe everything.
-
-class ItnImpl {
- public:
-  class Sub : public IntervalNotifier {
-   public:
-    bool invalidate(const Range&, std::uint64_t cur_seq) override {
-      MutexLock l(driver_mu);
-      set_seq(cur_seq);
-      ++hits;
-      return true;
-    }
-    Mutex driver_mu;
-    std::uint64_t hits ABSL_GUARDED_BY(driver_mu) = 0;
-  };
-
-  explicit ItnImpl(std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) {
-      subs_.push_back(make_ref<Sub>());
-      check_ok(domain_->insert(subs_.back(), i * kPage, kPage, nullptr));
-    }
-  }
-  ~ItnImpl() {
-    // The notifier and the domain hold references to each other until remove().
-    for (const Ref<Sub>& s : subs_) check_ok(domain_->remove(*s));
-  }
-
-  bool fault(std::size_t i) {
-    Sub& s = *subs_[i];
-    const std::uint64_t seq = s.read_begin();
-    MutexLock l(s.driver_mu);
-    return s.read_retry(seq);
-  }
-  void invalidate(std::uint64_t page, std::uint64_t pages) {
-    const Range r{page * kPage, (page + pages) * kPage};
-    check_ok(domain_->invalidate_range_start(r));
-    check_ok(domain_->invalidate_range_end(r));
-  }
-  std::uint64_t hits() {
-    std::uint64_t total = 0;
-    for (const Ref<Sub>& s : subs_) {
-      MutexLock l(s->driver_mu);
-      total += s->hits;
-    }
-    return total;
-  }
-
- private:
-  Ref<NotifierDomain> domain_ = make_ref<NotifierDomain>();
-  std::vector<Ref<Sub>> subs_;
-};
-
-class KernelDesignImpl {
- public:
-  class Sub : public KernelSub {
-   public:
-    bool invalidate(const Range&, std::uint64_t cur_seq) override {
-      MutexLock l(driver_mu);
-      set_seq(cur_seq);
-      ++hits;
-      return true;
-    }
-    Mutex driver_mu;
-    std::uint64_t hits ABSL_GUARDED_BY(driver_mu) = 0;
-  };
-
-  explicit KernelDesignImpl(std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) {
-      subs_.push_back(std::make_unique<Sub>());
-      domain_.insert(*subs_.back(), i * kPage, i * kPage + kPage - 1);
-    }
-  }
-  ~KernelDesignImpl() {
-    for (const auto& s : subs_) domain_.remove(*s);
-  }
-
-  bool fault(std::size_t i) {
-    Sub& s = *subs_[i];
-    const std::uint64_t seq = s.read_begin();
-    MutexLock l(s.driver_mu);
-    return s.read_retry(seq);
-  }
-  void invalidate(std::uint64_t page, std::uint64_t pages) {
-    const Range r{page * kPage, (page + pages) * kPage};
-    domain_.invalidate_range_start(r);
-    domain_.invalidate_range_end(r);
-  }
-  std::uint64_t hits() {
-    std::uint64_t total = 0;
-    for (const auto& s : subs_) {
-      MutexLock l(s->driver_mu);
-      total += s->hits;
-    }
-    return total;
-  }
-
- private:
-  KernelDomain domain_;
-  std::vector<std::unique_ptr<Sub>> subs_;
-};
-
-class ListImpl {
- public:
-  // The subscriber's own mutex `mu` is the driver lock in this design.
-  class Sub : public ListSub {
-   public:
-    using ListSub::ListSub;
-    void invalidate(const Range&) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { ++hits; }
-    std::uint64_t hits ABSL_GUARDED_BY(mu) = 0;
-  };
-
-  explicit ListImpl(std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) {
-      subs_.push_back(std::make_unique<Sub>(i * kPage, i * kPage + kPage - 1));
-      domain_.add(*subs_.back());
-    }
-  }
-  ~ListImpl() {
-    for (const auto& s : subs_) domain_.remove(*s);
-  }
-
-  bool fault(std::size_t i) {
-    Sub& s = *subs_[i];
-    const std::uint64_t seq = s.read_begin();
-    MutexLock l(s.mu);
-    return s.read_retry(seq);
-  }
-  void invalidate(std::uint64_t page, std::uint64_t pages) {
-    const Range r{page * kPage, (page + pages) * kPage};
-    domain_.invalidate_range_start(r);
-    domain_.invalidate_range_end(r);
-  }
-  std::uint64_t hits() {
-    std::uint64_t total = 0;
-    for (const auto& s : subs_) {
-      MutexLock l(s->mu);
-      total += s->hits;
-    }
-    return total;
-  }
-
- private:
-  ListDomain domain_;
-  std::vector<std::unique_ptr<Sub>> subs_;
-};
-
 template <class Impl>
 void BM_Notifier_ReadBeginRetry(benchmark::State& state) {
+  const bool collide = state.range(0) == 1;
   Impl impl(1);
   std::uint64_t retries = 0;
-  for (auto _ : state) retries += impl.fault(0) ? 1 : 0;
-  ITN_CHECK(retries == 0, "no invalidation runs, so nothing may retry");
+  for (auto _ : state) {
+    if (collide) {
+      retries += impl.fault(0, [&] { impl.invalidate(0, 1); }) ? 1 : 0;
+    }
+    ITN_CHECK(!impl.fault(0), "no invalidation runs during this attempt");
+  }
+  ITN_CHECK(retries == (collide ? static_cast<std::uint64_t>(state.iterations()) : 0),
+            "every collision retries once");
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+  state.counters["retries_per_op"] =
+      static_cast<double>(retries) / static_cast<double>(state.iterations());
 }
 
 template <class Impl>
@@ -212,10 +60,12 @@ void BM_Notifier_InvalidateRange(benchmark::State& state) {
       static_cast<double>(impl.hits()) / static_cast<double>(state.iterations());
 }
 
-BENCHMARK(BM_Notifier_ReadBeginRetry<ItnImpl>)->Name("BM_Notifier_ReadBeginRetry/itn");
+#define ITN_COLLIDE ->ArgName("collide")->Arg(0)->Arg(1)
+BENCHMARK(BM_Notifier_ReadBeginRetry<ItnImpl>)->Name("BM_Notifier_ReadBeginRetry/itn") ITN_COLLIDE;
 BENCHMARK(BM_Notifier_ReadBeginRetry<KernelDesignImpl>)
-    ->Name("BM_Notifier_ReadBeginRetry/kernel_design");
-BENCHMARK(BM_Notifier_ReadBeginRetry<ListImpl>)->Name("BM_Notifier_ReadBeginRetry/list");
+    ->Name("BM_Notifier_ReadBeginRetry/kernel_design") ITN_COLLIDE;
+BENCHMARK(BM_Notifier_ReadBeginRetry<ListImpl>)
+    ->Name("BM_Notifier_ReadBeginRetry/list") ITN_COLLIDE;
 
 // n subscribers x k hits, k <= n.
 void notifier_sizes(benchmark::internal::Benchmark* b) {

@@ -156,6 +156,13 @@ class NotifierDomain : public RefCounted {
   // Context: may block; not from a callback of this domain (debug: dies, I9).
   void synchronize();
 
+  // NotifierDomain::memory()
+  //
+  // Bytes held by the tree of interval notifiers: live nodes, nodes replaced but not yet
+  // freed (waiting for a grace period or for their free batch to fill) and the node pool.
+  // Relaxed snapshots; the notifiers' own objects are not counted.
+  IntervalTreeMemory memory() const { return tree_.memory(); }
+
   // Diagnostics for tests: the domain sequence and the number of active invalidations.
   std::uint64_t seq_for_testing() const { return seq_.load(std::memory_order_relaxed); }
   std::uint64_t active_for_testing() const ABSL_LOCKS_EXCLUDED(mu_);

@@ -217,6 +217,19 @@ TEST_F(NotifierDomainTest, RemovingADeferredInsertCancelsItWithoutWaitingI8) {
   EXPECT_EQ(domain_->size_for_testing(), 0u);
 }
 
+TEST_F(NotifierDomainTest, MemoryCountsTreeNodesLiveAndRetired) {
+  constexpr std::uint64_t kNode = IntervalTree<IntervalNotifier*>::kNodeBytes;
+  EXPECT_EQ(domain_->memory().live_bytes, 0u);
+  for (std::uint64_t i = 0; i < 10; ++i) add(i * kPage, kPage);
+  EXPECT_EQ(domain_->memory().live_bytes, 10 * kNode);
+  EXPECT_GE(domain_->memory().pool_bytes, 10 * kNode);
+  const std::uint64_t retired = domain_->memory().retired_bytes;
+  ASSERT_TRUE(domain_->remove(*added_.back()).ok());
+  added_.pop_back();
+  EXPECT_EQ(domain_->memory().live_bytes, 9 * kNode);
+  EXPECT_GT(domain_->memory().retired_bytes, retired) << "the erase replaced a path of nodes";
+}
+
 TEST_F(NotifierDomainTest, NonBlockingRefusalUndoesItsBookkeepingR5I3) {
   auto a = add(0, kPage);
   auto b = add(kPage, kPage);

@@ -10,7 +10,8 @@ packages=(
   libabsl-dev libgtest-dev libgmock-dev librapidcheck-dev  # library and tests
   libbenchmark-dev                                         # benchmarks
   clang-14 libclang-rt-14-dev                              # tsan and tsa presets
-  spin gnuplot-nox                                         # model checking, plots
+  spin                                                     # model checking
+  gnuplot-nox python3                                      # benchmark plots and tables
 )
 
 missing=()

@@ -130,6 +130,20 @@ class KernelDomain {
     while (seq_ == seq) wq_.wait(mu_);  // checked under the mutex (the 2022 kernel fix)
   }
 
+  // KernelDomain::find()
+  //
+  // The subscriber overlapping [start, last] with the lowest start, or null; looked up
+  // under the tree's mutex. The pointer is only as good as the caller's own guarantee
+  // that nobody removes the subscriber meanwhile (B1 has no lifetime rule for lookups).
+  KernelSub* find(std::uint64_t start, std::uint64_t last) {
+    KernelSub* found = nullptr;
+    tree_.for_each_overlap(start, last, [&](std::uint64_t, std::uint64_t, KernelSub* sub) {
+      found = sub;
+      return false;  // the first in key order: stop
+    });
+    return found;
+  }
+
   void invalidate_range_start(const Range& range) ABSL_LOCKS_EXCLUDED(mu_) {
     std::uint64_t cur_seq = 0;
     {

@@ -1,0 +1,84 @@
+// BM_Memory_*: what notifiers cost in memory, from the live heap bytes counted by
+// bench/heap_counter.cc (this binary only: counting slows every allocation).
+//
+// - PerNotifier/n:N: heap bytes that N subscribers add to an empty domain, per subscriber
+//   (counter bytes_per_notifier): the subscriber object, its tree node, and for itn the
+//   node pool's unused slots (counter tree_bytes_per_notifier: itn's tree alone).
+// - RetiredUnderChurn/n:N/readers:R: itn only, one insert+remove per iteration with R
+//   threads running find() in read sections meanwhile; counters max_retired_bytes and
+//   mean_retired_bytes: tree nodes replaced but not yet freed (waiting for a free batch of
+//   IntervalTreeOptions::free_batch_nodes and a grace period; the baselines free at once).
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include "benchmark/benchmark.h"
+
+#include "bench/heap_counter.h"
+#include "bench/notifier_impls.h"
+
+namespace itn::bench {
+namespace {
+
+template <class Impl>
+void BM_Memory_PerNotifier(benchmark::State& state) {
+  const auto n = static_cast<std::uint64_t>(state.range(0));
+  double per_notifier = 0, tree_per_notifier = 0;
+  for (auto _ : state) {
+    const std::int64_t before = live_heap_bytes();
+    Impl impl(n);
+    per_notifier = static_cast<double>(live_heap_bytes() - before) / static_cast<double>(n);
+    if constexpr (requires { impl.memory(); }) {
+      tree_per_notifier = static_cast<double>(impl.memory().live_bytes) / static_cast<double>(n);
+    }
+  }
+  state.counters["bytes_per_notifier"] = per_notifier;
+  if (tree_per_notifier > 0) state.counters["tree_bytes_per_notifier"] = tree_per_notifier;
+}
+
+void BM_Memory_RetiredUnderChurn(benchmark::State& state) {
+  const auto n = static_cast<std::uint64_t>(state.range(0));
+  const auto readers = static_cast<int>(state.range(1));
+  ItnImpl impl(n);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int r = 0; r < readers; ++r) {
+    threads.emplace_back([&, r] {
+      std::uint64_t page = static_cast<std::uint64_t>(r);
+      // Relaxed: a plain stop flag; pairs with the store after the timed loop.
+      while (!stop.load(std::memory_order_relaxed)) (void)impl.find(page++ % n);
+    });
+  }
+  std::uint64_t i = 0, max_retired = 0;
+  double sum = 0;
+  for (auto _ : state) {
+    impl.insert_remove(n + i++ % 4096);
+    const std::uint64_t retired = impl.memory().retired_bytes;
+    max_retired = std::max(max_retired, retired);
+    sum += static_cast<double>(retired);
+  }
+  // Relaxed: pairs with the readers' loads; join() ends them.
+  stop.store(true, std::memory_order_relaxed);
+  for (std::thread& t : threads) t.join();
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+  state.counters["max_retired_bytes"] = static_cast<double>(max_retired);
+  state.counters["mean_retired_bytes"] = sum / static_cast<double>(state.iterations());
+}
+
+#define ITN_MEMORY_SIZES ->ArgName("n")->Arg(1000)->Arg(100000)->Iterations(1)
+BENCHMARK(BM_Memory_PerNotifier<ItnImpl>)->Name("BM_Memory_PerNotifier/itn") ITN_MEMORY_SIZES;
+BENCHMARK(BM_Memory_PerNotifier<KernelDesignImpl>)
+    ->Name("BM_Memory_PerNotifier/kernel_design") ITN_MEMORY_SIZES;
+BENCHMARK(BM_Memory_PerNotifier<ListImpl>)->Name("BM_Memory_PerNotifier/list") ITN_MEMORY_SIZES;
+BENCHMARK(BM_Memory_RetiredUnderChurn)
+    ->Name("BM_Memory_RetiredUnderChurn/itn")
+    ->ArgNames({"n", "readers"})
+    ->ArgsProduct({{10000}, {0, 1}})
+    ->UseRealTime();
+
+}  // namespace
+}  // namespace itn::bench
+
+BENCHMARK_MAIN();

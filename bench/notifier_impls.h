@@ -1,0 +1,262 @@
+// bench/notifier_impls.h
+//
+// The notifier implementations the benchmarks compare, behind one shape so that every
+// suite runs the same code against each of them. Labels: `itn` (itn::NotifierDomain),
+// `kernel_design` (B1, bench/baselines/kernel_notifier.h), `list` (B2,
+// bench/baselines/list_notifier.h), `multimap` (B3, a std::multimap registry: find only).
+//
+// Layout: n subscribers, subscriber i covering page i ([i * kPage, i * kPage + kPage - 1]).
+// Every implementation offers
+//   Impl(n)                        n subscribers; the destructor unsubscribes them all
+//   fault(i[, walk])               the device fault fast path on subscriber i: seq =
+//                                  read_begin(), walk() (the page-table walk; nothing by
+//                                  default), driver lock, read_retry(seq); true = retry
+//   invalidate(page, pages)        one invalidate_range_start + invalidate_range_end
+//   start(page, pages), end(...)   the two halves, for work during an active invalidation
+//   hits()                         invalidate() calls so far, over all subscribers
+// and all but `list` and `multimap` also
+//   insert_remove(page)            a new subscriber on `page`, inserted and removed
+//   find_fault(page)               find the subscriber of `page`, then fault() on it
+//   find(page)                     find the subscriber of `page` (no fault)
+//
+// Thread safety: fault(), find() and find_fault() may run on several threads; the other
+// calls on one thread at a time, concurrently with those. Lifetime: subscribers created
+// by insert_remove() end with it. Memory ordering: that of each implementation.
+#ifndef ITN_BENCH_NOTIFIER_IMPLS_H_
+#define ITN_BENCH_NOTIFIER_IMPLS_H_
+
+#include <cstdint>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+
+#include "bench/baselines/kernel_notifier.h"
+#include "bench/baselines/list_notifier.h"
+#include "bench/baselines/multimap_intervals.h"
+#include "notifier/domain.h"
+#include "notifier/interval_notifier.h"
+#include "notifier/range.h"
+#include "sync/check.h"
+#include "sync/mutex.h"
+#include "sync/ref.h"
+
+namespace itn::bench {
+
+constexpr std::uint64_t kPage = 4096;
+
+inline void check_ok(const absl::Status& status) {
+  ITN_CHECK(status.ok(), "notifier benchmark setup");
+}
+
+inline Range page_range(std::uint64_t page, std::uint64_t pages) {
+  return Range{page * kPage, (page + pages) * kPage};
+}
+
+// A driver's subscriber: invalidate() takes the driver lock, records the sequence and
+// counts itself. Base is IntervalNotifier or KernelSub.
+template <class Base>
+class CountingSub : public Base {
+ public:
+  bool invalidate(const Range&, std::uint64_t cur_seq) override {
+    MutexLock l(driver_mu);
+    this->set_seq(cur_seq);
+    ++hits;
+    return true;
+  }
+  Mutex& driver_lock() ABSL_LOCK_RETURNED(driver_mu) { return driver_mu; }
+
+  Mutex driver_mu;
+  std::uint64_t hits ABSL_GUARDED_BY(driver_mu) = 0;
+};
+
+// B2's subscriber: its own mutex is the driver lock.
+class ListCountingSub : public ListSub {
+ public:
+  using ListSub::ListSub;
+  void invalidate(const Range&) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { ++hits; }
+  Mutex& driver_lock() ABSL_LOCK_RETURNED(mu) { return mu; }
+
+  std::uint64_t hits ABSL_GUARDED_BY(mu) = 0;
+};
+
+// The device fault path every design shares.
+struct NoWalk {
+  void operator()() const {}
+};
+template <class Sub, class Walk = NoWalk>
+bool fault_once(Sub& s, Walk&& walk = {}) {
+  const std::uint64_t seq = s.read_begin();
+  walk();
+  MutexLock l(s.driver_lock());
+  return s.read_retry(seq);
+}
+
+template <class SubPtr>
+std::uint64_t total_hits(const std::vector<SubPtr>& subs) {
+  std::uint64_t total = 0;
+  for (const SubPtr& s : subs) {
+    MutexLock l(s->driver_lock());
+    total += s->hits;
+  }
+  return total;
+}
+
+class ItnImpl {
+ public:
+  using Sub = CountingSub<IntervalNotifier>;
+
+  explicit ItnImpl(std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+      subs_.push_back(make_ref<Sub>());
+      check_ok(domain_->insert(subs_.back(), i * kPage, kPage, kOwner));
+    }
+  }
+  ~ItnImpl() {
+    // The notifier and the domain hold references to each other until remove().
+    for (const Ref<Sub>& s : subs_) check_ok(domain_->remove(*s));
+  }
+
+  template <class Walk = NoWalk>
+  bool fault(std::size_t i, Walk&& walk = {}) {
+    return fault_once(*subs_[i], std::forward<Walk>(walk));
+  }
+  void start(std::uint64_t page, std::uint64_t pages) {
+    check_ok(domain_->invalidate_range_start(page_range(page, pages)));
+  }
+  void end(std::uint64_t page, std::uint64_t pages) {
+    check_ok(domain_->invalidate_range_end(page_range(page, pages)));
+  }
+  void invalidate(std::uint64_t page, std::uint64_t pages) {
+    start(page, pages);
+    end(page, pages);
+  }
+  void insert_remove(std::uint64_t page) {
+    Ref<Sub> s = make_ref<Sub>();  // notifiers are single-use
+    check_ok(domain_->insert(s, page * kPage, kPage, kOwner));
+    check_ok(domain_->remove(*s));
+  }
+  bool find(std::uint64_t page) {
+    return domain_->find(kOwner, page * kPage, page * kPage) != nullptr;
+  }
+  bool find_fault(std::uint64_t page) {
+    const Ref<IntervalNotifier> s = domain_->find(kOwner, page * kPage, page * kPage);
+    ITN_CHECK(s != nullptr, "every faulted page has a subscriber");
+    return fault_once(static_cast<Sub&>(*s));
+  }
+  std::uint64_t hits() { return total_hits(subs_); }
+  IntervalTreeMemory memory() const { return domain_->memory(); }
+
+ private:
+  static constexpr const void* kOwner = nullptr;
+  Ref<NotifierDomain> domain_ = make_ref<NotifierDomain>();
+  std::vector<Ref<Sub>> subs_;
+};
+
+class KernelDesignImpl {
+ public:
+  using Sub = CountingSub<KernelSub>;
+
+  explicit KernelDesignImpl(std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+      subs_.push_back(std::make_unique<Sub>());
+      domain_.insert(*subs_.back(), i * kPage, i * kPage + kPage - 1);
+    }
+  }
+  ~KernelDesignImpl() {
+    for (const auto& s : subs_) domain_.remove(*s);
+  }
+
+  template <class Walk = NoWalk>
+  bool fault(std::size_t i, Walk&& walk = {}) {
+    return fault_once(*subs_[i], std::forward<Walk>(walk));
+  }
+  void start(std::uint64_t page, std::uint64_t pages) {
+    domain_.invalidate_range_start(page_range(page, pages));
+  }
+  void end(std::uint64_t page, std::uint64_t pages) {
+    domain_.invalidate_range_end(page_range(page, pages));
+  }
+  void invalidate(std::uint64_t page, std::uint64_t pages) {
+    start(page, pages);
+    end(page, pages);
+  }
+  void insert_remove(std::uint64_t page) {
+    auto s = std::make_unique<Sub>();  // allocated per insert, as itn's are
+    domain_.insert(*s, page * kPage, page * kPage + kPage - 1);
+    domain_.remove(*s);
+  }
+  bool find(std::uint64_t page) { return domain_.find(page * kPage, page * kPage) != nullptr; }
+  bool find_fault(std::uint64_t page) {
+    // A raw pointer, valid only because nobody removes the subscribers faulted here: B1
+    // has no lifetime rule for find() (the one itn's Ref adds).
+    KernelSub* s = domain_.find(page * kPage, page * kPage);
+    ITN_CHECK(s != nullptr, "every faulted page has a subscriber");
+    return fault_once(static_cast<Sub&>(*s));
+  }
+  std::uint64_t hits() { return total_hits(subs_); }
+
+ private:
+  KernelDomain domain_;
+  std::vector<std::unique_ptr<Sub>> subs_;
+};
+
+class ListImpl {
+ public:
+  using Sub = ListCountingSub;
+
+  explicit ListImpl(std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+      subs_.push_back(std::make_unique<Sub>(i * kPage, i * kPage + kPage - 1));
+      domain_.add(*subs_.back());
+    }
+  }
+  ~ListImpl() {
+    for (const auto& s : subs_) domain_.remove(*s);
+  }
+
+  template <class Walk = NoWalk>
+  bool fault(std::size_t i, Walk&& walk = {}) {
+    return fault_once(*subs_[i], std::forward<Walk>(walk));
+  }
+  void invalidate(std::uint64_t page, std::uint64_t pages) {
+    domain_.invalidate_range_start(page_range(page, pages));
+    domain_.invalidate_range_end(page_range(page, pages));
+  }
+  std::uint64_t hits() { return total_hits(subs_); }
+
+ private:
+  ListDomain domain_;
+  std::vector<std::unique_ptr<Sub>> subs_;
+};
+
+// B3: subscribers registered in a std::multimap under a mutex; only find() is measured.
+class MultimapImpl {
+ public:
+  using Sub = CountingSub<KernelSub>;
+
+  explicit MultimapImpl(std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+      subs_.push_back(std::make_unique<Sub>());
+      check_ok(map_.insert(i * kPage, i * kPage + kPage - 1, subs_.back().get()));
+    }
+  }
+
+  bool find(std::uint64_t page) {
+    Sub* found = nullptr;
+    map_.for_each_overlap(page * kPage, page * kPage, [&](std::uint64_t, std::uint64_t, Sub* s) {
+      if (found == nullptr) found = s;
+    });
+    return found != nullptr;
+  }
+
+ private:
+  MultimapIntervals<Sub*> map_;
+  std::vector<std::unique_ptr<Sub>> subs_;
+};
+
+}  // namespace itn::bench
+
+#endif  // ITN_BENCH_NOTIFIER_IMPLS_H_

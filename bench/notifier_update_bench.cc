@@ -1,0 +1,62 @@
+// BM_Notifier_InsertRemove and BM_Notifier_Find: changing and looking up the set of
+// subscribers (bench/notifier_impls.h), with n subscribers already in place.
+//
+// - InsertRemove/n:N/deferred:0: a new subscriber (allocated in the loop by every
+//   implementation: itn's notifiers are single-use) inserted and removed, no invalidation
+//   active.
+// - InsertRemove/n:N/deferred:1: the same while one invalidation that hit a subscriber is
+//   active for the whole run, so every insert is deferred and every remove cancels it.
+//   B1 only queues (its deferred inserts are not in the tree); itn also puts the notifier
+//   in the tree at once so that find() sees it (two publishes per iteration).
+// - Find/n:N: the subscriber of a random page; itn's lock-free find() returning a
+//   reference, B1's lookup under its tree mutex returning a raw pointer, B3's
+//   std::multimap under a mutex.
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "benchmark/benchmark.h"
+
+#include "bench/notifier_impls.h"
+#include "sync/check.h"
+
+namespace itn::bench {
+namespace {
+
+template <class Impl>
+void BM_Notifier_InsertRemove(benchmark::State& state) {
+  const auto n = static_cast<std::uint64_t>(state.range(0));
+  const bool deferred = state.range(1) == 1;
+  Impl impl(n);
+  if (deferred) impl.start(0, 1);
+  std::uint64_t i = 0;
+  for (auto _ : state) impl.insert_remove(n + i++ % 4096);  // past the n in place
+  if (deferred) impl.end(0, 1);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
+template <class Impl>
+void BM_Notifier_Find(benchmark::State& state) {
+  const auto n = static_cast<std::uint64_t>(state.range(0));
+  Impl impl(n);
+  std::mt19937_64 rng(1);
+  std::vector<std::uint64_t> pages(4096);
+  for (std::uint64_t& p : pages) p = rng() % n;
+  std::size_t i = 0;
+  for (auto _ : state) ITN_CHECK(impl.find(pages[i++ % pages.size()]), "every page has one");
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
+#define ITN_INSERT_REMOVE_ARGS ->ArgNames({"n", "deferred"})->ArgsProduct({{1000, 100000}, {0, 1}})
+BENCHMARK(BM_Notifier_InsertRemove<ItnImpl>)
+    ->Name("BM_Notifier_InsertRemove/itn") ITN_INSERT_REMOVE_ARGS;
+BENCHMARK(BM_Notifier_InsertRemove<KernelDesignImpl>)
+    ->Name("BM_Notifier_InsertRemove/kernel_design") ITN_INSERT_REMOVE_ARGS;
+
+#define ITN_FIND_ARGS ->ArgName("n")->Arg(100)->Arg(1000)->Arg(10000)->Arg(100000)
+BENCHMARK(BM_Notifier_Find<ItnImpl>)->Name("BM_Notifier_Find/itn") ITN_FIND_ARGS;
+BENCHMARK(BM_Notifier_Find<KernelDesignImpl>)->Name("BM_Notifier_Find/kernel_design") ITN_FIND_ARGS;
+BENCHMARK(BM_Notifier_Find<MultimapImpl>)->Name("BM_Notifier_Find/multimap") ITN_FIND_ARGS;
+
+}  // namespace
+}  // namespace itn::bench
