@@ -1,9 +1,11 @@
 // BM_Memory_*: what notifiers cost in memory, from the live heap bytes counted by
 // bench/heap_counter.cc (this binary only: counting slows every allocation).
 //
-// - PerNotifier/n:N: heap bytes that N subscribers add to an empty domain, per subscriber
-//   (counter bytes_per_notifier): the subscriber object, its tree node, and for itn the
-//   node pool's unused slots (counter tree_bytes_per_notifier: itn's tree alone).
+// - PerNotifier/n:N: heap bytes of a domain with N subscribers minus those of an empty
+//   domain, per subscriber (counter bytes_per_notifier): the subscriber object, its tree
+//   node, and for itn the node pool's unused slots (counter tree_bytes_per_notifier:
+//   itn's tree nodes alone; retired_bytes_per_notifier: nodes the inserts replaced that
+//   wait for their free batch, left out of bytes_per_notifier).
 // - RetiredUnderChurn/n:N/readers:R: itn only, one insert+remove per iteration with R
 //   threads running find() in read sections meanwhile; counters max_retired_bytes and
 //   mean_retired_bytes: tree nodes replaced but not yet freed (waiting for a free batch of
@@ -25,17 +27,26 @@ namespace {
 template <class Impl>
 void BM_Memory_PerNotifier(benchmark::State& state) {
   const auto n = static_cast<std::uint64_t>(state.range(0));
-  double per_notifier = 0, tree_per_notifier = 0;
+  double per_notifier = 0, tree_per_notifier = 0, retired_per_notifier = 0;
   for (auto _ : state) {
+    std::int64_t empty = live_heap_bytes();
+    { Impl none(0); empty = live_heap_bytes() - empty; }  // the domain's own fixed cost
     const std::int64_t before = live_heap_bytes();
     Impl impl(n);
-    per_notifier = static_cast<double>(live_heap_bytes() - before) / static_cast<double>(n);
+    std::int64_t bytes = live_heap_bytes() - before - empty;
     if constexpr (requires { impl.memory(); }) {
-      tree_per_notifier = static_cast<double>(impl.memory().live_bytes) / static_cast<double>(n);
+      const IntervalTreeMemory m = impl.memory();
+      bytes -= static_cast<std::int64_t>(m.retired_bytes);  // reported on its own
+      tree_per_notifier = static_cast<double>(m.live_bytes) / static_cast<double>(n);
+      retired_per_notifier = static_cast<double>(m.retired_bytes) / static_cast<double>(n);
     }
+    per_notifier = static_cast<double>(bytes) / static_cast<double>(n);
   }
   state.counters["bytes_per_notifier"] = per_notifier;
-  if (tree_per_notifier > 0) state.counters["tree_bytes_per_notifier"] = tree_per_notifier;
+  if (tree_per_notifier > 0) {
+    state.counters["tree_bytes_per_notifier"] = tree_per_notifier;
+    state.counters["retired_bytes_per_notifier"] = retired_per_notifier;
+  }
 }
 
 void BM_Memory_RetiredUnderChurn(benchmark::State& state) {

@@ -10,7 +10,7 @@
 # --min-time S  minimum seconds per repetition (default 0.2)
 # --out DIR     where the JSON and plots go (default docs/perf); the table is written into
 #               docs/PERFORMANCE.md only when DIR is docs/perf
-# A full run takes about 15 minutes on the 2-core reference machine.
+# A full run takes about 6 minutes on the 2-core reference machine, plus the builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -62,6 +62,11 @@ for round in 1 2; do
       --benchmark_filter="$itree_filter"
   done
 done
+
+# Whether each build carries the seam at all: its per-thread hook pointer, by symbol.
+for build in release release-seam; do
+  echo "$build $(nm -C "build/$build/bench/notifier_bench" | grep -c 'sched_internal::tl_hooks' || true)"
+done >"$out/seam_symbols.txt"
 
 table_args=()
 if [ "$out" = docs/perf ]; then table_args=(--performance-md docs/PERFORMANCE.md); fi
