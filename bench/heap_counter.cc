@@ -1,9 +1,8 @@
 #include "bench/heap_counter.h"
 
-#include <malloc.h>
-
 #include <atomic>
 #include <cstdlib>
+#include <malloc.h>
 #include <new>
 
 namespace itn::bench {
@@ -35,7 +34,9 @@ std::int64_t live_heap_bytes() {
 }  // namespace itn::bench
 
 // The array and nothrow forms of libstdc++ call these.
-void* operator new(std::size_t size) { return itn::bench::counted(std::malloc(size == 0 ? 1 : size)); }
+void* operator new(std::size_t size) {
+  return itn::bench::counted(std::malloc(size == 0 ? 1 : size));
+}
 void operator delete(void* p) noexcept { itn::bench::uncounted(p); }
 void operator delete(void* p, std::size_t) noexcept { itn::bench::uncounted(p); }
 void* operator new(std::size_t size, std::align_val_t align) {
@@ -43,6 +44,4 @@ void* operator new(std::size_t size, std::align_val_t align) {
   return itn::bench::counted(std::aligned_alloc(a, (size + a - 1) / a * a));
 }
 void operator delete(void* p, std::align_val_t) noexcept { itn::bench::uncounted(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
-  itn::bench::uncounted(p);
-}
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { itn::bench::uncounted(p); }

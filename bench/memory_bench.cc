@@ -30,7 +30,10 @@ void BM_Memory_PerNotifier(benchmark::State& state) {
   double per_notifier = 0, tree_per_notifier = 0, retired_per_notifier = 0;
   for (auto _ : state) {
     std::int64_t empty = live_heap_bytes();
-    { Impl none(0); empty = live_heap_bytes() - empty; }  // the domain's own fixed cost
+    {
+      Impl none(0);
+      empty = live_heap_bytes() - empty;
+    }  // the domain's own fixed cost
     const std::int64_t before = live_heap_bytes();
     Impl impl(n);
     std::int64_t bytes = live_heap_bytes() - before - empty;
