@@ -119,6 +119,15 @@ def seam_ratios(directory):
     return {name: sorted(r)[len(r) // 2] for name, r in ratios.items()}
 
 
+def versus_b1(t, tid, what, runs, pattern, sizes, goal, ratio, met):
+    """One target row per size n: itn against B1 in `pattern`.format(impl, n)."""
+    for n in sizes:
+        itn, b1 = (runs.ns(pattern.format(i, n)) for i in ("itn", "kernel_design"))
+        r = ratio(itn, b1)
+        t.target(tid, f"{what}, n = 10^{round(math.log10(n))}", goal,
+                 f"itn {fmt_ns(itn)}, B1 {fmt_ns(b1)}", fmt_ratio(r), met(r))
+
+
 def build_table(d):
     itree, notif, mirror, memory = (load_dir(d, s) for s in ("itree", "notifier", "mirror", "memory"))
     t = Table()
@@ -157,25 +166,16 @@ def build_table(d):
     t.target("T4", "invalidate cost growth in k (16 to 256 hits, n = 10^5)", "O(k): <= x16",
              f"itn x{g['itn']:.2f}, B1 x{g['kernel_design']:.2f}", f"x{g['itn']:.2f}", g["itn"] <= 16)
 
-    # T5, T6: the tree.
-    for n in (100000, 1000000):
-        ov = {i: itree.ns(f"BM_Itree_Overlap/{i}/{n}") for i in ("itn", "kernel_design")}
-        r = ov["kernel_design"] / ov["itn"]
-        t.target("T5", f"tree overlap walk vs B1's tree, n = 10^{round(math.log10(n))}",
-                 ">= 1.0x (as fast)", f"itn {fmt_ns(ov['itn'])}, B1 {fmt_ns(ov['kernel_design'])}",
-                 fmt_ratio(r), r >= 1.0)
-    for n in (10000, 100000):
-        ie = {i: itree.ns(f"BM_Itree_InsertErase/{i}/{n}") for i in ("itn", "kernel_design")}
-        r = ie["itn"] / ie["kernel_design"]
-        t.target("T6", f"tree insert+remove vs B1's tree, n = 10^{round(math.log10(n))}",
-                 "<= 3x slower", f"itn {fmt_ns(ie['itn'])}, B1 {fmt_ns(ie['kernel_design'])}",
-                 fmt_ratio(r), r <= 3)
-    for n in (1000, 100000):
-        ir = {i: notif.ns(f"BM_Notifier_InsertRemove/{i}/n:{n}/deferred:0") for i in ("itn", "kernel_design")}
-        r = ir["itn"] / ir["kernel_design"]
-        t.target("T6", f"notifier insert+remove vs B1, n = 10^{round(math.log10(n))}",
-                 "<= 3x slower", f"itn {fmt_ns(ir['itn'])}, B1 {fmt_ns(ir['kernel_design'])}",
-                 fmt_ratio(r), r <= 3)
+    # T5, T6: the tree, and insert + remove of notifiers.
+    slower = lambda itn, b1: itn / b1
+    faster = lambda itn, b1: b1 / itn
+    versus_b1(t, "T5", "tree overlap walk vs B1's tree", itree, "BM_Itree_Overlap/{}/{}",
+              (100000, 1000000), ">= 1.0x (as fast)", faster, lambda r: r >= 1.0)
+    versus_b1(t, "T6", "tree insert+remove vs B1's tree", itree, "BM_Itree_InsertErase/{}/{}",
+              (10000, 100000), "<= 3x slower", slower, lambda r: r <= 3)
+    versus_b1(t, "T6", "notifier insert+remove vs B1", notif,
+              "BM_Notifier_InsertRemove/{}/n:{}/deferred:0", (1000, 100000), "<= 3x slower",
+              slower, lambda r: r <= 3)
 
     # T7: the seam. First: is it in the release binary at all?
     with open(os.path.join(d, "seam_symbols.txt")) as f:
