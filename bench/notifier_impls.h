@@ -6,7 +6,8 @@
 // bench/baselines/list_notifier.h), `multimap` (B3, a std::multimap registry: find only).
 //
 // Layout: n subscribers, subscriber i covering page i ([i * kPage, i * kPage + kPage - 1]).
-// Every implementation offers
+// itn and kernel_design offer all of the calls below; list offers Impl(n), fault(),
+// invalidate() and hits(); multimap offers Impl(n) and find().
 //   Impl(n)                        n subscribers; the destructor unsubscribes them all
 //   fault(i[, walk])               the device fault fast path on subscriber i: seq =
 //                                  read_begin(), walk() (the page-table walk; nothing by
@@ -14,7 +15,6 @@
 //   invalidate(page, pages)        one invalidate_range_start + invalidate_range_end
 //   start(page, pages), end(...)   the two halves, for work during an active invalidation
 //   hits()                         invalidate() calls so far, over all subscribers
-// and all but `list` and `multimap` also
 //   insert_remove(page)            a new subscriber on `page`, inserted and removed
 //   find_fault(page)               find the subscriber of `page`, then fault() on it
 //   find(page)                     find the subscriber of `page` (no fault)
