@@ -3,9 +3,8 @@
 // read_retry(). With churn:1 a writer thread inserts and removes subscribers past the
 // reader's pages flat out meanwhile. Reader throughput is items_per_second; the ratio
 // churn:1 / churn:0 is what readers keep under a writer (goal >= 0.8, B1 beside it).
-// Counters: writer_ops_per_s; for itn, max_retired_bytes and mean_retired_bytes, the tree
-// nodes replaced but not yet freed, sampled by the writer after each insert+remove.
-#include <algorithm>
+// Counter writer_ops_per_s. (What the writer leaves retired is measured by memory_bench,
+// whose RetiredUnderChurn runs the same writer beside a reader.)
 #include <atomic>
 #include <cstdint>
 #include <random>
@@ -20,27 +19,13 @@
 namespace itn::bench {
 namespace {
 
-struct WriterResult {
-  std::uint64_t ops = 0;
-  std::uint64_t max_retired = 0;
-  double mean_retired = 0;
-};
-
+// Inserts and removes subscribers past the first n pages until `stop`; returns how many.
 template <class Impl>
-WriterResult churn_until(Impl& impl, std::uint64_t n, const std::atomic<bool>& stop) {
-  WriterResult r;
-  double retired_sum = 0;
+std::uint64_t churn_until(Impl& impl, std::uint64_t n, const std::atomic<bool>& stop) {
+  std::uint64_t ops = 0;
   // Relaxed: a plain stop flag; pairs with the store after the reader's timed loop.
-  while (!stop.load(std::memory_order_relaxed)) {
-    impl.insert_remove(n + r.ops++ % 4096);
-    if constexpr (requires { impl.memory(); }) {
-      const std::uint64_t retired = impl.memory().retired_bytes;
-      r.max_retired = std::max(r.max_retired, retired);
-      retired_sum += static_cast<double>(retired);
-    }
-  }
-  r.mean_retired = r.ops == 0 ? 0 : retired_sum / static_cast<double>(r.ops);
-  return r;
+  while (!stop.load(std::memory_order_relaxed)) impl.insert_remove(n + ops++ % 4096);
+  return ops;
 }
 
 template <class Impl>
@@ -49,9 +34,9 @@ void BM_Notifier_ReadersUnderChurn(benchmark::State& state) {
   const bool churn = state.range(1) == 1;
   Impl impl(n);
   std::atomic<bool> stop{false};
-  WriterResult writer_result;
+  std::uint64_t writer_ops = 0;
   std::thread writer;
-  if (churn) writer = std::thread([&] { writer_result = churn_until(impl, n, stop); });
+  if (churn) writer = std::thread([&] { writer_ops = churn_until(impl, n, stop); });
   std::mt19937_64 rng(2);
   std::vector<std::uint64_t> pages(4096);
   for (std::uint64_t& p : pages) p = rng() % n;
@@ -64,11 +49,7 @@ void BM_Notifier_ReadersUnderChurn(benchmark::State& state) {
   ITN_CHECK(retries == 0, "the writer never invalidates, so no fault retries");
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
   state.counters["writer_ops_per_s"] =
-      benchmark::Counter(static_cast<double>(writer_result.ops), benchmark::Counter::kIsRate);
-  if constexpr (requires { impl.memory(); }) {
-    state.counters["max_retired_bytes"] = static_cast<double>(writer_result.max_retired);
-    state.counters["mean_retired_bytes"] = writer_result.mean_retired;
-  }
+      benchmark::Counter(static_cast<double>(writer_ops), benchmark::Counter::kIsRate);
   state.SetLabel(churn ? "churn" : "solo");
 }
 

@@ -209,10 +209,6 @@ def build_table(d):
         f = {i: notif.ns(f"BM_Notifier_Find/{i}/n:{n}") for i in ("itn", "kernel_design", "multimap")}
         t.figure(f"find, n = 10^{round(math.log10(n))}", ", ".join(f"{i} {fmt_ns(v)}" for i, v in f.items()),
                  f"B1/itn {fmt_ratio(f['kernel_design'] / f['itn'])}, B3/itn {fmt_ratio(f['multimap'] / f['itn'])}")
-    churn = "BM_Notifier_ReadersUnderChurn/itn/n:100000/churn:1/real_time"
-    t.figure("itn retired-but-unfreed tree bytes under the churn writer, n = 10^5",
-             f"mean {notif.value(churn, 'mean_retired_bytes') / 1e6:.2f} MB, "
-             f"max {notif.value(churn, 'max_retired_bytes') / 1e6:.2f} MB")
     for n in (1000, 100000):
         per = {i: memory.value(f"BM_Memory_PerNotifier/{i}/n:{n}/iterations:1", "bytes_per_notifier")
                for i in ("itn", "kernel_design", "list")}
