@@ -27,6 +27,16 @@ function(itn_library name)
   set_property(TARGET itn_${name} PROPERTY ITN_PUBLIC_HEADERS ${ARG_HEADERS})
 endfunction()
 
+# itn_skipped_test(<name> NEEDS "<what>")
+# Stands in for a test binary this build cannot have: one ctest entry that reports itself
+# skipped and says what it needs, so every preset's summary shows what it leaves out.
+function(itn_skipped_test name)
+  cmake_parse_arguments(ARG "" "NEEDS" "" ${ARGN})
+  add_test(NAME ${name}.skipped
+    COMMAND sh -c "echo '${name} is not built here: it needs ${ARG_NEEDS}'; exit 77")
+  set_tests_properties(${name}.skipped PROPERTIES SKIP_RETURN_CODE 77)
+endfunction()
+
 # itn_test(<name> SOURCES ... DEPS ... [LABELS ...] [TIMEOUT s])
 # A GoogleTest executable whose tests are registered one by one with ctest.
 function(itn_test name)

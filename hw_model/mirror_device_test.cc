@@ -258,6 +258,10 @@ class PauseAt : public testing::CountingHooks {
 };
 
 TEST_F(MirrorDeviceTest, AnInvalidationBetweenWalkAndLockIsCaughtByReadRetryI18) {
+  if (!ITN_SCHED_SEAM) {
+    GTEST_SKIP() << "needs the sync seam (ITN_SCHED_SEAM) to pause the device thread at its "
+                    "driver lock";
+  }
   const std::uint64_t buf = map(1);
   ASSERT_TRUE(mm.cpu_write(buf, 1).ok());  // present and writable: the walk sees that
   // range_fault locks the driver lock twice: to check the device is open, then to
@@ -269,11 +273,6 @@ TEST_F(MirrorDeviceTest, AnInvalidationBetweenWalkAndLockIsCaughtByReadRetryI18)
     status = device->range_fault(buf, kPage, /*write=*/true);
     set_thread_hooks(nullptr);
   });
-  if (!set_thread_hooks(nullptr)) {
-    hooks.may_go.store(true);
-    fault.join();
-    GTEST_SKIP() << "needs the sync seam (ITN_SCHED_SEAM)";
-  }
   testing::wait_until([&] { return hooks.paused.load(); });
   ASSERT_TRUE(mm.mprotect(buf, kPage, Prot::kRead).ok());  // the walk's result is stale now
   hooks.may_go.store(true);
@@ -284,6 +283,10 @@ TEST_F(MirrorDeviceTest, AnInvalidationBetweenWalkAndLockIsCaughtByReadRetryI18)
 }
 
 TEST_F(MirrorDeviceTest, ANonBlockableInvalidationIsRefusedWhileTheDriverLockIsBusy) {
+  if (!ITN_SCHED_SEAM) {
+    GTEST_SKIP() << "needs the sync seam (ITN_SCHED_SEAM) to pause the device thread at its "
+                    "driver lock";
+  }
   const std::uint64_t buf = map(1);
   ASSERT_TRUE(device->write(buf, std::vector<std::uint64_t>{1}).ok());
   // The device thread's read holds the driver lock; stop it just before it lets go.
@@ -293,11 +296,6 @@ TEST_F(MirrorDeviceTest, ANonBlockableInvalidationIsRefusedWhileTheDriverLockIsB
     EXPECT_TRUE(device->read(buf, 1).ok());
     set_thread_hooks(nullptr);
   });
-  if (!set_thread_hooks(nullptr)) {
-    hooks.may_go.store(true);
-    reader.join();
-    GTEST_SKIP() << "needs the sync seam (ITN_SCHED_SEAM)";
-  }
   testing::wait_until([&] { return hooks.paused.load(); });
   const Range range{buf, buf + kPage, Event::kClear, /*blockable=*/false, nullptr};
   EXPECT_EQ(mm.notifiers().invalidate_range_start(range).code(), absl::StatusCode::kUnavailable);

@@ -82,6 +82,7 @@ absl::Status NotifierDomain::insert(Ref<IntervalNotifier> sub, std::uint64_t sta
     }
     n.invalidate_seq_.store(seq, std::memory_order_relaxed);  // published by set_state()
     set_state(n, State::kDeferredInsert);
+    ++stats_.deferred_inserts;
     deferred_.push_back({true, &n});
   } else {
     n.invalidate_seq_.store(seq - 1, std::memory_order_relaxed);  // published by set_state()
@@ -118,6 +119,7 @@ absl::Status NotifierDomain::remove(IntervalNotifier& sub) {
     } else {
       set_state(sub, State::kRemoving);
       deferred_.push_back({false, &sub});
+      ++stats_.deferred_removes;
       // R3: "has my erase been applied" is decided under mu_, the mutex under which
       // end_locked() applies it, never from a lock-free look at the sequence.
       while (state_of(sub) != State::kRemoved) wq_.wait(mu_);
@@ -184,6 +186,7 @@ absl::Status NotifierDomain::start_interval_part(const Range& range) {
   {
     MutexLock l(mu_);
     ++active_;
+    ++stats_.starts;
     if (any_walked_overlap(range)) {
       // Relaxed load: seq_ is written only under mu_, which we hold.
       cur_seq = seq_.load(std::memory_order_relaxed) | 1;
@@ -218,6 +221,7 @@ absl::Status NotifierDomain::call_interval_notifiers(const Range& range, std::ui
   // R5: the notifiers already called hold cur_seq and will retry; undo our own count so
   // that the sequence and the deferred list end consistent. The caller must not end.
   MutexLock l(mu_);
+  ++stats_.refusals;
   end_locked();
   return absl::UnavailableError(
       "NotifierDomain::invalidate_range_start: a notifier refused a non-blockable "
@@ -273,6 +277,7 @@ void NotifierDomain::end_locked() {
 std::uint64_t NotifierDomain::wait_for_seq_change(std::uint64_t seq) {
   MutexLock l(mu_);
   // Relaxed: seq_ is written only under mu_, which we hold.
+  if (seq_.load(std::memory_order_relaxed) == seq) ++stats_.read_begin_waits;
   while (seq_.load(std::memory_order_relaxed) == seq) wq_.wait(mu_);
   return seq;
 }
@@ -280,6 +285,11 @@ std::uint64_t NotifierDomain::wait_for_seq_change(std::uint64_t seq) {
 void NotifierDomain::synchronize() {
   ITN_CHECK_MAY_WAIT(this, "NotifierDomain::synchronize");
   srcu_.barrier();
+}
+
+NotifierDomainStats NotifierDomain::stats() const {
+  MutexLock l(mu_);
+  return stats_;
 }
 
 std::uint64_t NotifierDomain::active_for_testing() const {

@@ -52,6 +52,18 @@
 
 namespace itn {
 
+// NotifierDomainStats: what a domain has done, counted under its mutex. Each waiting
+// operation is counted before it blocks, so a monitor or a test can poll stats() to learn
+// that another thread has reached its wait (in every build, seam or not).
+struct NotifierDomainStats {
+  std::uint64_t starts = 0;             // invalidate_range_start() calls that began
+  std::uint64_t refusals = 0;           // non-blockable starts a notifier refused
+  std::uint64_t deferred_inserts = 0;   // inserts queued behind an active invalidation
+  std::uint64_t deferred_removes = 0;   // removes that waited for the last end to apply them
+  std::uint64_t read_begin_waits = 0;   // read_begin() calls that waited for an invalidation
+  std::uint64_t unregister_fences = 0;  // unregister_notifier() calls that reached their fence
+};
+
 class NotifierDomain : public RefCounted {
  public:
   NotifierDomain() = default;
@@ -163,6 +175,12 @@ class NotifierDomain : public RefCounted {
   // Relaxed snapshots; the notifiers' own objects are not counted.
   IntervalTreeMemory memory() const { return tree_.memory(); }
 
+  // NotifierDomain::stats()
+  //
+  // A snapshot of the counters, taken under the domain mutex: a count read here
+  // happens-after the increment, which each waiting operation makes before it blocks.
+  NotifierDomainStats stats() const ABSL_LOCKS_EXCLUDED(mu_);
+
   // Diagnostics for tests: the domain sequence and the number of active invalidations.
   std::uint64_t seq_for_testing() const { return seq_.load(std::memory_order_relaxed); }
   std::uint64_t active_for_testing() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -215,6 +233,7 @@ class NotifierDomain : public RefCounted {
   std::uint64_t active_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<DeferredOp> deferred_ ABSL_GUARDED_BY(mu_);
   bool released_ ABSL_GUARDED_BY(mu_) = false;
+  NotifierDomainStats stats_ ABSL_GUARDED_BY(mu_);
 
   // Whole-space notifiers: an immutable list replaced under mu_ and read by callbacks in
   // read sections; old lists are freed after a grace period.

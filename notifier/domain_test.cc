@@ -76,8 +76,6 @@ class NotifierDomainTest : public ::testing::Test {
     ASSERT_TRUE(domain_->invalidate_range_end(r).ok());
   }
 
-  // Before the domain: threads the domain starts from a hooked thread inherit the hooks.
-  testing::CountingHooks hooks_;
   Ref<NotifierDomain> domain_ = make_ref<NotifierDomain>();
   std::vector<Ref<RecordingNotifier>> added_;
 };
@@ -149,15 +147,12 @@ TEST_F(NotifierDomainTest, ReadBeginWaitsForAnInvalidationThatReachedItI7) {
   ASSERT_TRUE(domain_->invalidate_range_start(range(0, kPage)).ok());
   std::atomic<bool> returned{false};
   std::thread reader([&] {
-    set_thread_hooks(&hooks_);  // lets the test see the reader block on the wait queue
     n->read_begin();
     returned.store(true);
-    set_thread_hooks(nullptr);
   });
-  if (set_thread_hooks(nullptr)) {  // seam compiled in: wait until the reader is blocked
-    wait_until([&] { return returned.load() || hooks_.count(SchedPoint::kWait) > 0; });
-    EXPECT_FALSE(returned.load()) << "read_begin() returned during the invalidation";
-  }
+  // Counted under the domain mutex before the reader blocks.
+  wait_until([&] { return returned.load() || domain_->stats().read_begin_waits > 0; });
+  EXPECT_FALSE(returned.load()) << "read_begin() returned during the invalidation";
   ASSERT_TRUE(domain_->invalidate_range_end(range(0, kPage)).ok());
   reader.join();
   EXPECT_TRUE(returned.load());
@@ -188,15 +183,12 @@ TEST_F(NotifierDomainTest, RemoveDuringInvalidationWaitsForTheEndR3I8) {
   ASSERT_TRUE(domain_->invalidate_range_start(range(0, kPage)).ok());
   std::atomic<bool> removed{false};
   std::thread remover([&] {
-    set_thread_hooks(&hooks_);  // lets the test see the remover block
     EXPECT_TRUE(domain_->remove(*n).ok());
-    set_thread_hooks(nullptr);
     removed.store(true);
   });
-  if (set_thread_hooks(nullptr)) {  // seam compiled in
-    wait_until([&] { return removed.load() || hooks_.count(SchedPoint::kWait) > 0; });
-    EXPECT_FALSE(removed.load()) << "remove() returned while its notifier was on the deferred list";
-  }
+  // Counted under the domain mutex when the erase is queued, before the remover blocks.
+  wait_until([&] { return removed.load() || domain_->stats().deferred_removes > 0; });
+  EXPECT_FALSE(removed.load()) << "remove() returned while its notifier was on the deferred list";
   EXPECT_FALSE(domain_->find(nullptr, 0, 0)) << "find() returned a notifier whose remove() began";
   EXPECT_EQ(domain_->size_for_testing(), 1u);
   ASSERT_TRUE(domain_->invalidate_range_end(range(0, kPage)).ok());

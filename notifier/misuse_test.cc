@@ -27,7 +27,9 @@ class DriverNotifier : public IntervalNotifier {
 class MisuseTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!ITN_DEBUG_CHECKS) GTEST_SKIP() << "I9 checks are debug-only";
+    if (!ITN_DEBUG_CHECKS)
+      GTEST_SKIP()
+          << "needs debug checks (ITN_DEBUG_CHECKS: a build without NDEBUG) for the I9 checks";
     GTEST_FLAG_SET(death_test_style, "threadsafe");
     ASSERT_TRUE(domain_->insert(sub_, 0, kPage, nullptr).ok());
   }

@@ -83,6 +83,7 @@ absl::Status NotifierDomain::unregister_notifier(Notifier& n) {
     }
     grab = std::move(n.grab_);
     n.domain_ = nullptr;
+    ++stats_.unregister_fences;
   }
   deliver_release(n);
   // I15: every read section that might be running a callback of `n` (an invalidation

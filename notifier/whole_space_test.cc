@@ -103,8 +103,6 @@ TEST(WholeSpaceNotifier, ReleaseIsDeliveredExactlyOnceI14R7) {
 }
 
 TEST(WholeSpaceNotifier, UnregisterWaitsForAConcurrentTeardownReleaseI15R1) {
-  // Before the domain: threads the domain starts from a hooked thread inherit the hooks.
-  testing::CountingHooks hooks;
   auto domain = make_ref<NotifierDomain>();
   struct SlowRelease : CountingNotifier {
     void release(NotifierDomain& d) override {
@@ -120,17 +118,14 @@ TEST(WholeSpaceNotifier, UnregisterWaitsForAConcurrentTeardownReleaseI15R1) {
   wait_until([&] { return n.inside.load(); });
   std::atomic<bool> unregistered{false};
   std::thread unregister([&] {
-    set_thread_hooks(&hooks);  // lets the test see unregister wait for the grace period
     EXPECT_TRUE(domain->unregister_notifier(n).ok());
-    set_thread_hooks(nullptr);
     unregistered.store(true);
     // I15: nothing of `n` may run after this point; the driver could free it now.
     EXPECT_TRUE(n.finished.load()) << "unregister returned while release() still ran";
   });
-  if (set_thread_hooks(nullptr)) {  // seam compiled in
-    wait_until([&] { return unregistered.load() || hooks.count(SchedPoint::kPoll) > 0; });
-    EXPECT_FALSE(unregistered.load()) << "unregister returned while release() still ran";
-  }
+  // Counted under the domain mutex just before unregister waits for the grace period.
+  wait_until([&] { return unregistered.load() || domain->stats().unregister_fences > 0; });
+  EXPECT_FALSE(unregistered.load()) << "unregister returned while release() still ran";
   n.may_finish.store(true);
   unregister.join();
   exiting.join();

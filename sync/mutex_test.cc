@@ -97,14 +97,16 @@ void lock_twice(Mutex& mu) ABSL_NO_THREAD_SAFETY_ANALYSIS {
 }
 
 TEST(MutexDeathTest, RecursiveLockDies) {
-  if (!ITN_DEBUG_CHECKS) GTEST_SKIP() << "debug-only check";
+  if (!ITN_DEBUG_CHECKS)
+    GTEST_SKIP() << "needs debug checks (ITN_DEBUG_CHECKS: a build without NDEBUG)";
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   Mutex mu;
   EXPECT_DEATH(lock_twice(mu), "not recursive");
 }
 
 TEST(MutexDeathTest, AssertHeldDiesWhenNotHeld) {
-  if (!ITN_DEBUG_CHECKS) GTEST_SKIP() << "debug-only check";
+  if (!ITN_DEBUG_CHECKS)
+    GTEST_SKIP() << "needs debug checks (ITN_DEBUG_CHECKS: a build without NDEBUG)";
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   Mutex mu;
   EXPECT_DEATH(mu.assert_held(), "the caller must hold this mutex");
