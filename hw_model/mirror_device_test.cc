@@ -236,26 +236,7 @@ TEST_F(MirrorDeviceTest, AFaultThatKeepsCollidingGivesUpWithAClearStatusI18) {
             absl::StatusCode::kInvalidArgument);
 }
 
-// Pauses the calling thread at its `nth` scheduling point of kind `point` on one object
-// (before a lock is taken, or before it is released), until the test lets it go.
-class PauseAt : public testing::CountingHooks {
- public:
-  PauseAt(SchedPoint point, const void* object, int nth)
-      : point_(point), object_(object), nth_(nth) {}
-  void on_point(SchedPoint p, const void* object) override {
-    CountingHooks::on_point(p, object);
-    if (p != point_ || object != object_ || ++seen_ != nth_) return;
-    paused.store(true);
-    testing::wait_until([&] { return may_go.load(); });
-  }
-  std::atomic<bool> paused{false}, may_go{false};
-
- private:
-  const SchedPoint point_;
-  const void* const object_;
-  const int nth_;
-  int seen_ = 0;
-};
+using testing::PauseAt;
 
 TEST_F(MirrorDeviceTest, AnInvalidationBetweenWalkAndLockIsCaughtByReadRetryI18) {
   if (!ITN_SCHED_SEAM) {

@@ -132,6 +132,9 @@ class IntervalTree {
   // Live and retired node bytes. Relaxed snapshots of two counters.
   IntervalTreeMemory memory() const;
 
+  // The published root's atomic: tests pause a writer at its publish (a kStore on it).
+  const void* root_address_for_testing() const { return &root_; }
+
   // Bytes one entry occupies (a cache-line slot of the node pool).
   static constexpr std::size_t kNodeBytes = itree_internal::NodePool<Node>::kSlotBytes;
 

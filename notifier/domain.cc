@@ -33,6 +33,9 @@ bool is_odd(std::uint64_t seq) { return (seq & 1) != 0; }
 }  // namespace
 
 NotifierDomain::~NotifierDomain() {
+  ITN_CHECK(!srcu_.on_worker_thread(),
+            "I24: NotifierDomain destroyed on its own SRCU worker (a notifier's destructor "
+            "dropped the last reference to its domain)");
   // Inserted and registered notifiers hold a reference to the domain, so none are left.
   ITN_CHECK(tree_.size() == 0, "NotifierDomain destroyed with notifiers inserted");
   ITN_CHECK(notifier_list() == nullptr, "NotifierDomain destroyed with notifiers registered");
@@ -97,7 +100,11 @@ absl::Status NotifierDomain::insert(Ref<IntervalNotifier> sub, std::uint64_t sta
 
 absl::Status NotifierDomain::remove(IntervalNotifier& sub) {
   ITN_CHECK_MAY_WAIT(this, "NotifierDomain::remove");
-  Ref<RefCounted> grab;  // dropped after the mutex, possibly destroying the domain
+  // Taken out of `sub` under the mutex, so that nothing else ever hands them off: the
+  // domain's reference keeps `sub` alive until this call is done with it (the caller may
+  // hold none), and the grab is dropped on this thread, possibly destroying the domain.
+  Ref<IntervalNotifier> reference;
+  Ref<RefCounted> grab;
   {
     MutexLock l(mu_);
     const State state = state_of(sub);
@@ -107,34 +114,38 @@ absl::Status NotifierDomain::remove(IntervalNotifier& sub) {
     }
     // Relaxed: seq_ is written only under mu_, which we hold.
     if (!is_odd(seq_.load(std::memory_order_relaxed))) {
-      // No invalidation is calling notifiers: erase now.
-      ITN_CHECK(tree_.erase(sub.start_, sub.last_, &sub).ok(), "a live notifier is in the tree");
-      detach_locked(sub);
+      // No invalidation is calling notifiers: erase now (published on return).
+      const absl::Status erased = tree_.erase(sub.start_, sub.last_, &sub);
+      ITN_CHECK(erased.ok(), "a live notifier is in the tree");
+      set_state(sub, State::kRemoved);
     } else if (state == State::kDeferredInsert) {
       // Never walked: cancel the insert, no need to wait (I8).
       std::erase_if(deferred_, [&](const DeferredOp& op) { return op.sub == &sub; });
-      ITN_CHECK(tree_.erase(sub.start_, sub.last_, &sub).ok(),
-                "a deferred notifier is in the tree");
-      detach_locked(sub);
+      const absl::Status erased = tree_.erase(sub.start_, sub.last_, &sub);
+      ITN_CHECK(erased.ok(), "a deferred notifier is in the tree");
+      set_state(sub, State::kRemoved);
     } else {
       set_state(sub, State::kRemoving);
       deferred_.push_back({false, &sub});
       ++stats_.deferred_removes;
       // R3: "has my erase been applied" is decided under mu_, the mutex under which
-      // end_locked() applies it, never from a lock-free look at the sequence.
+      // end_locked() applies it, never from a lock-free look at the sequence. end_locked()
+      // publishes the erase before it releases mu_.
       while (state_of(sub) != State::kRemoved) wq_.wait(mu_);
     }
+    reference = std::move(sub.domain_ref_);
     grab = std::move(sub.grab_);
-    sub.domain_ = nullptr;
+    sub.domain_ = nullptr;  // the last access to `sub` here
   }
+  // I24: the erase is published and this call no longer touches `sub`. A find() or walk
+  // that loaded an older root may still hold `sub` without a count; the grace period
+  // covers it. The reference may be the last: `sub` is then destroyed on the worker, in
+  // this domain's context, so that locks its destructor takes are known to the I9 checks.
+  srcu_.call([this, reference = std::move(reference)]() mutable {
+    ContextScope scope(this);
+    reference.reset();
+  });
   return absl::OkStatus();
-}
-
-void NotifierDomain::detach_locked(IntervalNotifier& sub) {
-  set_state(sub, State::kRemoved);
-  // The domain's reference goes only after a grace period: a find() that met the
-  // notifier in an old snapshot can still take a reference (the count is not zero).
-  srcu_.call([ref = std::move(sub.domain_ref_)] {});
 }
 
 Ref<IntervalNotifier> NotifierDomain::find(const void* owner, std::uint64_t start,
@@ -262,9 +273,11 @@ void NotifierDomain::end_locked() {
       if (op.insert) {
         set_state(*op.sub, State::kLive);
       } else {
-        ITN_CHECK(batch.erase(op.sub->start_, op.sub->last_, op.sub).ok(),
-                  "a removing notifier is in the tree");
-        detach_locked(*op.sub);
+        // remove(), waiting for this, hands the notifier's reference off once the batch
+        // is published.
+        const absl::Status erased = batch.erase(op.sub->start_, op.sub->last_, op.sub);
+        ITN_CHECK(erased.ok(), "a removing notifier is in the tree");
+        set_state(*op.sub, State::kRemoved);
       }
     }
   }
@@ -295,6 +308,11 @@ NotifierDomainStats NotifierDomain::stats() const {
 std::uint64_t NotifierDomain::active_for_testing() const {
   MutexLock l(mu_);
   return active_;
+}
+
+IntervalNotifier::~IntervalNotifier() {
+  ITN_CHECK(!grab_ && domain_ == nullptr,
+            "I24: IntervalNotifier destroyed while inserted (its domain still uses it)");
 }
 
 std::uint64_t IntervalNotifier::read_begin() {

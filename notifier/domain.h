@@ -210,7 +210,6 @@ class NotifierDomain : public RefCounted {
   absl::Status call_interval_notifiers(const Range& range, std::uint64_t cur_seq)
       ABSL_LOCKS_EXCLUDED(mu_);
   void end_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void detach_locked(IntervalNotifier& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static void set_state(IntervalNotifier& sub, State state);
   static State state_of(const IntervalNotifier& sub);
   // Invalidations call it: applied inserts, and removes not yet applied.

@@ -8,15 +8,10 @@
 
 #include "gtest/gtest.h"
 
+#include "notifier/domain_test_peer.h"
 #include "sync/test_util.h"
 
 namespace itn {
-
-// Reaches the domain's mutex, to show which operations do not need it.
-class NotifierDomainTestPeer {
- public:
-  static Mutex& mu(NotifierDomain& d) { return d.mu_; }
-};
 
 namespace {
 

@@ -104,6 +104,11 @@ class IntervalNotifier : public RefCounted {
 
  protected:
   IntervalNotifier() = default;
+  // Runs when the last reference is dropped, which can be on the domain's worker thread
+  // (a grace period after remove()). Dies if the notifier is still inserted: that would
+  // mean its memory was freed while the domain could still use it (I24). Must not drop
+  // the last reference to the domain it was inserted in (dies, I24).
+  ~IntervalNotifier() override;
 
  private:
   friend class NotifierDomain;

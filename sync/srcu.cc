@@ -16,6 +16,9 @@ unsigned assign_shard() {
 }  // namespace srcu_internal
 
 SrcuDomain::~SrcuDomain() {
+  ITN_CHECK(!on_worker_thread(),
+            "SrcuDomain destroyed by one of its own callbacks (its destructor would join the "
+            "thread it runs on)");
   std::unique_ptr<Thread> worker;
   {
     MutexLock l(cb_mu_);
@@ -40,7 +43,7 @@ bool SrcuDomain::in_read_section() const {
   return false;
 }
 
-bool SrcuDomain::in_own_callback() const {
+bool SrcuDomain::on_worker_thread() const {
   return srcu_internal::tl_state.running_callbacks_of == this;
 }
 
@@ -83,7 +86,7 @@ void SrcuDomain::wait_for_readers(int index) {
 
 void SrcuDomain::call(absl::AnyInvocable<void() &&> fn) {
   MutexLock l(cb_mu_);
-  ITN_CHECK(!stopping_ || in_own_callback(),
+  ITN_CHECK(!stopping_ || on_worker_thread(),
             "SrcuDomain::call() on a domain that is being destroyed");
   pending_.push_back(std::move(fn));
   ++queued_;
@@ -99,7 +102,7 @@ void SrcuDomain::barrier() {
   ITN_CHECK(!in_read_section(),
             "I23: SrcuDomain::barrier() called inside a read section of the same domain "
             "(it would wait for the caller itself)");
-  ITN_CHECK(!in_own_callback(),
+  ITN_CHECK(!on_worker_thread(),
             "SrcuDomain::barrier() called from a callback of the same domain (it would wait "
             "for itself)");
   MutexLock l(cb_mu_);

@@ -116,6 +116,12 @@ class SrcuDomain {
   // True if the calling thread holds a read guard of this domain. For contract checks.
   bool in_read_section() const;
 
+  // SrcuDomain::on_worker_thread()
+  //
+  // True if the calling thread is this domain's worker (running its callbacks). The
+  // domain must not be destroyed there: its destructor joins that thread.
+  bool on_worker_thread() const;
+
   SrcuStats stats() const;
 
  private:
@@ -125,7 +131,6 @@ class SrcuDomain {
 
   void wait_for_readers(int index);
   void worker_loop() ABSL_LOCKS_EXCLUDED(cb_mu_);
-  bool in_own_callback() const;
 
   Shard shards_[srcu_internal::kShards];
   // Read by readers only to pick an index; a stale value costs a longer drain, never

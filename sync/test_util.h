@@ -42,6 +42,28 @@ class CountingHooks : public SchedHooks {
   std::atomic<std::uint64_t> blocks{0}, wakes{0}, starts{0}, exits{0};
 };
 
+// Pauses the calling thread at its `nth` scheduling point of kind `point` on `object`
+// (before the lock is taken, the store made, the mutex released, ...) until the test sets
+// may_go. Install it on one thread only.
+class PauseAt : public CountingHooks {
+ public:
+  PauseAt(SchedPoint point, const void* object, int nth)
+      : point_(point), object_(object), nth_(nth) {}
+  void on_point(SchedPoint p, const void* object) override {
+    CountingHooks::on_point(p, object);
+    if (p != point_ || object != object_ || ++seen_ != nth_) return;
+    paused.store(true);
+    wait_until([&] { return may_go.load(); });
+  }
+  std::atomic<bool> paused{false}, may_go{false};
+
+ private:
+  const SchedPoint point_;
+  const void* const object_;
+  const int nth_;
+  int seen_ = 0;
+};
+
 }  // namespace itn::testing
 
 #endif  // ITN_SYNC_TEST_UTIL_H_

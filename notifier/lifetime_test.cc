@@ -1,0 +1,182 @@
+// Lifetime of interval notifiers whose only reference is the domain's (the documented
+// usage: insert, drop the Ref, later remove through a raw pointer), and of the domain
+// itself (I24).
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <thread>
+
+#include "gtest/gtest.h"
+
+#include "notifier/domain.h"
+#include "notifier/domain_test_peer.h"
+#include "sync/test_util.h"
+
+namespace itn {
+namespace {
+
+using testing::PauseAt;
+using testing::wait_until;
+using Peer = NotifierDomainTestPeer;
+
+constexpr std::uint64_t kPage = 4096;
+
+class CountedNotifier : public IntervalNotifier {
+ public:
+  explicit CountedNotifier(std::atomic<int>* destroyed) : destroyed_(destroyed) {}
+  ~CountedNotifier() override { destroyed_->fetch_add(1); }
+  bool invalidate(const Range&, std::uint64_t cur_seq) override {
+    set_seq(cur_seq);
+    return true;
+  }
+
+ private:
+  std::atomic<int>* destroyed_;
+};
+
+// Inserts a notifier over the first page and keeps no reference to it.
+IntervalNotifier* insert_sole_owned(NotifierDomain& domain, std::atomic<int>* destroyed) {
+  Ref<CountedNotifier> n = make_ref<CountedNotifier>(destroyed);
+  EXPECT_TRUE(domain.insert(n, 0, kPage, nullptr).ok());
+  return n.get();
+}
+
+const Range kFirstPage{0, kPage, Event::kUnmap, true, nullptr};
+
+TEST(NotifierDomainLifetime, ANotifierIsNotFreedBeforeItsDeferredEraseIsPublishedR2) {
+  if (!ITN_SCHED_SEAM) GTEST_SKIP() << "needs the sync seam (ITN_SCHED_SEAM) to hold a publish";
+  // Before the domain: the SRCU worker a hooked thread starts inherits the hooks.
+  std::optional<PauseAt> hooks;
+  auto domain = make_ref<NotifierDomain>();
+  std::atomic<int> destroyed{0};
+  IntervalNotifier* raw = insert_sole_owned(*domain, &destroyed);
+  ASSERT_TRUE(domain->invalidate_range_start(kFirstPage).ok());
+  std::thread remover([&] { EXPECT_TRUE(domain->remove(*raw).ok()); });
+  wait_until([&] { return domain->stats().deferred_removes > 0; });
+
+  // The last end builds the erase and is held just before it publishes the new root.
+  hooks.emplace(SchedPoint::kStore, Peer::tree_root(*domain), 1);
+  std::thread ender([&] {
+    set_thread_hooks(&*hooks);
+    EXPECT_TRUE(domain->invalidate_range_end(kFirstPage).ok());
+    set_thread_hooks(nullptr);
+  });
+  wait_until([&] { return hooks->paused.load(); });
+  // Readers that start now still load the old root, which holds the notifier.
+  domain->synchronize();  // runs every deferred free queued so far
+  EXPECT_EQ(destroyed.load(), 0)
+      << "I24: the notifier was freed while the published tree still held it";
+  EXPECT_FALSE(domain->find(nullptr, 0, 0)) << "find() returned a notifier whose remove() began";
+  hooks->may_go.store(true);
+  ender.join();
+  remover.join();
+  domain->synchronize();
+  EXPECT_EQ(destroyed.load(), 1) << "freed a grace period after remove() returned";
+}
+
+TEST(NotifierDomainLifetime, RemoveNeverTouchesASoleOwnedNotifierAfterItWasFreedI24) {
+  if (!ITN_SCHED_SEAM) GTEST_SKIP() << "needs the sync seam (ITN_SCHED_SEAM) to hold remove()";
+  std::optional<PauseAt> hooks;  // before the domain, as above
+  auto domain = make_ref<NotifierDomain>();
+  std::atomic<int> destroyed{0};
+  IntervalNotifier* raw = insert_sole_owned(*domain, &destroyed);
+  ASSERT_TRUE(domain->invalidate_range_start(kFirstPage).ok());
+  // remove() locks the domain mutex on entry and again when its wait returns: hold it
+  // there, woken but not yet back inside.
+  hooks.emplace(SchedPoint::kLock, &Peer::mu(*domain), 2);
+  std::thread remover([&] {
+    set_thread_hooks(&*hooks);
+    EXPECT_TRUE(domain->remove(*raw).ok());
+    set_thread_hooks(nullptr);
+  });
+  wait_until([&] { return hooks->paused.load(); });
+  ASSERT_TRUE(domain->invalidate_range_end(kFirstPage).ok());  // applies the erase
+  domain->synchronize();  // runs every deferred free queued so far
+  EXPECT_EQ(destroyed.load(), 0) << "I24: the notifier was freed while remove() still used it";
+  hooks->may_go.store(true);
+  remover.join();
+  domain->synchronize();
+  EXPECT_EQ(destroyed.load(), 1) << "freed a grace period after remove() returned";
+}
+
+TEST(NotifierDomainLifetime, ASoleOwnedNotifierIsFreedAGracePeriodAfterAnImmediateRemove) {
+  auto domain = make_ref<NotifierDomain>();
+  std::atomic<int> destroyed{0};
+  IntervalNotifier* raw = insert_sole_owned(*domain, &destroyed);
+  Ref<IntervalNotifier> found = domain->find(nullptr, 0, 0);
+  ASSERT_TRUE(found);
+  ASSERT_TRUE(domain->remove(*raw).ok());
+  domain->synchronize();
+  EXPECT_EQ(destroyed.load(), 0) << "a find() reference keeps it alive";
+  found.reset();
+  EXPECT_EQ(destroyed.load(), 1);
+}
+
+// A driver notifier whose destructor takes the driver lock.
+class LockingDestructor : public CountedNotifier {
+ public:
+  LockingDestructor(std::atomic<int>* destroyed, Mutex* driver_mu)
+      : CountedNotifier(destroyed), driver_mu_(driver_mu) {}
+  ~LockingDestructor() override { MutexLock l(*driver_mu_); }
+
+ private:
+  Mutex* driver_mu_;
+};
+
+TEST(NotifierDomainLifetimeDeathTest, SynchronizeHoldingALockANotifierDestructorTakesDiesI9) {
+  if (!ITN_DEBUG_CHECKS) GTEST_SKIP() << "needs debug checks (ITN_DEBUG_CHECKS) for I9";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        auto domain = make_ref<NotifierDomain>();
+        Mutex driver_mu;
+        std::atomic<int> destroyed{0};
+        for (int i = 0; i < 2; ++i) {
+          Ref<LockingDestructor> n = make_ref<LockingDestructor>(&destroyed, &driver_mu);
+          (void)domain->insert(n, 0, kPage, nullptr);
+          IntervalNotifier* raw = n.get();
+          n.reset();
+          (void)domain->remove(*raw);
+          if (i == 0) {
+            domain->synchronize();  // the first destructor runs: its lock is learned
+          } else {
+            // The second destructor waits for driver_mu on the worker: without the check
+            // this would never return.
+            MutexLock l(driver_mu);
+            domain->synchronize();
+          }
+        }
+      },
+      "I9: NotifierDomain::synchronize\\(\\) called while holding an itn::Mutex");
+}
+
+// A notifier that keeps its domain alive (as a driver object holding its mm might).
+class DomainOwningNotifier : public CountedNotifier {
+ public:
+  DomainOwningNotifier(std::atomic<int>* destroyed, Ref<NotifierDomain> domain)
+      : CountedNotifier(destroyed), domain_(std::move(domain)) {}
+
+ private:
+  Ref<NotifierDomain> domain_;
+};
+
+TEST(NotifierDomainLifetimeDeathTest, ADomainDestroyedOnItsOwnWorkerDiesNamingTheRuleI24) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        std::atomic<int> destroyed{0};
+        auto domain = make_ref<NotifierDomain>();
+        Ref<DomainOwningNotifier> n = make_ref<DomainOwningNotifier>(&destroyed, domain);
+        (void)domain->insert(n, 0, kPage, nullptr);
+        NotifierDomain* d = domain.get();
+        IntervalNotifier* raw = n.get();
+        domain.reset();
+        n.reset();
+        (void)d->remove(*raw);  // the notifier's reference now keeps the domain alive
+        d->synchronize();       // drops it on the worker
+      },
+      "I24: NotifierDomain destroyed on its own SRCU worker");
+}
+
+}  // namespace
+}  // namespace itn
