@@ -27,6 +27,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -123,15 +124,14 @@ class ItnImpl {
   bool fault(std::size_t i, Walk&& walk = {}) {
     return fault_once(*subs_[i], std::forward<Walk>(walk));
   }
-  void start(std::uint64_t page, std::uint64_t pages) {
-    check_ok(domain_->invalidate_range_start(page_range(page, pages)));
-  }
-  void end(std::uint64_t page, std::uint64_t pages) {
-    check_ok(domain_->invalidate_range_end(page_range(page, pages)));
+  // One invalidation at a time is left open between start() and end().
+  void start(std::uint64_t page, std::uint64_t pages) { open_.emplace(begin(page, pages)); }
+  void end(std::uint64_t, std::uint64_t) {
+    domain_->invalidate_range_end(std::move(*open_));
+    open_.reset();
   }
   void invalidate(std::uint64_t page, std::uint64_t pages) {
-    start(page, pages);
-    end(page, pages);
+    domain_->invalidate_range_end(begin(page, pages));
   }
   void insert_remove(std::uint64_t page) {
     Ref<Sub> s = make_ref<Sub>();  // notifiers are single-use
@@ -150,9 +150,17 @@ class ItnImpl {
   IntervalTreeMemory memory() const { return domain_->memory(); }
 
  private:
+  InvalidationToken begin(std::uint64_t page, std::uint64_t pages) {
+    absl::StatusOr<InvalidationToken> token =
+        domain_->invalidate_range_start(page_range(page, pages));
+    check_ok(token.status());
+    return *std::move(token);
+  }
+
   static constexpr const void* kOwner = nullptr;
   Ref<NotifierDomain> domain_ = make_ref<NotifierDomain>();
   std::vector<Ref<Sub>> subs_;
+  std::optional<InvalidationToken> open_;
 };
 
 class KernelDesignImpl {

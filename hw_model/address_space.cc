@@ -67,13 +67,12 @@ bool AddressSpace::fully_mapped_locked(std::uint64_t start, std::uint64_t end) {
 
 AddressSpace::Invalidation::Invalidation(NotifierDomain& domain, std::uint64_t start,
                                          std::uint64_t end, Event event, const void* owner)
-    : domain_(domain), range_{start, end, event, /*blockable=*/true, owner} {
-  ITN_CHECK(domain_.invalidate_range_start(range_).ok(), "a blockable invalidation cannot fail");
+    : domain_(domain),
+      token_(domain.invalidate_range_start(Range{start, end, event, /*blockable=*/true, owner})) {
+  ITN_CHECK(token_.ok(), "a blockable invalidation of a page range cannot fail");
 }
 
-AddressSpace::Invalidation::~Invalidation() {
-  ITN_CHECK(domain_.invalidate_range_end(range_).ok(), "matched with the start");
-}
+AddressSpace::Invalidation::~Invalidation() { domain_.invalidate_range_end(*std::move(token_)); }
 
 absl::Status AddressSpace::munmap(std::uint64_t addr, std::uint64_t length) {
   if (absl::Status s = check_page_range("munmap", addr, length); !s.ok()) return s;

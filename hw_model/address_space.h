@@ -238,7 +238,7 @@ class AddressSpace : public RefCounted {
 
    private:
     NotifierDomain& domain_;
-    const Range range_;
+    absl::StatusOr<InvalidationToken> token_;
   };
 
   const Ref<NotifierDomain> domain_;

@@ -279,14 +279,16 @@ TEST_F(MirrorDeviceTest, ANonBlockableInvalidationIsRefusedWhileTheDriverLockIsB
   });
   testing::wait_until([&] { return hooks.paused.load(); });
   const Range range{buf, buf + kPage, Event::kClear, /*blockable=*/false, nullptr};
-  EXPECT_EQ(mm.notifiers().invalidate_range_start(range).code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(mm.notifiers().invalidate_range_start(range).status().code(),
+            absl::StatusCode::kUnavailable);
   hooks.may_go.store(true);
   reader.join();
   EXPECT_EQ(device->entries_for_testing().size(), 1u) << "a refused invalidation changes nothing";
   // With the lock free the same invalidation goes through.
-  ASSERT_TRUE(mm.notifiers().invalidate_range_start(range).ok());
+  absl::StatusOr<InvalidationToken> token = mm.notifiers().invalidate_range_start(range);
+  ASSERT_TRUE(token.ok());
   EXPECT_TRUE(device->entries_for_testing().empty());
-  ASSERT_TRUE(mm.notifiers().invalidate_range_end(range).ok());
+  mm.notifiers().invalidate_range_end(*std::move(token));
 }
 
 TEST_F(MirrorDeviceTest, MunmapDropsDeviceEntriesAndLaterAccessesFail) {

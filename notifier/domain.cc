@@ -176,7 +176,7 @@ bool NotifierDomain::any_walked_overlap(const Range& range) const {
   return hit;
 }
 
-absl::Status NotifierDomain::invalidate_range_start(const Range& range) {
+absl::StatusOr<InvalidationToken> NotifierDomain::invalidate_range_start(const Range& range) {
   if (range.end <= range.start) {
     return absl::InvalidArgumentError(
         absl::StrCat("NotifierDomain::invalidate_range_start: empty range [", range.start, ", ",
@@ -184,12 +184,17 @@ absl::Status NotifierDomain::invalidate_range_start(const Range& range) {
   }
   absl::Status status = start_interval_part(range);
   if (!status.ok()) return status;  // undone already
-  status = call_start_notifiers(range);
-  if (!status.ok()) {  // R5: undo the interval part too; the caller must not end
+  // I25, I28: the whole-space list as of now, kept alive (and unregister_notifier()
+  // fenced) by a section that the token carries to the end.
+  SrcuDomain::Section section = srcu_.hold();
+  const NotifierList* list = notifier_list();
+  status = call_start_notifiers(range, list);
+  if (!status.ok()) {  // R5: undo the interval part too; there is no token to end
     MutexLock l(mu_);
     end_locked();
+    return status;
   }
-  return status;
+  return InvalidationToken(this, range, std::move(section), list);
 }
 
 absl::Status NotifierDomain::start_interval_part(const Range& range) {
@@ -236,33 +241,51 @@ absl::Status NotifierDomain::call_interval_notifiers(const Range& range, std::ui
   end_locked();
   return absl::UnavailableError(
       "NotifierDomain::invalidate_range_start: a notifier refused a non-blockable "
-      "invalidation; do not call invalidate_range_end()");
+      "invalidation; there is nothing to end");
 }
 
-absl::Status NotifierDomain::invalidate_range_end(const Range& range) {
-  const auto unmatched = [] {
-    return absl::FailedPreconditionError(
-        "NotifierDomain::invalidate_range_end without a matching invalidate_range_start (I3)");
-  };
-  {
-    MutexLock l(mu_);
-    if (active_ == 0) return unmatched();
-  }
-  // Before end_locked(), which may publish registrations made during the invalidation:
-  // those must not get an end without a start.
-  call_end_notifiers(range);
+void NotifierDomain::invalidate_range_end(InvalidationToken token) {
+  ITN_CHECK(token.domain_ == this,
+            "I25: invalidate_range_end() with a token this domain did not issue, or one that "
+            "was already ended");
+  token.domain_ = nullptr;
+  call_end_notifiers(token.range_, token.notifiers_);
+  token.section_.end();  // unregister_notifier() of a notifier on the list may return now
   MutexLock l(mu_);
-  if (active_ == 0) return unmatched();  // raced with another unmatched end
   end_locked();
-  return absl::OkStatus();
+}
+
+InvalidationToken::InvalidationToken(InvalidationToken&& other) noexcept
+    : domain_(other.domain_),
+      range_(other.range_),
+      section_(std::move(other.section_)),
+      notifiers_(other.notifiers_) {
+  other.domain_ = nullptr;
+}
+
+InvalidationToken& InvalidationToken::operator=(InvalidationToken&& other) noexcept {
+  if (this == &other) return *this;
+  end_dropped();
+  domain_ = other.domain_;
+  range_ = other.range_;
+  section_ = std::move(other.section_);
+  notifiers_ = other.notifiers_;
+  other.domain_ = nullptr;
+  return *this;
+}
+
+InvalidationToken::~InvalidationToken() { end_dropped(); }
+
+void InvalidationToken::end_dropped() {
+  if (domain_ == nullptr) return;
+  ITN_DCHECK(false,
+             "I25: an InvalidationToken was dropped without invalidate_range_end() (every "
+             "start is ended exactly once, through its token)");
+  domain_->invalidate_range_end(std::move(*this));
 }
 
 void NotifierDomain::end_locked() {
   if (--active_ > 0) return;
-  if (!pending_registers_.empty()) {
-    append_to_list_locked(pending_registers_);
-    pending_registers_.clear();
-  }
   // Relaxed: seq_ is written only under mu_, which we hold.
   const std::uint64_t seq = seq_.load(std::memory_order_relaxed);
   if (!is_odd(seq)) return;

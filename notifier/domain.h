@@ -6,7 +6,8 @@
 // meet without sharing a lock (see notifier/interval_notifier.h for the driver's side).
 //
 // The protocol, as the domain sees it:
-// - An invalidation (invalidate_range_start .. invalidate_range_end) counts itself active.
+// - An invalidation (invalidate_range_start .. invalidate_range_end, joined by the token
+//   the start returns) counts itself active; any number may be active at once.
 //   If its range overlaps a walked notifier, the domain sequence becomes odd; every such
 //   notifier's invalidate() is called with that odd sequence. Walks take no lock.
 // - While the sequence is odd the set of walked notifiers does not change: insert() and
@@ -25,7 +26,12 @@
 // read_begin() may be used (debug builds check, I9).
 // Lifetime: created with make_ref<NotifierDomain>(). Every inserted notifier holds a
 // reference (a "grab": the domain's memory) until its remove() returns; that is distinct
-// from the address space's users, which end with release().
+// from the address space's users, which end with release(). The domain holds a reference
+// to every inserted notifier, so the caller may drop its own right after insert() and
+// remove() through a plain reference: the memory stays valid until remove() returned and
+// every read section that could see the notifier ended (I24). That last reference may
+// then be dropped on the domain's worker thread, so a notifier's destructor must not
+// drop the last reference to its domain (dies, I24).
 // Memory ordering: an insert() that returned happens-before every invalidation start that
 // follows it under the domain mutex; an invalidation's callbacks happen-before the
 // invalidate_range_end() that follows; remove()'s return happens-after the last callback
@@ -42,6 +48,7 @@
 
 #include "itree/interval_tree.h"
 #include "notifier/interval_notifier.h"
+#include "notifier/invalidation_token.h"
 #include "notifier/notifier.h"
 #include "notifier/range.h"
 #include "sync/atomic.h"
@@ -103,24 +110,33 @@ class NotifierDomain : public RefCounted {
 
   // NotifierDomain::invalidate_range_start()
   //
-  // Announces that `range` is about to change and calls the overlapping notifiers.
-  // Every OK return must be matched by exactly one invalidate_range_end() (I3).
+  // Announces that `range` is about to change and calls the overlapping interval
+  // notifiers and every whole-space notifier. The returned token must be passed to
+  // invalidate_range_end() exactly once (I3, I25; see notifier/invalidation_token.h).
+  // Several invalidations may be active at once, on any threads.
+  // Context: between start and end the caller must not call unregister_notifier() or
+  //   synchronize() of this domain (they wait for the end), nor remove() a notifier this
+  //   invalidation reached.
   // Errors: kInvalidArgument for an empty range (nothing happened); kUnavailable when
-  // !range.blockable and a callback refused: the start has undone its own bookkeeping and
-  // the caller must NOT call invalidate_range_end() (R5).
-  absl::Status invalidate_range_start(const Range& range) ABSL_LOCKS_EXCLUDED(mu_);
+  //   !range.blockable and a callback refused: the start has undone its own bookkeeping,
+  //   the whole-space notifiers whose start ran got their end (R5), and there is no token.
+  [[nodiscard]] absl::StatusOr<InvalidationToken> invalidate_range_start(const Range& range)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // NotifierDomain::invalidate_range_end()
   //
-  // Ends an invalidation started with the same range. The last active end applies the
-  // deferred inserts and removes and wakes read_begin() and remove() waiters.
-  // Errors: kFailedPrecondition for an end with no active start (nothing changes).
-  absl::Status invalidate_range_end(const Range& range) ABSL_LOCKS_EXCLUDED(mu_);
+  // Ends the invalidation `token` stands for: the whole-space notifiers its start called
+  // get their end, and the last active end applies the deferred inserts and removes and
+  // wakes read_begin() and remove() waiters. A token that another domain issued, or that
+  // was already ended (moved from), is a contract violation (dies).
+  void invalidate_range_end(InvalidationToken token) ABSL_LOCKS_EXCLUDED(mu_);
 
   // NotifierDomain::register_notifier()
   //
-  // Subscribes the whole-space notifier `n` (owned by the caller). During an active
-  // invalidation the registration takes effect when the invalidations end.
+  // Subscribes the whole-space notifier `n` (owned by the caller). Every invalidation that
+  // starts after this returns calls it, start and end (I28); one already active when it
+  // is called does not, neither start nor end. A notifier may be registered again after
+  // unregister_notifier() returned, and then gets release() again (I27).
   // Errors (nothing changes): kFailedPrecondition if `n` is registered somewhere or the
   // domain was released.
   absl::Status register_notifier(Notifier& n) ABSL_LOCKS_EXCLUDED(mu_);
@@ -128,7 +144,8 @@ class NotifierDomain : public RefCounted {
   // NotifierDomain::unregister_notifier()
   //
   // Unsubscribes `n`, delivering release() first if the teardown has not (I14), then
-  // waits until no callback of `n` runs on any thread (I15).
+  // waits until no callback of `n` runs on any thread (I15): every invalidation active at
+  // the call ends first, so one whose start reached `n` also reaches it with its end (I25).
   // Context: may block; not from a callback of this domain (debug: dies, I9).
   // Errors (nothing changes): kInvalidArgument if `n` is not registered here by
   // register_notifier().
@@ -202,8 +219,8 @@ class NotifierDomain : public RefCounted {
   void publish_list_locked(NotifierList next) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status register_locked(Notifier& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool unpublish_locked(Notifier& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status call_start_notifiers(const Range& range) ABSL_LOCKS_EXCLUDED(mu_);
-  void call_end_notifiers(const Range& range);
+  absl::Status call_start_notifiers(const Range& range, const NotifierList* list);
+  void call_end_notifiers(const Range& range, const NotifierList* list);
   void deliver_release(Notifier& n);
   absl::Status start_interval_part(const Range& range) ABSL_LOCKS_EXCLUDED(mu_);
   bool any_walked_overlap(const Range& range) const;
@@ -218,7 +235,6 @@ class NotifierDomain : public RefCounted {
   static bool inserted(State state) {
     return state == State::kLive || state == State::kDeferredInsert;
   }
-  void append_to_list_locked(const NotifierList& more) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Declared first: destroyed last, after the tree whose nodes it frees.
   mutable SrcuDomain srcu_;
@@ -237,7 +253,6 @@ class NotifierDomain : public RefCounted {
   // Whole-space notifiers: an immutable list replaced under mu_ and read by callbacks in
   // read sections; old lists are freed after a grace period.
   Atomic<const NotifierList*> notifiers_{nullptr};
-  NotifierList pending_registers_ ABSL_GUARDED_BY(mu_);  // applied when active_ reaches 0
   // Serialises get_notifier()/put_notifier(), so alloc_notifier() runs once per instance
   // without holding mu_ (it may call back into the domain).
   Mutex get_mu_ ABSL_ACQUIRED_BEFORE(mu_);

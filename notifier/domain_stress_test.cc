@@ -88,9 +88,10 @@ TEST(NotifierDomainStress, ProtocolStaysCoherentUnderChurn) {
   for (int i = 0; i < kInvalidations || (installs.load() < 200 && i < 100 * kInvalidations); ++i) {
     const std::uint64_t page = rng() % 64;
     const Range r{page * kPage, (page + 1 + rng() % 4) * kPage, Event::kClear, i % 5 != 0, nullptr};
-    if (!domain->invalidate_range_start(r).ok()) continue;  // refused: nothing to end
-    cpu_version.fetch_add(1);  // the CPU page table changes inside the bracket
-    ASSERT_TRUE(domain->invalidate_range_end(r).ok());
+    absl::StatusOr<InvalidationToken> token = domain->invalidate_range_start(r);
+    if (!token.ok()) continue;  // refused: nothing to end
+    cpu_version.fetch_add(1);   // the CPU page table changes inside the bracket
+    domain->invalidate_range_end(*std::move(token));
     MutexLock l(device->mu);
     if (device->copy != 0 && device->copy != cpu_version.load()) stale.fetch_add(1);
   }

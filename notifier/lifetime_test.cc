@@ -10,6 +10,7 @@
 
 #include "notifier/domain.h"
 #include "notifier/domain_test_peer.h"
+#include "notifier/test_invalidations.h"
 #include "sync/test_util.h"
 
 namespace itn {
@@ -50,7 +51,7 @@ TEST(NotifierDomainLifetime, ANotifierIsNotFreedBeforeItsDeferredEraseIsPublishe
   auto domain = make_ref<NotifierDomain>();
   std::atomic<int> destroyed{0};
   IntervalNotifier* raw = insert_sole_owned(*domain, &destroyed);
-  ASSERT_TRUE(domain->invalidate_range_start(kFirstPage).ok());
+  InvalidationToken token = testing::start_ok(*domain, kFirstPage);
   std::thread remover([&] { EXPECT_TRUE(domain->remove(*raw).ok()); });
   wait_until([&] { return domain->stats().deferred_removes > 0; });
 
@@ -58,7 +59,7 @@ TEST(NotifierDomainLifetime, ANotifierIsNotFreedBeforeItsDeferredEraseIsPublishe
   hooks.emplace(SchedPoint::kStore, Peer::tree_root(*domain), 1);
   std::thread ender([&] {
     set_thread_hooks(&*hooks);
-    EXPECT_TRUE(domain->invalidate_range_end(kFirstPage).ok());
+    domain->invalidate_range_end(std::move(token));
     set_thread_hooks(nullptr);
   });
   wait_until([&] { return hooks->paused.load(); });
@@ -80,7 +81,7 @@ TEST(NotifierDomainLifetime, RemoveNeverTouchesASoleOwnedNotifierAfterItWasFreed
   auto domain = make_ref<NotifierDomain>();
   std::atomic<int> destroyed{0};
   IntervalNotifier* raw = insert_sole_owned(*domain, &destroyed);
-  ASSERT_TRUE(domain->invalidate_range_start(kFirstPage).ok());
+  InvalidationToken token = testing::start_ok(*domain, kFirstPage);
   // remove() locks the domain mutex on entry and again when its wait returns: hold it
   // there, woken but not yet back inside.
   hooks.emplace(SchedPoint::kLock, &Peer::mu(*domain), 2);
@@ -90,8 +91,8 @@ TEST(NotifierDomainLifetime, RemoveNeverTouchesASoleOwnedNotifierAfterItWasFreed
     set_thread_hooks(nullptr);
   });
   wait_until([&] { return hooks->paused.load(); });
-  ASSERT_TRUE(domain->invalidate_range_end(kFirstPage).ok());  // applies the erase
-  domain->synchronize();  // runs every deferred free queued so far
+  domain->invalidate_range_end(std::move(token));  // applies the erase
+  domain->synchronize();                           // runs every deferred free queued so far
   EXPECT_EQ(destroyed.load(), 0) << "I24: the notifier was freed while remove() still used it";
   hooks->may_go.store(true);
   remover.join();

@@ -6,6 +6,7 @@
 #include "gtest/gtest.h"
 
 #include "notifier/domain.h"
+#include "notifier/test_invalidations.h"
 
 namespace itn {
 namespace {
@@ -34,10 +35,7 @@ class MisuseTest : public ::testing::Test {
     ASSERT_TRUE(domain_->insert(sub_, 0, kPage, nullptr).ok());
   }
   void TearDown() override { (void)domain_->remove(*sub_); }
-  void invalidate() {
-    ASSERT_TRUE(domain_->invalidate_range_start(Range{0, kPage}).ok());
-    ASSERT_TRUE(domain_->invalidate_range_end(Range{0, kPage}).ok());
-  }
+  void invalidate() { testing::invalidate(*domain_, Range{0, kPage}); }
 
   Ref<NotifierDomain> domain_ = make_ref<NotifierDomain>();
   Ref<DriverNotifier> sub_ = make_ref<DriverNotifier>();

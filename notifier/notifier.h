@@ -63,8 +63,10 @@ class Notifier {
   //
   // Bracket every invalidation of the domain. start may return false only when
   // !range.blockable and it would have to sleep; the invalidation then fails, and the
-  // notifiers whose start succeeded get their end (R5). Registrations made during an
-  // invalidation take effect after it, so a notifier never gets an end without its start.
+  // notifiers whose start succeeded get their end (R5). Each invalidation's end goes to
+  // exactly the notifiers its start reached (I25): one registered while an invalidation
+  // is active gets neither its start nor its end, but every invalidation that starts
+  // after register_notifier() returned (I28).
   virtual bool invalidate_range_start(const Range& range) {
     (void)range;
     return true;

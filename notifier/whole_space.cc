@@ -31,23 +31,16 @@ absl::Status NotifierDomain::register_locked(Notifier& n) {
   }
   n.domain_ = this;
   n.grab_ = Ref<RefCounted>::from_this(this);
-  if (active_ > 0) {
-    pending_registers_.push_back(&n);  // end_locked() publishes it
-    return absl::OkStatus();
-  }
-  append_to_list_locked({&n});
+  // Published at once (I28): starts that load the list after this see `n`; those active
+  // now carry the old list to their end, so `n` gets neither their start nor their end.
+  const NotifierList* current = notifier_list();
+  NotifierList next = current ? *current : NotifierList();
+  next.push_back(&n);
+  publish_list_locked(std::move(next));
   return absl::OkStatus();
 }
 
-void NotifierDomain::append_to_list_locked(const NotifierList& more) {
-  const NotifierList* current = notifier_list();
-  NotifierList next = current ? *current : NotifierList();
-  next.insert(next.end(), more.begin(), more.end());
-  publish_list_locked(std::move(next));
-}
-
 bool NotifierDomain::unpublish_locked(Notifier& n) {
-  if (std::erase(pending_registers_, &n) > 0) return true;
   const NotifierList* current = notifier_list();
   if (current == nullptr || std::find(current->begin(), current->end(), &n) == current->end()) {
     return false;
@@ -97,9 +90,7 @@ absl::StatusOr<Notifier*> NotifierDomain::get_notifier(const NotifierOps& ops, v
   {
     MutexLock l(mu_);
     if (released_) return absl::FailedPreconditionError("NotifierDomain: the domain was released");
-    const NotifierList* pending = &pending_registers_;
-    for (const NotifierList* list : {notifier_list(), pending}) {
-      if (list == nullptr) continue;
+    if (const NotifierList* list = notifier_list()) {
       for (Notifier* n : *list) {
         if (n->ops_ == &ops) {
           ++n->users_;
@@ -166,9 +157,7 @@ bool NotifierDomain::released() const {
   return released_;
 }
 
-absl::Status NotifierDomain::call_start_notifiers(const Range& range) {
-  auto guard = srcu_.read_lock();
-  const NotifierList* list = notifier_list();
+absl::Status NotifierDomain::call_start_notifiers(const Range& range, const NotifierList* list) {
   if (list == nullptr) return absl::OkStatus();
   ContextScope scope(this);  // callbacks run in this domain's context (I9)
   for (auto it = list->begin(); it != list->end(); ++it) {
@@ -179,14 +168,12 @@ absl::Status NotifierDomain::call_start_notifiers(const Range& range) {
     for (auto done = list->begin(); done != it; ++done) (*done)->invalidate_range_end(range);
     return absl::UnavailableError(
         "NotifierDomain::invalidate_range_start: a notifier refused a non-blockable "
-        "invalidation; do not call invalidate_range_end()");
+        "invalidation; there is nothing to end");
   }
   return absl::OkStatus();
 }
 
-void NotifierDomain::call_end_notifiers(const Range& range) {
-  auto guard = srcu_.read_lock();
-  const NotifierList* list = notifier_list();
+void NotifierDomain::call_end_notifiers(const Range& range, const NotifierList* list) {
   if (list == nullptr) return;
   ContextScope scope(this);  // callbacks run in this domain's context (I9)
   for (Notifier* n : *list) n->invalidate_range_end(range);

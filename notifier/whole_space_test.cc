@@ -6,6 +6,7 @@
 #include "gtest/gtest.h"
 
 #include "notifier/domain.h"
+#include "notifier/test_invalidations.h"
 #include "sync/test_util.h"
 
 namespace itn {
@@ -50,29 +51,51 @@ TEST(WholeSpaceNotifier, StartAndEndBracketEveryInvalidation) {
   CountingNotifier n;
   ASSERT_TRUE(domain->register_notifier(n).ok());
   EXPECT_EQ(domain->register_notifier(n).code(), absl::StatusCode::kFailedPrecondition);
-  ASSERT_TRUE(domain->invalidate_range_start(range(0, kPage)).ok());
+  InvalidationToken token = testing::start_ok(*domain, range(0, kPage));
   EXPECT_EQ(n.starts.load(), 1);
   EXPECT_EQ(n.ends.load(), 0);
-  ASSERT_TRUE(domain->invalidate_range_end(range(0, kPage)).ok());
+  domain->invalidate_range_end(std::move(token));
   EXPECT_EQ(n.ends.load(), 1);
   ASSERT_TRUE(domain->unregister_notifier(n).ok());
   EXPECT_EQ(n.releases.load(), 1) << "unregister delivers release() when teardown has not";
   EXPECT_EQ(domain->unregister_notifier(n).code(), absl::StatusCode::kInvalidArgument);
 }
 
-TEST(WholeSpaceNotifier, RegistrationDuringAnInvalidationNeverGetsAnEndWithoutItsStart) {
+TEST(WholeSpaceNotifier, RegisteredDuringAnInvalidationItGetsEveryLaterOneButNotThatEndI28) {
   auto domain = make_ref<NotifierDomain>();
   CountingNotifier late;
-  ASSERT_TRUE(domain->invalidate_range_start(range(0, kPage)).ok());
+  InvalidationToken active = testing::start_ok(*domain, range(0, kPage));
   ASSERT_TRUE(domain->register_notifier(late).ok());
-  ASSERT_TRUE(domain->invalidate_range_end(range(0, kPage)).ok());
-  EXPECT_EQ(late.starts.load(), 0);
-  EXPECT_EQ(late.ends.load(), 0);
-  ASSERT_TRUE(domain->invalidate_range_start(range(0, kPage)).ok());
-  ASSERT_TRUE(domain->invalidate_range_end(range(0, kPage)).ok());
-  EXPECT_EQ(late.starts.load(), 1);
+  // Starts after the registration returned, while the first is still active: reaches it.
+  InvalidationToken later = testing::start_ok(*domain, range(kPage, 2 * kPage));
+  EXPECT_EQ(late.starts.load(), 1) << "I28: an invalidation that started after register missed it";
+  domain->invalidate_range_end(std::move(later));
   EXPECT_EQ(late.ends.load(), 1);
+  domain->invalidate_range_end(std::move(active));
+  EXPECT_EQ(late.ends.load(), 1) << "I25: an end without its start";
+  testing::invalidate(*domain, range(0, kPage));
+  EXPECT_EQ(late.starts.load(), 2);
+  EXPECT_EQ(late.ends.load(), 2);
   ASSERT_TRUE(domain->unregister_notifier(late).ok());
+}
+
+TEST(WholeSpaceNotifier, UnregisterDuringAnInvalidationWaitsForItsEndI25I15) {
+  auto domain = make_ref<NotifierDomain>();
+  CountingNotifier n;
+  ASSERT_TRUE(domain->register_notifier(n).ok());
+  InvalidationToken active = testing::start_ok(*domain, range(0, kPage));
+  ASSERT_EQ(n.starts.load(), 1);
+  std::atomic<bool> unregistered{false};
+  std::thread unregister([&] {
+    EXPECT_TRUE(domain->unregister_notifier(n).ok());
+    unregistered.store(true);
+  });
+  wait_until([&] { return unregistered.load() || domain->stats().unregister_fences > 0; });
+  EXPECT_FALSE(unregistered.load()) << "I15: unregister returned while an invalidation that "
+                                       "reached the notifier could still call it";
+  domain->invalidate_range_end(std::move(active));
+  unregister.join();
+  EXPECT_EQ(n.ends.load(), 1) << "I25: the notifier got the start but not the end";
 }
 
 TEST(WholeSpaceNotifier, RefusedStartEndsTheNotifiersThatStartedR5) {
@@ -81,7 +104,7 @@ TEST(WholeSpaceNotifier, RefusedStartEndsTheNotifiersThatStartedR5) {
   second.refuse.store(true);
   ASSERT_TRUE(domain->register_notifier(first).ok());
   ASSERT_TRUE(domain->register_notifier(second).ok());
-  EXPECT_EQ(domain->invalidate_range_start(range(0, kPage, /*blockable=*/false)).code(),
+  EXPECT_EQ(domain->invalidate_range_start(range(0, kPage, /*blockable=*/false)).status().code(),
             absl::StatusCode::kUnavailable);
   EXPECT_EQ(first.starts.load(), 1);
   EXPECT_EQ(first.ends.load(), 1) << "a notifier whose start succeeded missed its end";
@@ -210,10 +233,7 @@ const NotifierOps kBlockingOps{[](NotifierDomain&, void*) -> Notifier* { return 
 TEST(GetPutNotifier, FreeNeverRunsConcurrentlyWithACallbackI13) {
   auto domain = make_ref<NotifierDomain>();
   Notifier* n = *domain->get_notifier(kBlockingOps, nullptr);
-  std::thread invalidator([&] {
-    EXPECT_TRUE(domain->invalidate_range_start(range(0, kPage)).ok());
-    EXPECT_TRUE(domain->invalidate_range_end(range(0, kPage)).ok());
-  });
+  std::thread invalidator([&] { testing::invalidate(*domain, range(0, kPage)); });
   wait_until([] { return Blocking::inside.load(); });
   ASSERT_TRUE(domain->put_notifier(*n).ok());  // the last put: never blocks on readers
   EXPECT_FALSE(Blocking::freed.load()) << "freed without a grace period";
@@ -229,9 +249,8 @@ TEST(GetPutNotifier, ConcurrentInvalidationsNeverSeeAHalfBuiltNotifierR4) {
   std::atomic<bool> stop{false};
   std::thread invalidator([&] {
     while (!stop.load()) {
-      if (domain->invalidate_range_start(range(0, kPage)).ok()) {
-        (void)domain->invalidate_range_end(range(0, kPage));
-      }
+      absl::StatusOr<InvalidationToken> token = domain->invalidate_range_start(range(0, kPage));
+      if (token.ok()) domain->invalidate_range_end(*std::move(token));
     }
   });
   int context = 0;

@@ -13,6 +13,7 @@
 // as the contract asks.
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <ostream>
 #include <sstream>
 #include <string>
@@ -109,11 +110,18 @@ void run_steps(int thread, const std::vector<Step>& steps, NotifierDomain& domai
       case Step::Kind::kInvalidate: {
         const std::uint64_t start = kRanges[s.arg].first, end = kRanges[s.arg].second;
         const Range r{start, end, Event::kClear, /*blockable=*/true, nullptr};
-        h.record(thread, DomainOp{DomainOp::Kind::kStart, 0, start, end - 1},
-                 [&] { return NotifierResult::status(domain.invalidate_range_start(r).code()); });
+        std::optional<InvalidationToken> token;
+        h.record(thread, DomainOp{DomainOp::Kind::kStart, 0, start, end - 1}, [&] {
+          absl::StatusOr<InvalidationToken> started = domain.invalidate_range_start(r);
+          const absl::StatusCode code = started.status().code();
+          if (started.ok()) token.emplace(*std::move(started));
+          return NotifierResult::status(code);
+        });
         walk_page_table();  // the page table change between start and end
-        h.record(thread, DomainOp{DomainOp::Kind::kEnd, 0, start, end - 1},
-                 [&] { return NotifierResult::status(domain.invalidate_range_end(r).code()); });
+        h.record(thread, DomainOp{DomainOp::Kind::kEnd, 0, start, end - 1}, [&] {
+          domain.invalidate_range_end(std::move(*token));
+          return NotifierResult::status(absl::StatusCode::kOk);
+        });
         break;
       }
     }

@@ -22,6 +22,7 @@
 #include "hw_model/process.h"
 #include "hw_model/sva.h"
 #include "notifier/domain.h"
+#include "notifier/test_invalidations.h"
 #include "sync/atomic.h"
 
 namespace itn::races {
@@ -112,10 +113,7 @@ TEST(Races, R3RemoveReturnsOnlyAfterItsDeferredEraseIsApplied) {
     auto domain = make_ref<NotifierDomain>();
     auto sub = make_ref<Sub>();
     if (!domain->insert(sub, 0, kPage, nullptr).ok()) return absl::InternalError("insert");
-    auto invalidate = [&] {
-      (void)domain->invalidate_range_start(range(0, kPage));
-      (void)domain->invalidate_range_end(range(0, kPage));
-    };
+    auto invalidate = [&] { testing::invalidate(*domain, range(0, kPage)); };
     ex.run({invalidate, invalidate, [&] {
               (void)domain->remove(*sub);
               sub->removed.store(true, std::memory_order_relaxed);
@@ -148,10 +146,7 @@ TEST(Races, R4GetNotifierPublishesOnlyCompleteNotifiers) {
               absl::StatusOr<Notifier*> n = domain->get_notifier(kSharedOps, &context);
               if (n.ok()) (void)domain->put_notifier(**n);
             },
-            [&] {
-              (void)domain->invalidate_range_start(range(0, kPage));
-              (void)domain->invalidate_range_end(range(0, kPage));
-            }});
+            [&] { testing::invalidate(*domain, range(0, kPage)); }});
     domain->synchronize();
     return Shared::half_built ? absl::InternalError("a half-built notifier was called")
                               : absl::OkStatus();
@@ -178,12 +173,10 @@ TEST(Races, R5RefusedNonBlockingStartLeavesNothingBehind) {
     }
     ex.run({[&] {
               const Range r = range(0, 2 * kPage, /*blockable=*/false);
-              if (domain->invalidate_range_start(r).ok()) (void)domain->invalidate_range_end(r);
+              absl::StatusOr<InvalidationToken> token = domain->invalidate_range_start(r);
+              if (token.ok()) domain->invalidate_range_end(*std::move(token));
             },
-            [&] {
-              (void)domain->invalidate_range_start(range(0, kPage));
-              (void)domain->invalidate_range_end(range(0, kPage));
-            },
+            [&] { testing::invalidate(*domain, range(0, kPage)); },
             [&] { (void)ok->read_begin(); }});  // hangs (a deadlock report) if left odd
     std::string problems;
     if (domain->active_for_testing() != 0) absl::StrAppend(&problems, "active count left; ");

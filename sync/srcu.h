@@ -21,6 +21,9 @@
 //   thread that made it and is released in LIFO order.
 // - Sections may be long and may block (hence "sleepable"); a long section only delays
 //   grace periods and callbacks of its own domain.
+// - hold() makes a Section that is not tied to a thread: it can be moved and ended on
+//   another thread (the kernel's srcu_down_read()/srcu_up_read()). The I23 check does not
+//   see it, so a thread holding one must itself not call synchronize() or barrier().
 //
 // How it works
 // Each domain has two counters per shard (a thread keeps one shard for life). A reader
@@ -79,6 +82,7 @@ struct SrcuStats {
 class SrcuDomain {
  public:
   class ReadGuard;
+  class Section;
 
   SrcuDomain() = default;
   ~SrcuDomain();
@@ -89,6 +93,12 @@ class SrcuDomain {
   //
   // Enters a read section that lasts as long as the returned guard. Never blocks.
   [[nodiscard]] ReadGuard read_lock();
+
+  // SrcuDomain::hold()
+  //
+  // Enters a read section that lasts until the returned Section is ended or destroyed,
+  // on whichever thread that happens. Never blocks. Invisible to in_read_section().
+  [[nodiscard]] Section hold();
 
   // SrcuDomain::synchronize()
   //
@@ -129,6 +139,8 @@ class SrcuDomain {
     Atomic<std::int64_t> count[2];
   };
 
+  // Enters a read section on the calling thread's shard; returns the counter to leave by.
+  Atomic<std::int64_t>* enter();
   void wait_for_readers(int index);
   void worker_loop() ABSL_LOCKS_EXCLUDED(cb_mu_);
 
@@ -188,19 +200,8 @@ class [[nodiscard]] SrcuDomain::ReadGuard {
  private:
   friend class SrcuDomain;
 
-  explicit ReadGuard(SrcuDomain& domain) : domain_(&domain) {
+  explicit ReadGuard(SrcuDomain& domain) : domain_(&domain), counter_(domain.enter()) {
     srcu_internal::ThreadState& ts = srcu_internal::tl_state;
-    if (ts.shard == srcu_internal::ThreadState::kNoShard) [[unlikely]] {
-      ts.shard = srcu_internal::assign_shard();
-    }
-    // Relaxed: the epoch only steers the reader away from the index being drained; it
-    // pairs with nothing (see "How it works").
-    const auto index = domain.epoch_.load(std::memory_order_relaxed) & 1;
-    counter_ = &domain.shards_[ts.shard].count[index];
-    // Acquire: pairs with the release half of the drain RMW in wait_for_readers(). If a
-    // drain came first in this counter's order, every store its updater made before
-    // synchronize() is visible to this section.
-    counter_->fetch_add(1, std::memory_order_acquire);
     outer_ = ts.innermost;
     ts.innermost = this;
   }
@@ -210,7 +211,61 @@ class [[nodiscard]] SrcuDomain::ReadGuard {
   const ReadGuard* outer_;
 };
 
+// SrcuDomain::Section
+//
+// A read section of one domain from hold() until end() or destruction, movable, and
+// ended on any thread. A moved-from or ended Section holds nothing.
+class [[nodiscard]] SrcuDomain::Section {
+ public:
+  Section() = default;
+  Section(Section&& other) noexcept : counter_(other.counter_) { other.counter_ = nullptr; }
+  Section& operator=(Section&& other) noexcept {
+    if (this != &other) {
+      end();
+      counter_ = other.counter_;
+      other.counter_ = nullptr;
+    }
+    return *this;
+  }
+  ~Section() { end(); }
+
+  // SrcuDomain::Section::end()
+  //
+  // Leaves the section (nothing if it holds none).
+  void end() {
+    if (counter_ == nullptr) return;
+    // Release: pairs with the acquire half of the drain RMW in wait_for_readers(), as in
+    // ~ReadGuard().
+    counter_->fetch_sub(1, std::memory_order_release);
+    counter_ = nullptr;
+  }
+
+ private:
+  friend class SrcuDomain;
+  explicit Section(Atomic<std::int64_t>* counter) : counter_(counter) {}
+
+  Atomic<std::int64_t>* counter_ = nullptr;
+};
+
+inline Atomic<std::int64_t>* SrcuDomain::enter() {
+  srcu_internal::ThreadState& ts = srcu_internal::tl_state;
+  if (ts.shard == srcu_internal::ThreadState::kNoShard) [[unlikely]] {
+    ts.shard = srcu_internal::assign_shard();
+  }
+  // Relaxed: the epoch only steers the reader away from the index being drained; it
+  // pairs with nothing (see "How it works").
+  const auto index = epoch_.load(std::memory_order_relaxed) & 1;
+  Atomic<std::int64_t>* counter = &shards_[ts.shard].count[index];
+  // Acquire: pairs with the release half of the drain RMW in wait_for_readers(). If a
+  // drain came first in this counter's order, every store its updater made before
+  // synchronize() is visible to this section.
+  counter->fetch_add(1, std::memory_order_acquire);
+  return counter;
+}
+
 inline SrcuDomain::ReadGuard SrcuDomain::read_lock() { return ReadGuard(*this); }
+
+inline SrcuDomain::Section SrcuDomain::hold() { return Section(enter()); }
 
 }  // namespace itn
 

@@ -26,16 +26,22 @@ struct ModelSub {
 
 struct ModelWhole {
   bool registered = true;
-  bool published;  // false while a registration waits for the active invalidations
   int starts = 0, ends = 0, releases = 0;
+};
+
+// An active invalidation: its range and the whole-space notifiers its start called,
+// which are the ones its end calls (I25).
+struct ModelInvalidation {
+  std::uint64_t start, last;  // inclusive
+  std::vector<int> wholes;
 };
 
 struct DomainModel {
   std::uint64_t seq = 2;
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> active;  // started ranges (inclusive)
-  std::vector<ModelSub> subs;                                   // index = id, never erased
-  std::vector<int> deferred;                                    // ids of deferred inserts, FIFO
-  std::vector<ModelWhole> wholes;                               // index = id
+  std::vector<ModelInvalidation> active;  // in start order
+  std::vector<ModelSub> subs;             // index = id, never erased
+  std::vector<int> deferred;              // ids of deferred inserts, FIFO
+  std::vector<ModelWhole> wholes;         // index = id
   bool released = false;
   int got_users = 0;  // users of the get/put notifier
 
@@ -66,7 +72,7 @@ struct DomainModel {
   // The interval part of a start: count it, make the sequence odd if it reaches anyone.
   // Returns the ids to call, in no particular order (the caller orders them).
   std::vector<int> begin_invalidation(std::uint64_t start, std::uint64_t last) {
-    active.emplace_back(start, last);
+    active.push_back({start, last, {}});
     std::vector<int> hit;
     for (int id = 0; id < static_cast<int>(subs.size()); ++id) {
       if (walked(subs[id]) && overlaps(subs[id], start, last)) hit.push_back(id);
@@ -80,14 +86,26 @@ struct DomainModel {
     subs[id].seq = seq;
   }
 
+  // The whole-space part of the newest start: every registered notifier (I28).
+  void start_wholes() {
+    for (int id = 0; id < static_cast<int>(wholes.size()); ++id) {
+      if (!wholes[id].registered) continue;
+      wholes[id].starts++;
+      active.back().wholes.push_back(id);
+    }
+  }
+
+  // An end: the whole-space notifiers its start called, then the bookkeeping.
+  void end_invalidation(std::size_t index) {
+    for (int id : active[index].wholes) wholes[id].ends++;
+    finish_invalidation(index);
+  }
+
   // The bookkeeping of an end (or of an undone start): the last one applies the deferred
-  // list and publishes waiting registrations.
+  // list.
   void finish_invalidation(std::size_t index) {
     active.erase(active.begin() + static_cast<long>(index));
     if (!active.empty()) return;
-    for (ModelWhole& w : wholes) {
-      if (w.registered) w.published = true;
-    }
     if (!odd()) return;
     for (int id : deferred) subs[id].state = ModelSub::State::kLive;
     deferred.clear();

@@ -1,0 +1,65 @@
+// notifier/invalidation_token.h
+//
+// itn::InvalidationToken: what NotifierDomain::invalidate_range_start() hands back and
+// invalidate_range_end() consumes. Because the end needs the token, an end without a
+// start, or two ends of one start, cannot be written (I3, I25).
+//
+//   absl::StatusOr<InvalidationToken> token = domain.invalidate_range_start(range);
+//   if (!token.ok()) return token.status();  // refused: nothing to end
+//   ... change the page table ...
+//   domain.invalidate_range_end(*std::move(token));
+//
+// The token carries what the end needs: the range, and the list of whole-space notifiers
+// the start called, kept alive by a read section of the domain that lasts from the start
+// to the end, so that the end reaches exactly the notifiers the start reached (I25) and
+// unregister_notifier() of one of them waits for the end (I15).
+//
+// Thread safety: a token is a value; one thread uses it at a time. It may be moved to,
+//   and ended on, another thread.
+// Lifetime: must be ended before its domain is destroyed. Destroying a token that was not
+//   ended breaks I25: debug builds die naming the rule; release builds end the
+//   invalidation then, so that the domain is left consistent.
+// Memory ordering: as invalidate_range_end().
+#ifndef ITN_NOTIFIER_INVALIDATION_TOKEN_H_
+#define ITN_NOTIFIER_INVALIDATION_TOKEN_H_
+
+#include <vector>
+
+#include "notifier/range.h"
+#include "sync/srcu.h"
+
+namespace itn {
+
+class NotifierDomain;
+class Notifier;
+
+class [[nodiscard]] InvalidationToken {
+ public:
+  InvalidationToken(InvalidationToken&& other) noexcept;
+  // Assigning over a token that was not ended is destroying it (see Lifetime).
+  InvalidationToken& operator=(InvalidationToken&& other) noexcept;
+  InvalidationToken(const InvalidationToken&) = delete;
+  ~InvalidationToken();
+
+  const Range& range() const { return range_; }
+
+ private:
+  friend class NotifierDomain;
+  using NotifierList = std::vector<Notifier*>;
+
+  InvalidationToken(NotifierDomain* domain, const Range& range, SrcuDomain::Section section,
+                    const NotifierList* notifiers)
+      : domain_(domain), range_(range), section_(std::move(section)), notifiers_(notifiers) {}
+
+  // Ends a token nobody ended: dies in debug builds (I25), ends it in release builds.
+  void end_dropped();
+
+  NotifierDomain* domain_;  // null once ended or moved from
+  Range range_;
+  SrcuDomain::Section section_;    // keeps *notifiers_ alive; unregister waits for it
+  const NotifierList* notifiers_;  // what the start called (null: none)
+};
+
+}  // namespace itn
+
+#endif  // ITN_NOTIFIER_INVALIDATION_TOKEN_H_

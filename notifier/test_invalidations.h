@@ -1,0 +1,30 @@
+// notifier/test_invalidations.h
+//
+// Helpers for itn's own tests: invalidations that must succeed. Test-only; no library
+// target includes it.
+#ifndef ITN_NOTIFIER_TEST_INVALIDATIONS_H_
+#define ITN_NOTIFIER_TEST_INVALIDATIONS_H_
+
+#include <string>
+#include <utility>
+
+#include "notifier/domain.h"
+#include "sync/check.h"
+
+namespace itn::testing {
+
+// Starts `range` on `domain`; dies with the status if the start failed.
+inline InvalidationToken start_ok(NotifierDomain& domain, const Range& range) {
+  absl::StatusOr<InvalidationToken> token = domain.invalidate_range_start(range);
+  ITN_CHECK(token.ok(), std::string(token.status().message()).c_str());
+  return *std::move(token);
+}
+
+// One whole invalidation of `range`.
+inline void invalidate(NotifierDomain& domain, const Range& range) {
+  domain.invalidate_range_end(start_ok(domain, range));
+}
+
+}  // namespace itn::testing
+
+#endif  // ITN_NOTIFIER_TEST_INVALIDATIONS_H_
