@@ -30,6 +30,13 @@ using lock_tracking::ContextScope;
 
 bool is_odd(std::uint64_t seq) { return (seq & 1) != 0; }
 
+// The lock that serialises inserts of one notifier (into any domain). Striped: inserts
+// of different notifiers rarely share one, and never wait long when they do.
+Mutex& claim_lock(const IntervalNotifier& n) {
+  static Mutex locks[16];
+  return locks[(reinterpret_cast<std::uintptr_t>(&n) / 64) % 16];
+}
+
 }  // namespace
 
 NotifierDomain::~NotifierDomain() {
@@ -42,13 +49,22 @@ NotifierDomain::~NotifierDomain() {
 }
 
 void NotifierDomain::set_state(IntervalNotifier& sub, State state) {
-  // Release: pairs with the acquire load in find(); the notifier's fields are complete.
-  sub.state_.store(state, std::memory_order_release);
+  // Relaxed load: after the claim only the domain's mutex holder writes the word.
+  const std::uint64_t word = sub.claim_.load(std::memory_order_relaxed);
+  // Release: pairs with the acquire loads in find() and state_of(); the notifier's fields
+  // of this insertion are complete.
+  sub.claim_.store(IntervalNotifier::claim_word(IntervalNotifier::generation_in(word), state),
+                   std::memory_order_release);
 }
 
 IntervalNotifier::State NotifierDomain::state_of(const IntervalNotifier& sub) {
   // Acquire: pairs with the release store in set_state().
-  return sub.state_.load(std::memory_order_acquire);
+  return IntervalNotifier::state_in(sub.claim_.load(std::memory_order_acquire));
+}
+
+NotifierDomain::TreeEntry NotifierDomain::entry_of(IntervalNotifier& sub) {
+  // Relaxed: called under the domain's mutex, which orders every write after the claim.
+  return {&sub, IntervalNotifier::generation_in(sub.claim_.load(std::memory_order_relaxed))};
 }
 
 absl::Status NotifierDomain::insert(Ref<IntervalNotifier> sub, std::uint64_t start,
@@ -60,17 +76,37 @@ absl::Status NotifierDomain::insert(Ref<IntervalNotifier> sub, std::uint64_t sta
     return absl::InvalidArgumentError(absl::StrCat("NotifierDomain::insert: [", start, ", +",
                                                    length, ") runs past the address space"));
   }
-  MutexLock l(mu_);
-  if (released_) return absl::FailedPreconditionError("NotifierDomain: the domain was released");
-  if (state_of(*sub) != State::kNew) {
-    return absl::FailedPreconditionError(
-        "NotifierDomain::insert: notifier already inserted once (notifiers are single-use)");
-  }
   IntervalNotifier& n = *sub;
-  n.domain_ = this;
+  // I27: of concurrent inserts of one notifier, into any domains, one wins. They are
+  // serialised by its claim lock, so that a refusal comes after the winner's insert took
+  // effect (as find() sees it). Acquire: pairs with the release store of kFree at the
+  // end of remove(), after which nothing of the last insertion touches the notifier.
+  MutexLock claim(claim_lock(n));
+  const std::uint64_t free_word = n.claim_.load(std::memory_order_acquire);
+  if (IntervalNotifier::state_in(free_word) != State::kFree) {
+    return absl::FailedPreconditionError(
+        "NotifierDomain::insert: notifier is inserted (here or in another domain, or its "
+        "remove() has not returned)");
+  }
+  // A new generation before any field changes: find() re-checks it after reading the
+  // owner. Relaxed: the release store of the owner below publishes it.
+  n.claim_.store(
+      IntervalNotifier::claim_word(IntervalNotifier::generation_in(free_word) + 1, State::kClaimed),
+      std::memory_order_relaxed);
+  const std::uint64_t generation = IntervalNotifier::generation_in(free_word) + 1;
+  MutexLock l(mu_);
+  if (released_) {
+    // Release: gives the claim back unchanged (pairs with the acquire above).
+    n.claim_.store(free_word, std::memory_order_release);
+    return absl::FailedPreconditionError("NotifierDomain: the domain was released");
+  }
+  // Release: pairs with the acquire load in read_begin().
+  n.domain_.store(this, std::memory_order_release);
   n.start_ = start;
   n.last_ = last;
-  n.owner_ = owner;
+  // Release: pairs with find()'s acquire load of the owner; a find() that reads this value
+  // through an old snapshot then sees the claim above and skips the entry.
+  n.owner_.store(owner, std::memory_order_release);
   n.grab_ = Ref<RefCounted>::from_this(this);
   n.domain_ref_ = std::move(sub);
   // Relaxed: seq_ is written only under mu_, which we hold.
@@ -84,17 +120,17 @@ absl::Status NotifierDomain::insert(Ref<IntervalNotifier> sub, std::uint64_t sta
       seq_.store(seq, std::memory_order_release);
     }
     n.invalidate_seq_.store(seq, std::memory_order_relaxed);  // published by set_state()
-    set_state(n, State::kDeferredInsert);
     ++stats_.deferred_inserts;
     deferred_.push_back({true, &n});
   } else {
     n.invalidate_seq_.store(seq - 1, std::memory_order_relaxed);  // published by set_state()
-    set_state(n, State::kLive);
   }
   // In the tree at once, deferred or not, so that find() sees it; walks skip it until
-  // its state is kLive.
-  const absl::Status inserted = tree_.insert(start, last, &n);
+  // its state is kLive, and find() until the state below is published.
+  const absl::Status inserted = tree_.insert(start, last, TreeEntry{&n, generation});
   ITN_CHECK(inserted.ok(), "interval checked above");
+  // The insert takes effect here, for find(), walks and concurrent claimers alike.
+  set_state(n, active_ > 0 ? State::kDeferredInsert : State::kLive);
   return absl::OkStatus();
 }
 
@@ -108,22 +144,23 @@ absl::Status NotifierDomain::remove(IntervalNotifier& sub) {
   {
     MutexLock l(mu_);
     const State state = state_of(sub);
-    if (sub.domain_ != this || !inserted(state)) {
+    // Relaxed: only this domain's mutex holder stores `this` there.
+    if (sub.domain_.load(std::memory_order_relaxed) != this || !inserted(state)) {
       return absl::InvalidArgumentError(
           "NotifierDomain::remove: notifier is not inserted in this domain");
     }
     // Relaxed: seq_ is written only under mu_, which we hold.
     if (!is_odd(seq_.load(std::memory_order_relaxed))) {
       // No invalidation is calling notifiers: erase now (published on return).
-      const absl::Status erased = tree_.erase(sub.start_, sub.last_, &sub);
+      const absl::Status erased = tree_.erase(sub.start_, sub.last_, entry_of(sub));
       ITN_CHECK(erased.ok(), "a live notifier is in the tree");
-      set_state(sub, State::kRemoved);
+      set_state(sub, State::kErased);
     } else if (state == State::kDeferredInsert) {
       // Never walked: cancel the insert, no need to wait (I8).
       std::erase_if(deferred_, [&](const DeferredOp& op) { return op.sub == &sub; });
-      const absl::Status erased = tree_.erase(sub.start_, sub.last_, &sub);
+      const absl::Status erased = tree_.erase(sub.start_, sub.last_, entry_of(sub));
       ITN_CHECK(erased.ok(), "a deferred notifier is in the tree");
-      set_state(sub, State::kRemoved);
+      set_state(sub, State::kErased);
     } else {
       set_state(sub, State::kRemoving);
       deferred_.push_back({false, &sub});
@@ -131,11 +168,13 @@ absl::Status NotifierDomain::remove(IntervalNotifier& sub) {
       // R3: "has my erase been applied" is decided under mu_, the mutex under which
       // end_locked() applies it, never from a lock-free look at the sequence. end_locked()
       // publishes the erase before it releases mu_.
-      while (state_of(sub) != State::kRemoved) wq_.wait(mu_);
+      while (state_of(sub) != State::kErased) wq_.wait(mu_);
     }
     reference = std::move(sub.domain_ref_);
     grab = std::move(sub.grab_);
-    sub.domain_ = nullptr;  // the last access to `sub` here
+    sub.domain_.store(nullptr, std::memory_order_relaxed);  // read_begin() races are bugs
+    // The last access to `sub` here: from this store on another insert() may claim it (I27).
+    set_state(sub, State::kFree);
   }
   // I24: the erase is published and this call no longer touches `sub`. A find() or walk
   // that loaded an older root may still hold `sub` without a count; the grace period
@@ -153,11 +192,23 @@ Ref<IntervalNotifier> NotifierDomain::find(const void* owner, std::uint64_t star
   if (start > last) return nullptr;
   Ref<IntervalNotifier> found;
   auto guard = srcu_.read_lock();
-  tree_.for_each_overlap(start, last, [&](std::uint64_t, std::uint64_t, IntervalNotifier* n) {
-    if (n->owner_ != owner) return true;
-    const State state = state_of(*n);
-    if (!inserted(state)) return true;  // remove() has begun
-    // Cannot fail: the domain's own reference outlives every snapshot that holds `n`.
+  tree_.for_each_overlap(start, last, [&](std::uint64_t, std::uint64_t, const TreeEntry& e) {
+    IntervalNotifier* n = e.sub;
+    // Acquire: pairs with the release stores in set_state(); this insertion's owner is
+    // visible if the word still names it.
+    const std::uint64_t word = n->claim_.load(std::memory_order_acquire);
+    if (IntervalNotifier::generation_in(word) != e.generation) return true;  // a later insertion
+    if (!inserted(IntervalNotifier::state_in(word))) return true;            // remove() has begun
+    // Acquire: pairs with the release store in insert(). If this reads a later
+    // insertion's owner, the load below sees that insertion's claim.
+    const void* found_owner = n->owner_.load(std::memory_order_acquire);
+    // Only the generation matters here: the state may move on within this insertion
+    // (deferred to live, live to removing) without touching the owner.
+    const std::uint64_t again = n->claim_.load(std::memory_order_acquire);
+    if (IntervalNotifier::generation_in(again) != e.generation) return true;  // reinserted
+    if (found_owner != owner) return true;
+    // Cannot fail: the domain's reference for this insertion outlives every snapshot that
+    // holds the entry (remove() hands it to a grace period after the erase is published).
     found = Ref<IntervalNotifier>::try_get(n);
     return !found;
   });
@@ -168,8 +219,8 @@ bool NotifierDomain::any_walked_overlap(const Range& range) const {
   bool hit = false;
   auto guard = srcu_.read_lock();
   tree_.for_each_overlap(range.start, range.last(),
-                         [&](std::uint64_t, std::uint64_t, IntervalNotifier* n) {
-                           const State state = state_of(*n);
+                         [&](std::uint64_t, std::uint64_t, const TreeEntry& e) {
+                           const State state = state_of(*e.sub);
                            hit = walked(state);
                            return !hit;
                          });
@@ -222,10 +273,10 @@ absl::Status NotifierDomain::call_interval_notifiers(const Range& range, std::ui
     // The walked set cannot change under us: erases wait for active_ to reach zero, and
     // inserts made meanwhile are kDeferredInsert, which we skip (I5).
     tree_.for_each_overlap(range.start, range.last(),
-                           [&](std::uint64_t, std::uint64_t, IntervalNotifier* n) {
-                             const State state = state_of(*n);
+                           [&](std::uint64_t, std::uint64_t, const TreeEntry& e) {
+                             const State state = state_of(*e.sub);
                              if (!walked(state)) return true;
-                             if (n->invalidate(range, cur_seq)) return true;
+                             if (e.sub->invalidate(range, cur_seq)) return true;
                              ITN_CHECK(!range.blockable,
                                        "IntervalNotifier::invalidate() returned false for a "
                                        "blockable invalidation");
@@ -291,16 +342,16 @@ void NotifierDomain::end_locked() {
   if (!is_odd(seq)) return;
   {
     // I2: in FIFO order, in one publish.
-    IntervalTree<IntervalNotifier*>::Batch batch(tree_);
+    IntervalTree<TreeEntry, TreeEntryLess>::Batch batch(tree_);
     for (const DeferredOp& op : deferred_) {
       if (op.insert) {
         set_state(*op.sub, State::kLive);
       } else {
         // remove(), waiting for this, hands the notifier's reference off once the batch
         // is published.
-        const absl::Status erased = batch.erase(op.sub->start_, op.sub->last_, op.sub);
+        const absl::Status erased = batch.erase(op.sub->start_, op.sub->last_, entry_of(*op.sub));
         ITN_CHECK(erased.ok(), "a removing notifier is in the tree");
-        set_state(*op.sub, State::kRemoved);
+        set_state(*op.sub, State::kErased);
       }
     }
   }
@@ -334,19 +385,21 @@ std::uint64_t NotifierDomain::active_for_testing() const {
 }
 
 IntervalNotifier::~IntervalNotifier() {
-  ITN_CHECK(!grab_ && domain_ == nullptr,
+  ITN_CHECK(!grab_ && domain_.load(std::memory_order_relaxed) == nullptr,
             "I24: IntervalNotifier destroyed while inserted (its domain still uses it)");
 }
 
 std::uint64_t IntervalNotifier::read_begin() {
-  ITN_CHECK(domain_ != nullptr, "IntervalNotifier::read_begin() on a notifier not inserted");
-  ITN_CHECK_MAY_WAIT(domain_, "IntervalNotifier::read_begin");
+  // Acquire: pairs with the release store in insert().
+  NotifierDomain* const domain = domain_.load(std::memory_order_acquire);
+  ITN_CHECK(domain != nullptr, "IntervalNotifier::read_begin() on a notifier not inserted");
+  ITN_CHECK_MAY_WAIT(domain, "IntervalNotifier::read_begin");
   // Acquire: pairs with the release store in set_seq() (or the insert's publication).
   const std::uint64_t seq = invalidate_seq_.load(std::memory_order_acquire);
   // Acquire: pairs with the release stores of seq_ in the domain. If an invalidation
   // reached us (set_seq happened before this call), its odd seq_ store happened before that.
-  if (seq != domain_->seq_.load(std::memory_order_acquire)) return seq;  // fast path (I7)
-  return domain_->wait_for_seq_change(seq);
+  if (seq != domain->seq_.load(std::memory_order_acquire)) return seq;  // fast path (I7)
+  return domain->wait_for_seq_change(seq);
 }
 
 }  // namespace itn

@@ -40,6 +40,7 @@
 #define ITN_NOTIFIER_DOMAIN_H_
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -81,9 +82,12 @@ class NotifierDomain : public RefCounted {
   // Subscribes `sub` to invalidations of [start, start + length - 1]; `owner` is what find()
   // matches. If an invalidation is active the insert is deferred: `sub` is not called by
   // invalidations until the active ones end, and its first read_begin() waits for them.
+  // `sub` may have been inserted before (here or in another domain) if that remove()
+  // returned. Of concurrent inserts of one notifier, into any domains, exactly one
+  // succeeds (I27).
   // Errors (nothing changes): kInvalidArgument for a null `sub`, length 0, or an interval
-  // past the end of the address space; kFailedPrecondition if `sub` was ever inserted
-  // (notifiers are single-use) or the domain was released.
+  // past the end of the address space; kFailedPrecondition if `sub` is inserted (here or
+  // in another domain, or its remove() has not returned) or the domain was released.
   absl::Status insert(Ref<IntervalNotifier> sub, std::uint64_t start, std::uint64_t length,
                       const void* owner) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -208,6 +212,18 @@ class NotifierDomain : public RefCounted {
   friend class NotifierDomainTestPeer;  // tests: holds mu_ to show readers do not need it
   using State = IntervalNotifier::State;
   using NotifierList = std::vector<Notifier*>;
+  // One insertion of a notifier: find() compares the generation with the notifier's own
+  // to skip entries of earlier insertions that old snapshots still hold (I27).
+  struct TreeEntry {
+    IntervalNotifier* sub;
+    std::uint64_t generation;
+  };
+  struct TreeEntryLess {
+    bool operator()(const TreeEntry& a, const TreeEntry& b) const {
+      if (a.sub != b.sub) return std::less<>()(a.sub, b.sub);
+      return a.generation < b.generation;
+    }
+  };
 
   struct DeferredOp {
     bool insert;  // else remove
@@ -229,6 +245,7 @@ class NotifierDomain : public RefCounted {
   void end_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static void set_state(IntervalNotifier& sub, State state);
   static State state_of(const IntervalNotifier& sub);
+  static TreeEntry entry_of(IntervalNotifier& sub);
   // Invalidations call it: applied inserts, and removes not yet applied.
   static bool walked(State state) { return state == State::kLive || state == State::kRemoving; }
   // remove() may take it out, and find() returns it: inserts, applied or deferred.
@@ -238,7 +255,7 @@ class NotifierDomain : public RefCounted {
 
   // Declared first: destroyed last, after the tree whose nodes it frees.
   mutable SrcuDomain srcu_;
-  IntervalTree<IntervalNotifier*> tree_{srcu_};
+  IntervalTree<TreeEntry, TreeEntryLess> tree_{srcu_};
 
   mutable Mutex mu_;
   CondVar wq_;  // signalled when the sequence becomes even (deferred ops applied)

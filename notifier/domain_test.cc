@@ -244,11 +244,18 @@ TEST_F(NotifierDomainTest, BadArgumentsAreRejectedAndChangeNothingI11) {
   ASSERT_TRUE(domain_->insert(n, 0, kPage, nullptr).ok());
   EXPECT_EQ(domain_->insert(n, 0, kPage, nullptr).code(), absl::StatusCode::kFailedPrecondition);
   auto other = make_ref<NotifierDomain>();
+  EXPECT_EQ(other->insert(n, 0, kPage, nullptr).code(), absl::StatusCode::kFailedPrecondition)
+      << "inserted in another domain (I27)";
   EXPECT_EQ(other->remove(*n).code(), absl::StatusCode::kInvalidArgument);
   ASSERT_TRUE(domain_->remove(*n).ok());
   EXPECT_EQ(domain_->remove(*n).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(domain_->insert(n, 0, kPage, nullptr).code(), absl::StatusCode::kFailedPrecondition);
+  other->release();
+  EXPECT_EQ(other->insert(n, 0, kPage, nullptr).code(), absl::StatusCode::kFailedPrecondition)
+      << "the domain was released";
   EXPECT_EQ(domain_->size_for_testing(), 0u);
+  // The refused inserts left the notifier as it was: free to be inserted again.
+  ASSERT_TRUE(domain_->insert(n, 0, kPage, nullptr).ok());
+  ASSERT_TRUE(domain_->remove(*n).ok());
 }
 
 TEST_F(NotifierDomainTest, FindReturnsLowestMatchingOwnerAndKeepsItAliveI10) {

@@ -1,7 +1,8 @@
 // notifier/domain_test_peer.h
 //
 // Test-only access to a NotifierDomain's insides: its mutex (to show which operations do
-// not need it) and its tree's root (to pause a writer at the publish).
+// not need it), its tree's root (to pause a writer at the publish) and a notifier's claim
+// word (to pause an insert at its claim).
 #ifndef ITN_NOTIFIER_DOMAIN_TEST_PEER_H_
 #define ITN_NOTIFIER_DOMAIN_TEST_PEER_H_
 
@@ -15,6 +16,7 @@ class NotifierDomainTestPeer {
   static const void* tree_root(const NotifierDomain& d) {
     return d.tree_.root_address_for_testing();
   }
+  static const void* claim_word(const IntervalNotifier& n) { return &n.claim_; }
 };
 
 }  // namespace itn

@@ -32,8 +32,9 @@
 // except that the driver lock serialises it with read_retry() and set_seq(). read_begin()
 // and check_retry() need no lock.
 // Lifetime: owned through Ref. Inserting gives the domain a reference until remove()
-// returns (and a grace period after); the notifier keeps the domain's memory alive (a
-// "grab") while inserted.
+// returns (and a grace period after), so the caller may drop its own at once; the
+// notifier keeps the domain's memory alive (a "grab") while inserted. Once remove()
+// returned the notifier may be inserted again, into the same or another domain (I27).
 // Memory ordering: set_seq() (release) pairs with read_begin() and read_retry() (acquire).
 #ifndef ITN_NOTIFIER_INTERVAL_NOTIFIER_H_
 #define ITN_NOTIFIER_INTERVAL_NOTIFIER_H_
@@ -63,14 +64,16 @@ class IntervalNotifier : public RefCounted {
 
   std::uint64_t start() const { return start_; }
   std::uint64_t last() const { return last_; }
-  const void* owner() const { return owner_; }
+  // Relaxed: for the notifier's own user, whose insert() call ordered the store.
+  const void* owner() const { return owner_.load(std::memory_order_relaxed); }
 
   // IntervalNotifier::read_begin()
   //
   // Begins a read of the interval. Returns at once (two atomic loads) unless an
   // invalidation that reached this notifier, or that was active when it was inserted, is
   // still active; then it waits for it to end.
-  // Context: the notifier must be inserted. May block; must not be called from a callback
+  // Context: the notifier must be inserted, and stay inserted until this returns (a
+  // remove() returning meanwhile is a caller bug). May block; must not be called from a callback
   // of the domain or with a lock that callbacks take (debug: dies, I9).
   std::uint64_t read_begin();
 
@@ -112,24 +115,40 @@ class IntervalNotifier : public RefCounted {
 
  private:
   friend class NotifierDomain;
+  friend class NotifierDomainTestPeer;  // tests: pause an insert at its claim
 
-  // Where the notifier is in its domain. Changed only under the domain's mutex; read
-  // without it by invalidation walks and find().
+  // Where the notifier is in its domain, and which of its insertions that is: a notifier
+  // can be inserted again (into any domain) once remove() returned (I27). One word,
+  // generation << 8 | state, so that find(), meeting the notifier in an old snapshot, can
+  // tell the insertion the snapshot holds from a later one. Claimed by insert() with a
+  // CAS from kFree; changed afterwards only under the domain's mutex; read without it by
+  // invalidation walks and find().
   enum class State : std::uint8_t {
-    kNew,             // never inserted
+    kFree,            // never inserted, or remove() returned: insert() may claim it
+    kClaimed,         // an insert() won the claim and is entering it into its domain
     kDeferredInsert,  // in the tree, but inserted during an invalidation: not yet walked
     kLive,            // in the tree and walked by invalidations
     kRemoving,        // remove() began; still walked until the deferred erase is applied
-    kRemoved,         // out of the tree; a notifier is inserted at most once
+    kErased,          // out of the tree; remove() is finishing
   };
+  static constexpr std::uint64_t claim_word(std::uint64_t generation, State state) {
+    return generation << 8 | static_cast<std::uint64_t>(state);
+  }
+  static constexpr State state_in(std::uint64_t word) { return static_cast<State>(word & 0xff); }
+  static constexpr std::uint64_t generation_in(std::uint64_t word) { return word >> 8; }
 
-  NotifierDomain* domain_ = nullptr;  // set while inserted (the grab keeps it valid)
-  Ref<RefCounted> grab_;              // the domain, kept alive while inserted
+  // The domain while inserted (its grab keeps it valid). Written under the domain's
+  // mutex; read by read_begin() without it.
+  Atomic<NotifierDomain*> domain_{nullptr};
+  Ref<RefCounted> grab_;  // the domain, kept alive while inserted; guarded by its mutex
+  // Written by the claiming insert() before it publishes the state; read by the domain
+  // and by start()/last().
   std::uint64_t start_ = 0;
   std::uint64_t last_ = 0;
-  const void* owner_ = nullptr;
+  // find() reads it without the domain's mutex, also while a later insertion writes it.
+  Atomic<const void*> owner_{nullptr};
   Atomic<std::uint64_t> invalidate_seq_{0};
-  Atomic<State> state_{State::kNew};
+  Atomic<std::uint64_t> claim_{claim_word(0, State::kFree)};
   // The domain's reference to this notifier while it is inserted, dropped a grace period
   // after its erase so that lock-free find() never meets a count of zero. Guarded by the
   // domain's mutex.

@@ -28,8 +28,10 @@ class CountedNotifier : public IntervalNotifier {
   ~CountedNotifier() override { destroyed_->fetch_add(1); }
   bool invalidate(const Range&, std::uint64_t cur_seq) override {
     set_seq(cur_seq);
+    calls.fetch_add(1);
     return true;
   }
+  std::atomic<int> calls{0};
 
  private:
   std::atomic<int>* destroyed_;
@@ -177,6 +179,71 @@ TEST(NotifierDomainLifetimeDeathTest, ADomainDestroyedOnItsOwnWorkerDiesNamingTh
         d->synchronize();       // drops it on the worker
       },
       "I24: NotifierDomain destroyed on its own SRCU worker");
+}
+
+TEST(NotifierDomainLifetime, ARemovedNotifierIsInsertedAgainHereOrElsewhereI27) {
+  auto a = make_ref<NotifierDomain>();
+  auto b = make_ref<NotifierDomain>();
+  std::atomic<int> destroyed{0};
+  int owner_a = 0, owner_b = 0;
+  Ref<CountedNotifier> n = make_ref<CountedNotifier>(&destroyed);
+  ASSERT_TRUE(a->insert(n, 0, kPage, &owner_a).ok());
+  ASSERT_TRUE(a->remove(*n).ok());
+  ASSERT_TRUE(a->insert(n, kPage, kPage, &owner_a).ok()) << "again, in the same domain";
+  EXPECT_FALSE(a->find(&owner_a, 0, 0)) << "the first insertion's interval";
+  EXPECT_EQ(a->find(&owner_a, kPage, kPage).get(), n.get());
+  ASSERT_TRUE(a->remove(*n).ok());
+  ASSERT_TRUE(b->insert(n, 0, kPage, &owner_b).ok()) << "again, in another domain";
+  EXPECT_FALSE(a->find(&owner_b, 0, 2 * kPage)) << "found in a domain it left";
+  EXPECT_EQ(b->find(&owner_b, 0, 0).get(), n.get());
+  testing::invalidate(*a, kFirstPage);
+  EXPECT_EQ(n->calls.load(), 0) << "reached by a domain it left";
+  testing::invalidate(*b, kFirstPage);
+  EXPECT_EQ(n->calls.load(), 1) << "missed by its new domain's invalidation";
+  ASSERT_TRUE(b->remove(*n).ok());
+  n.reset();
+  b->synchronize();
+  a->synchronize();
+  EXPECT_EQ(destroyed.load(), 1);
+}
+
+TEST(NotifierDomainLifetime, OfTwoConcurrentInsertsIntoTwoDomainsExactlyOneWinsI27) {
+  if (!ITN_SCHED_SEAM) GTEST_SKIP() << "needs the sync seam (ITN_SCHED_SEAM) to hold an insert";
+  std::optional<PauseAt> hooks;  // before the domains, as above
+  testing::CountingHooks rival_hooks;
+  auto a = make_ref<NotifierDomain>();
+  auto b = make_ref<NotifierDomain>();
+  std::atomic<int> destroyed{0};
+  Ref<CountedNotifier> n = make_ref<CountedNotifier>(&destroyed);
+  // The first insert is held at its first store to the notifier's state, after it found
+  // the notifier free; the second runs meanwhile.
+  hooks.emplace(SchedPoint::kStore, Peer::claim_word(*n), 1);
+  absl::Status first, second;
+  std::thread inserter([&] {
+    set_thread_hooks(&*hooks);
+    first = a->insert(n, 0, kPage, nullptr);
+    set_thread_hooks(nullptr);
+  });
+  wait_until([&] { return hooks->paused.load(); });
+  std::atomic<bool> rival_done{false};
+  std::thread rival([&] {
+    set_thread_hooks(&rival_hooks);  // counts the rival blocking on a lock
+    second = b->insert(n, 0, kPage, nullptr);
+    set_thread_hooks(nullptr);
+    rival_done.store(true);
+  });
+  // The rival either finishes while the first is held, or waits for it.
+  wait_until([&] { return rival_done.load() || rival_hooks.blocks.load() > 0; });
+  hooks->may_go.store(true);
+  inserter.join();
+  rival.join();
+  EXPECT_NE(first.ok(), second.ok()) << "I27: " << first << " / " << second;
+  if (first.ok()) {
+    ASSERT_TRUE(a->remove(*n).ok());
+  }
+  if (second.ok()) {
+    ASSERT_TRUE(b->remove(*n).ok());
+  }
 }
 
 }  // namespace

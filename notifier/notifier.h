@@ -76,8 +76,9 @@ class Notifier {
  private:
   friend class NotifierDomain;
 
-  // Bookkeeping owned by the domain (guarded by its mutexes).
-  NotifierDomain* domain_ = nullptr;
+  // The domain it is registered with: claimed by a CAS from null (I27), released when
+  // unregister_notifier() returns. The rest is guarded by the domain's mutexes.
+  Atomic<NotifierDomain*> domain_{nullptr};
   const NotifierOps* ops_ = nullptr;  // set for get_notifier() instances
   std::uint64_t users_ = 0;           // get_notifier() references
   Ref<RefCounted> grab_;              // the domain, kept alive while registered

@@ -26,10 +26,17 @@ absl::Status NotifierDomain::register_locked(Notifier& n) {
   if (released_) {
     return absl::FailedPreconditionError("NotifierDomain: the domain was released");
   }
-  if (n.domain_ != nullptr) {
-    return absl::FailedPreconditionError("NotifierDomain: notifier is already registered");
+  // I27: one registration at a time, across domains. Acquire (also on failure): pairs
+  // with the release store at the end of unregister_notifier().
+  NotifierDomain* expected = nullptr;
+  if (!n.domain_.compare_exchange_strong(expected, this, std::memory_order_acq_rel,
+                                         std::memory_order_acquire)) {
+    return absl::FailedPreconditionError(
+        "NotifierDomain: notifier is registered (here or in another domain, or its "
+        "unregister_notifier() has not returned)");
   }
-  n.domain_ = this;
+  // A new registration gets release() again (I14); published with the list below.
+  n.release_delivered_.store(false, std::memory_order_relaxed);
   n.grab_ = Ref<RefCounted>::from_this(this);
   // Published at once (I28): starts that load the list after this see `n`; those active
   // now carry the old list to their end, so `n` gets neither their start nor their end.
@@ -70,18 +77,22 @@ absl::Status NotifierDomain::unregister_notifier(Notifier& n) {
   Ref<RefCounted> grab;
   {
     MutexLock l(mu_);
-    if (n.domain_ != this || n.ops_ != nullptr || !unpublish_locked(n)) {
+    // Relaxed: `this` is stored there only under mu_, which we hold.
+    if (n.domain_.load(std::memory_order_relaxed) != this || n.ops_ != nullptr ||
+        !unpublish_locked(n)) {
       return absl::InvalidArgumentError(
           "NotifierDomain::unregister_notifier: notifier is not registered here");
     }
     grab = std::move(n.grab_);
-    n.domain_ = nullptr;
     ++stats_.unregister_fences;
   }
   deliver_release(n);
   // I15: every read section that might be running a callback of `n` (an invalidation
   // that loaded the old list, a concurrent teardown release()) has ended on return.
   srcu_.synchronize();
+  // The last access to `n`: from here on it may be registered again (I27). Release:
+  // pairs with the acquire CAS in register_locked().
+  n.domain_.store(nullptr, std::memory_order_release);
   return absl::OkStatus();
 }
 
@@ -119,13 +130,14 @@ absl::Status NotifierDomain::put_notifier(Notifier& n) {
   {
     MutexLock get_lock(get_mu_);
     MutexLock l(mu_);
-    if (n.domain_ != this || n.ops_ == nullptr || n.users_ == 0) {
+    // Relaxed: `this` is stored there only under mu_, which we hold.
+    if (n.domain_.load(std::memory_order_relaxed) != this || n.ops_ == nullptr || n.users_ == 0) {
       return absl::InvalidArgumentError("NotifierDomain::put_notifier: notifier has no users here");
     }
     if (--n.users_ > 0) return absl::OkStatus();
     ITN_CHECK(unpublish_locked(n), "a got notifier is published");
     grab = std::move(n.grab_);
-    n.domain_ = nullptr;
+    n.domain_.store(nullptr, std::memory_order_relaxed);  // freed next; never registered again
     // I13: after every read section that could be running one of its callbacks.
     srcu_.call([free = n.ops_->free_notifier, notifier = &n] { free(notifier); });
   }

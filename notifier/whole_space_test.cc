@@ -98,6 +98,43 @@ TEST(WholeSpaceNotifier, UnregisterDuringAnInvalidationWaitsForItsEndI25I15) {
   EXPECT_EQ(n.ends.load(), 1) << "I25: the notifier got the start but not the end";
 }
 
+TEST(WholeSpaceNotifier, RegisteredAgainAfterUnregisterItGetsReleaseAgainI27I14) {
+  CountingNotifier n;
+  auto first = make_ref<NotifierDomain>();
+  ASSERT_TRUE(first->register_notifier(n).ok());
+  ASSERT_TRUE(first->unregister_notifier(n).ok());
+  EXPECT_EQ(n.releases.load(), 1);
+  ASSERT_TRUE(first->register_notifier(n).ok()) << "again, in the same domain";
+  first->release();
+  EXPECT_EQ(n.releases.load(), 2) << "I14: a new registration gets its own release()";
+  ASSERT_TRUE(first->unregister_notifier(n).ok());
+  EXPECT_EQ(n.releases.load(), 2) << "delivered once per registration";
+  auto second = make_ref<NotifierDomain>();
+  ASSERT_TRUE(second->register_notifier(n).ok()) << "again, in another domain";
+  testing::invalidate(*second, range(0, kPage));
+  EXPECT_EQ(n.starts.load(), 1);
+  ASSERT_TRUE(second->unregister_notifier(n).ok());
+  EXPECT_EQ(n.releases.load(), 3);
+}
+
+TEST(WholeSpaceNotifier, OfConcurrentRegistrationsInManyDomainsExactlyOneWinsI27) {
+  for (int round = 0; round < 50; ++round) {
+    CountingNotifier n;
+    std::vector<Ref<NotifierDomain>> domains;
+    for (int i = 0; i < 4; ++i) domains.push_back(make_ref<NotifierDomain>());
+    std::atomic<int> won{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 4; ++i) {
+      threads.emplace_back([&, i] {
+        if (domains[i]->register_notifier(n).ok()) won.fetch_add(1);
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    ASSERT_EQ(won.load(), 1) << "round " << round;
+    for (const Ref<NotifierDomain>& d : domains) (void)d->unregister_notifier(n);
+  }
+}
+
 TEST(WholeSpaceNotifier, RefusedStartEndsTheNotifiersThatStartedR5) {
   auto domain = make_ref<NotifierDomain>();
   CountingNotifier first, second;

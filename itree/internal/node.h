@@ -31,14 +31,16 @@ struct Node {
   std::uint64_t max_last;  // max of `last` over this subtree
   Node* left;
   Node* right;
-  std::uint64_t gen;  // generation (batch) that created this version of the node
-  int height;         // AVL height; a leaf is 1
+  // One word for both, so that a 16-byte value still fits a 64-byte slot: 2^56 batches
+  // never wrap, and an AVL tree of 2^64 entries is at most 93 high.
+  std::uint64_t gen : 56;    // generation (batch) that created this version of the node
+  std::uint64_t height : 8;  // AVL height; a leaf is 1
   T value;
 };
 
 template <class T>
 int height(const Node<T>* n) {
-  return n ? n->height : 0;
+  return n ? static_cast<int>(n->height) : 0;
 }
 
 // Rewrites height and max_last of `n` from its children. `n` must be owned.

@@ -124,7 +124,8 @@ class NotifierModel {
     State s = before;
     switch (op.kind) {
       case Kind::kInsert: {
-        const bool ok = s.phase == Phase::kNew;
+        // I27: a notifier can be inserted again once its remove() returned.
+        const bool ok = s.phase == Phase::kNew || s.phase == Phase::kRemoved;
         if (r && r->code != (ok ? StatusCode::kOk : StatusCode::kFailedPrecondition)) return {};
         if (!ok) return s;
         s.phase = s.active > 0 ? Phase::kDeferredInsert : Phase::kLive;
@@ -174,9 +175,9 @@ class NotifierModel {
         }
         return s;
       case Kind::kEnd: {
-        const bool ok = s.active > 0;
-        if (r && r->code != (ok ? StatusCode::kOk : StatusCode::kFailedPrecondition)) return {};
-        if (ok && --s.active == 0) {  // the drain: deferred ops applied, sequence even
+        // Ends consume their start's token: an end without an active start cannot happen.
+        if (s.active == 0 || (r && r->code != StatusCode::kOk)) return {};
+        if (--s.active == 0) {  // the drain: deferred ops applied, sequence even
           if (s.phase == Phase::kDeferredInsert) s.phase = Phase::kLive;
           s.blocked = false;
         }
