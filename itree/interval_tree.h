@@ -132,6 +132,15 @@ class IntervalTree {
   // Live and retired node bytes. Relaxed snapshots of two counters.
   IntervalTreeMemory memory() const;
 
+  // IntervalTree::reclaim()
+  //
+  // Frees every node retired so far, waiting for their grace period, and gives free pool
+  // chunks back above the pool's watermark. For a writer that must bound the retired
+  // bytes.
+  // Context: may block on readers (a grace period); not inside a read section of the
+  // tree's SrcuDomain or from one of its callbacks (dies).
+  void reclaim() ABSL_LOCKS_EXCLUDED(mu_);
+
   // The published root's atomic: tests pause a writer at its publish (a kStore on it).
   const void* root_address_for_testing() const { return &root_; }
 
@@ -148,6 +157,8 @@ class IntervalTree {
     return {gen_, pool_, retired_, Less()};
   }
   void publish_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Hands the unreclaimed nodes to the SRCU domain, to be freed after a grace period.
+  void queue_unreclaimed_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   SrcuDomain& srcu_;
   const IntervalTreeOptions options_;

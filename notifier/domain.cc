@@ -76,30 +76,36 @@ absl::Status NotifierDomain::insert(Ref<IntervalNotifier> sub, std::uint64_t sta
     return absl::InvalidArgumentError(absl::StrCat("NotifierDomain::insert: [", start, ", +",
                                                    length, ") runs past the address space"));
   }
-  IntervalNotifier& n = *sub;
-  // I27: of concurrent inserts of one notifier, into any domains, one wins. They are
-  // serialised by its claim lock, so that a refusal comes after the winner's insert took
-  // effect (as find() sees it). Acquire: pairs with the release store of kFree at the
-  // end of remove(), after which nothing of the last insertion touches the notifier.
-  MutexLock claim(claim_lock(n));
-  const std::uint64_t free_word = n.claim_.load(std::memory_order_acquire);
-  if (IntervalNotifier::state_in(free_word) != State::kFree) {
-    return absl::FailedPreconditionError(
-        "NotifierDomain::insert: notifier is inserted (here or in another domain, or its "
-        "remove() has not returned)");
+  {
+    // I27: of concurrent inserts of one notifier, into any domains, one wins. They are
+    // serialised by its claim lock, so that a refusal comes after the winner's insert
+    // took effect (as find() sees it).
+    MutexLock claim(claim_lock(*sub));
+    // Acquire: pairs with the release store of kFree at the end of remove(), after which
+    // nothing of the last insertion touches the notifier.
+    const std::uint64_t free_word = sub->claim_.load(std::memory_order_acquire);
+    if (IntervalNotifier::state_in(free_word) != State::kFree) {
+      return absl::FailedPreconditionError(
+          "NotifierDomain::insert: notifier is inserted (here or in another domain, or its "
+          "remove() has not returned)");
+    }
+    MutexLock l(mu_);
+    if (released_) return absl::FailedPreconditionError("NotifierDomain: the domain was released");
+    insert_locked(std::move(sub), start, last, owner,
+                  IntervalNotifier::generation_in(free_word) + 1);
   }
+  bound_retired_memory();
+  return absl::OkStatus();
+}
+
+void NotifierDomain::insert_locked(Ref<IntervalNotifier> sub, std::uint64_t start,
+                                   std::uint64_t last, const void* owner,
+                                   std::uint64_t generation) {
+  IntervalNotifier& n = *sub;
   // A new generation before any field changes: find() re-checks it after reading the
   // owner. Relaxed: the release store of the owner below publishes it.
-  n.claim_.store(
-      IntervalNotifier::claim_word(IntervalNotifier::generation_in(free_word) + 1, State::kClaimed),
-      std::memory_order_relaxed);
-  const std::uint64_t generation = IntervalNotifier::generation_in(free_word) + 1;
-  MutexLock l(mu_);
-  if (released_) {
-    // Release: gives the claim back unchanged (pairs with the acquire above).
-    n.claim_.store(free_word, std::memory_order_release);
-    return absl::FailedPreconditionError("NotifierDomain: the domain was released");
-  }
+  n.claim_.store(IntervalNotifier::claim_word(generation, State::kClaimed),
+                 std::memory_order_relaxed);
   // Release: pairs with the acquire load in read_begin().
   n.domain_.store(this, std::memory_order_release);
   n.start_ = start;
@@ -131,7 +137,6 @@ absl::Status NotifierDomain::insert(Ref<IntervalNotifier> sub, std::uint64_t sta
   ITN_CHECK(inserted.ok(), "interval checked above");
   // The insert takes effect here, for find(), walks and concurrent claimers alike.
   set_state(n, active_ > 0 ? State::kDeferredInsert : State::kLive);
-  return absl::OkStatus();
 }
 
 absl::Status NotifierDomain::remove(IntervalNotifier& sub) {
@@ -180,11 +185,33 @@ absl::Status NotifierDomain::remove(IntervalNotifier& sub) {
   // that loaded an older root may still hold `sub` without a count; the grace period
   // covers it. The reference may be the last: `sub` is then destroyed on the worker, in
   // this domain's context, so that locks its destructor takes are known to the I9 checks.
+  // Relaxed: a count for the cap; the barrier in bound_retired_memory() orders the rest.
+  pinned_notifiers_.fetch_add(1, std::memory_order_relaxed);
   srcu_.call([this, reference = std::move(reference)]() mutable {
     ContextScope scope(this);
     reference.reset();
+    pinned_notifiers_.fetch_sub(1, std::memory_order_relaxed);
   });
+  bound_retired_memory();
   return absl::OkStatus();
+}
+
+IntervalTreeMemory NotifierDomain::memory() const {
+  IntervalTreeMemory m = tree_.memory();
+  // Relaxed: a statistic.
+  m.retired_bytes += pinned_notifiers_.load(std::memory_order_relaxed) * sizeof(IntervalNotifier);
+  return m;
+}
+
+void NotifierDomain::bound_retired_memory() {
+  if (memory().retired_bytes <= options_.max_retired_bytes) return;
+  {
+    MutexLock l(mu_);
+    ++stats_.reclaim_waits;
+  }
+  // Every retired node and pinned notifier was queued (or is queued now) before this
+  // grace period, so it is freed when reclaim() returns (I26).
+  tree_.reclaim();
 }
 
 Ref<IntervalNotifier> NotifierDomain::find(const void* owner, std::uint64_t start,
@@ -302,8 +329,14 @@ void NotifierDomain::invalidate_range_end(InvalidationToken token) {
   token.domain_ = nullptr;
   call_end_notifiers(token.range_, token.notifiers_);
   token.section_.end();  // unregister_notifier() of a notifier on the list may return now
-  MutexLock l(mu_);
-  end_locked();
+  bool applied;
+  {
+    MutexLock l(mu_);
+    applied = end_locked();
+  }
+  // No invalidation was active when the deferred changes were applied, so no token
+  // (not even one this thread holds) keeps the grace period from ending.
+  if (applied) bound_retired_memory();
 }
 
 InvalidationToken::InvalidationToken(InvalidationToken&& other) noexcept
@@ -335,11 +368,11 @@ void InvalidationToken::end_dropped() {
   domain_->invalidate_range_end(std::move(*this));
 }
 
-void NotifierDomain::end_locked() {
-  if (--active_ > 0) return;
+bool NotifierDomain::end_locked() {
+  if (--active_ > 0) return false;
   // Relaxed: seq_ is written only under mu_, which we hold.
   const std::uint64_t seq = seq_.load(std::memory_order_relaxed);
-  if (!is_odd(seq)) return;
+  if (!is_odd(seq)) return false;
   {
     // I2: in FIFO order, in one publish.
     IntervalTree<TreeEntry, TreeEntryLess>::Batch batch(tree_);
@@ -359,6 +392,7 @@ void NotifierDomain::end_locked() {
   // Release: pairs with the acquire load in read_begin().
   seq_.store(seq + 1, std::memory_order_release);
   wq_.notify_all();
+  return true;
 }
 
 std::uint64_t NotifierDomain::wait_for_seq_change(std::uint64_t seq) {

@@ -70,11 +70,26 @@ struct NotifierDomainStats {
   std::uint64_t deferred_removes = 0;   // removes that waited for the last end to apply them
   std::uint64_t read_begin_waits = 0;   // read_begin() calls that waited for an invalidation
   std::uint64_t unregister_fences = 0;  // unregister_notifier() calls that reached their fence
+  std::uint64_t reclaim_waits = 0;      // writers that waited for a grace period (the cap)
+};
+
+// NotifierDomainOptions: limits and tuning of one domain.
+struct NotifierDomainOptions {
+  // The cap on memory retired but not yet freed: replaced tree nodes and removed
+  // notifiers whose grace period has not ended (I26). A writer (insert(), remove(), the
+  // invalidate_range_end() that applies deferred changes) that finds it exceeded waits
+  // for a grace period and frees them before it returns. Counted as in memory().
+  std::uint64_t max_retired_bytes = std::uint64_t{64} << 20;
+  // Replaced tree nodes are handed to the grace-period machinery in groups of this many
+  // (IntervalTreeOptions::free_batch_nodes). 1 frees after every change: tests use it so
+  // that AddressSanitizer sees every free.
+  std::size_t free_batch_nodes = 1024;
 };
 
 class NotifierDomain : public RefCounted {
  public:
-  NotifierDomain() = default;
+  explicit NotifierDomain(NotifierDomainOptions options = {})
+      : options_(options), tree_(srcu_, IntervalTreeOptions{options.free_batch_nodes}) {}
   ~NotifierDomain() override;
 
   // NotifierDomain::insert()
@@ -191,10 +206,12 @@ class NotifierDomain : public RefCounted {
 
   // NotifierDomain::memory()
   //
-  // Bytes held by the tree of interval notifiers: live nodes, nodes replaced but not yet
-  // freed (waiting for a grace period or for their free batch to fill) and the node pool.
-  // Relaxed snapshots; the notifiers' own objects are not counted.
-  IntervalTreeMemory memory() const { return tree_.memory(); }
+  // Bytes the domain holds: the tree's live nodes and node pool, and as retired bytes the
+  // replaced nodes not yet freed (waiting for a grace period or for their free batch to
+  // fill) plus the removed notifiers it still pins until their grace period ends (counted
+  // as sizeof(IntervalNotifier) each; a subclass's own fields are not known here).
+  // Relaxed snapshots.
+  IntervalTreeMemory memory() const;
 
   // NotifierDomain::stats()
   //
@@ -230,6 +247,10 @@ class NotifierDomain : public RefCounted {
     IntervalNotifier* sub;
   };
 
+  // Enters a claimed notifier under `generation`.
+  void insert_locked(Ref<IntervalNotifier> sub, std::uint64_t start, std::uint64_t last,
+                     const void* owner, std::uint64_t generation)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::uint64_t wait_for_seq_change(std::uint64_t seq) ABSL_LOCKS_EXCLUDED(mu_);
   const NotifierList* notifier_list() const;
   void publish_list_locked(NotifierList next) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -242,7 +263,10 @@ class NotifierDomain : public RefCounted {
   bool any_walked_overlap(const Range& range) const;
   absl::Status call_interval_notifiers(const Range& range, std::uint64_t cur_seq)
       ABSL_LOCKS_EXCLUDED(mu_);
-  void end_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Returns true if it applied the deferred changes (the last active end).
+  bool end_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // I26: waits for a grace period if the retired bytes exceed the cap.
+  void bound_retired_memory() ABSL_LOCKS_EXCLUDED(mu_);
   static void set_state(IntervalNotifier& sub, State state);
   static State state_of(const IntervalNotifier& sub);
   static TreeEntry entry_of(IntervalNotifier& sub);
@@ -253,9 +277,12 @@ class NotifierDomain : public RefCounted {
     return state == State::kLive || state == State::kDeferredInsert;
   }
 
-  // Declared first: destroyed last, after the tree whose nodes it frees.
+  const NotifierDomainOptions options_;
+  // Before the tree: destroyed after it, whose nodes it frees.
   mutable SrcuDomain srcu_;
-  IntervalTree<TreeEntry, TreeEntryLess> tree_{srcu_};
+  IntervalTree<TreeEntry, TreeEntryLess> tree_;
+  // Removed notifiers whose domain reference waits for its grace period (I26).
+  Atomic<std::uint64_t> pinned_notifiers_{0};
 
   mutable Mutex mu_;
   CondVar wq_;  // signalled when the sequence becomes even (deferred ops applied)

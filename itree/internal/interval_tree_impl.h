@@ -43,15 +43,22 @@ void IntervalTree<T, Less>::publish_locked() {
   root_.store(working_, std::memory_order_release);
   // Relaxed: size() is advisory and pairs with nothing.
   size_.store(working_size_, std::memory_order_relaxed);
-  pool_bytes_.store(pool_.reserved_bytes(), std::memory_order_relaxed);  // statistic only
   ++gen_;  // from now on this batch's nodes are published: copy before editing
   dirty_ = false;
-  if (retired_.empty()) return;
-  // Relaxed: statistic only.
-  retired_bytes_.fetch_add(retired_.size() * kNodeBytes, std::memory_order_relaxed);
-  unreclaimed_.insert(unreclaimed_.end(), retired_.begin(), retired_.end());
-  retired_.clear();
-  if (unreclaimed_.size() < options_.free_batch_nodes) return;
+  if (!retired_.empty()) {
+    // Relaxed: statistic only.
+    retired_bytes_.fetch_add(retired_.size() * kNodeBytes, std::memory_order_relaxed);
+    unreclaimed_.insert(unreclaimed_.end(), retired_.begin(), retired_.end());
+    retired_.clear();
+    if (unreclaimed_.size() >= options_.free_batch_nodes) queue_unreclaimed_locked();
+  }
+  pool_.trim();  // takes in what grace periods gave back; frees chunks above the watermark
+  pool_bytes_.store(pool_.reserved_bytes(), std::memory_order_relaxed);  // statistic only
+}
+
+template <class T, class Less>
+void IntervalTree<T, Less>::queue_unreclaimed_locked() {
+  if (unreclaimed_.empty()) return;
   // Every node here was unlinked by a publish before this call, so the grace period that
   // call() waits for covers all of their readers.
   srcu_.call([this, nodes = std::move(unreclaimed_)]() mutable {
@@ -62,6 +69,18 @@ void IntervalTree<T, Less>::publish_locked() {
     retired_bytes_.fetch_sub(bytes, std::memory_order_relaxed);  // statistic only
   });
   unreclaimed_.clear();
+}
+
+template <class T, class Less>
+void IntervalTree<T, Less>::reclaim() {
+  {
+    MutexLock l(mu_);
+    queue_unreclaimed_locked();
+  }
+  srcu_.barrier();
+  MutexLock l(mu_);
+  pool_.trim();
+  pool_bytes_.store(pool_.reserved_bytes(), std::memory_order_relaxed);  // statistic only
 }
 
 template <class T, class Less>

@@ -13,12 +13,14 @@
 // writer mutex). give_back() may be called from any thread at any time (the SRCU callback
 // that frees retired nodes): it must not take the writer mutex, or every grace period
 // would stall the writer.
-// Lifetime: chunks are returned to the system only when the pool is destroyed, which must
-// happen after every node has been released, given back or abandoned.
+// Lifetime: trim() returns chunks whose slots are all free once more than half of the
+// pool is free (the watermark); the rest go when the pool is destroyed, which must happen
+// after every node has been released, given back or abandoned.
 // Memory ordering: a give_back() happens-before the allocate() that reuses its nodes.
 #ifndef ITN_ITREE_INTERNAL_NODE_POOL_H_
 #define ITN_ITREE_INTERNAL_NODE_POOL_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <new>
 #include <utility>
@@ -86,6 +88,45 @@ class NodePool {
   // Bytes reserved from the system.
   std::size_t reserved_bytes() const { return chunks_.size() * kChunkBytes; }
 
+  // NodePool::trim()
+  //
+  // Takes in what give_back() returned and, above the watermark, frees every chunk with
+  // no slot in use. Cheap below it; a scan is O(free slots) and happens again only after
+  // another chunk's worth of slots came free. Owner only.
+  void trim() {
+    take_given_back();
+    const std::size_t slots = chunks_.size() * kSlotsPerChunk;
+    if (free_.size() < next_scan_ || 2 * free_.size() < slots) return;
+    next_scan_ = free_.size() + kSlotsPerChunk;
+    std::vector<std::byte*> sorted = chunks_;
+    std::sort(sorted.begin(), sorted.end());
+    auto chunk_of = [&](const void* slot) {
+      const auto* byte = static_cast<const std::byte*>(slot);
+      return static_cast<std::size_t>(std::upper_bound(sorted.begin(), sorted.end(), byte) -
+                                      sorted.begin() - 1);
+    };
+    std::vector<std::size_t> free_in(sorted.size(), 0);
+    for (const void* slot : free_) ++free_in[chunk_of(slot)];
+    free_in[chunk_of(chunks_.back())] += kSlotsPerChunk - carved_;  // never carved
+    std::vector<bool> drop(sorted.size());
+    bool any = false;
+    for (std::size_t i = 0; i < sorted.size(); ++i) {
+      drop[i] = free_in[i] == kSlotsPerChunk;
+      any = any || drop[i];
+    }
+    if (!any) return;
+    std::erase_if(free_, [&](const void* slot) { return drop[chunk_of(slot)]; });
+    const bool carving_dropped = drop[chunk_of(chunks_.back())];
+    std::erase_if(chunks_, [&](std::byte* chunk) {
+      if (!drop[chunk_of(chunk)]) return false;
+      ASAN_UNPOISON_MEMORY_REGION(chunk, kChunkBytes);
+      ::operator delete (chunk, std::align_val_t{64});
+      return true;
+    });
+    if (carving_dropped) carved_ = kSlotsPerChunk;  // the next allocation adds a chunk
+    next_scan_ = std::max(free_.size() + kSlotsPerChunk, kSlotsPerChunk);
+  }
+
  private:
   static constexpr std::size_t kChunkBytes = kSlotBytes * kSlotsPerChunk;
 
@@ -113,6 +154,7 @@ class NodePool {
   std::vector<std::byte*> chunks_;
   std::size_t carved_ = 0;                  // slots handed out from chunks_.back()
   std::vector<void*> free_;                 // released slots, reused last-in first-out
+  std::size_t next_scan_ = kSlotsPerChunk;  // trim() scans once free_ is this long
   Atomic<GivenBack*> given_back_{nullptr};  // stack of batches from give_back()
 };
 

@@ -1,0 +1,118 @@
+// The cap on retired memory (I26): a reader that stays in its read section does not let
+// a writer's replaced nodes and removed notifiers pile up; the node pool gives memory back.
+#include <atomic>
+#include <cstdint>
+#include <thread>
+
+#include "gtest/gtest.h"
+
+#include "notifier/domain.h"
+#include "notifier/test_invalidations.h"
+#include "sync/test_util.h"
+
+namespace itn {
+namespace {
+
+using testing::wait_until;
+
+constexpr std::uint64_t kPage = 4096;
+constexpr std::uint64_t kCap = 64 << 10;
+// What one change may retire beyond the cap before its writer waits: a path of the tree
+// (a few dozen 64-byte nodes) and one notifier.
+constexpr std::uint64_t kOneChange = 128 * 64 + sizeof(IntervalNotifier);
+
+class Sub : public IntervalNotifier {
+  bool invalidate(const Range&, std::uint64_t cur_seq) override {
+    set_seq(cur_seq);
+    return true;
+  }
+};
+
+// A whole-space notifier whose start waits until the test lets it go: the invalidating
+// thread then sits in a read section of the domain for as long as the test likes.
+class Holding : public Notifier {
+ public:
+  bool invalidate_range_start(const Range&) override {
+    inside.store(true);
+    wait_until([&] { return may_leave.load(); });
+    return true;
+  }
+  std::atomic<bool> inside{false}, may_leave{false};
+};
+
+TEST(NotifierDomainRetiredMemory, AWriterWaitsForALongReaderInsteadOfPassingTheCapI26) {
+  auto domain = make_ref<NotifierDomain>(
+      NotifierDomainOptions{.max_retired_bytes = kCap, .free_batch_nodes = 1024});
+  std::vector<Ref<Sub>> resident;  // a tree deep enough that every change copies a path
+  for (int i = 0; i < 1000; ++i) {
+    resident.push_back(make_ref<Sub>());
+    ASSERT_TRUE(domain->insert(resident.back(), (100 + i) * kPage, kPage, nullptr).ok());
+  }
+  Holding holder;
+  ASSERT_TRUE(domain->register_notifier(holder).ok());
+  // Reaches no interval notifier, so the sequence stays even and writes apply at once.
+  std::thread reader([&] { testing::invalidate(*domain, Range{0, kPage}); });
+  wait_until([&] { return holder.inside.load(); });
+
+  const std::uint64_t waits_before = domain->stats().reclaim_waits;  // the set-up's own
+  std::atomic<int> churned{0};
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    while (!stop.load()) {
+      Ref<Sub> s = make_ref<Sub>();
+      Sub* raw = s.get();
+      EXPECT_TRUE(domain->insert(std::move(s), 10 * kPage, kPage, nullptr).ok());
+      EXPECT_TRUE(domain->remove(*raw).ok());  // the domain held the only reference
+      churned.fetch_add(1);
+    }
+  });
+  // Until the reader leaves, the writer must stop at the cap rather than go past it.
+  wait_until([&] {
+    return domain->stats().reclaim_waits > waits_before ||
+           domain->memory().retired_bytes > kCap + kOneChange;
+  });
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_LE(domain->memory().retired_bytes, kCap + kOneChange) << "I26: past the cap";
+  }
+  const int before = churned.load();
+  for (int i = 0; i < 1000; ++i) std::this_thread::yield();
+  EXPECT_LE(churned.load(), before + 1) << "the writer went on while the reader held it";
+  stop.store(true);
+  holder.may_leave.store(true);
+  reader.join();
+  writer.join();
+  EXPECT_GT(churned.load(), before) << "the writer resumed once the reader left";
+  for (const Ref<Sub>& s : resident) ASSERT_TRUE(domain->remove(*s).ok());
+  ASSERT_TRUE(domain->unregister_notifier(holder).ok());
+}
+
+TEST(NotifierDomainRetiredMemory, RemovedNotifiersCountUntilTheirGracePeriodEnds) {
+  auto domain = make_ref<NotifierDomain>(NotifierDomainOptions{.free_batch_nodes = 1});
+  Ref<Sub> n = make_ref<Sub>();
+  ASSERT_TRUE(domain->insert(n, 0, kPage, nullptr).ok());
+  ASSERT_TRUE(domain->remove(*n).ok());
+  EXPECT_GE(domain->memory().retired_bytes, sizeof(IntervalNotifier))
+      << "a removed notifier the domain still pins is retired memory";
+  domain->synchronize();
+  EXPECT_EQ(domain->memory().retired_bytes, 0u);
+}
+
+TEST(NotifierDomainRetiredMemory, ThePoolGivesChunksBackAfterAChurnEnds) {
+  auto domain = make_ref<NotifierDomain>(NotifierDomainOptions{.free_batch_nodes = 1});
+  std::vector<Ref<Sub>> subs;
+  for (int i = 0; i < 20000; ++i) {
+    subs.push_back(make_ref<Sub>());
+    ASSERT_TRUE(domain->insert(subs.back(), i * kPage, kPage, nullptr).ok());
+  }
+  const std::uint64_t peak = domain->memory().pool_bytes;
+  for (const Ref<Sub>& s : subs) ASSERT_TRUE(domain->remove(*s).ok());
+  domain->synchronize();
+  // One more change takes in what the grace periods gave back and trims the pool.
+  Ref<Sub> last = make_ref<Sub>();
+  ASSERT_TRUE(domain->insert(last, 0, kPage, nullptr).ok());
+  EXPECT_LT(domain->memory().pool_bytes, peak / 4) << "the pool kept what the churn used";
+  ASSERT_TRUE(domain->remove(*last).ok());
+}
+
+}  // namespace
+}  // namespace itn
