@@ -10,8 +10,16 @@
 //   threads running find() in read sections meanwhile; counters max_retired_bytes and
 //   mean_retired_bytes: tree nodes replaced but not yet freed (waiting for a free batch of
 //   IntervalTreeOptions::free_batch_nodes and a grace period; the baselines free at once).
+// - RetiredWithALongReader/hold_ms:H/cap_mb:C: itn only. One thread stays inside a read
+//   section of the domain for H ms (a whole-space notifier's callback that sleeps) while a
+//   writer inserts and removes flat out, with NotifierDomainOptions::max_retired_bytes =
+//   C MiB. Counters: max_retired_bytes (sampled after every change; the cap holds it),
+//   cap_bytes, changes (how far the writer got before the cap stopped it), and
+//   heap_bytes_during / heap_bytes_after: live heap bytes at the cap and once the reader
+//   left and one more change let the node pool give its free chunks back.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <thread>
 #include <vector>
@@ -20,6 +28,8 @@
 
 #include "bench/heap_counter.h"
 #include "bench/notifier_impls.h"
+#include "notifier/domain.h"
+#include "notifier/notifier.h"
 
 namespace itn::bench {
 namespace {
@@ -81,6 +91,79 @@ void BM_Memory_RetiredUnderChurn(benchmark::State& state) {
   state.counters["mean_retired_bytes"] = sum / static_cast<double>(state.iterations());
 }
 
+// Sits in its start callback, and so in a read section of the domain, for `hold`.
+class SleepingNotifier : public Notifier {
+ public:
+  explicit SleepingNotifier(std::chrono::milliseconds hold) : hold_(hold) {}
+  bool invalidate_range_start(const Range&) override {
+    inside.store(true);
+    std::this_thread::sleep_for(hold_);
+    return true;
+  }
+  std::atomic<bool> inside{false};
+
+ private:
+  const std::chrono::milliseconds hold_;
+};
+
+class Churned : public IntervalNotifier {
+  bool invalidate(const Range&, std::uint64_t cur_seq) override {
+    set_seq(cur_seq);
+    return true;
+  }
+};
+
+void BM_Memory_RetiredWithALongReader(benchmark::State& state) {
+  const std::chrono::milliseconds hold(state.range(0));
+  const std::uint64_t cap = static_cast<std::uint64_t>(state.range(1)) << 20;
+  std::uint64_t max_retired = 0, changes = 0;
+  std::int64_t during = 0, after = 0;
+  for (auto _ : state) {
+    const std::int64_t base = live_heap_bytes();
+    auto domain = make_ref<NotifierDomain>(NotifierDomainOptions{.max_retired_bytes = cap});
+    std::vector<Ref<Churned>> resident;
+    for (std::uint64_t i = 0; i < 10000; ++i) {
+      resident.push_back(make_ref<Churned>());
+      check_ok(domain->insert(resident.back(), (1 << 20) + i * kPage, kPage, nullptr));
+    }
+    SleepingNotifier reader(hold);
+    check_ok(domain->register_notifier(reader));
+    // Reaches no interval notifier: the writer's changes apply at once meanwhile.
+    std::thread holder([&] {
+      absl::StatusOr<InvalidationToken> token = domain->invalidate_range_start(page_range(0, 1));
+      check_ok(token.status());
+      domain->invalidate_range_end(*std::move(token));
+    });
+    while (!reader.inside.load()) std::this_thread::yield();
+    const std::uint64_t waits = domain->stats().reclaim_waits;
+    // Until the writer has waited for the reader once (at the cap), and the reader left.
+    for (bool done = false; !done;) {
+      done = domain->stats().reclaim_waits > waits;
+      Ref<Churned> s = make_ref<Churned>();
+      Churned* raw = s.get();
+      check_ok(domain->insert(std::move(s), (1 << 19) + (changes % 4096) * kPage, kPage, nullptr));
+      check_ok(domain->remove(*raw));
+      ++changes;
+      max_retired = std::max(max_retired, domain->memory().retired_bytes);
+      if (!done) during = std::max(during, live_heap_bytes() - base);
+    }
+    holder.join();
+    domain->synchronize();
+    Ref<Churned> last = make_ref<Churned>();  // its publish takes the freed nodes back in
+    check_ok(domain->insert(last, 0, kPage, nullptr));
+    check_ok(domain->remove(*last));
+    domain->synchronize();
+    after = live_heap_bytes() - base;
+    for (const Ref<Churned>& r : resident) check_ok(domain->remove(*r));
+    check_ok(domain->unregister_notifier(reader));
+  }
+  state.counters["max_retired_bytes"] = static_cast<double>(max_retired);
+  state.counters["cap_bytes"] = static_cast<double>(cap);
+  state.counters["changes"] = static_cast<double>(changes);
+  state.counters["heap_bytes_during"] = static_cast<double>(during);
+  state.counters["heap_bytes_after"] = static_cast<double>(after);
+}
+
 #define ITN_MEMORY_SIZES ->ArgName("n")->Arg(1000)->Arg(100000)->Iterations(1)
 BENCHMARK(BM_Memory_PerNotifier<ItnImpl>)->Name("BM_Memory_PerNotifier/itn") ITN_MEMORY_SIZES;
 BENCHMARK(BM_Memory_PerNotifier<KernelDesignImpl>)
@@ -90,6 +173,14 @@ BENCHMARK(BM_Memory_RetiredUnderChurn)
     ->Name("BM_Memory_RetiredUnderChurn/itn")
     ->ArgNames({"n", "readers"})
     ->ArgsProduct({{10000}, {0, 1}})
+    ->UseRealTime();
+BENCHMARK(BM_Memory_RetiredWithALongReader)
+    ->Name("BM_Memory_RetiredWithALongReader/itn")
+    ->ArgNames({"hold_ms", "cap_mb"})
+    ->Args({1000, 8})
+    ->Args({1000, 64})
+    ->Args({10, 1})
+    ->Iterations(1)
     ->UseRealTime();
 
 }  // namespace

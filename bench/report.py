@@ -220,6 +220,13 @@ def build_table(d):
         t.figure(f"itn retired-but-unfreed bytes, insert+remove flat out, {readers} reader thread(s)",
                  f"mean {memory.value(name, 'mean_retired_bytes') / 1e6:.2f} MB, "
                  f"max {memory.value(name, 'max_retired_bytes') / 1e6:.2f} MB")
+    for cap in (8, 64):
+        name = f"BM_Memory_RetiredWithALongReader/itn/hold_ms:1000/cap_mb:{cap}/iterations:1/real_time"
+        t.figure(f"itn retired bytes, a reader in its read section for 1 s, writer flat out, cap {cap} MiB",
+                 f"max {memory.value(name, 'max_retired_bytes') / 1e6:.2f} MB; heap "
+                 f"{memory.value(name, 'heap_bytes_during') / 1e6:.1f} MB at the cap, "
+                 f"{memory.value(name, 'heap_bytes_after') / 1e6:.1f} MB after",
+                 f"max/cap {fmt_ratio(memory.value(name, 'max_retired_bytes') / memory.value(name, 'cap_bytes'))}")
     solo = mirror.ns("BM_Mirror_Fault/cpu_churn:0/real_time")
     for c, what in ((1, "another buffer"), (2, "the faulted buffer")):
         name = f"BM_Mirror_Fault/cpu_churn:{c}/real_time"

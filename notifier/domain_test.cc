@@ -9,7 +9,7 @@
 #include "gtest/gtest.h"
 
 #include "notifier/domain_test_peer.h"
-#include "notifier/test_invalidations.h"
+#include "notifier/test_support.h"
 #include "sync/test_util.h"
 
 namespace itn {

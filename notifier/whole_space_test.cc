@@ -6,7 +6,7 @@
 #include "gtest/gtest.h"
 
 #include "notifier/domain.h"
-#include "notifier/test_invalidations.h"
+#include "notifier/test_support.h"
 #include "sync/test_util.h"
 
 namespace itn {

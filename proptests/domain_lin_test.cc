@@ -23,6 +23,7 @@
 #include "rapidcheck/gtest.h"
 
 #include "notifier/domain.h"
+#include "notifier/test_support.h"
 #include "proptests/lin/checker.h"
 #include "proptests/lin/history.h"
 #include "proptests/lin/notifier_model.h"
@@ -148,7 +149,7 @@ RC_GTEST_PROP(DomainLinearizability, ConcurrentHistoriesLinearizePerNotifier, ()
   options.seed = *rc::gen::arbitrary<std::uint32_t>();
   std::string failure;
   const sched::ExploreResult r = sched::explore(options, [&](sched::Execution& ex) {
-    auto domain = make_ref<NotifierDomain>();
+    auto domain = testing::domain_freeing_each_node();
     const int owners[2] = {0, 1};
     const std::vector<Ref<Sub>> subs = {make_ref<Sub>(), make_ref<Sub>()};
     DomainHistory h;

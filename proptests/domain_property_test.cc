@@ -20,6 +20,7 @@
 #include "rapidcheck/state.h"
 
 #include "notifier/domain.h"
+#include "notifier/test_support.h"
 #include "proptests/models/domain_model.h"
 #include "rapidcheck.h"
 
@@ -67,7 +68,7 @@ const NotifierOps kOps{[](NotifierDomain&, void*) -> Notifier* { return new Whol
                        [](Notifier* n) { delete n; }};
 
 struct Sut {
-  Ref<NotifierDomain> domain = make_ref<NotifierDomain>();
+  Ref<NotifierDomain> domain = testing::domain_freeing_each_node();
   std::vector<Ref<Sub>> subs;
   std::vector<std::unique_ptr<Whole>> wholes;
   std::vector<InvalidationToken> active;  // in the model's order

@@ -22,7 +22,7 @@
 #include "hw_model/process.h"
 #include "hw_model/sva.h"
 #include "notifier/domain.h"
-#include "notifier/test_invalidations.h"
+#include "notifier/test_support.h"
 #include "sync/atomic.h"
 
 namespace itn::races {
@@ -71,7 +71,7 @@ TEST(Races, R1UnregisterWaitsForAConcurrentTeardownRelease) {
       Atomic<bool> inside{false};
       Atomic<int> steps{0};
     } mirror;
-    auto domain = make_ref<NotifierDomain>();
+    auto domain = testing::domain_freeing_each_node();
     if (!domain->register_notifier(mirror).ok()) return absl::InternalError("register");
     bool freed_while_inside = false;
     ex.run({[&] { domain->release(); },  // the process exits
@@ -87,7 +87,7 @@ TEST(Races, R1UnregisterWaitsForAConcurrentTeardownRelease) {
 // R2 (seed 002): a find() result freed by a concurrent remove and its deferred free.
 TEST(Races, R2FindResultOutlivesAConcurrentRemove) {
   expect_no_race("R2", [](Execution& ex) -> absl::Status {
-    auto domain = make_ref<NotifierDomain>();
+    auto domain = testing::domain_freeing_each_node();
     const int owner = 0;
     auto sub = make_ref<Sub>();
     if (!domain->insert(sub, 0, kPage, &owner).ok()) return absl::InternalError("insert");
@@ -110,7 +110,7 @@ TEST(Races, R2FindResultOutlivesAConcurrentRemove) {
 // later invalidation still called the notifier.
 TEST(Races, R3RemoveReturnsOnlyAfterItsDeferredEraseIsApplied) {
   expect_no_race("R3", [](Execution& ex) -> absl::Status {
-    auto domain = make_ref<NotifierDomain>();
+    auto domain = testing::domain_freeing_each_node();
     auto sub = make_ref<Sub>();
     if (!domain->insert(sub, 0, kPage, nullptr).ok()) return absl::InternalError("insert");
     auto invalidate = [&] { testing::invalidate(*domain, range(0, kPage)); };
@@ -140,7 +140,7 @@ constexpr NotifierOps kSharedOps{
 TEST(Races, R4GetNotifierPublishesOnlyCompleteNotifiers) {
   expect_no_race("R4", [](Execution& ex) -> absl::Status {
     Shared::half_built = false;
-    auto domain = make_ref<NotifierDomain>();
+    auto domain = testing::domain_freeing_each_node();
     int context = 1;
     ex.run({[&] {
               absl::StatusOr<Notifier*> n = domain->get_notifier(kSharedOps, &context);
@@ -165,7 +165,7 @@ TEST(Races, R5RefusedNonBlockingStartLeavesNothingBehind) {
       void invalidate_range_end(const Range&) override { ++ends; }
       int starts = 0, ends = 0;
     } whole;
-    auto domain = make_ref<NotifierDomain>();
+    auto domain = testing::domain_freeing_each_node();
     auto ok = make_ref<Sub>(), refusing = make_ref<Sub>(/*refuses=*/true);
     if (!domain->register_notifier(whole).ok() || !domain->insert(ok, 0, kPage, nullptr).ok() ||
         !domain->insert(refusing, kPage, kPage, nullptr).ok()) {
@@ -239,7 +239,7 @@ TEST(Races, R7ReleaseIsDeliveredOnce) {
       void release(NotifierDomain&) override { releases.fetch_add(1, std::memory_order_relaxed); }
       Atomic<int> releases{0};
     } n;
-    auto domain = make_ref<NotifierDomain>();
+    auto domain = testing::domain_freeing_each_node();
     if (!domain->register_notifier(n).ok()) return absl::InternalError("register");
     ex.run({[&] { domain->release(); }, [&] { (void)domain->unregister_notifier(n); },
             [&] { domain->release(); }});

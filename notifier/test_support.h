@@ -1,9 +1,10 @@
-// notifier/test_invalidations.h
+// notifier/test_support.h
 //
-// Helpers for itn's own tests: invalidations that must succeed. Test-only; no library
+// Helpers for itn's own tests: invalidations that must succeed, and domains that free
+// every tree node on its own (so AddressSanitizer sees each free). Test-only; no library
 // target includes it.
-#ifndef ITN_NOTIFIER_TEST_INVALIDATIONS_H_
-#define ITN_NOTIFIER_TEST_INVALIDATIONS_H_
+#ifndef ITN_NOTIFIER_TEST_SUPPORT_H_
+#define ITN_NOTIFIER_TEST_SUPPORT_H_
 
 #include <string>
 #include <utility>
@@ -12,6 +13,12 @@
 #include "sync/check.h"
 
 namespace itn::testing {
+
+// A domain that hands every replaced tree node to its grace period at once, so that a
+// reader that touches one too late is reported by AddressSanitizer.
+inline Ref<NotifierDomain> domain_freeing_each_node() {
+  return make_ref<NotifierDomain>(NotifierDomainOptions{.free_batch_nodes = 1});
+}
 
 // Starts `range` on `domain`; dies with the status if the start failed.
 inline InvalidationToken start_ok(NotifierDomain& domain, const Range& range) {
@@ -27,4 +34,4 @@ inline void invalidate(NotifierDomain& domain, const Range& range) {
 
 }  // namespace itn::testing
 
-#endif  // ITN_NOTIFIER_TEST_INVALIDATIONS_H_
+#endif  // ITN_NOTIFIER_TEST_SUPPORT_H_
