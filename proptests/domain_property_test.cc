@@ -1,5 +1,7 @@
 // L1: NotifierDomain against the serial model (proptests/models/domain_model.h), as
-// RapidCheck command sequences: inserts, removes, finds, invalidation starts (blockable
+// RapidCheck command sequences: inserts (the caller keeping its reference or dropping it
+// at once), inserts again of removed notifiers, removes, finds (some results held across
+// later commands), invalidation starts (blockable
 // and refused non-blockable) and their ends in any order, read_begin/read_retry pairs,
 // whole-space register/unregister, get/put, release. Commands that would block a single
 // thread (a remove, read_begin or unregister that must wait) are excluded by their
@@ -69,7 +71,11 @@ const NotifierOps kOps{[](NotifierDomain&, void*) -> Notifier* { return new Whol
 
 struct Sut {
   Ref<NotifierDomain> domain = testing::domain_freeing_each_node();
-  std::vector<Ref<Sub>> subs;
+  // Every notifier by id; the domain holds the only reference to those not kept.
+  std::vector<Sub*> subs;
+  std::vector<bool> in_domain;  // by id: inserted (by the last successful insert or remove)
+  std::vector<Ref<Sub>> kept;
+  std::vector<Ref<IntervalNotifier>> held;  // find() results kept across commands
   std::vector<std::unique_ptr<Whole>> wholes;
   std::vector<InvalidationToken> active;  // in the model's order
   Notifier* got = nullptr;
@@ -78,7 +84,10 @@ struct Sut {
   // Ends what is active, then takes everything out, so domain and notifiers are freed.
   ~Sut() {
     for (InvalidationToken& token : active) domain->invalidate_range_end(std::move(token));
-    for (auto& s : subs) (void)domain->remove(*s);
+    held.clear();
+    for (std::size_t id = 0; id < subs.size(); ++id) {
+      if (in_domain[id]) (void)domain->remove(*subs[id]);
+    }
     for (auto& w : wholes) (void)domain->unregister_notifier(*w);
     while (got_users-- > 0) (void)domain->put_notifier(*got);
   }
@@ -106,6 +115,7 @@ void check_state(const DomainModel& m, Sut& sut) {
   RC_ASSERT(sut.domain->active_for_testing() == m.active.size());
   RC_ASSERT(sut.domain->size_for_testing() == m.in_tree());
   for (std::size_t id = 0; id < m.subs.size(); ++id) {
+    if (!inserted_state(m.subs[id]) && !m.subs[id].kept) continue;  // may be freed
     RC_ASSERT(sut.subs[id]->calls == m.subs[id].calls);
     if (inserted_state(m.subs[id])) {
       MutexLock l(sut.subs[id]->mu);
@@ -131,22 +141,61 @@ struct Insert : Command {
   std::pair<std::uint64_t, std::uint64_t> span = *gen_span();
   int owner = *rc::gen::inRange(0, 3);
   bool refuses = *rc::gen::arbitrary<bool>();
+  bool keep = *rc::gen::arbitrary<bool>();  // else the caller drops its reference at once
   void apply(DomainModel& m) const override {
     if (m.released) return;
-    m.insert(ModelSub{span.first, span.second, owner, refuses, ModelSub::State::kLive, 0});
+    ModelSub s{span.first, span.second, owner, refuses, ModelSub::State::kLive, 0};
+    s.kept = keep;
+    m.insert(s);
   }
   void run(const DomainModel& m, Sut& sut) const override {
     auto sub = make_ref<Sub>(refuses);
-    const absl::Status s =
-        sut.domain->insert(sub, span.first, span.second - span.first + 1, &kOwners[owner]);
+    Sub* raw = sub.get();
+    if (keep) sut.kept.push_back(sub);
+    const absl::Status s = sut.domain->insert(std::move(sub), span.first,
+                                              span.second - span.first + 1, &kOwners[owner]);
     RC_ASSERT(s.code() ==
               (m.released ? absl::StatusCode::kFailedPrecondition : absl::StatusCode::kOk));
-    if (s.ok()) sut.subs.push_back(sub);
+    if (s.ok()) {
+      sut.subs.push_back(raw);
+      sut.in_domain.push_back(true);
+    }
     check_state(after(m, *this), sut);
   }
   void show(std::ostream& os) const override {
     os << "insert [" << span.first << ", " << span.second << "] owner " << owner
-       << (refuses ? " refuses" : "");
+       << (refuses ? " refuses" : "") << (keep ? "" : " (reference dropped)");
+  }
+};
+
+// A removed notifier the caller kept, inserted again (I27).
+struct Reinsert : Command {
+  int id;
+  std::pair<std::uint64_t, std::uint64_t> span = *gen_span();
+  int owner = *rc::gen::inRange(0, 3);
+  explicit Reinsert(const DomainModel& m) {
+    RC_PRE(!m.subs.empty());
+    id = *rc::gen::inRange<int>(0, static_cast<int>(m.subs.size()));
+  }
+  void checkPreconditions(const DomainModel& m) const override {
+    RC_PRE((id < static_cast<int>(m.subs.size()) && m.subs[id].kept &&
+            m.subs[id].state == ModelSub::State::kRemoved));  // (( )): short-circuit
+  }
+  void apply(DomainModel& m) const override {
+    if (!m.released) m.reinsert(id, span.first, span.second, owner);
+  }
+  void run(const DomainModel& m, Sut& sut) const override {
+    const absl::Status s =
+        sut.domain->insert(Ref<IntervalNotifier>::from_this(sut.subs[id]), span.first,
+                           span.second - span.first + 1, &kOwners[owner]);
+    RC_ASSERT(s.code() ==
+              (m.released ? absl::StatusCode::kFailedPrecondition : absl::StatusCode::kOk));
+    if (s.ok()) sut.in_domain[id] = true;
+    check_state(after(m, *this), sut);
+  }
+  void show(std::ostream& os) const override {
+    os << "insert #" << id << " again [" << span.first << ", " << span.second << "] owner "
+       << owner;
   }
 };
 
@@ -160,6 +209,7 @@ struct Remove : Command {
     RC_PRE(id < static_cast<int>(m.subs.size()));
     // A live notifier removed while the sequence is odd waits for the end: not serially.
     RC_PRE(!(m.odd() && m.subs[id].state == ModelSub::State::kLive));
+    RC_PRE((inserted(m.subs[id]) || m.subs[id].kept));  // else it may be freed
   }
   void apply(DomainModel& m) const override {
     ModelSub& s = m.subs[id];
@@ -170,6 +220,7 @@ struct Remove : Command {
     const absl::Status s = sut.domain->remove(*sut.subs[id]);
     RC_ASSERT(s.code() ==
               (inserted(m.subs[id]) ? absl::StatusCode::kOk : absl::StatusCode::kInvalidArgument));
+    if (s.ok()) sut.in_domain[id] = false;
     check_state(after(m, *this), sut);
   }
   void show(std::ostream& os) const override { os << "remove #" << id; }
@@ -178,13 +229,14 @@ struct Remove : Command {
 struct Find : Command {
   std::pair<std::uint64_t, std::uint64_t> span = *gen_span();
   int owner = *rc::gen::inRange(0, 3);
+  bool hold = *rc::gen::arbitrary<bool>();
   void apply(DomainModel&) const override {}
   void run(const DomainModel& m, Sut& sut) const override {
     // Expected: lowest (start, last, address) among inserted notifiers of that owner.
     IntervalNotifier* expected = nullptr;
     auto key = [&](int id) {
       return std::make_tuple(m.subs[id].start, m.subs[id].last,
-                             static_cast<IntervalNotifier*>(sut.subs[id].get()));
+                             static_cast<IntervalNotifier*>(sut.subs[id]));
     };
     for (int id = 0; id < static_cast<int>(m.subs.size()); ++id) {
       const ModelSub& s = m.subs[id];
@@ -193,14 +245,20 @@ struct Find : Command {
       }
       if (expected == nullptr ||
           key(id) < std::make_tuple(expected->start(), expected->last(), expected)) {
-        expected = sut.subs[id].get();
+        expected = sut.subs[id];
       }
     }
     Ref<IntervalNotifier> got = sut.domain->find(&kOwners[owner], span.first, span.second);
     RC_ASSERT(got.get() == expected);
+    // Held on (as another thread would): it must stay valid after its remove() (I10).
+    if (hold && got) sut.held.push_back(std::move(got));
+    for (const Ref<IntervalNotifier>& h : sut.held) {
+      RC_ASSERT(static_cast<Sub*>(h.get())->calls >= 0);  // readable; ASan checks the rest
+    }
   }
   void show(std::ostream& os) const override {
-    os << "find owner " << owner << " [" << span.first << ", " << span.second << "]";
+    os << "find owner " << owner << " [" << span.first << ", " << span.second << "]"
+       << (hold ? " and hold" : "");
   }
 };
 
@@ -323,7 +381,8 @@ struct ReadRetry : Command {
     id = *rc::gen::inRange<int>(0, static_cast<int>(m.subs.size()));
   }
   void checkPreconditions(const DomainModel& m) const override {
-    RC_PRE((id < static_cast<int>(m.subs.size()) && m.subs[id].has_read));  // (( )): short-circuit
+    RC_PRE((id < static_cast<int>(m.subs.size()) && m.subs[id].has_read &&
+            (inserted(m.subs[id]) || m.subs[id].kept)));  // (( )): short-circuit
   }
   void apply(DomainModel&) const override {}
   void run(const DomainModel& m, Sut& sut) const override {
@@ -426,7 +485,7 @@ RC_GTEST_PROP(NotifierDomainProperty, MatchesSerialModel, ()) {
   Sut sut;
   rc::state::check(
       DomainModel(), sut,
-      rc::state::gen::execOneOfWithArgs<Insert, Insert, Remove, Find, Start, Start,
+      rc::state::gen::execOneOfWithArgs<Insert, Insert, Reinsert, Remove, Find, Start, Start,
                                         StartNonBlocking, End, End, ReadBegin, ReadRetry, Register,
                                         Unregister, GetPut, Release>());
 }

@@ -22,6 +22,7 @@ struct ModelSub {
   int calls = 0;               // invalidate() calls so far
   std::uint64_t read_seq = 0;  // last read_begin() result
   bool has_read = false;
+  bool kept = true;  // the caller keeps a reference; else the domain holds the only one
 };
 
 struct ModelWhole {
@@ -57,16 +58,32 @@ struct DomainModel {
   }
 
   void insert(ModelSub s) {
+    subs.push_back(s);
+    place(static_cast<int>(subs.size()) - 1);
+  }
+
+  // A removed notifier inserted again (I27): same object and call count, new interval.
+  void reinsert(int id, std::uint64_t start, std::uint64_t last, int owner) {
+    ModelSub& s = subs[id];
+    s.start = start;
+    s.last = last;
+    s.owner = owner;
+    s.has_read = false;
+    place(id);
+  }
+
+  // Enters notifier `id`: deferred while an invalidation is active.
+  void place(int id) {
+    ModelSub& s = subs[id];
     if (!active.empty()) {
       seq |= 1;
       s.state = ModelSub::State::kDeferred;
       s.seq = seq;
-      deferred.push_back(static_cast<int>(subs.size()));
+      deferred.push_back(id);
     } else {
       s.state = ModelSub::State::kLive;
       s.seq = seq - 1;
     }
-    subs.push_back(s);
   }
 
   // The interval part of a start: count it, make the sequence odd if it reaches anyone.
