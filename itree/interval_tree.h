@@ -138,7 +138,8 @@ class IntervalTree {
   // chunks back above the pool's watermark. For a writer that must bound the retired
   // bytes.
   // Context: may block on readers (a grace period); not inside a read section of the
-  // tree's SrcuDomain or from one of its callbacks (dies).
+  // tree's SrcuDomain or from one of its callbacks (dies). A Section from
+  // SrcuDomain::hold() is invisible to that check: its holder must not call this (hangs).
   void reclaim() ABSL_LOCKS_EXCLUDED(mu_);
 
   // The published root's atomic: tests pause a writer at its publish (a kStore on it).

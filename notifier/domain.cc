@@ -46,6 +46,14 @@ NotifierDomain::~NotifierDomain() {
   // Inserted and registered notifiers hold a reference to the domain, so none are left.
   ITN_CHECK(tree_.size() == 0, "NotifierDomain destroyed with notifiers inserted");
   ITN_CHECK(notifier_list() == nullptr, "NotifierDomain destroyed with notifiers registered");
+  {
+    MutexLock l(mu_);
+    ITN_CHECK(active_ == 0,
+              "I25: NotifierDomain destroyed with an invalidation not ended (its token lives)");
+  }
+  // The callbacks still queued (removed notifiers' last references, old lists) run while
+  // every member they touch is alive.
+  srcu_.barrier();
 }
 
 void NotifierDomain::set_state(IntervalNotifier& sub, State state) {
@@ -60,6 +68,19 @@ void NotifierDomain::set_state(IntervalNotifier& sub, State state) {
 IntervalNotifier::State NotifierDomain::state_of(const IntervalNotifier& sub) {
   // Acquire: pairs with the release store in set_state().
   return IntervalNotifier::state_in(sub.claim_.load(std::memory_order_acquire));
+}
+
+const void* NotifierDomain::thread_key() {
+  static thread_local char key;
+  return &key;
+}
+
+bool NotifierDomain::walked_now(const TreeEntry& e) {
+  // Acquire: pairs with the release stores in set_state(). The generation tells this
+  // entry's insertion from a later one, in this domain or another (I27).
+  const std::uint64_t word = e.sub->claim_.load(std::memory_order_acquire);
+  return IntervalNotifier::generation_in(word) == e.generation &&
+         walked(IntervalNotifier::state_in(word));
 }
 
 NotifierDomain::TreeEntry NotifierDomain::entry_of(IntervalNotifier& sub) {
@@ -207,8 +228,15 @@ void NotifierDomain::bound_retired_memory() {
   if (memory().retired_bytes <= options_.max_retired_bytes) return;
   {
     MutexLock l(mu_);
+    // An invalidation this thread started and has not ended holds a read section: the
+    // grace period would wait for it, and so for this thread. Skipped: the next writer
+    // waits instead.
+    if (std::find(starters_.begin(), starters_.end(), thread_key()) != starters_.end()) {
+      return;
+    }
     ++stats_.reclaim_waits;
   }
+  ITN_CHECK_MAY_WAIT(this, "NotifierDomain (a writer waiting at the retired-memory cap)");
   // Every retired node and pinned notifier was queued (or is queued now) before this
   // grace period, so it is freed when reclaim() returns (I26).
   tree_.reclaim();
@@ -247,8 +275,7 @@ bool NotifierDomain::any_walked_overlap(const Range& range) const {
   auto guard = srcu_.read_lock();
   tree_.for_each_overlap(range.start, range.last(),
                          [&](std::uint64_t, std::uint64_t, const TreeEntry& e) {
-                           const State state = state_of(*e.sub);
-                           hit = walked(state);
+                           hit = walked_now(e);
                            return !hit;
                          });
   return hit;
@@ -269,10 +296,10 @@ absl::StatusOr<InvalidationToken> NotifierDomain::invalidate_range_start(const R
   status = call_start_notifiers(range, list);
   if (!status.ok()) {  // R5: undo the interval part too; there is no token to end
     MutexLock l(mu_);
-    end_locked();
+    end_locked(thread_key());
     return status;
   }
-  return InvalidationToken(this, range, std::move(section), list);
+  return InvalidationToken(this, range, std::move(section), list, thread_key());
 }
 
 absl::Status NotifierDomain::start_interval_part(const Range& range) {
@@ -280,6 +307,7 @@ absl::Status NotifierDomain::start_interval_part(const Range& range) {
   {
     MutexLock l(mu_);
     ++active_;
+    starters_.push_back(thread_key());  // removed by end_locked()
     ++stats_.starts;
     if (any_walked_overlap(range)) {
       // Relaxed load: seq_ is written only under mu_, which we hold.
@@ -298,11 +326,11 @@ absl::Status NotifierDomain::call_interval_notifiers(const Range& range, std::ui
     auto guard = srcu_.read_lock();
     ContextScope scope(this);  // callbacks run in this domain's context (I9)
     // The walked set cannot change under us: erases wait for active_ to reach zero, and
-    // inserts made meanwhile are kDeferredInsert, which we skip (I5).
+    // inserts made meanwhile are kDeferredInsert, which we skip (I5), as we skip entries
+    // of an insertion that was cancelled meanwhile (the notifier may be live elsewhere).
     tree_.for_each_overlap(range.start, range.last(),
                            [&](std::uint64_t, std::uint64_t, const TreeEntry& e) {
-                             const State state = state_of(*e.sub);
-                             if (!walked(state)) return true;
+                             if (!walked_now(e)) return true;
                              if (e.sub->invalidate(range, cur_seq)) return true;
                              ITN_CHECK(!range.blockable,
                                        "IntervalNotifier::invalidate() returned false for a "
@@ -316,7 +344,7 @@ absl::Status NotifierDomain::call_interval_notifiers(const Range& range, std::ui
   // that the sequence and the deferred list end consistent. The caller must not end.
   MutexLock l(mu_);
   ++stats_.refusals;
-  end_locked();
+  end_locked(thread_key());
   return absl::UnavailableError(
       "NotifierDomain::invalidate_range_start: a notifier refused a non-blockable "
       "invalidation; there is nothing to end");
@@ -329,21 +357,18 @@ void NotifierDomain::invalidate_range_end(InvalidationToken token) {
   token.domain_ = nullptr;
   call_end_notifiers(token.range_, token.notifiers_);
   token.section_.end();  // unregister_notifier() of a notifier on the list may return now
-  bool applied;
-  {
-    MutexLock l(mu_);
-    applied = end_locked();
-  }
-  // No invalidation was active when the deferred changes were applied, so no token
-  // (not even one this thread holds) keeps the grace period from ending.
-  if (applied) bound_retired_memory();
+  // Never waits at the retired-memory cap: the caller may hold a lock that another
+  // invalidation, started meanwhile, waits for. The next insert() or remove() does.
+  MutexLock l(mu_);
+  end_locked(token.starter_);
 }
 
 InvalidationToken::InvalidationToken(InvalidationToken&& other) noexcept
     : domain_(other.domain_),
       range_(other.range_),
       section_(std::move(other.section_)),
-      notifiers_(other.notifiers_) {
+      notifiers_(other.notifiers_),
+      starter_(other.starter_) {
   other.domain_ = nullptr;
 }
 
@@ -354,6 +379,7 @@ InvalidationToken& InvalidationToken::operator=(InvalidationToken&& other) noexc
   range_ = other.range_;
   section_ = std::move(other.section_);
   notifiers_ = other.notifiers_;
+  starter_ = other.starter_;
   other.domain_ = nullptr;
   return *this;
 }
@@ -368,11 +394,14 @@ void InvalidationToken::end_dropped() {
   domain_->invalidate_range_end(std::move(*this));
 }
 
-bool NotifierDomain::end_locked() {
-  if (--active_ > 0) return false;
+void NotifierDomain::end_locked(const void* starter) {
+  const auto started = std::find(starters_.begin(), starters_.end(), starter);
+  ITN_DCHECK(started != starters_.end(), "an invalidation's starter is recorded");
+  starters_.erase(started);
+  if (--active_ > 0) return;
   // Relaxed: seq_ is written only under mu_, which we hold.
   const std::uint64_t seq = seq_.load(std::memory_order_relaxed);
-  if (!is_odd(seq)) return false;
+  if (!is_odd(seq)) return;
   {
     // I2: in FIFO order, in one publish.
     IntervalTree<TreeEntry, TreeEntryLess>::Batch batch(tree_);
@@ -392,7 +421,6 @@ bool NotifierDomain::end_locked() {
   // Release: pairs with the acquire load in read_begin().
   seq_.store(seq + 1, std::memory_order_release);
   wq_.notify_all();
-  return true;
 }
 
 std::uint64_t NotifierDomain::wait_for_seq_change(std::uint64_t seq) {

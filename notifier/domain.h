@@ -23,7 +23,7 @@
 //
 // Thread safety: every method may be called from any thread. From inside a callback of
 // this domain only find() and the driver-side IntervalNotifier methods other than
-// read_begin() may be used (debug builds check, I9).
+// read_begin() may be used (debug builds check those that wait, I9).
 // Lifetime: created with make_ref<NotifierDomain>(). Every inserted notifier holds a
 // reference (a "grab": the domain's memory) until its remove() returns; that is distinct
 // from the address space's users, which end with release(). The domain holds a reference
@@ -76,9 +76,11 @@ struct NotifierDomainStats {
 // NotifierDomainOptions: limits and tuning of one domain.
 struct NotifierDomainOptions {
   // The cap on memory retired but not yet freed: replaced tree nodes and removed
-  // notifiers whose grace period has not ended (I26). A writer (insert(), remove(), the
-  // invalidate_range_end() that applies deferred changes) that finds it exceeded waits
-  // for a grace period and frees them before it returns. Counted as in memory().
+  // notifiers whose grace period has not ended, counted as in memory() (I26). insert()
+  // and remove() that find it exceeded after their change wait for a grace period and
+  // free it all before they return, so it is passed by at most one change per writer
+  // thread, or by one invalidate_range_end()'s deferred batch until the next writer.
+  // Replaced whole-space notifier lists and put notifiers are not counted.
   std::uint64_t max_retired_bytes = std::uint64_t{64} << 20;
   // Replaced tree nodes are handed to the grace-period machinery in groups of this many
   // (IntervalTreeOptions::free_batch_nodes). 1 frees after every change: tests use it so
@@ -100,21 +102,26 @@ class NotifierDomain : public RefCounted {
   // `sub` may have been inserted before (here or in another domain) if that remove()
   // returned. Of concurrent inserts of one notifier, into any domains, exactly one
   // succeeds (I27).
+  // Context: may wait for a grace period when the retired memory is past the cap (I26;
+  //   not if this thread has an invalidation of this domain open). Not from a callback
+  //   of this domain or while holding a lock that callbacks take (debug: dies, I9).
   // Errors (nothing changes): kInvalidArgument for a null `sub`, length 0, or an interval
   // past the end of the address space; kFailedPrecondition if `sub` is inserted (here or
-  // in another domain, or its remove() has not returned) or the domain was released.
+  // in another domain, or its remove() is not done with it) or the domain was released.
   absl::Status insert(Ref<IntervalNotifier> sub, std::uint64_t start, std::uint64_t length,
                       const void* owner) ABSL_LOCKS_EXCLUDED(mu_);
 
   // NotifierDomain::remove()
   //
   // Unsubscribes `sub`, which must have been inserted into this domain.
-  // Context: may block until invalidations that can still reach `sub` end. Must not be
-  //   called from a callback of this domain or while holding a lock that callbacks take
-  //   (debug: dies, I9).
+  // Context: may block until invalidations that can still reach `sub` end, and for a
+  //   grace period when the retired memory is past the cap (I26; not if this thread has
+  //   an invalidation of this domain open). Must not be called from a callback of this
+  //   domain or while holding a lock that callbacks take (debug: dies, I9).
   // Deferral: while the sequence is odd the tree erase is queued; the last
   //   invalidate_range_end() applies it; remove() waits for that under the domain mutex.
-  //   Removing a notifier whose insert is still deferred cancels it without waiting.
+  //   Removing a notifier whose insert is still deferred cancels it without waiting for
+  //   the invalidations.
   // Lifetime: on return no invalidate() for `sub` runs or will run (I8), and `sub` no
   //   longer keeps the domain alive. References from find() keep `sub` alive after that.
   // Errors (nothing changes): kInvalidArgument if `sub` is not inserted in this domain.
@@ -134,8 +141,9 @@ class NotifierDomain : public RefCounted {
   // invalidate_range_end() exactly once (I3, I25; see notifier/invalidation_token.h).
   // Several invalidations may be active at once, on any threads.
   // Context: between start and end the caller must not call unregister_notifier() or
-  //   synchronize() of this domain (they wait for the end), nor remove() a notifier this
-  //   invalidation reached.
+  //   synchronize() of this domain, nor remove() a live notifier while the sequence is
+  //   odd (they wait for this end). insert() and remove() skip the retired-memory wait
+  //   on the thread that started an open invalidation.
   // Errors: kInvalidArgument for an empty range (nothing happened); kUnavailable when
   //   !range.blockable and a callback refused: the start has undone its own bookkeeping,
   //   the whole-space notifiers whose start ran got their end (R5), and there is no token.
@@ -146,16 +154,20 @@ class NotifierDomain : public RefCounted {
   //
   // Ends the invalidation `token` stands for: the whole-space notifiers its start called
   // get their end, and the last active end applies the deferred inserts and removes and
-  // wakes read_begin() and remove() waiters. A token that another domain issued, or that
-  // was already ended (moved from), is a contract violation (dies).
+  // wakes read_begin() and remove() waiters. Never waits for readers (the retired memory
+  // the applied removes leave is bounded by the next insert() or remove()). A token that
+  // another domain issued, or that was already ended (moved from), is a contract
+  // violation (dies).
   void invalidate_range_end(InvalidationToken token) ABSL_LOCKS_EXCLUDED(mu_);
 
   // NotifierDomain::register_notifier()
   //
   // Subscribes the whole-space notifier `n` (owned by the caller). Every invalidation that
-  // starts after this returns calls it, start and end (I28); one already active when it
-  // is called does not, neither start nor end. A notifier may be registered again after
-  // unregister_notifier() returned, and then gets release() again (I27).
+  // starts after this returns calls it, start and end (I28). One already active calls it
+  // for both or for neither: each invalidation loads the notifier list once, after its
+  // interval part, and ends the notifiers of that list (I25). A notifier may be
+  // registered again after unregister_notifier() returned, and then gets release() again
+  // (I27).
   // Errors (nothing changes): kFailedPrecondition if `n` is registered somewhere or the
   // domain was released.
   absl::Status register_notifier(Notifier& n) ABSL_LOCKS_EXCLUDED(mu_);
@@ -263,13 +275,18 @@ class NotifierDomain : public RefCounted {
   bool any_walked_overlap(const Range& range) const;
   absl::Status call_interval_notifiers(const Range& range, std::uint64_t cur_seq)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // Returns true if it applied the deferred changes (the last active end).
-  bool end_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends one invalidation that thread `starter` (its thread_key()) started; the last
+  // active end applies the deferred changes.
+  void end_locked(const void* starter) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The calling thread, as recorded in starters_.
+  static const void* thread_key();
   // I26: waits for a grace period if the retired bytes exceed the cap.
   void bound_retired_memory() ABSL_LOCKS_EXCLUDED(mu_);
   static void set_state(IntervalNotifier& sub, State state);
   static State state_of(const IntervalNotifier& sub);
   static TreeEntry entry_of(IntervalNotifier& sub);
+  // True if invalidations call the insertion `e` stands for (it is still the current one).
+  static bool walked_now(const TreeEntry& e);
   // Invalidations call it: applied inserts, and removes not yet applied.
   static bool walked(State state) { return state == State::kLive || state == State::kRemoving; }
   // remove() may take it out, and find() returns it: inserts, applied or deferred.
@@ -290,6 +307,8 @@ class NotifierDomain : public RefCounted {
   // active. Written under mu_, read without it by read_begin().
   Atomic<std::uint64_t> seq_{2};
   std::uint64_t active_ ABSL_GUARDED_BY(mu_) = 0;
+  // The thread_key() of each active invalidation's starting thread (one entry each).
+  std::vector<const void*> starters_ ABSL_GUARDED_BY(mu_);
   std::vector<DeferredOp> deferred_ ABSL_GUARDED_BY(mu_);
   bool released_ ABSL_GUARDED_BY(mu_) = false;
   NotifierDomainStats stats_ ABSL_GUARDED_BY(mu_);

@@ -16,9 +16,10 @@
 //
 // Thread safety: a token is a value; one thread uses it at a time. It may be moved to,
 //   and ended on, another thread.
-// Lifetime: must be ended before its domain is destroyed. Destroying a token that was not
-//   ended breaks I25: debug builds die naming the rule; release builds end the
-//   invalidation then, so that the domain is left consistent.
+// Lifetime: must be ended before its domain is destroyed (the domain's destructor dies
+//   otherwise), by a caller that keeps the domain alive across the end. Destroying a token
+//   that was not ended breaks I25: debug builds die naming the rule; release builds end
+//   the invalidation then, so that the domain is left consistent.
 // Memory ordering: as invalidate_range_end().
 #ifndef ITN_NOTIFIER_INVALIDATION_TOKEN_H_
 #define ITN_NOTIFIER_INVALIDATION_TOKEN_H_
@@ -48,8 +49,12 @@ class [[nodiscard]] InvalidationToken {
   using NotifierList = std::vector<Notifier*>;
 
   InvalidationToken(NotifierDomain* domain, const Range& range, SrcuDomain::Section section,
-                    const NotifierList* notifiers)
-      : domain_(domain), range_(range), section_(std::move(section)), notifiers_(notifiers) {}
+                    const NotifierList* notifiers, const void* starter)
+      : domain_(domain),
+        range_(range),
+        section_(std::move(section)),
+        notifiers_(notifiers),
+        starter_(starter) {}
 
   // Ends a token nobody ended: dies in debug builds (I25), ends it in release builds.
   void end_dropped();
@@ -58,6 +63,7 @@ class [[nodiscard]] InvalidationToken {
   Range range_;
   SrcuDomain::Section section_;    // keeps *notifiers_ alive; unregister waits for it
   const NotifierList* notifiers_;  // what the start called (null: none)
+  const void* starter_;            // the thread that started it (NotifierDomain::thread_key)
 };
 
 }  // namespace itn

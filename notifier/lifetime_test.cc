@@ -246,5 +246,45 @@ TEST(NotifierDomainLifetime, OfTwoConcurrentInsertsIntoTwoDomainsExactlyOneWinsI
   }
 }
 
+// Blocks in invalidate() while `block` is set, until `release` is.
+class Latched : public CountedNotifier {
+ public:
+  using CountedNotifier::CountedNotifier;
+  bool invalidate(const Range& r, std::uint64_t cur_seq) override {
+    if (block.load()) {
+      inside.store(true);
+      wait_until([&] { return release.load(); });
+    }
+    return CountedNotifier::invalidate(r, cur_seq);
+  }
+  std::atomic<bool> block{false}, inside{false}, release{false};
+};
+
+TEST(NotifierDomainLifetime, AWalkNeverCallsANotifierThatMovedToAnotherDomainI27I8) {
+  auto d1 = make_ref<NotifierDomain>();
+  auto d2 = make_ref<NotifierDomain>();
+  std::atomic<int> destroyed{0};
+  Ref<Latched> m = make_ref<Latched>(&destroyed);
+  Ref<CountedNotifier> n = make_ref<CountedNotifier>(&destroyed);
+  ASSERT_TRUE(d1->insert(m, 0, kPage, nullptr).ok());
+  InvalidationToken first = testing::start_ok(*d1, kFirstPage);  // the sequence stays odd
+  ASSERT_TRUE(d1->insert(n, kPage, kPage, nullptr).ok());        // deferred, yet in the tree
+  // A second invalidation over both walks m first and is held there.
+  m->block.store(true);
+  std::thread walker([&] {
+    testing::invalidate(*d1, Range{0, 2 * kPage, Event::kUnmap, true, nullptr});
+  });
+  wait_until([&] { return m->inside.load(); });
+  ASSERT_TRUE(d1->remove(*n).ok());  // cancels the deferred insert: returns at once
+  ASSERT_TRUE(d2->insert(n, 0, kPage, nullptr).ok());
+  m->block.store(false);
+  m->release.store(true);
+  walker.join();
+  EXPECT_EQ(n->calls.load(), 0) << "I8: called by a domain after its remove() there returned";
+  d1->invalidate_range_end(std::move(first));
+  ASSERT_TRUE(d2->remove(*n).ok());
+  ASSERT_TRUE(d1->remove(*m).ok());
+}
+
 }  // namespace
 }  // namespace itn

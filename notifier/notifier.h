@@ -13,10 +13,10 @@
 //   unpublishes it and ops.free_notifier() runs after a grace period, never concurrently
 //   with one of its callbacks (I13).
 //
-// release() is delivered exactly once per registered notifier: by the domain's teardown or
-// by unregister, whichever comes first; the other is a no-op (I14, R7). Callbacks must
-// therefore be ready for release() to be the last thing they hear: after it the domain's
-// address space is gone and only unregister/put remain.
+// release() is delivered exactly once per registration: by the domain's teardown or by
+// unregister, whichever comes first; the other is a no-op (I14, R7). After the teardown's
+// release() the address space is gone, but invalidations already started still end (and
+// late starts are not refused): callbacks must be ready for starts and ends after it.
 //
 // Thread safety: callbacks run on the invalidating (or releasing) thread, inside a read
 // section of the domain, concurrently with each other.

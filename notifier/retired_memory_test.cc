@@ -86,6 +86,34 @@ TEST(NotifierDomainRetiredMemory, AWriterWaitsForALongReaderInsteadOfPassingTheC
   ASSERT_TRUE(domain->unregister_notifier(holder).ok());
 }
 
+TEST(NotifierDomainRetiredMemory, AThreadInsideItsOwnInvalidationIsNotHeldAtTheCap) {
+  // Every change passes a cap of 0; the inserting thread holds an invalidation, whose read
+  // section the grace period would wait for.
+  auto domain = make_ref<NotifierDomain>(
+      NotifierDomainOptions{.max_retired_bytes = 0, .free_batch_nodes = 1024});
+  std::vector<Ref<Sub>> subs;
+  for (int i = 0; i < 3; ++i) {
+    subs.push_back(make_ref<Sub>());
+    ASSERT_TRUE(domain->insert(subs.back(), (10 + i) * kPage, kPage, nullptr).ok());
+  }
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    InvalidationToken token = testing::start_ok(*domain, Range{0, kPage});  // reaches no one
+    Ref<Sub> n = make_ref<Sub>();
+    EXPECT_TRUE(domain->insert(n, 20 * kPage, kPage, nullptr).ok());  // hangs if it waits
+    EXPECT_TRUE(domain->remove(*n).ok());
+    domain->invalidate_range_end(std::move(token));
+    done.store(true);
+  });
+  writer.join();
+  EXPECT_TRUE(done.load());
+  Ref<Sub> later = make_ref<Sub>();
+  ASSERT_TRUE(domain->insert(later, 30 * kPage, kPage, nullptr).ok());  // waits, and may
+  EXPECT_GT(domain->stats().reclaim_waits, 0u);
+  ASSERT_TRUE(domain->remove(*later).ok());
+  for (const Ref<Sub>& s : subs) ASSERT_TRUE(domain->remove(*s).ok());
+}
+
 TEST(NotifierDomainRetiredMemory, RemovedNotifiersCountUntilTheirGracePeriodEnds) {
   auto domain = make_ref<NotifierDomain>(NotifierDomainOptions{.free_batch_nodes = 1});
   Ref<Sub> n = make_ref<Sub>();

@@ -156,7 +156,7 @@ void NotifierDomain::release() {
   ITN_CHECK(invalidated.ok(), "a blockable invalidation cannot fail");
   {
     MutexLock l(mu_);
-    end_locked();
+    end_locked(thread_key());
   }
   auto guard = srcu_.read_lock();
   if (const NotifierList* list = notifier_list()) {

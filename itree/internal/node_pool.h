@@ -66,6 +66,7 @@ class NodePool {
     n->~Node();
     ASAN_POISON_MEMORY_REGION(n, kSlotBytes);
     free_.push_back(n);
+    ++freed_since_scan_;
   }
 
   // Returns nodes no reader can reach any more; any thread.
@@ -96,8 +97,8 @@ class NodePool {
   void trim() {
     take_given_back();
     const std::size_t slots = chunks_.size() * kSlotsPerChunk;
-    if (free_.size() < next_scan_ || 2 * free_.size() < slots) return;
-    next_scan_ = free_.size() + kSlotsPerChunk;
+    if (freed_since_scan_ < kSlotsPerChunk || 2 * free_.size() < slots) return;
+    freed_since_scan_ = 0;
     std::vector<std::byte*> sorted = chunks_;
     std::sort(sorted.begin(), sorted.end());
     auto chunk_of = [&](const void* slot) {
@@ -124,7 +125,6 @@ class NodePool {
       return true;
     });
     if (carving_dropped) carved_ = kSlotsPerChunk;  // the next allocation adds a chunk
-    next_scan_ = std::max(free_.size() + kSlotsPerChunk, kSlotsPerChunk);
   }
 
  private:
@@ -140,6 +140,7 @@ class NodePool {
     GivenBack* batch = given_back_.exchange(nullptr, std::memory_order_acquire);
     while (batch != nullptr) {
       free_.insert(free_.end(), batch->nodes.begin(), batch->nodes.end());
+      freed_since_scan_ += batch->nodes.size();
       delete std::exchange(batch, batch->next);
     }
   }
@@ -154,7 +155,7 @@ class NodePool {
   std::vector<std::byte*> chunks_;
   std::size_t carved_ = 0;                  // slots handed out from chunks_.back()
   std::vector<void*> free_;                 // released slots, reused last-in first-out
-  std::size_t next_scan_ = kSlotsPerChunk;  // trim() scans once free_ is this long
+  std::size_t freed_since_scan_ = 0;        // slots freed since trim() last scanned
   Atomic<GivenBack*> given_back_{nullptr};  // stack of batches from give_back()
 };
 

@@ -14,7 +14,8 @@
  *   Teardown      NotifierDomain::release(): marks the domain released, then in one read
  *                 section delivers release() to every notifier on the list it loaded.
  *   Invalidator   one invalidation's whole-space callbacks: invalidate_range_start on the
- *                 listed notifiers in one read section, invalidate_range_end in another.
+ *                 listed notifiers, then invalidate_range_end on the same list: the token
+ *                 carries the list and holds one read section from the start to the end.
  *   Owner         register_notifier(A), then unregister_notifier(A) (unpublish, deliver
  *                 release() unless the teardown did, synchronize()).
  *   Getter x2     get_notifier() (allocate and publish under get_mu_, or take another user
@@ -41,10 +42,13 @@
  *        and the loser of the race does nothing.
  *   I15  when unregister_notifier(A) returns, no callback of A runs (including a
  *        teardown release() that won the race), and none starts or finishes later.
+ *   I25  the invalidation's end reaches exactly the notifiers its start reached: none gets
+ *        an end without its start (one registered or got meanwhile) or a start without its
+ *        end (one unregistered or put meanwhile).
  *   End states: no process blocks forever (init's timeout branch), every queued free ran.
  *
- * Not modelled: registrations made during an active invalidation (pending_registers_), the
- * interval-notifier part of release() (notifier_protocol.pml's business), errors from
+ * Registrations, gets and puts may fall between the invalidation's start and end (I28: a
+ * registration publishes at once). Not modelled: the interval-notifier part of release() (notifier_protocol.pml's business), errors from
  * misuse. The domain mutex needs no variable: every one of its critical sections here is a
  * single atomic step (none waits or calls out while holding it).
  *
@@ -56,6 +60,9 @@
  *                 teardown and unregister both deliver (R7).
  *   -DBROKEN_I13  put_notifier() frees at once instead of after a grace period: an
  *                 invalidation that loaded the list before the put calls freed memory.
+ *   -DBROKEN_I25  the end loads the list again in a read section of its own (the code
+ *                 before tokens): a notifier unregistered between start and end misses its
+ *                 end, one registered meanwhile gets an end without a start.
  */
 
 #define A  0
@@ -192,22 +199,28 @@ proctype Teardown() {
 
 /* call_start_notifiers() and call_end_notifiers() of one invalidation. */
 proctype Invalidator() {
-  byte snap, n;
+  byte snap, n, started;
   rs_lock_load(snap);
   for (n : 0 .. NN - 1) {
     if
-    :: snap & bitof(n) -> callback(n, 0)
+    :: snap & bitof(n) -> callback(n, 0); started = started | bitof(n)
     :: else
     fi
   }
+#ifdef BROKEN_I25
   rs_unlock();
   rs_lock_load(snap);
+#endif
   for (n : 0 .. NN - 1) {
     if
-    :: snap & bitof(n) -> callback(n, 0)
+    :: snap & bitof(n) ->
+      assert(started & bitof(n));  /* I25: no end without its start */
+      callback(n, 0);
+      started = started & ~bitof(n)
     :: else
     fi
   }
+  assert(started == 0);  /* I25: every start got its end */
   atomic { rs_unlock(); snap = 0; n = 0; done++ }
 }
 

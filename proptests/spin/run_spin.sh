@@ -47,7 +47,10 @@ variants_of() {
            BROKEN_R3+OUTCOMES_ONLY BROKEN_RETRY+OUTCOMES_ONLY BROKEN_DEFER_INSERT+OUTCOMES_ONLY
       ;;
     release_unregister)
-      echo ok BROKEN_I15 BROKEN_I14 BROKEN_I13
+      echo ok BROKEN_I15 BROKEN_I14 BROKEN_I13 BROKEN_I25
+      ;;
+    reclaim_handoff)
+      echo ok BROKEN_HANDOFF_BEFORE_PUBLISH BROKEN_TOUCH_AFTER_HANDOFF
       ;;
     *)
       return 1
@@ -55,7 +58,7 @@ variants_of() {
   esac
 }
 
-all_models="notifier_protocol release_unregister"
+all_models="notifier_protocol release_unregister reclaim_handoff"
 model_arg=${1:-all}
 variant_arg=${2:-}
 if [ "$model_arg" = all ]; then
