@@ -26,6 +26,9 @@
 // inside a read section of the tree's SrcuDomain (debug builds check). Writers (insert,
 // erase, Batch) from any thread; they serialise, never wait for readers, and so may also
 // run inside a read section.
+// Failure: changes are noexcept. Running out of memory while copying a path terminates
+// the process instead of unwinding, so a batch is never published half-built and no node
+// still linked is retired.
 // Lifetime: the SrcuDomain must outlive the tree. The destructor must not run while
 // readers or writers are active, nor inside a read section of the domain (it waits for
 // pending frees).
@@ -110,14 +113,15 @@ class IntervalTree {
   // Adds the entry [start, last] -> value (a one-change batch).
   // Errors: kInvalidArgument if start > last; the tree is unchanged.
   // Context: may block on other writers, never on readers.
-  absl::Status insert(std::uint64_t start, std::uint64_t last, T value) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status insert(std::uint64_t start, std::uint64_t last, T value) noexcept
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // IntervalTree::erase()
   //
   // Removes one entry equal to ([start, last], value).
   // Errors: kInvalidArgument if start > last, kNotFound if there is no such entry; the
   // tree is unchanged.
-  absl::Status erase(std::uint64_t start, std::uint64_t last, const T& value)
+  absl::Status erase(std::uint64_t start, std::uint64_t last, const T& value) noexcept
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // IntervalTree::check_invariants()
@@ -201,7 +205,7 @@ class ABSL_SCOPED_LOCKABLE IntervalTree<T, Less>::Batch {
 
   // Batch::insert() / erase(): as IntervalTree::insert() / erase(), published at the end
   // of the batch. A failed change leaves the batch as it was.
-  absl::Status insert(std::uint64_t start, std::uint64_t last, T value) {
+  absl::Status insert(std::uint64_t start, std::uint64_t last, T value) noexcept {
     tree_.mu_.assert_held();
     if (start > last) return bad_range(start, last);
     tree_.working_ = tree_.copier_locked().insert(tree_.working_, start, last, value);
@@ -209,7 +213,7 @@ class ABSL_SCOPED_LOCKABLE IntervalTree<T, Less>::Batch {
     tree_.dirty_ = true;
     return absl::OkStatus();
   }
-  absl::Status erase(std::uint64_t start, std::uint64_t last, const T& value) {
+  absl::Status erase(std::uint64_t start, std::uint64_t last, const T& value) noexcept {
     tree_.mu_.assert_held();
     if (start > last) return bad_range(start, last);
     if (!itree_internal::contains(tree_.working_, start, last, value, Less())) {

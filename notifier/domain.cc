@@ -89,7 +89,7 @@ NotifierDomain::TreeEntry NotifierDomain::entry_of(IntervalNotifier& sub) {
 }
 
 absl::Status NotifierDomain::insert(Ref<IntervalNotifier> sub, std::uint64_t start,
-                                    std::uint64_t length, const void* owner) {
+                                    std::uint64_t length, const void* owner) noexcept {
   if (!sub) return absl::InvalidArgumentError("NotifierDomain::insert: null notifier");
   if (length == 0) return absl::InvalidArgumentError("NotifierDomain::insert: length 0");
   const std::uint64_t last = start + (length - 1);
@@ -160,7 +160,7 @@ void NotifierDomain::insert_locked(Ref<IntervalNotifier> sub, std::uint64_t star
   set_state(n, active_ > 0 ? State::kDeferredInsert : State::kLive);
 }
 
-absl::Status NotifierDomain::remove(IntervalNotifier& sub) {
+absl::Status NotifierDomain::remove(IntervalNotifier& sub) noexcept {
   ITN_CHECK_MAY_WAIT(this, "NotifierDomain::remove");
   // Taken out of `sub` under the mutex, so that nothing else ever hands them off: the
   // domain's reference keeps `sub` alive until this call is done with it (the caller may
@@ -350,7 +350,7 @@ absl::Status NotifierDomain::call_interval_notifiers(const Range& range, std::ui
       "invalidation; there is nothing to end");
 }
 
-void NotifierDomain::invalidate_range_end(InvalidationToken token) {
+void NotifierDomain::invalidate_range_end(InvalidationToken token) noexcept {
   ITN_CHECK(token.domain_ == this,
             "I25: invalidate_range_end() with a token this domain did not issue, or one that "
             "was already ended");

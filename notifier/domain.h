@@ -32,6 +32,8 @@
 // every read section that could see the notifier ended (I24). That last reference may
 // then be dropped on the domain's worker thread, so a notifier's destructor must not
 // drop the last reference to its domain (dies, I24).
+// Failure: insert(), remove() and invalidate_range_end() are noexcept (running out of
+// memory terminates rather than leaving a change half made); bad input gets a Status.
 // Memory ordering: an insert() that returned happens-before every invalidation start that
 // follows it under the domain mutex; an invalidation's callbacks happen-before the
 // invalidate_range_end() that follows; remove()'s return happens-after the last callback
@@ -109,7 +111,7 @@ class NotifierDomain : public RefCounted {
   // past the end of the address space; kFailedPrecondition if `sub` is inserted (here or
   // in another domain, or its remove() is not done with it) or the domain was released.
   absl::Status insert(Ref<IntervalNotifier> sub, std::uint64_t start, std::uint64_t length,
-                      const void* owner) ABSL_LOCKS_EXCLUDED(mu_);
+                      const void* owner) noexcept ABSL_LOCKS_EXCLUDED(mu_);
 
   // NotifierDomain::remove()
   //
@@ -125,7 +127,7 @@ class NotifierDomain : public RefCounted {
   // Lifetime: on return no invalidate() for `sub` runs or will run (I8), and `sub` no
   //   longer keeps the domain alive. References from find() keep `sub` alive after that.
   // Errors (nothing changes): kInvalidArgument if `sub` is not inserted in this domain.
-  absl::Status remove(IntervalNotifier& sub) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status remove(IntervalNotifier& sub) noexcept ABSL_LOCKS_EXCLUDED(mu_);
 
   // NotifierDomain::find()
   //
@@ -158,7 +160,7 @@ class NotifierDomain : public RefCounted {
   // the applied removes leave is bounded by the next insert() or remove()). A token that
   // another domain issued, or that was already ended (moved from), is a contract
   // violation (dies).
-  void invalidate_range_end(InvalidationToken token) ABSL_LOCKS_EXCLUDED(mu_);
+  void invalidate_range_end(InvalidationToken token) noexcept ABSL_LOCKS_EXCLUDED(mu_);
 
   // NotifierDomain::register_notifier()
   //

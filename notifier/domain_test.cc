@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -230,6 +231,14 @@ TEST_F(NotifierDomainTest, NonBlockingRefusalUndoesItsBookkeepingR5I3) {
   invalidate(range(0, kPage));
   EXPECT_EQ(a->calls.load(), 2);
 }
+
+// A change that fails half-way (out of memory while copying a path) must not unwind into
+// a batch that publishes what it built: the changes terminate instead.
+static_assert(noexcept(std::declval<NotifierDomain&>().insert(std::declval<Ref<IntervalNotifier>>(),
+                                                              0, 1, nullptr)));
+static_assert(noexcept(std::declval<NotifierDomain&>().remove(std::declval<IntervalNotifier&>())));
+static_assert(noexcept(std::declval<IntervalTree<int>&>().insert(0, 0, 0)));
+static_assert(noexcept(std::declval<IntervalTree<int>&>().erase(0, 0, 0)));
 
 TEST_F(NotifierDomainTest, BadArgumentsAreRejectedAndChangeNothingI11) {
   auto n = make_ref<RecordingNotifier>();

@@ -24,13 +24,15 @@ IntervalTree<T, Less>::~IntervalTree() {
 }
 
 template <class T, class Less>
-absl::Status IntervalTree<T, Less>::insert(std::uint64_t start, std::uint64_t last, T value) {
+absl::Status IntervalTree<T, Less>::insert(std::uint64_t start, std::uint64_t last,
+                                           T value) noexcept {
   Batch batch(*this);
   return batch.insert(start, last, std::move(value));
 }
 
 template <class T, class Less>
-absl::Status IntervalTree<T, Less>::erase(std::uint64_t start, std::uint64_t last, const T& value) {
+absl::Status IntervalTree<T, Less>::erase(std::uint64_t start, std::uint64_t last,
+                                          const T& value) noexcept {
   Batch batch(*this);
   return batch.erase(start, last, value);
 }
