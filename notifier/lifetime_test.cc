@@ -153,11 +153,16 @@ TEST(NotifierDomainLifetimeDeathTest, SynchronizeHoldingALockANotifierDestructor
       "I9: NotifierDomain::synchronize\\(\\) called while holding an itn::Mutex");
 }
 
-// A notifier that keeps its domain alive (as a driver object holding its mm might).
+// A notifier that keeps its domain alive (as a driver object holding its mm might). Its
+// destructor waits for `may_finish`, so that the test decides whose reference is last.
 class DomainOwningNotifier : public CountedNotifier {
  public:
   DomainOwningNotifier(std::atomic<int>* destroyed, Ref<NotifierDomain> domain)
       : CountedNotifier(destroyed), domain_(std::move(domain)) {}
+  ~DomainOwningNotifier() override {
+    wait_until([] { return may_finish.load(); });
+  }  // then drops domain_
+  static inline std::atomic<bool> may_finish{false};
 
  private:
   Ref<NotifierDomain> domain_;
@@ -176,7 +181,8 @@ TEST(NotifierDomainLifetimeDeathTest, ADomainDestroyedOnItsOwnWorkerDiesNamingTh
         domain.reset();
         n.reset();
         (void)d->remove(*raw);  // the notifier's reference now keeps the domain alive
-        d->synchronize();       // drops it on the worker
+        DomainOwningNotifier::may_finish.store(true);  // remove() let go of its grab
+        d->synchronize();  // the worker drops the notifier, and so the domain
       },
       "I24: NotifierDomain destroyed on its own SRCU worker");
 }
