@@ -236,7 +236,8 @@ void NotifierDomain::bound_retired_memory() {
     }
     ++stats_.reclaim_waits;
   }
-  ITN_CHECK_MAY_WAIT(this, "NotifierDomain (a writer waiting at the retired-memory cap)");
+  // Waiting here for readers is waiting for callbacks (I9).
+  ITN_CHECK_MAY_WAIT(this, "NotifierDomain::insert/remove");
   // Every retired node and pinned notifier was queued (or is queued now) before this
   // grace period, so it is freed when reclaim() returns (I26).
   tree_.reclaim();

@@ -142,5 +142,32 @@ TEST(NotifierDomainRetiredMemory, ThePoolGivesChunksBackAfterAChurnEnds) {
   ASSERT_TRUE(domain->remove(*last).ok());
 }
 
+// A driver notifier whose invalidate() takes the driver lock.
+class Locking : public IntervalNotifier {
+ public:
+  bool invalidate(const Range&, std::uint64_t cur_seq) override {
+    MutexLock l(driver_mu);
+    set_seq(cur_seq);
+    return true;
+  }
+  Mutex driver_mu;
+};
+
+TEST(NotifierDomainRetiredMemoryDeathTest, WaitingAtTheCapHoldingALockCallbacksTakeDiesI9) {
+  if (!ITN_DEBUG_CHECKS) GTEST_SKIP() << "needs debug checks (ITN_DEBUG_CHECKS) for I9";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        auto domain = make_ref<NotifierDomain>(NotifierDomainOptions{.max_retired_bytes = 0});
+        Ref<Locking> driver = make_ref<Locking>();
+        (void)domain->insert(driver, 0, kPage, nullptr);
+        testing::invalidate(*domain, Range{0, kPage});  // the callback took driver_mu
+        MutexLock l(driver->driver_mu);
+        Ref<Sub> n = make_ref<Sub>();
+        (void)domain->insert(n, 10 * kPage, kPage, nullptr);  // past the cap: would wait
+      },
+      "I9: NotifierDomain::insert/remove\\(\\) called while holding an itn::Mutex");
+}
+
 }  // namespace
 }  // namespace itn
