@@ -118,9 +118,12 @@ TEST(NotifierDomainRetiredMemory, RemovedNotifiersCountUntilTheirGracePeriodEnds
   auto domain = make_ref<NotifierDomain>(NotifierDomainOptions{.free_batch_nodes = 1});
   Ref<Sub> n = make_ref<Sub>();
   ASSERT_TRUE(domain->insert(n, 0, kPage, nullptr).ok());
+  // An open invalidation (elsewhere) is a read section: the grace period waits for it.
+  InvalidationToken reader = testing::start_ok(*domain, Range{100 * kPage, 101 * kPage});
   ASSERT_TRUE(domain->remove(*n).ok());
   EXPECT_GE(domain->memory().retired_bytes, sizeof(IntervalNotifier))
       << "a removed notifier the domain still pins is retired memory";
+  domain->invalidate_range_end(std::move(reader));
   domain->synchronize();
   EXPECT_EQ(domain->memory().retired_bytes, 0u);
 }
