@@ -138,9 +138,10 @@ class IntervalTree {
 
   // IntervalTree::reclaim()
   //
-  // Frees every node retired so far, waiting for their grace period, and gives free pool
-  // chunks back above the pool's watermark. For a writer that must bound the retired
-  // bytes.
+  // Frees every node retired so far, waiting for their grace period, and gives every
+  // empty pool chunk back above the pool's watermark (publishes do so only now and then:
+  // their scans are amortised). For a writer that must bound the retired bytes, and for
+  // an owner that wants the memory of a finished churn back.
   // Context: may block on readers (a grace period); not inside a read section of the
   // tree's SrcuDomain or from one of its callbacks (dies). A Section from
   // SrcuDomain::hold() is invisible to that check: its holder must not call this (hangs).

@@ -17,13 +17,12 @@ constexpr std::size_t kChunk = Pool::kSlotsPerChunk;
 
 TestNode node() { return TestNode{0, 0, 0, nullptr, nullptr, 1, 1, 0}; }
 
-TEST(NodePool, GivesChunksBackOnceTheyAreFreeEvenAfterAScanThatFoundNone) {
-  Pool pool;
+// Four chunks, each with one slot in use and the rest free: more than half the pool is
+// free, but nothing can go back. Returns the slots still in use.
+std::vector<TestNode*> fill_four_chunks_and_pin_one_slot_each(Pool& pool) {
+  std::vector<TestNode*> pinned;
   std::vector<TestNode*> slots;
   for (std::size_t i = 0; i < 4 * kChunk; ++i) slots.push_back(pool.allocate(node()));
-  ASSERT_EQ(pool.reserved_bytes(), 4 * kChunk * Pool::kSlotBytes);
-  // Every chunk keeps one slot in use: more than half the pool is free, nothing can go.
-  std::vector<TestNode*> pinned;
   for (std::size_t i = 0; i < slots.size(); ++i) {
     if (i % kChunk == 0) {
       pinned.push_back(slots[i]);
@@ -31,13 +30,34 @@ TEST(NodePool, GivesChunksBackOnceTheyAreFreeEvenAfterAScanThatFoundNone) {
       pool.release(slots[i]);
     }
   }
+  return pinned;
+}
+
+TEST(NodePool, TrimGivesChunksBackOnceEnoughSlotsCameFreeAfterAScanThatFoundNone) {
+  Pool pool;
+  std::vector<TestNode*> pinned = fill_four_chunks_and_pin_one_slot_each(pool);
   pool.trim();
-  EXPECT_EQ(pool.reserved_bytes(), 4 * kChunk * Pool::kSlotBytes);
+  ASSERT_EQ(pool.reserved_bytes(), 4 * kChunk * Pool::kSlotBytes);
   for (TestNode* n : pinned) pool.release(n);
-  // Only four more slots came free; the chunks are empty now and must still go back.
-  for (std::size_t i = 0; i < kChunk; ++i) pool.release(pool.allocate(node()));
+  // The chunks are empty now, but only four slots came free since the scan: trim() waits
+  // for half the free list's worth, so that its scans stay amortised.
+  pool.trim();
+  EXPECT_EQ(pool.reserved_bytes(), 4 * kChunk * Pool::kSlotBytes) << "trim() rescanned at once";
+  for (std::size_t i = 0; i < 2 * kChunk; ++i) pool.release(pool.allocate(node()));
   pool.trim();
   EXPECT_LE(pool.reserved_bytes(), kChunk * Pool::kSlotBytes) << "empty chunks were kept";
+}
+
+TEST(NodePool, TrimFullyGivesEveryEmptyChunkBackAtOnce) {
+  Pool pool;
+  std::vector<TestNode*> pinned = fill_four_chunks_and_pin_one_slot_each(pool);
+  pool.trim_fully();
+  ASSERT_EQ(pool.reserved_bytes(), 4 * kChunk * Pool::kSlotBytes);
+  for (TestNode* n : pinned) pool.release(n);
+  pool.trim_fully();
+  EXPECT_EQ(pool.reserved_bytes(), 0u) << "empty chunks were kept";
+  pool.release(pool.allocate(node()));  // a new chunk is carved after they all went
+  EXPECT_EQ(pool.reserved_bytes(), kChunk * Pool::kSlotBytes);
 }
 
 TEST(NodePool, GivenBackSlotsAreReusedBeforeANewChunk) {

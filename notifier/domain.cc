@@ -434,7 +434,8 @@ std::uint64_t NotifierDomain::wait_for_seq_change(std::uint64_t seq) {
 
 void NotifierDomain::synchronize() {
   ITN_CHECK_MAY_WAIT(this, "NotifierDomain::synchronize");
-  srcu_.barrier();
+  tree_.reclaim();  // queues the nodes of an unfilled free batch too, then waits for all
+  srcu_.barrier();  // and for what remove() and the whole-space changes queued
 }
 
 NotifierDomainStats NotifierDomain::stats() const {

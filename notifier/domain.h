@@ -213,8 +213,10 @@ class NotifierDomain : public RefCounted {
 
   // NotifierDomain::synchronize()
   //
-  // Returns once every deferred free queued so far (removed notifiers' last domain
-  // references, tree nodes) has run.
+  // Returns once every deferred free of a change made so far has run: removed notifiers'
+  // last domain references, old whole-space lists, put notifiers, and every replaced tree
+  // node (also those of a free batch not yet full). The node pool then holds no empty
+  // chunk above its watermark: the memory of a finished churn is back with the system.
   // Context: may block; not from a callback of this domain (debug: dies, I9).
   void synchronize();
 

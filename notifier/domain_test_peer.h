@@ -1,8 +1,9 @@
 // notifier/domain_test_peer.h
 //
 // Test-only access to a NotifierDomain's insides: its mutex (to show which operations do
-// not need it), its tree's root (to pause a writer at the publish) and a notifier's claim
-// word (to pause an insert at its claim).
+// not need it), its tree's root (to pause a writer at the publish), a notifier's claim
+// word (to pause an insert at its claim) and its deferred frees (to run them while a
+// writer is paused: synchronize() would wait for that writer's tree lock).
 #ifndef ITN_NOTIFIER_DOMAIN_TEST_PEER_H_
 #define ITN_NOTIFIER_DOMAIN_TEST_PEER_H_
 
@@ -17,6 +18,7 @@ class NotifierDomainTestPeer {
     return d.tree_.root_address_for_testing();
   }
   static const void* claim_word(const IntervalNotifier& n) { return &n.claim_; }
+  static void run_queued_frees(NotifierDomain& d) { d.srcu_.barrier(); }
 };
 
 }  // namespace itn

@@ -81,7 +81,7 @@ void IntervalTree<T, Less>::reclaim() {
   }
   srcu_.barrier();
   MutexLock l(mu_);
-  pool_.trim();
+  pool_.trim_fully();
   pool_bytes_.store(pool_.reserved_bytes(), std::memory_order_relaxed);  // statistic only
 }
 
