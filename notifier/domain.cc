@@ -44,7 +44,7 @@ NotifierDomain::~NotifierDomain() {
             "I24: NotifierDomain destroyed on its own SRCU worker (a notifier's destructor "
             "dropped the last reference to its domain)");
   // Inserted and registered notifiers hold a reference to the domain, so none are left.
-  ITN_CHECK(tree_.size() == 0, "NotifierDomain destroyed with notifiers inserted");
+  ITN_CHECK(size_for_testing() == 0, "NotifierDomain destroyed with notifiers inserted");
   ITN_CHECK(notifier_list() == nullptr, "NotifierDomain destroyed with notifiers registered");
   {
     MutexLock l(mu_);
@@ -73,14 +73,6 @@ IntervalNotifier::State NotifierDomain::state_of(const IntervalNotifier& sub) {
 const void* NotifierDomain::thread_key() {
   static thread_local char key;
   return &key;
-}
-
-bool NotifierDomain::walked_now(const TreeEntry& e) {
-  // Acquire: pairs with the release stores in set_state(). The generation tells this
-  // entry's insertion from a later one, in this domain or another (I27).
-  const std::uint64_t word = e.sub->claim_.load(std::memory_order_acquire);
-  return IntervalNotifier::generation_in(word) == e.generation &&
-         walked(IntervalNotifier::state_in(word));
 }
 
 NotifierDomain::TreeEntry NotifierDomain::entry_of(IntervalNotifier& sub) {
@@ -152,9 +144,10 @@ void NotifierDomain::insert_locked(Ref<IntervalNotifier> sub, std::uint64_t star
   } else {
     n.invalidate_seq_.store(seq - 1, std::memory_order_relaxed);  // published by set_state()
   }
-  // In the tree at once, deferred or not, so that find() sees it; walks skip it until
-  // its state is kLive, and find() until the state below is published.
-  const absl::Status inserted = tree_.insert(start, last, TreeEntry{&n, generation});
+  // Walked at once only if no invalidation is active: walks meet only notifiers they
+  // must call (I5). find() skips it until the state below is published.
+  IntervalTree<TreeEntry, TreeEntryLess>& tree = active_ > 0 ? deferred_inserts_ : tree_;
+  const absl::Status inserted = tree.insert(start, last, TreeEntry{&n, generation});
   ITN_CHECK(inserted.ok(), "interval checked above");
   // The insert takes effect here, for find(), walks and concurrent claimers alike.
   set_state(n, active_ > 0 ? State::kDeferredInsert : State::kLive);
@@ -176,16 +169,16 @@ absl::Status NotifierDomain::remove(IntervalNotifier& sub) noexcept {
           "NotifierDomain::remove: notifier is not inserted in this domain");
     }
     // Relaxed: seq_ is written only under mu_, which we hold.
-    if (!is_odd(seq_.load(std::memory_order_relaxed))) {
+    if (state == State::kDeferredInsert) {
+      // Never walked: cancel the insert, no need to wait (I8).
+      std::erase_if(deferred_, [&](const DeferredOp& op) { return op.sub == &sub; });
+      const absl::Status erased = deferred_inserts_.erase(sub.start_, sub.last_, entry_of(sub));
+      ITN_CHECK(erased.ok(), "a deferred notifier is in the deferred tree");
+      set_state(sub, State::kErased);
+    } else if (!is_odd(seq_.load(std::memory_order_relaxed))) {
       // No invalidation is calling notifiers: erase now (published on return).
       const absl::Status erased = tree_.erase(sub.start_, sub.last_, entry_of(sub));
       ITN_CHECK(erased.ok(), "a live notifier is in the tree");
-      set_state(sub, State::kErased);
-    } else if (state == State::kDeferredInsert) {
-      // Never walked: cancel the insert, no need to wait (I8).
-      std::erase_if(deferred_, [&](const DeferredOp& op) { return op.sub == &sub; });
-      const absl::Status erased = tree_.erase(sub.start_, sub.last_, entry_of(sub));
-      ITN_CHECK(erased.ok(), "a deferred notifier is in the tree");
       set_state(sub, State::kErased);
     } else {
       set_state(sub, State::kRemoving);
@@ -219,6 +212,10 @@ absl::Status NotifierDomain::remove(IntervalNotifier& sub) noexcept {
 
 IntervalTreeMemory NotifierDomain::memory() const {
   IntervalTreeMemory m = tree_.memory();
+  const IntervalTreeMemory deferred = deferred_inserts_.memory();
+  m.live_bytes += deferred.live_bytes;
+  m.retired_bytes += deferred.retired_bytes;
+  m.pool_bytes += deferred.pool_bytes;
   // Relaxed: a statistic.
   m.retired_bytes += pinned_notifiers_.load(std::memory_order_relaxed) * sizeof(IntervalNotifier);
   return m;
@@ -240,15 +237,31 @@ void NotifierDomain::bound_retired_memory() {
   ITN_CHECK_MAY_WAIT(this, "NotifierDomain::insert/remove");
   // Every retired node and pinned notifier was queued (or is queued now) before this
   // grace period, so it is freed when reclaim() returns (I26).
+  deferred_inserts_.reclaim();
   tree_.reclaim();
 }
 
 Ref<IntervalNotifier> NotifierDomain::find(const void* owner, std::uint64_t start,
                                            std::uint64_t last) const {
   if (start > last) return nullptr;
-  Ref<IntervalNotifier> found;
   auto guard = srcu_.read_lock();
-  tree_.for_each_overlap(start, last, [&](std::uint64_t, std::uint64_t, const TreeEntry& e) {
+  // The deferred tree first: the end that applies an insert publishes it in the walked
+  // tree before it empties the deferred one, so a find() that no longer sees it there
+  // (acquire, pairing with that later publish) sees it in the walked tree.
+  Found deferred = find_in(deferred_inserts_, owner, start, last);
+  Found walked = find_in(tree_, owner, start, last);
+  if (!deferred.sub) return std::move(walked.sub);
+  if (!walked.sub) return std::move(deferred.sub);
+  const bool walked_first =
+      walked.start != deferred.start ? walked.start < deferred.start : walked.last <= deferred.last;
+  return std::move(walked_first ? walked.sub : deferred.sub);
+}
+
+NotifierDomain::Found NotifierDomain::find_in(const IntervalTree<TreeEntry, TreeEntryLess>& tree,
+                                              const void* owner, std::uint64_t start,
+                                              std::uint64_t last) {
+  Found found;
+  tree.for_each_overlap(start, last, [&](std::uint64_t s, std::uint64_t l, const TreeEntry& e) {
     IntervalNotifier* n = e.sub;
     // Acquire: pairs with the release stores in set_state(); this insertion's owner is
     // visible if the word still names it.
@@ -265,21 +278,18 @@ Ref<IntervalNotifier> NotifierDomain::find(const void* owner, std::uint64_t star
     if (found_owner != owner) return true;
     // Cannot fail: the domain's reference for this insertion outlives every snapshot that
     // holds the entry (remove() hands it to a grace period after the erase is published).
-    found = Ref<IntervalNotifier>::try_get(n);
-    return !found;
+    found = {Ref<IntervalNotifier>::try_get(n), s, l};
+    return !found.sub;
   });
   return found;
 }
 
 bool NotifierDomain::any_walked_overlap(const Range& range) const {
-  bool hit = false;
   auto guard = srcu_.read_lock();
-  tree_.for_each_overlap(range.start, range.last(),
-                         [&](std::uint64_t, std::uint64_t, const TreeEntry& e) {
-                           hit = walked_now(e);
-                           return !hit;
-                         });
-  return hit;
+  // Stops at the first entry: every one is walked.
+  return !tree_.for_each_overlap(
+      range.start, range.last(),
+      [](std::uint64_t, std::uint64_t, const TreeEntry&) { return false; });
 }
 
 absl::StatusOr<InvalidationToken> NotifierDomain::invalidate_range_start(const Range& range) {
@@ -326,12 +336,11 @@ absl::Status NotifierDomain::call_interval_notifiers(const Range& range, std::ui
   {
     auto guard = srcu_.read_lock();
     ContextScope scope(this);  // callbacks run in this domain's context (I9)
-    // The walked set cannot change under us: erases wait for active_ to reach zero, and
-    // inserts made meanwhile are kDeferredInsert, which we skip (I5), as we skip entries
-    // of an insertion that was cancelled meanwhile (the notifier may be live elsewhere).
+    // The walked tree cannot change under us: the sequence is odd since our start, so
+    // erases wait for the last end and inserts go to the deferred tree (I5). Every entry
+    // of this snapshot is a notifier we must call.
     tree_.for_each_overlap(range.start, range.last(),
                            [&](std::uint64_t, std::uint64_t, const TreeEntry& e) {
-                             if (!walked_now(e)) return true;
                              if (e.sub->invalidate(range, cur_seq)) return true;
                              ITN_CHECK(!range.blockable,
                                        "IntervalNotifier::invalidate() returned false for a "
@@ -403,11 +412,21 @@ void NotifierDomain::end_locked(const void* starter) {
   // Relaxed: seq_ is written only under mu_, which we hold.
   const std::uint64_t seq = seq_.load(std::memory_order_relaxed);
   if (!is_odd(seq)) return;
+  if (!deferred_.empty()) apply_deferred_locked();
+  // Release: pairs with the acquire load in read_begin().
+  seq_.store(seq + 1, std::memory_order_release);
+  wq_.notify_all();
+}
+
+void NotifierDomain::apply_deferred_locked() {
   {
-    // I2: in FIFO order, in one publish.
+    // I2: in FIFO order, in one publish of the walked tree.
     IntervalTree<TreeEntry, TreeEntryLess>::Batch batch(tree_);
     for (const DeferredOp& op : deferred_) {
       if (op.insert) {
+        const absl::Status inserted =
+            batch.insert(op.sub->start_, op.sub->last_, entry_of(*op.sub));
+        ITN_CHECK(inserted.ok(), "a deferred insert has a valid interval");
         set_state(*op.sub, State::kLive);
       } else {
         // remove(), waiting for this, hands the notifier's reference off once the batch
@@ -418,10 +437,16 @@ void NotifierDomain::end_locked(const void* starter) {
       }
     }
   }
+  {
+    // After the walked tree's publish, so that find() sees every insert in one of them.
+    IntervalTree<TreeEntry, TreeEntryLess>::Batch batch(deferred_inserts_);
+    for (const DeferredOp& op : deferred_) {
+      if (!op.insert) continue;
+      const absl::Status erased = batch.erase(op.sub->start_, op.sub->last_, entry_of(*op.sub));
+      ITN_CHECK(erased.ok(), "a deferred insert is in the deferred tree");
+    }
+  }
   deferred_.clear();
-  // Release: pairs with the acquire load in read_begin().
-  seq_.store(seq + 1, std::memory_order_release);
-  wq_.notify_all();
 }
 
 std::uint64_t NotifierDomain::wait_for_seq_change(std::uint64_t seq) {
@@ -434,7 +459,9 @@ std::uint64_t NotifierDomain::wait_for_seq_change(std::uint64_t seq) {
 
 void NotifierDomain::synchronize() {
   ITN_CHECK_MAY_WAIT(this, "NotifierDomain::synchronize");
-  tree_.reclaim();  // queues the nodes of an unfilled free batch too, then waits for all
+  // Queue the nodes of unfilled free batches too, wait for all and trim the pools.
+  deferred_inserts_.reclaim();
+  tree_.reclaim();
   srcu_.barrier();  // and for what remove() and the whole-space changes queued
 }
 

@@ -10,10 +10,12 @@
 //   the start returns) counts itself active; any number may be active at once.
 //   If its range overlaps a walked notifier, the domain sequence becomes odd; every such
 //   notifier's invalidate() is called with that odd sequence. Walks take no lock.
-// - While the sequence is odd the set of walked notifiers does not change: insert() and
-//   remove() are queued on a deferred list, applied in FIFO order (one tree publish) by
-//   the invalidate_range_end() that brings the active count to zero, which then makes the
-//   sequence even and wakes waiters.
+// - While the sequence is odd the walked tree does not change at all: remove() is queued
+//   on a deferred list, and insert() puts the notifier in a second tree of deferred
+//   inserts, which find() reads but walks do not. The invalidate_range_end() that brings
+//   the active count to zero applies the deferred list in FIFO order (one publish of the
+//   walked tree, then the deferred tree is emptied), makes the sequence even and wakes
+//   waiters. So a walk never checks a node's state: whatever its snapshot holds, it calls.
 // - remove() waits for that under the domain mutex, evaluating "has my erase been
 //   applied" under the same mutex as the deferred processing (the 2022 kernel fix, R3).
 //
@@ -93,7 +95,9 @@ struct NotifierDomainOptions {
 class NotifierDomain : public RefCounted {
  public:
   explicit NotifierDomain(NotifierDomainOptions options = {})
-      : options_(options), tree_(srcu_, IntervalTreeOptions{options.free_batch_nodes}) {}
+      : options_(options),
+        tree_(srcu_, IntervalTreeOptions{options.free_batch_nodes}),
+        deferred_inserts_(srcu_, IntervalTreeOptions{options.free_batch_nodes}) {}
   ~NotifierDomain() override;
 
   // NotifierDomain::insert()
@@ -238,7 +242,8 @@ class NotifierDomain : public RefCounted {
   // Diagnostics for tests: the domain sequence and the number of active invalidations.
   std::uint64_t seq_for_testing() const { return seq_.load(std::memory_order_relaxed); }
   std::uint64_t active_for_testing() const ABSL_LOCKS_EXCLUDED(mu_);
-  std::size_t size_for_testing() const { return tree_.size(); }
+  // Inserted notifiers: walked ones and deferred inserts.
+  std::size_t size_for_testing() const { return tree_.size() + deferred_inserts_.size(); }
 
  private:
   friend class IntervalNotifier;
@@ -277,11 +282,21 @@ class NotifierDomain : public RefCounted {
   void deliver_release(Notifier& n);
   absl::Status start_interval_part(const Range& range) ABSL_LOCKS_EXCLUDED(mu_);
   bool any_walked_overlap(const Range& range) const;
+  // The first notifier of `tree` that find() may return for `owner`, with its key.
+  struct Found {
+    Ref<IntervalNotifier> sub;
+    std::uint64_t start = 0;
+    std::uint64_t last = 0;
+  };
+  static Found find_in(const IntervalTree<TreeEntry, TreeEntryLess>& tree, const void* owner,
+                       std::uint64_t start, std::uint64_t last);
   absl::Status call_interval_notifiers(const Range& range, std::uint64_t cur_seq)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Ends one invalidation that thread `starter` (its thread_key()) started; the last
   // active end applies the deferred changes.
   void end_locked(const void* starter) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Applies the deferred list: the walked tree's publish, then the deferred tree emptied.
+  void apply_deferred_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The calling thread, as recorded in starters_.
   static const void* thread_key();
   // I26: waits for a grace period if the retired bytes exceed the cap.
@@ -289,19 +304,20 @@ class NotifierDomain : public RefCounted {
   static void set_state(IntervalNotifier& sub, State state);
   static State state_of(const IntervalNotifier& sub);
   static TreeEntry entry_of(IntervalNotifier& sub);
-  // True if invalidations call the insertion `e` stands for (it is still the current one).
-  static bool walked_now(const TreeEntry& e);
-  // Invalidations call it: applied inserts, and removes not yet applied.
-  static bool walked(State state) { return state == State::kLive || state == State::kRemoving; }
   // remove() may take it out, and find() returns it: inserts, applied or deferred.
   static bool inserted(State state) {
     return state == State::kLive || state == State::kDeferredInsert;
   }
 
   const NotifierDomainOptions options_;
-  // Before the tree: destroyed after it, whose nodes it frees.
+  // Before the trees: destroyed after them, whose nodes it frees.
   mutable SrcuDomain srcu_;
+  // The walked notifiers (kLive, kRemoving). Changes only while the sequence is even, and
+  // under mu_.
   IntervalTree<TreeEntry, TreeEntryLess> tree_;
+  // Inserts deferred behind active invalidations (kDeferredInsert): find() reads them,
+  // walks never do. Changes only under mu_; emptied by the end that applies them.
+  IntervalTree<TreeEntry, TreeEntryLess> deferred_inserts_;
   // Removed notifiers whose domain reference waits for its grace period (I26).
   Atomic<std::uint64_t> pinned_notifiers_{0};
 

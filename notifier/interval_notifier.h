@@ -126,8 +126,8 @@ class IntervalNotifier : public RefCounted {
   enum class State : std::uint8_t {
     kFree,            // never inserted, or remove() returned: insert() may claim it
     kClaimed,         // an insert() won the claim and is entering it into its domain
-    kDeferredInsert,  // in the tree, but inserted during an invalidation: not yet walked
-    kLive,            // in the tree and walked by invalidations
+    kDeferredInsert,  // inserted during an invalidation: in the tree find() reads, not walked
+    kLive,            // in the walked tree
     kRemoving,        // remove() began; still walked until the deferred erase is applied
     kErased,          // out of the tree; remove() is finishing
   };
