@@ -60,6 +60,17 @@ TEST(NodePool, TrimFullyGivesEveryEmptyChunkBackAtOnce) {
   EXPECT_EQ(pool.reserved_bytes(), kChunk * Pool::kSlotBytes);
 }
 
+// A pool that never carved most of its only chunk: once its few slots are free, the
+// chunk is empty and goes back (the slots never carved count as free).
+TEST(NodePool, TrimFullyGivesBackALightlyUsedLastChunk) {
+  Pool pool;
+  std::vector<TestNode*> slots;
+  for (int i = 0; i < 3; ++i) slots.push_back(pool.allocate(node()));
+  for (TestNode* n : slots) pool.release(n);
+  pool.trim_fully();
+  EXPECT_EQ(pool.reserved_bytes(), 0u) << "an empty, barely carved chunk was kept";
+}
+
 TEST(NodePool, GivenBackSlotsAreReusedBeforeANewChunk) {
   Pool pool;
   std::vector<TestNode*> nodes;

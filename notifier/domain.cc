@@ -82,6 +82,8 @@ NotifierDomain::TreeEntry NotifierDomain::entry_of(IntervalNotifier& sub) {
 
 absl::Status NotifierDomain::insert(Ref<IntervalNotifier> sub, std::uint64_t start,
                                     std::uint64_t length, const void* owner) noexcept {
+  // Checked on every call, not only at the cap, so that a misplaced insert() fails at once.
+  ITN_CHECK_MAY_WAIT(this, "NotifierDomain::insert");
   if (!sub) return absl::InvalidArgumentError("NotifierDomain::insert: null notifier");
   if (length == 0) return absl::InvalidArgumentError("NotifierDomain::insert: length 0");
   const std::uint64_t last = start + (length - 1);
@@ -233,8 +235,6 @@ void NotifierDomain::bound_retired_memory() {
     }
     ++stats_.reclaim_waits;
   }
-  // Waiting here for readers is waiting for callbacks (I9).
-  ITN_CHECK_MAY_WAIT(this, "NotifierDomain::insert/remove");
   // Every retired node and pinned notifier was queued (or is queued now) before this
   // grace period, so it is freed when reclaim() returns (I26).
   deferred_inserts_.reclaim();

@@ -109,8 +109,10 @@ class NotifierDomain : public RefCounted {
   // returned. Of concurrent inserts of one notifier, into any domains, exactly one
   // succeeds (I27).
   // Context: may wait for a grace period when the retired memory is past the cap (I26;
-  //   not if this thread has an invalidation of this domain open). Not from a callback
-  //   of this domain or while holding a lock that callbacks take (debug: dies, I9).
+  //   not if this thread started an invalidation of this domain that is still open).
+  //   Not from a callback of this domain or while holding a lock that callbacks take
+  //   (debug: dies, I9), nor while holding a token of this domain that another thread
+  //   started (see invalidate_range_start()).
   // Errors (nothing changes): kInvalidArgument for a null `sub`, length 0, or an interval
   // past the end of the address space; kFailedPrecondition if `sub` is inserted (here or
   // in another domain, or its remove() is not done with it) or the domain was released.
@@ -120,10 +122,12 @@ class NotifierDomain : public RefCounted {
   // NotifierDomain::remove()
   //
   // Unsubscribes `sub`, which must have been inserted into this domain.
-  // Context: may block until invalidations that can still reach `sub` end, and for a
-  //   grace period when the retired memory is past the cap (I26; not if this thread has
-  //   an invalidation of this domain open). Must not be called from a callback of this
-  //   domain or while holding a lock that callbacks take (debug: dies, I9).
+  // Context: may block until every active invalidation ends (unless `sub` is a deferred
+  //   insert), and for a grace period when the retired memory is past the cap (I26; not
+  //   if this thread started an invalidation of this domain that is still open). Must
+  //   not be called from a callback of this domain or while holding a lock that
+  //   callbacks take (debug: dies, I9), nor while holding a token of this domain that
+  //   another thread started (see invalidate_range_start()).
   // Deferral: while the sequence is odd the tree erase is queued; the last
   //   invalidate_range_end() applies it; remove() waits for that under the domain mutex.
   //   Removing a notifier whose insert is still deferred cancels it without waiting for
@@ -146,10 +150,13 @@ class NotifierDomain : public RefCounted {
   // notifiers and every whole-space notifier. The returned token must be passed to
   // invalidate_range_end() exactly once (I3, I25; see notifier/invalidation_token.h).
   // Several invalidations may be active at once, on any threads.
-  // Context: between start and end the caller must not call unregister_notifier() or
-  //   synchronize() of this domain, nor remove() a live notifier while the sequence is
-  //   odd (they wait for this end). insert() and remove() skip the retired-memory wait
-  //   on the thread that started an open invalidation.
+  // Context: while it holds the token the caller must not call unregister_notifier()
+  //   or synchronize() of this domain, nor remove() a notifier that is not a deferred
+  //   insert: they may wait for this end (remove() does once the sequence is odd, which
+  //   an insert() on any thread makes it while an invalidation is active). insert() and
+  //   remove() skip the retired-memory wait on the thread that started the token; a
+  //   thread that holds a token another thread started must not call them either (at
+  //   the cap they would wait for a grace period, which waits for the token: a hang).
   // Errors: kInvalidArgument for an empty range (nothing happened); kUnavailable when
   //   !range.blockable and a callback refused: the start has undone its own bookkeeping,
   //   the whole-space notifiers whose start ran got their end (R5), and there is no token.

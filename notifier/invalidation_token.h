@@ -15,7 +15,8 @@
 // unregister_notifier() of one of them waits for the end (I15).
 //
 // Thread safety: a token is a value; one thread uses it at a time. It may be moved to,
-//   and ended on, another thread.
+//   and ended on, another thread; that thread must not call insert() or remove() of the
+//   domain while it holds the token (see NotifierDomain::invalidate_range_start()).
 // Lifetime: must be ended before its domain is destroyed (the domain's destructor dies
 //   otherwise), by a caller that keeps the domain alive across the end. Destroying a token
 //   that was not ended breaks I25: debug builds die naming the rule; release builds end

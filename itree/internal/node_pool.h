@@ -108,7 +108,9 @@ class NodePool {
   // above it is empty. Owner only.
   void trim_fully() {
     take_given_back();
-    if (chunks_.empty() || 2 * free_.size() < chunks_.size() * kSlotsPerChunk) return;
+    if (chunks_.empty()) return;
+    const std::size_t never_carved = kSlotsPerChunk - carved_;  // of chunks_.back()
+    if (2 * (free_.size() + never_carved) < chunks_.size() * kSlotsPerChunk) return;
     freed_since_scan_ = 0;
     std::vector<std::byte*> sorted = chunks_;
     std::sort(sorted.begin(), sorted.end());
@@ -119,7 +121,7 @@ class NodePool {
     };
     std::vector<std::size_t> free_in(sorted.size(), 0);
     for (const void* slot : free_) ++free_in[chunk_of(slot)];
-    free_in[chunk_of(chunks_.back())] += kSlotsPerChunk - carved_;  // never carved
+    free_in[chunk_of(chunks_.back())] += never_carved;
     std::vector<bool> drop(sorted.size());
     bool any = false;
     for (std::size_t i = 0; i < sorted.size(); ++i) {
