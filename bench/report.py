@@ -5,7 +5,7 @@
 
 Reads DIR/{itree,notifier,mirror,memory}.json, DIR/seam_{off,on}_*.json and
 DIR/seam_symbols.txt, draws
-DIR/*.png with gnuplot, writes DIR/table.md (the targets of ARCHITECTURE.md section 7 as
+DIR/*.png with gnuplot, writes DIR/table.md (the targets T1-T7 of docs/DESIGN.md as
 ratios, then the other figures) and, with --performance-md, replaces the part of that
 file between the two "generated" markers with the same text. Every figure is the median
 of the repetitions of one run; every ratio compares figures of the same binary and run
@@ -95,7 +95,7 @@ class Table:
 
     def markdown(self, machine):
         out = [f"Machine: {machine}", "",
-               "| # | target (ARCHITECTURE.md section 7) | goal | measured | ratio | |",
+               "| # | target (docs/DESIGN.md) | goal | measured | ratio | |",
                "|---|---|---|---|---|---|"]
         out += ["| " + " | ".join(row) + " |" for row in self.targets]
         out += ["", "Other figures of the same run:", "",

@@ -25,7 +25,7 @@
 // and file-backed shared (frames come from a File shared by every mapping of it; an
 // anonymous shared mapping gets a File of its own, shared with children after fork).
 //
-// Users and memory (seed 003): mmget_not_zero()/mmput() count users of the address space
+// Users and memory (the split SVA's exit ordering needs, R6): mmget_not_zero()/mmput() count users of the address space
 // (processes, device walks); the last mmput tears it down (domain release, then every
 // mapping goes) and later calls fail with kFailedPrecondition. The memory of the object is
 // a separate count: every Ref<AddressSpace> is a "grab" (mmgrab/mmdrop), and notifiers

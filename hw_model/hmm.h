@@ -1,6 +1,6 @@
 // hw_model/hmm.h
 //
-// itn::hw::HmmDevice and itn::hw::HmmMirror: the 2015 HMM mirror API (seed 004), built so
+// itn::hw::HmmDevice and itn::hw::HmmMirror: the 2015 HMM mirror API (R1: its unregister raced teardown), built so
 // that its race cannot happen.
 //
 //   HmmDevice gpu(on_release);                 // on_release(mirror): stop using the mm

@@ -1,4 +1,4 @@
-// HmmDevice / HmmMirror (seed 004): release on mm death delivered once, unregister as a
+// HmmDevice / HmmMirror (R1): release on mm death delivered once, unregister as a
 // synchronous fence, device unregister refused while mirrors remain, and the 2015 race
 // (R1) replayed deterministically through the sync seam.
 #include "hw_model/hmm.h"

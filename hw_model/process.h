@@ -1,7 +1,7 @@
 // hw_model/process.h
 //
 // itn::hw::Process and itn::hw::OpenFile: a task with an address space and a table of open
-// device files, and the exit ordering that makes device lifetimes hard (seed 003).
+// device files, and the exit ordering that makes device lifetimes hard (R6).
 //
 // exit() runs the kernel's do_exit() order: exit_mm first (mmput: if this was the last
 // user, the address space is torn down and every notifier hears release()), exit_files

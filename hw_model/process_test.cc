@@ -1,5 +1,5 @@
 // Process and AddressSpace lifetime: users (mmget/mmput) versus memory (grabs), the exit
-// order (exit_mm before exit_files, seed 003), file tables shared by fork and passed
+// order (exit_mm before exit_files, R6), file tables shared by fork and passed
 // between processes.
 #include "hw_model/process.h"
 

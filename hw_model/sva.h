@@ -12,9 +12,9 @@
 //
 // One IoMm per address space, shared by every bond of every device: it is the domain's
 // get_notifier() instance for the SVA ops, built complete (PASID included) by
-// alloc_notifier(domain, priv) before anything can see it (I12, seed 001).
+// alloc_notifier(domain, priv) before anything can see it (I12, R4).
 //
-// Process exit (seed 003): exit_mm runs before exit_files, so the IoMm hears release()
+// Process exit (R6): exit_mm runs before exit_files, so the IoMm hears release()
 // while bonds still exist. release() only fences the device: from then on DMA through any
 // bond of that address space fails with kFailedPrecondition; no memory is freed and the
 // bonds stay until unbind (typically from the device file's release). The PASID stays

@@ -19,7 +19,7 @@
 // - remove() waits for that under the domain mutex, evaluating "has my erase been
 //   applied" under the same mutex as the deferred processing (the 2022 kernel fix, R3).
 //
-// find() is safe, unlike the proposal rejected upstream (seed 002): it takes no lock,
+// find() is safe, unlike the 2020 proposal rejected upstream (R2): it takes no lock,
 // returns a counted reference, never returns a notifier whose remove() has begun, and
 // always returns a matching one whose insert() has returned, deferred or not.
 //

@@ -9,7 +9,7 @@
 //   synchronous fence: on return no callback of `n` runs on any thread (I15).
 // - get_notifier(ops, priv) / put_notifier(n): one notifier per (domain, ops), shared by
 //   every caller (e.g. every SVA bond of one address space). ops.alloc_notifier(domain,
-//   priv) builds it complete before anything can see it (I12; seed 001); the last put
+//   priv) builds it complete before anything can see it (I12, R4); the last put
 //   unpublishes it and ops.free_notifier() runs after a grace period, never concurrently
 //   with one of its callbacks (I13).
 //

@@ -1,4 +1,4 @@
-// The historical races R1-R7 (ARCHITECTURE.md section 5), each a scenario explored by the
+// The historical races R1-R7 (docs/DESIGN.md section 4), each a scenario explored by the
 // deterministic scheduler under PCT: the threads run the real library, one at a time,
 // and the property the race broke is checked inside the threads (as soon as it could
 // fail) and after them. A failure prints its schedule; ITN_SCHEDULE replays it.
@@ -57,7 +57,7 @@ class Sub : public IntervalNotifier {
   const bool refuses_;
 };
 
-// R1 (seed 004): unregister returned while the teardown's release() still ran; the
+// R1 (2015 HMM mirror review): unregister returned while the teardown's release() still ran; the
 // driver then freed what release() was using.
 TEST(Races, R1UnregisterWaitsForAConcurrentTeardownRelease) {
   expect_no_race("R1", [](Execution& ex) -> absl::Status {
@@ -84,7 +84,7 @@ TEST(Races, R1UnregisterWaitsForAConcurrentTeardownRelease) {
   });
 }
 
-// R2 (seed 002): a find() result freed by a concurrent remove and its deferred free.
+// R2 (the 2020 find() proposal): a find() result freed by a concurrent remove and its deferred free.
 TEST(Races, R2FindResultOutlivesAConcurrentRemove) {
   expect_no_race("R2", [](Execution& ex) -> absl::Status {
     auto domain = testing::domain_freeing_each_node();
@@ -123,7 +123,7 @@ TEST(Races, R3RemoveReturnsOnlyAfterItsDeferredEraseIsApplied) {
   });
 }
 
-// R4 (seed 001): a get_notifier() instance seen half-built by a concurrent invalidation.
+// R4 (the 2020 alloc_notifier priv patch): a get_notifier() instance seen half-built by a concurrent invalidation.
 struct Shared : Notifier {
   explicit Shared(const int* c) : context(c) {}
   bool invalidate_range_start(const Range&) override {
@@ -192,7 +192,7 @@ TEST(Races, R5RefusedNonBlockingStartLeavesNothingBehind) {
   });
 }
 
-// R6 (seed 003): process exit releases the mm before the device file closes; the PASID
+// R6 (2020 SVA exit ordering): process exit releases the mm before the device file closes; the PASID
 // must stay allocated until the last unbind and a grace period, whatever runs between.
 TEST(Races, R6PasidIsNotReusedWhileABondHoldsIt) {
   expect_no_race("R6", [](Execution& ex) -> absl::Status {
@@ -232,7 +232,7 @@ TEST(Races, R6PasidIsNotReusedWhileABondHoldsIt) {
   });
 }
 
-// R7 (seed 000): release() delivered twice (teardown racing unregister, or two teardowns).
+// R7 (2020 SVA io_mm review): release() delivered twice (teardown racing unregister, or two teardowns).
 TEST(Races, R7ReleaseIsDeliveredOnce) {
   expect_no_race("R7", [](Execution& ex) -> absl::Status {
     struct Counting : Notifier {

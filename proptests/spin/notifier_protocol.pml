@@ -24,7 +24,7 @@
  * Size (2 invalidations, 2 faults): 2.3 million states, ~2 s for pan. -DNINV=3 with fixed
  * ranges (INV0_MASK=3, INV1_MASK=3): 16.6 million states, ~18 s (not run by default).
  *
- * Checked (ARCHITECTURE.md section 4):
+ * Checked (docs/DESIGN.md section 3):
  *   I1  ltl `inv`: a started invalidation that met a walked notifier keeps the sequence
  *       odd; the sequence is odd exactly while the current busy period (nactive > 0) had
  *       such an invalidation or a deferred insert, except inside the end's apply section;

@@ -22,7 +22,7 @@
  * while inside a read section and a toggle flipped at each entry; the hand-off snapshots
  * both and the worker waits until every finder inside then has left that section.
  *
- * Checked (ARCHITECTURE.md section 4):
+ * Checked (docs/DESIGN.md section 3):
  *   I24  nothing reads the notifier after it was freed: not a finder that met it in a
  *        snapshot, not remove() finishing with it. A finder's reference keeps it alive.
  *   End states: no process blocks forever.

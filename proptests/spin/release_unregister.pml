@@ -32,7 +32,7 @@
  * that left and came back twice meanwhile looks unchanged and is waited for too; that only
  * delays, and no process here enters more than two sections.)
  *
- * Checked (ARCHITECTURE.md section 4):
+ * Checked (docs/DESIGN.md section 3):
  *   I12  no callback sees a notifier before alloc_notifier() completed it.
  *   I13  free_notifier() runs once per allocated instance (end state), only after its last
  *        put and once it is unpublished, never while one of its callbacks runs, and no
