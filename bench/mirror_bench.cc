@@ -32,14 +32,14 @@ void BM_Mirror_Fault(benchmark::State& state) {
   const std::uint64_t buf = *mm.mmap(kBytes, hw::Prot::kReadWrite, hw::MapKind::kAnonPrivate);
   const std::uint64_t other = *mm.mmap(kBytes, hw::Prot::kReadWrite, hw::MapKind::kAnonPrivate);
   for (std::uint64_t p = 0; p < kPages; ++p) {  // present and writable: faults only walk
-    ITN_CHECK(mm.cpu_write(buf + p * hw::kPageSize, p).ok(), "mirror_bench setup");
+    ITN_CHECK_OK(mm.cpu_write(buf + p * hw::kPageSize, p), "mirror_bench setup");
   }
   std::atomic<bool> stop{false};
   std::thread cpu([&] {
     const std::uint64_t target = churn == 2 ? buf : other;
     while (churn != 0 && !stop.load(std::memory_order_relaxed)) {
-      ITN_CHECK(mm.mprotect(target, kBytes, hw::Prot::kRead).ok(), "mprotect");
-      ITN_CHECK(mm.mprotect(target, kBytes, hw::Prot::kReadWrite).ok(), "mprotect");
+      ITN_CHECK_OK(mm.mprotect(target, kBytes, hw::Prot::kRead), "mprotect");
+      ITN_CHECK_OK(mm.mprotect(target, kBytes, hw::Prot::kReadWrite), "mprotect");
     }
   });
   std::uint64_t i = 0, aborted = 0;

@@ -49,7 +49,7 @@ namespace itn::bench {
 constexpr std::uint64_t kPage = 4096;
 
 inline void check_ok(const absl::Status& status) {
-  ITN_CHECK(status.ok(), "notifier benchmark setup");
+  ITN_CHECK_OK(status, "notifier benchmark setup");
 }
 
 inline Range page_range(std::uint64_t page, std::uint64_t pages) {

@@ -3,8 +3,9 @@ include(GNUInstallDirs)
 
 # itn_library(<folder> SOURCES ... DEPS ...)
 # Defines itn_<folder> with alias itn::<folder> (an INTERFACE library when there are no
-# SOURCES). Headers live beside sources and are
-# included from the repository root ("sync/srcu.h"), both in the build and installed tree.
+# SOURCES). Headers live beside sources and are included by their path from the
+# repository root ("sync/srcu.h"): in the build tree from the root, installed from
+# <prefix>/include/itn, where the HEADERS file set puts them with the same paths.
 function(itn_library name)
   cmake_parse_arguments(ARG "" "" "SOURCES;HEADERS;DEPS" ${ARGN})
   if(ARG_SOURCES)
@@ -18,13 +19,10 @@ function(itn_library name)
   add_library(itn::${name} ALIAS itn_${name})
   set_target_properties(itn_${name} PROPERTIES EXPORT_NAME ${name})
   target_compile_features(itn_${name} ${scope} cxx_std_20)
-  target_include_directories(itn_${name} ${scope}
-    $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>
-    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
+  target_sources(itn_${name} ${scope}
+    FILE_SET HEADERS BASE_DIRS ${PROJECT_SOURCE_DIR} FILES ${ARG_HEADERS})
   target_link_libraries(itn_${name} ${scope} ${ARG_DEPS})
   set_property(GLOBAL APPEND PROPERTY ITN_LIBRARIES itn_${name})
-  list(TRANSFORM ARG_HEADERS PREPEND ${CMAKE_CURRENT_SOURCE_DIR}/)
-  set_property(TARGET itn_${name} PROPERTY ITN_PUBLIC_HEADERS ${ARG_HEADERS})
 endfunction()
 
 # itn_skipped_test(<name> NEEDS "<what>")

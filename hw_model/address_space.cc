@@ -69,7 +69,7 @@ AddressSpace::Invalidation::Invalidation(NotifierDomain& domain, std::uint64_t s
                                          std::uint64_t end, Event event, const void* owner)
     : domain_(domain),
       token_(domain.invalidate_range_start(Range{start, end, event, /*blockable=*/true, owner})) {
-  ITN_CHECK(token_.ok(), "a blockable invalidation of a page range cannot fail");
+  ITN_CHECK_OK(token_, "a blockable invalidation of a page range cannot fail");
 }
 
 AddressSpace::Invalidation::~Invalidation() { domain_.invalidate_range_end(*std::move(token_)); }

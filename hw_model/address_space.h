@@ -25,11 +25,11 @@
 // and file-backed shared (frames come from a File shared by every mapping of it; an
 // anonymous shared mapping gets a File of its own, shared with children after fork).
 //
-// Users and memory (the split SVA's exit ordering needs, R6): mmget_not_zero()/mmput() count users of the address space
-// (processes, device walks); the last mmput tears it down (domain release, then every
-// mapping goes) and later calls fail with kFailedPrecondition. The memory of the object is
-// a separate count: every Ref<AddressSpace> is a "grab" (mmgrab/mmdrop), and notifiers
-// hold a grab of the domain only, never a user.
+// Users and memory (the split SVA's exit ordering needs, R6): mmget_not_zero()/mmput() count users
+// of the address space (processes, device walks); the last mmput tears it down (domain release,
+// then every mapping goes) and later calls fail with kFailedPrecondition. The memory of the object
+// is a separate count: every Ref<AddressSpace> is a "grab" (mmgrab/mmdrop), and notifiers hold a
+// grab of the domain only, never a user.
 //
 // Thread safety: every method may be called from any thread; the mmap lock serialises
 // them. Notifier callbacks and MigrateHooks run with the mmap lock held and must not call
@@ -89,8 +89,9 @@ class AddressSpace : public RefCounted {
   // and `file_offset` (page-aligned) are for kFileShared only.
   // Errors (nothing changes): kInvalidArgument for length 0, a missing or unexpected file,
   // or an unaligned offset; kFailedPrecondition after teardown.
-  absl::StatusOr<std::uint64_t> mmap(std::uint64_t length, Prot prot, MapKind kind,
-                                     Ref<File> file = nullptr, std::uint64_t file_offset = 0)
+  [[nodiscard]] absl::StatusOr<std::uint64_t> mmap(std::uint64_t length, Prot prot, MapKind kind,
+                                                   Ref<File> file = nullptr,
+                                                   std::uint64_t file_offset = 0)
       ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
   // AddressSpace::munmap()
@@ -98,14 +99,15 @@ class AddressSpace : public RefCounted {
   // Unmaps every page of [addr, addr + length) (holes are fine), splitting VMAs.
   // Errors (nothing changes): kInvalidArgument for an unaligned or empty range;
   // kFailedPrecondition after teardown.
-  absl::Status munmap(std::uint64_t addr, std::uint64_t length) ABSL_LOCKS_EXCLUDED(mmap_mu_);
+  [[nodiscard]] absl::Status munmap(std::uint64_t addr, std::uint64_t length)
+      ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
   // AddressSpace::mprotect()
   //
   // Changes the protection of [addr, addr + length), which must be fully mapped.
   // Errors (nothing changes): kInvalidArgument for an unaligned or empty range, kNotFound
   // if part of it is unmapped; kFailedPrecondition after teardown.
-  absl::Status mprotect(std::uint64_t addr, std::uint64_t length, Prot prot)
+  [[nodiscard]] absl::Status mprotect(std::uint64_t addr, std::uint64_t length, Prot prot)
       ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
   // AddressSpace::cpu_read() / cpu_write()
@@ -114,8 +116,10 @@ class AddressSpace : public RefCounted {
   // (a device page migrates back, a device's exclusive access is revoked).
   // Errors (nothing changes): kNotFound if unmapped, kPermissionDenied if the protection
   // forbids the access; kFailedPrecondition after teardown.
-  absl::StatusOr<std::uint64_t> cpu_read(std::uint64_t addr) ABSL_LOCKS_EXCLUDED(mmap_mu_);
-  absl::Status cpu_write(std::uint64_t addr, std::uint64_t value) ABSL_LOCKS_EXCLUDED(mmap_mu_);
+  [[nodiscard]] absl::StatusOr<std::uint64_t> cpu_read(std::uint64_t addr)
+      ABSL_LOCKS_EXCLUDED(mmap_mu_);
+  [[nodiscard]] absl::Status cpu_write(std::uint64_t addr, std::uint64_t value)
+      ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
   // AddressSpace::fork()
   //
@@ -123,7 +127,7 @@ class AddressSpace : public RefCounted {
   // read-only by both sides until one writes (copy-on-write), shared mappings stay shared.
   // Device pages of the parent migrate back and exclusive accesses are revoked first.
   // Errors: kFailedPrecondition after teardown.
-  absl::StatusOr<Ref<AddressSpace>> fork() ABSL_LOCKS_EXCLUDED(mmap_mu_);
+  [[nodiscard]] absl::StatusOr<Ref<AddressSpace>> fork() ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
   // AddressSpace::mmget() / mmget_not_zero() / mmput()
   //
@@ -150,7 +154,8 @@ class AddressSpace : public RefCounted {
   // `device`, as hmm_range_fault does: a page on `device` is reported as it is, a page on
   // another device migrates back, another device's exclusive access is revoked.
   // Errors: as cpu_read()/cpu_write().
-  absl::StatusOr<PageEntry> fault_page(std::uint64_t addr, bool write, const void* device)
+  [[nodiscard]] absl::StatusOr<PageEntry> fault_page(std::uint64_t addr, bool write,
+                                                     const void* device)
       ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
   // AddressSpace::lookup()
@@ -158,7 +163,8 @@ class AddressSpace : public RefCounted {
   // The entry of the page holding `addr` without faulting (frame null if not present).
   // Errors: kNotFound if unmapped, kPermissionDenied for PROT_NONE; kFailedPrecondition
   // after teardown.
-  absl::StatusOr<PageEntry> lookup(std::uint64_t addr) const ABSL_LOCKS_EXCLUDED(mmap_mu_);
+  [[nodiscard]] absl::StatusOr<PageEntry> lookup(std::uint64_t addr) const
+      ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
   // AddressSpace::migrate_to_device() / migrate_to_system()
   //
@@ -168,10 +174,12 @@ class AddressSpace : public RefCounted {
   // Errors (nothing changes): kInvalidArgument for a bad range; kNotFound for a hole;
   // kFailedPrecondition for shared memory, a page on another device, or after teardown;
   // kPermissionDenied for PROT_NONE.
-  absl::Status migrate_to_device(std::uint64_t addr, std::uint64_t length, const void* device,
-                                 MigrateHook hook) ABSL_LOCKS_EXCLUDED(mmap_mu_);
-  absl::Status migrate_to_system(std::uint64_t addr, std::uint64_t length, const void* device,
-                                 MigrateHook hook) ABSL_LOCKS_EXCLUDED(mmap_mu_);
+  [[nodiscard]] absl::Status migrate_to_device(std::uint64_t addr, std::uint64_t length,
+                                               const void* device, MigrateHook hook)
+      ABSL_LOCKS_EXCLUDED(mmap_mu_);
+  [[nodiscard]] absl::Status migrate_to_system(std::uint64_t addr, std::uint64_t length,
+                                               const void* device, MigrateHook hook)
+      ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
   // AddressSpace::evict_device()
   //
@@ -186,8 +194,9 @@ class AddressSpace : public RefCounted {
   // addr + length) (faulting them in for write first) under one kExclusive invalidation
   // owned by `device`; a CPU access revokes it. Errors as migrate_to_device(), plus
   // kPermissionDenied for read-only memory.
-  absl::Status make_exclusive(std::uint64_t addr, std::uint64_t length, const void* device,
-                              MigrateHook hook) ABSL_LOCKS_EXCLUDED(mmap_mu_);
+  [[nodiscard]] absl::Status make_exclusive(std::uint64_t addr, std::uint64_t length,
+                                            const void* device, MigrateHook hook)
+      ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
  private:
   struct Vma {
@@ -202,21 +211,23 @@ class AddressSpace : public RefCounted {
   enum class DeviceChange : std::uint8_t { kToDevice, kToSystem, kExclusive };
 
   // Makes the page of `addr` present for the CPU (and writable, for a write).
-  absl::StatusOr<Pte*> fault_locked(std::uint64_t addr, bool write)
+  [[nodiscard]] absl::StatusOr<Pte*> fault_locked(std::uint64_t addr, bool write)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   // The VMA of `addr` if it permits the access.
-  absl::StatusOr<VmaMap::iterator> vma_for_locked(std::uint64_t addr, bool write)
+  [[nodiscard]] absl::StatusOr<VmaMap::iterator> vma_for_locked(std::uint64_t addr, bool write)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   // Gives a device page or exclusive entry back to the CPU (kMigrate / kExclusive, owner
   // null).
   void restore_for_cpu_locked(std::uint64_t page, Pte& entry)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
-  absl::Status device_change(DeviceChange change, std::uint64_t addr, std::uint64_t length,
-                             const void* device, MigrateHook hook) ABSL_LOCKS_EXCLUDED(mmap_mu_);
-  absl::Status check_device_change_locked(DeviceChange change, std::uint64_t start,
-                                          std::uint64_t end, const void* device)
+  [[nodiscard]] absl::Status device_change(DeviceChange change, std::uint64_t addr,
+                                           std::uint64_t length, const void* device,
+                                           MigrateHook hook) ABSL_LOCKS_EXCLUDED(mmap_mu_);
+  [[nodiscard]] absl::Status check_device_change_locked(DeviceChange change, std::uint64_t start,
+                                                        std::uint64_t end, const void* device)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
-  absl::Status check_alive_locked(const char* what) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
+  [[nodiscard]] absl::Status check_alive_locked(const char* what) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   VmaMap::iterator find_vma_locked(std::uint64_t addr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   VmaMap::const_iterator find_vma_locked(std::uint64_t addr) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);

@@ -94,7 +94,7 @@ absl::Status AddressSpace::device_change(DeviceChange change, std::uint64_t addr
   if (change == DeviceChange::kExclusive) {
     // Like the kernel's get_user_pages: present and writable first (may break CoW).
     for (std::uint64_t page = addr; page < end; page += kPageSize) {
-      ITN_CHECK(fault_locked(page, /*write=*/true).ok(), "checked writable above");
+      ITN_CHECK_OK(fault_locked(page, /*write=*/true), "checked writable above");
     }
   }
   const Event event = change == DeviceChange::kExclusive ? Event::kExclusive : Event::kMigrate;

@@ -42,8 +42,8 @@ absl::Status HmmMirror::unregister() {
     return absl::FailedPreconditionError("HmmMirror::unregister: not registered");
   }
   // The fence: on return no release() of the subscription runs anywhere (I15).
-  ITN_CHECK(mm_->notifiers().unregister_notifier(subscription_).ok(),
-            "registered by register_mirror()");
+  ITN_CHECK_OK(mm_->notifiers().unregister_notifier(subscription_),
+               "registered by register_mirror()");
   MutexLock l(device_.mu_);
   device_.mirrors_.erase(this);
   return absl::OkStatus();

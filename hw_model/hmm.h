@@ -1,7 +1,7 @@
 // hw_model/hmm.h
 //
-// itn::hw::HmmDevice and itn::hw::HmmMirror: the 2015 HMM mirror API (R1: its unregister raced teardown), built so
-// that its race cannot happen.
+// itn::hw::HmmDevice and itn::hw::HmmMirror: the 2015 HMM mirror API (R1: its unregister raced
+// teardown), built so that its race cannot happen.
 //
 //   HmmDevice gpu(on_release);                 // on_release(mirror): stop using the mm
 //   Ref<HmmMirror> m = *gpu.register_mirror(process);
@@ -55,12 +55,13 @@ class HmmDevice {
   // Mirrors `process`'s address space; the mirror hears on_release when it dies.
   // Errors: kFailedPrecondition if the address space has exited or the device was
   // unregistered.
-  absl::StatusOr<Ref<HmmMirror>> register_mirror(Process& process) ABSL_LOCKS_EXCLUDED(mu_);
+  [[nodiscard]] absl::StatusOr<Ref<HmmMirror>> register_mirror(Process& process)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // HmmDevice::unregister()
   //
   // Errors (nothing changes): kFailedPrecondition while a mirror is registered.
-  absl::Status unregister() ABSL_LOCKS_EXCLUDED(mu_);
+  [[nodiscard]] absl::Status unregister() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   friend class HmmMirror;
@@ -80,7 +81,7 @@ class HmmMirror : public RefCounted {
   // waits until no on_release of this mirror runs on any thread (I15, I21).
   // Context: may block; not from on_release.
   // Errors: kFailedPrecondition if already unregistered.
-  absl::Status unregister();
+  [[nodiscard]] absl::Status unregister();
 
   // True once on_release ran (the address space died, or unregister()).
   bool released() const;

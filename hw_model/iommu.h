@@ -37,7 +37,7 @@ class Iommu {
   // Iommu::alloc_pasid() / free_pasid()
   //
   // PASIDs start at 1 (0 means "none"). Errors: kResourceExhausted when all are in use.
-  absl::StatusOr<std::uint32_t> alloc_pasid() ABSL_LOCKS_EXCLUDED(mu_);
+  [[nodiscard]] absl::StatusOr<std::uint32_t> alloc_pasid() ABSL_LOCKS_EXCLUDED(mu_);
   void free_pasid(std::uint32_t pasid) ABSL_LOCKS_EXCLUDED(mu_);
   bool pasid_in_use(std::uint32_t pasid) const ABSL_LOCKS_EXCLUDED(mu_);
 

@@ -48,7 +48,7 @@ void MirrorDevice::close() {
   }
   // The device's memory goes away with it: its pages return to system RAM first.
   mm_->evict_device(this);
-  ITN_CHECK(mm_->notifiers().remove(*sub_).ok(), "the subscription was inserted by open()");
+  ITN_CHECK_OK(mm_->notifiers().remove(*sub_), "the subscription was inserted by open()");
   MutexLock l(mu_);
   entries_.clear();
 }

@@ -86,7 +86,8 @@ class MirrorDevice : public RefCounted {
   //
   // A device mirroring `process`'s address space.
   // Errors: kFailedPrecondition if the address space has exited.
-  static absl::StatusOr<Ref<MirrorDevice>> open(Process& process, MirrorOptions options = {});
+  [[nodiscard]] static absl::StatusOr<Ref<MirrorDevice>> open(Process& process,
+                                                              MirrorOptions options = {});
   ~MirrorDevice() override;
 
   // MirrorDevice::close()
@@ -103,7 +104,7 @@ class MirrorDevice : public RefCounted {
   // unmapped, kPermissionDenied if the protection forbids the access, kAborted after
   // max_fault_attempts collisions, kFailedPrecondition if the address space exited or the
   // device was closed.
-  absl::Status range_fault(std::uint64_t addr, std::uint64_t length, bool write)
+  [[nodiscard]] absl::Status range_fault(std::uint64_t addr, std::uint64_t length, bool write)
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // MirrorDevice::read() / write()
@@ -112,9 +113,10 @@ class MirrorDevice : public RefCounted {
   // page table, faulting on a miss. All pages are accessed in one driver-lock critical
   // section, so the result is one consistent snapshot.
   // Errors: as range_fault(); on error nothing was written and `read` returns nothing.
-  absl::StatusOr<std::vector<std::uint64_t>> read(std::uint64_t addr, std::uint64_t pages)
+  [[nodiscard]] absl::StatusOr<std::vector<std::uint64_t>> read(std::uint64_t addr,
+                                                                std::uint64_t pages)
       ABSL_LOCKS_EXCLUDED(mu_);
-  absl::Status write(std::uint64_t addr, std::span<const std::uint64_t> words)
+  [[nodiscard]] absl::Status write(std::uint64_t addr, std::span<const std::uint64_t> words)
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // MirrorDevice::snapshot()
@@ -127,9 +129,12 @@ class MirrorDevice : public RefCounted {
   // Moves anonymous private pages into this device's memory (and back), or takes
   // exclusive access (a CPU access revokes it). See AddressSpace for the rules and errors;
   // additionally kFailedPrecondition if the address space exited.
-  absl::Status migrate_to_device(std::uint64_t addr, std::uint64_t length) ABSL_LOCKS_EXCLUDED(mu_);
-  absl::Status migrate_to_system(std::uint64_t addr, std::uint64_t length) ABSL_LOCKS_EXCLUDED(mu_);
-  absl::Status make_exclusive(std::uint64_t addr, std::uint64_t length) ABSL_LOCKS_EXCLUDED(mu_);
+  [[nodiscard]] absl::Status migrate_to_device(std::uint64_t addr, std::uint64_t length)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  [[nodiscard]] absl::Status migrate_to_system(std::uint64_t addr, std::uint64_t length)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  [[nodiscard]] absl::Status make_exclusive(std::uint64_t addr, std::uint64_t length)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   MirrorCounters counters() const;
 
@@ -154,19 +159,19 @@ class MirrorDevice : public RefCounted {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs fn on the frame of each page of a device access in one driver-lock critical
   // section, faulting the pages in first on a miss.
-  absl::Status access(std::uint64_t addr, std::uint64_t pages, bool write,
-                      absl::FunctionRef<void(std::uint64_t i, Frame& frame)> fn)
+  [[nodiscard]] absl::Status access(std::uint64_t addr, std::uint64_t pages, bool write,
+                                    absl::FunctionRef<void(std::uint64_t i, Frame& frame)> fn)
       ABSL_LOCKS_EXCLUDED(mu_);
   // True if every page of the access has an entry (writable, for a write).
   bool present_locked(std::uint64_t addr, std::uint64_t pages, bool write) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status walk(std::uint64_t addr, std::uint64_t end, bool write, std::uint64_t seq,
-                    std::vector<PageEntry>& out);
+  [[nodiscard]] absl::Status walk(std::uint64_t addr, std::uint64_t end, bool write,
+                                  std::uint64_t seq, std::vector<PageEntry>& out);
   void install_locked(std::uint64_t page, const PageEntry& entry)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The MigrateHook of this device's own migrations and exclusive accesses.
   void install(std::uint64_t page, const PageEntry& entry) ABSL_LOCKS_EXCLUDED(mu_);
-  absl::Status check_open() const ABSL_LOCKS_EXCLUDED(mu_);
+  [[nodiscard]] absl::Status check_open() const ABSL_LOCKS_EXCLUDED(mu_);
 
   const Ref<AddressSpace> mm_;
   const MirrorOptions options_;

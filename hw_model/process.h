@@ -66,7 +66,7 @@ class Process : public RefCounted {
   //
   // A child with a copy-on-write copy of the address space and the same open files.
   // Errors: kFailedPrecondition after exit().
-  absl::StatusOr<Ref<Process>> fork() ABSL_LOCKS_EXCLUDED(mu_);
+  [[nodiscard]] absl::StatusOr<Ref<Process>> fork() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Process::install() / close() / pass_file()
   //
@@ -74,9 +74,9 @@ class Process : public RefCounted {
   // file anywhere runs its release). pass_file() installs the file behind `fd` in `to`
   // (SCM_RIGHTS) and returns its descriptor there.
   // Errors: kNotFound for an unknown descriptor; kFailedPrecondition after exit().
-  absl::StatusOr<int> install(Ref<OpenFile> file) ABSL_LOCKS_EXCLUDED(mu_);
-  absl::Status close(int fd) ABSL_LOCKS_EXCLUDED(mu_);
-  absl::StatusOr<int> pass_file(int fd, Process& to) ABSL_LOCKS_EXCLUDED(mu_);
+  [[nodiscard]] absl::StatusOr<int> install(Ref<OpenFile> file) ABSL_LOCKS_EXCLUDED(mu_);
+  [[nodiscard]] absl::Status close(int fd) ABSL_LOCKS_EXCLUDED(mu_);
+  [[nodiscard]] absl::StatusOr<int> pass_file(int fd, Process& to) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Process::exit()
   //

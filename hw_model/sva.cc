@@ -28,19 +28,11 @@ class IoMm : public Notifier {
 
 namespace {
 
-struct AllocRequest {
-  Iommu& iommu;
-  absl::Status error;  // why alloc_notifier() refused
-};
-
-Notifier* alloc_io_mm(NotifierDomain&, void* priv) {
-  auto& request = *static_cast<AllocRequest*>(priv);
-  absl::StatusOr<std::uint32_t> pasid = request.iommu.alloc_pasid();
-  if (!pasid.ok()) {
-    request.error = pasid.status();
-    return nullptr;
-  }
-  return new IoMm(request.iommu, *pasid);  // complete before the domain publishes it
+absl::StatusOr<Notifier*> alloc_io_mm(NotifierDomain&, void* priv) {
+  Iommu& iommu = *static_cast<Iommu*>(priv);
+  absl::StatusOr<std::uint32_t> pasid = iommu.alloc_pasid();
+  if (!pasid.ok()) return pasid.status();  // get_notifier() returns it unchanged
+  return new IoMm(iommu, *pasid);          // complete before the domain publishes it
 }
 
 void free_io_mm(Notifier* n) {
@@ -56,9 +48,8 @@ constexpr NotifierOps kIoMmOps{&alloc_io_mm, &free_io_mm};
 }  // namespace
 
 absl::StatusOr<Ref<SvaBond>> SvaDevice::bind(Process& process) {
-  AllocRequest request{iommu_, absl::OkStatus()};
-  absl::StatusOr<Notifier*> n = process.mm().notifiers().get_notifier(kIoMmOps, &request);
-  if (!request.error.ok()) return request.error;
+  absl::StatusOr<Notifier*> n = process.mm().notifiers().get_notifier(&kIoMmOps, &iommu_);
+  if (absl::IsResourceExhausted(n.status())) return n.status();  // no PASID left
   if (!n.ok()) return absl::FailedPreconditionError(absl::StrCat("bind: ", n.status().message()));
   auto& io_mm = static_cast<IoMm&>(**n);
   iommu_.trace("bind", io_mm.pasid());
@@ -102,7 +93,7 @@ absl::Status SvaBond::unbind() {
     bound_ = false;
   }
   iommu_.trace("unbind", pasid_);
-  ITN_CHECK(mm_->notifiers().put_notifier(io_mm_).ok(), "bind() took a use");
+  ITN_CHECK_OK(mm_->notifiers().put_notifier(io_mm_), "bind() took a use");
   return absl::OkStatus();
 }
 

@@ -57,15 +57,16 @@ class SvaBond : public RefCounted {
   // A device access through the process's page tables (faults like the CPU's).
   // Errors: kFailedPrecondition after the address space exited (release fenced the
   // device) or after unbind; otherwise as AddressSpace::cpu_read()/cpu_write().
-  absl::StatusOr<std::uint64_t> dma_read(std::uint64_t addr) ABSL_LOCKS_EXCLUDED(mu_);
-  absl::Status dma_write(std::uint64_t addr, std::uint64_t value) ABSL_LOCKS_EXCLUDED(mu_);
+  [[nodiscard]] absl::StatusOr<std::uint64_t> dma_read(std::uint64_t addr) ABSL_LOCKS_EXCLUDED(mu_);
+  [[nodiscard]] absl::Status dma_write(std::uint64_t addr, std::uint64_t value)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // SvaBond::unbind()
   //
   // Waits for DMA in flight, then drops the bond's use of the IoMm (put_notifier). The
   // last unbind of an address space frees its IoMm and PASID after a grace period.
   // Errors: kFailedPrecondition if already unbound.
-  absl::Status unbind() ABSL_LOCKS_EXCLUDED(mu_);
+  [[nodiscard]] absl::Status unbind() ABSL_LOCKS_EXCLUDED(mu_);
 
   // True once the address space exited and release() fenced the device.
   // Context: before unbind() (dies otherwise: the IoMm may be gone).
@@ -77,7 +78,8 @@ class SvaBond : public RefCounted {
   friend Ref<U> itn::make_ref(Args&&... args);
   SvaBond(Ref<AddressSpace> mm, IoMm& io_mm, Iommu& iommu, std::uint32_t pasid)
       : mm_(std::move(mm)), io_mm_(io_mm), iommu_(iommu), pasid_(pasid) {}
-  absl::Status check_dma_locked(const char* what) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  [[nodiscard]] absl::Status check_dma_locked(const char* what) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Ref<AddressSpace> mm_;
   IoMm& io_mm_;  // valid until unbind()'s put
@@ -99,7 +101,7 @@ class SvaDevice {
   // other bond of that address space.
   // Errors: kFailedPrecondition if the address space has exited; kResourceExhausted if no
   // PASID is free.
-  absl::StatusOr<Ref<SvaBond>> bind(Process& process);
+  [[nodiscard]] absl::StatusOr<Ref<SvaBond>> bind(Process& process);
 
  private:
   Iommu& iommu_;

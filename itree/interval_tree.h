@@ -113,7 +113,7 @@ class IntervalTree {
   // Adds the entry [start, last] -> value (a one-change batch).
   // Errors: kInvalidArgument if start > last; the tree is unchanged.
   // Context: may block on other writers, never on readers.
-  absl::Status insert(std::uint64_t start, std::uint64_t last, T value) noexcept
+  [[nodiscard]] absl::Status insert(std::uint64_t start, std::uint64_t last, T value) noexcept
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // IntervalTree::erase()
@@ -121,7 +121,7 @@ class IntervalTree {
   // Removes one entry equal to ([start, last], value).
   // Errors: kInvalidArgument if start > last, kNotFound if there is no such entry; the
   // tree is unchanged.
-  absl::Status erase(std::uint64_t start, std::uint64_t last, const T& value) noexcept
+  [[nodiscard]] absl::Status erase(std::uint64_t start, std::uint64_t last, const T& value) noexcept
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // IntervalTree::check_invariants()
@@ -129,7 +129,7 @@ class IntervalTree {
   // Verifies the published snapshot: key order, AVL balance and heights, subtree max
   // `last`, and the entry count. For tests; O(n).
   // Context: inside a read section of the tree's SrcuDomain.
-  absl::Status check_invariants() const;
+  [[nodiscard]] absl::Status check_invariants() const;
 
   // IntervalTree::memory()
   //
@@ -206,7 +206,7 @@ class ABSL_SCOPED_LOCKABLE IntervalTree<T, Less>::Batch {
 
   // Batch::insert() / erase(): as IntervalTree::insert() / erase(), published at the end
   // of the batch. A failed change leaves the batch as it was.
-  absl::Status insert(std::uint64_t start, std::uint64_t last, T value) noexcept {
+  [[nodiscard]] absl::Status insert(std::uint64_t start, std::uint64_t last, T value) noexcept {
     tree_.mu_.assert_held();
     if (start > last) return bad_range(start, last);
     tree_.working_ = tree_.copier_locked().insert(tree_.working_, start, last, value);
@@ -214,7 +214,8 @@ class ABSL_SCOPED_LOCKABLE IntervalTree<T, Less>::Batch {
     tree_.dirty_ = true;
     return absl::OkStatus();
   }
-  absl::Status erase(std::uint64_t start, std::uint64_t last, const T& value) noexcept {
+  [[nodiscard]] absl::Status erase(std::uint64_t start, std::uint64_t last,
+                                   const T& value) noexcept {
     tree_.mu_.assert_held();
     if (start > last) return bad_range(start, last);
     if (!itree_internal::contains(tree_.working_, start, last, value, Less())) {
@@ -228,7 +229,7 @@ class ABSL_SCOPED_LOCKABLE IntervalTree<T, Less>::Batch {
   }
 
  private:
-  static absl::Status bad_range(std::uint64_t start, std::uint64_t last) {
+  [[nodiscard]] static absl::Status bad_range(std::uint64_t start, std::uint64_t last) {
     return absl::InvalidArgumentError(
         absl::StrCat("IntervalTree: start ", start, " > last ", last));
   }

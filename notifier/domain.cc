@@ -298,7 +298,8 @@ absl::StatusOr<InvalidationToken> NotifierDomain::invalidate_range_start(const R
         absl::StrCat("NotifierDomain::invalidate_range_start: empty range [", range.start, ", ",
                      range.end, ")"));
   }
-  absl::Status status = start_interval_part(range);
+  std::uint64_t calls = 0;
+  absl::Status status = start_interval_part(range, calls);
   if (!status.ok()) return status;  // undone already
   // I25, I28: the whole-space list as of now, kept alive (and unregister_notifier()
   // fenced) by a section that the token carries to the end.
@@ -307,13 +308,13 @@ absl::StatusOr<InvalidationToken> NotifierDomain::invalidate_range_start(const R
   status = call_start_notifiers(range, list);
   if (!status.ok()) {  // R5: undo the interval part too; there is no token to end
     MutexLock l(mu_);
-    end_locked(thread_key());
+    end_locked(thread_key(), calls);
     return status;
   }
-  return InvalidationToken(this, range, std::move(section), list, thread_key());
+  return InvalidationToken(this, range, std::move(section), list, thread_key(), calls);
 }
 
-absl::Status NotifierDomain::start_interval_part(const Range& range) {
+absl::Status NotifierDomain::start_interval_part(const Range& range, std::uint64_t& calls) {
   std::uint64_t cur_seq = 0;
   {
     MutexLock l(mu_);
@@ -327,11 +328,12 @@ absl::Status NotifierDomain::start_interval_part(const Range& range) {
       seq_.store(cur_seq, std::memory_order_release);
     }
   }
-  if (cur_seq != 0) return call_interval_notifiers(range, cur_seq);
+  if (cur_seq != 0) return call_interval_notifiers(range, cur_seq, calls);
   return absl::OkStatus();
 }
 
-absl::Status NotifierDomain::call_interval_notifiers(const Range& range, std::uint64_t cur_seq) {
+absl::Status NotifierDomain::call_interval_notifiers(const Range& range, std::uint64_t cur_seq,
+                                                     std::uint64_t& calls) {
   bool refused = false;
   {
     auto guard = srcu_.read_lock();
@@ -341,6 +343,7 @@ absl::Status NotifierDomain::call_interval_notifiers(const Range& range, std::ui
     // of this snapshot is a notifier we must call.
     tree_.for_each_overlap(range.start, range.last(),
                            [&](std::uint64_t, std::uint64_t, const TreeEntry& e) {
+                             ++calls;
                              if (e.sub->invalidate(range, cur_seq)) return true;
                              ITN_CHECK(!range.blockable,
                                        "IntervalNotifier::invalidate() returned false for a "
@@ -354,7 +357,7 @@ absl::Status NotifierDomain::call_interval_notifiers(const Range& range, std::ui
   // that the sequence and the deferred list end consistent. The caller must not end.
   MutexLock l(mu_);
   ++stats_.refusals;
-  end_locked(thread_key());
+  end_locked(thread_key(), calls);
   return absl::UnavailableError(
       "NotifierDomain::invalidate_range_start: a notifier refused a non-blockable "
       "invalidation; there is nothing to end");
@@ -370,7 +373,7 @@ void NotifierDomain::invalidate_range_end(InvalidationToken token) noexcept {
   // Never waits at the retired-memory cap: the caller may hold a lock that another
   // invalidation, started meanwhile, waits for. The next insert() or remove() does.
   MutexLock l(mu_);
-  end_locked(token.starter_);
+  end_locked(token.starter_, token.interval_calls_);
 }
 
 InvalidationToken::InvalidationToken(InvalidationToken&& other) noexcept
@@ -378,7 +381,8 @@ InvalidationToken::InvalidationToken(InvalidationToken&& other) noexcept
       range_(other.range_),
       section_(std::move(other.section_)),
       notifiers_(other.notifiers_),
-      starter_(other.starter_) {
+      starter_(other.starter_),
+      interval_calls_(other.interval_calls_) {
   other.domain_ = nullptr;
 }
 
@@ -390,6 +394,7 @@ InvalidationToken& InvalidationToken::operator=(InvalidationToken&& other) noexc
   section_ = std::move(other.section_);
   notifiers_ = other.notifiers_;
   starter_ = other.starter_;
+  interval_calls_ = other.interval_calls_;
   other.domain_ = nullptr;
   return *this;
 }
@@ -404,7 +409,8 @@ void InvalidationToken::end_dropped() {
   domain_->invalidate_range_end(std::move(*this));
 }
 
-void NotifierDomain::end_locked(const void* starter) {
+void NotifierDomain::end_locked(const void* starter, std::uint64_t calls) {
+  stats_.interval_calls += calls;
   const auto started = std::find(starters_.begin(), starters_.end(), starter);
   ITN_DCHECK(started != starters_.end(), "an invalidation's starter is recorded");
   starters_.erase(started);

@@ -69,6 +69,7 @@ namespace itn {
 // that another thread has reached its wait (in every build, seam or not).
 struct NotifierDomainStats {
   std::uint64_t starts = 0;             // invalidate_range_start() calls that began
+  std::uint64_t interval_calls = 0;     // invalidate() calls, counted when their start ends
   std::uint64_t refusals = 0;           // non-blockable starts a notifier refused
   std::uint64_t deferred_inserts = 0;   // inserts queued behind an active invalidation
   std::uint64_t deferred_removes = 0;   // removes that waited for the last end to apply them
@@ -116,8 +117,9 @@ class NotifierDomain : public RefCounted {
   // Errors (nothing changes): kInvalidArgument for a null `sub`, length 0, or an interval
   // past the end of the address space; kFailedPrecondition if `sub` is inserted (here or
   // in another domain, or its remove() is not done with it) or the domain was released.
-  absl::Status insert(Ref<IntervalNotifier> sub, std::uint64_t start, std::uint64_t length,
-                      const void* owner) noexcept ABSL_LOCKS_EXCLUDED(mu_);
+  [[nodiscard]] absl::Status insert(Ref<IntervalNotifier> sub, std::uint64_t start,
+                                    std::uint64_t length, const void* owner) noexcept
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // NotifierDomain::remove()
   //
@@ -135,14 +137,15 @@ class NotifierDomain : public RefCounted {
   // Lifetime: on return no invalidate() for `sub` runs or will run (I8), and `sub` no
   //   longer keeps the domain alive. References from find() keep `sub` alive after that.
   // Errors (nothing changes): kInvalidArgument if `sub` is not inserted in this domain.
-  absl::Status remove(IntervalNotifier& sub) noexcept ABSL_LOCKS_EXCLUDED(mu_);
+  [[nodiscard]] absl::Status remove(IntervalNotifier& sub) noexcept ABSL_LOCKS_EXCLUDED(mu_);
 
   // NotifierDomain::find()
   //
   // A reference to the notifier with `owner` overlapping [start, last] that has the lowest
   // start (then last), or null. Takes no lock; callable from any thread, also inside
   // callbacks (I10).
-  Ref<IntervalNotifier> find(const void* owner, std::uint64_t start, std::uint64_t last) const;
+  [[nodiscard]] Ref<IntervalNotifier> find(const void* owner, std::uint64_t start,
+                                           std::uint64_t last) const;
 
   // NotifierDomain::invalidate_range_start()
   //
@@ -183,7 +186,7 @@ class NotifierDomain : public RefCounted {
   // (I27).
   // Errors (nothing changes): kFailedPrecondition if `n` is registered somewhere or the
   // domain was released.
-  absl::Status register_notifier(Notifier& n) ABSL_LOCKS_EXCLUDED(mu_);
+  [[nodiscard]] absl::Status register_notifier(Notifier& n) ABSL_LOCKS_EXCLUDED(mu_);
 
   // NotifierDomain::unregister_notifier()
   //
@@ -193,15 +196,16 @@ class NotifierDomain : public RefCounted {
   // Context: may block; not from a callback of this domain (debug: dies, I9).
   // Errors (nothing changes): kInvalidArgument if `n` is not registered here by
   // register_notifier().
-  absl::Status unregister_notifier(Notifier& n) ABSL_LOCKS_EXCLUDED(mu_, get_mu_);
+  [[nodiscard]] absl::Status unregister_notifier(Notifier& n) ABSL_LOCKS_EXCLUDED(mu_, get_mu_);
 
   // NotifierDomain::get_notifier()
   //
-  // The domain's notifier for `ops`, created by ops.alloc_notifier(*this, priv) if there
-  // is none (I12), with one more user. Pair with put_notifier().
-  // Errors: kFailedPrecondition if the domain was released; kInternal if alloc_notifier
-  // returned null.
-  absl::StatusOr<Notifier*> get_notifier(const NotifierOps& ops, void* priv)
+  // The domain's notifier for `ops` (the key is its address: static storage only), created
+  // by ops->alloc_notifier(*this, priv) if there is none (I12), with one more user. Pair
+  // with put_notifier().
+  // Errors: kInvalidArgument for null ops; kFailedPrecondition if the domain was released;
+  // whatever alloc_notifier returned, unchanged; kInternal if it returned a null notifier.
+  [[nodiscard]] absl::StatusOr<Notifier*> get_notifier(const NotifierOps* ops, void* priv)
       ABSL_LOCKS_EXCLUDED(mu_, get_mu_);
 
   // NotifierDomain::put_notifier()
@@ -209,7 +213,7 @@ class NotifierDomain : public RefCounted {
   // Drops one user of a get_notifier() notifier. The last put unpublishes it; its
   // ops->free_notifier() runs after a grace period (I13; synchronize() waits for it).
   // Never blocks on readers. Errors: kInvalidArgument if `n` has no users here.
-  absl::Status put_notifier(Notifier& n) ABSL_LOCKS_EXCLUDED(mu_, get_mu_);
+  [[nodiscard]] absl::Status put_notifier(Notifier& n) ABSL_LOCKS_EXCLUDED(mu_, get_mu_);
 
   // NotifierDomain::release()
   //
@@ -282,12 +286,14 @@ class NotifierDomain : public RefCounted {
   std::uint64_t wait_for_seq_change(std::uint64_t seq) ABSL_LOCKS_EXCLUDED(mu_);
   const NotifierList* notifier_list() const;
   void publish_list_locked(NotifierList next) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status register_locked(Notifier& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  [[nodiscard]] absl::Status register_locked(Notifier& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool unpublish_locked(Notifier& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status call_start_notifiers(const Range& range, const NotifierList* list);
+  [[nodiscard]] absl::Status call_start_notifiers(const Range& range, const NotifierList* list);
   void call_end_notifiers(const Range& range, const NotifierList* list);
   void deliver_release(Notifier& n);
-  absl::Status start_interval_part(const Range& range) ABSL_LOCKS_EXCLUDED(mu_);
+  // Counts itself active and calls the interval notifiers; `calls` counts the calls.
+  [[nodiscard]] absl::Status start_interval_part(const Range& range, std::uint64_t& calls)
+      ABSL_LOCKS_EXCLUDED(mu_);
   bool any_walked_overlap(const Range& range) const;
   // The first notifier of `tree` that find() may return for `owner`, with its key.
   struct Found {
@@ -297,11 +303,11 @@ class NotifierDomain : public RefCounted {
   };
   static Found find_in(const IntervalTree<TreeEntry, TreeEntryLess>& tree, const void* owner,
                        std::uint64_t start, std::uint64_t last);
-  absl::Status call_interval_notifiers(const Range& range, std::uint64_t cur_seq)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  // Ends one invalidation that thread `starter` (its thread_key()) started; the last
-  // active end applies the deferred changes.
-  void end_locked(const void* starter) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  [[nodiscard]] absl::Status call_interval_notifiers(const Range& range, std::uint64_t cur_seq,
+                                                     std::uint64_t& calls) ABSL_LOCKS_EXCLUDED(mu_);
+  // Ends one invalidation that thread `starter` (its thread_key()) started, which called
+  // `calls` interval notifiers; the last active end applies the deferred changes.
+  void end_locked(const void* starter, std::uint64_t calls) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Applies the deferred list: the walked tree's publish, then the deferred tree emptied.
   void apply_deferred_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The calling thread, as recorded in starters_.

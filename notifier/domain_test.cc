@@ -125,7 +125,7 @@ TEST_F(NotifierDomainTest, InsertDuringInvalidationIsDeferredAndReadBeginWaitsI2
 
   std::atomic<bool> returned{false};
   std::thread reader([&] {
-    late->read_begin();
+    (void)late->read_begin();
     returned.store(true);
   });
   domain_->invalidate_range_end(std::move(second));
@@ -142,7 +142,7 @@ TEST_F(NotifierDomainTest, ReadBeginWaitsForAnInvalidationThatReachedItI7) {
   InvalidationToken token = testing::start_ok(*domain_, range(0, kPage));
   std::atomic<bool> returned{false};
   std::thread reader([&] {
-    n->read_begin();
+    (void)n->read_begin();
     returned.store(true);
   });
   // Counted under the domain mutex before the reader blocks.
@@ -308,7 +308,7 @@ TEST_F(NotifierDomainTest, ReadBeginAndFindReturnWhileAnotherThreadHoldsTheDomai
     wait_until([&] { return done.load(); });
   });
   wait_until([&] { return held.load(); });
-  n->read_begin();
+  (void)n->read_begin();
   EXPECT_TRUE(domain_->find(nullptr, 0, 0));
   done.store(true);
   holder.join();

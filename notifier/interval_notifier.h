@@ -75,14 +75,14 @@ class IntervalNotifier : public RefCounted {
   // Context: the notifier must be inserted, and stay inserted until this returns (a
   // remove() returning meanwhile is a caller bug). May block; must not be called from a callback
   // of the domain or with a lock that callbacks take (debug: dies, I9).
-  std::uint64_t read_begin();
+  [[nodiscard]] std::uint64_t read_begin();
 
   // IntervalNotifier::read_retry()
   //
   // True if an invalidation reached this notifier since read_begin() returned `seq`: the
   // data read since then may be stale and must not be installed.
   // Context: MUST be called under the driver lock that invalidate() takes around set_seq().
-  bool read_retry(std::uint64_t seq) const {
+  [[nodiscard]] bool read_retry(std::uint64_t seq) const {
     // Relaxed: the driver lock, held here and around set_seq(), orders the two.
     return invalidate_seq_.load(std::memory_order_relaxed) != seq;
   }
@@ -91,7 +91,7 @@ class IntervalNotifier : public RefCounted {
   //
   // A lock-free hint for long walks: true means read_retry() will be true, so the walk
   // can stop early. False proves nothing.
-  bool check_retry(std::uint64_t seq) const {
+  [[nodiscard]] bool check_retry(std::uint64_t seq) const {
     // Relaxed: a hint; may be stale in either direction except as documented.
     return invalidate_seq_.load(std::memory_order_relaxed) != seq;
   }

@@ -25,6 +25,7 @@
 #ifndef ITN_NOTIFIER_INVALIDATION_TOKEN_H_
 #define ITN_NOTIFIER_INVALIDATION_TOKEN_H_
 
+#include <cstdint>
 #include <vector>
 
 #include "notifier/range.h"
@@ -50,12 +51,14 @@ class [[nodiscard]] InvalidationToken {
   using NotifierList = std::vector<Notifier*>;
 
   InvalidationToken(NotifierDomain* domain, const Range& range, SrcuDomain::Section section,
-                    const NotifierList* notifiers, const void* starter)
+                    const NotifierList* notifiers, const void* starter,
+                    std::uint64_t interval_calls)
       : domain_(domain),
         range_(range),
         section_(std::move(section)),
         notifiers_(notifiers),
-        starter_(starter) {}
+        starter_(starter),
+        interval_calls_(interval_calls) {}
 
   // Ends a token nobody ended: dies in debug builds (I25), ends it in release builds.
   void end_dropped();
@@ -65,6 +68,7 @@ class [[nodiscard]] InvalidationToken {
   SrcuDomain::Section section_;    // keeps *notifiers_ alive; unregister waits for it
   const NotifierList* notifiers_;  // what the start called (null: none)
   const void* starter_;            // the thread that started it (NotifierDomain::thread_key)
+  std::uint64_t interval_calls_;   // interval notifiers its start called (for stats())
 };
 
 }  // namespace itn

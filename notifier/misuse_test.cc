@@ -47,7 +47,7 @@ TEST_F(MisuseTest, RemoveFromACallbackDies) {
 }
 
 TEST_F(MisuseTest, ReadBeginFromACallbackDies) {
-  sub_->inside = [&] { sub_->read_begin(); };
+  sub_->inside = [&] { (void)sub_->read_begin(); };
   EXPECT_DEATH(invalidate(), "I9: IntervalNotifier::read_begin\\(\\) called from a callback");
 }
 
@@ -86,7 +86,7 @@ TEST_F(MisuseTest, ReadBeginWhileHoldingALockCallbacksTakeDies) {
   EXPECT_DEATH(
       {
         MutexLock l(sub_->driver_mu);
-        sub_->read_begin();
+        (void)sub_->read_begin();
       },
       "I9: IntervalNotifier::read_begin\\(\\) called while holding an itn::Mutex");
 }
@@ -95,7 +95,7 @@ TEST_F(MisuseTest, UnrelatedLocksAreFine) {
   invalidate();
   Mutex other;
   MutexLock l(other);
-  sub_->read_begin();  // `other` was never taken by a callback
+  (void)sub_->read_begin();  // `other` was never taken by a callback
   SUCCEED();
 }
 

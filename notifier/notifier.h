@@ -7,7 +7,7 @@
 // Two ways to subscribe:
 // - register_notifier(n) / unregister_notifier(n): the caller owns `n`. Unregister is a
 //   synchronous fence: on return no callback of `n` runs on any thread (I15).
-// - get_notifier(ops, priv) / put_notifier(n): one notifier per (domain, ops), shared by
+// - get_notifier(&ops, priv) / put_notifier(n): one notifier per (domain, ops), shared by
 //   every caller (e.g. every SVA bond of one address space). ops.alloc_notifier(domain,
 //   priv) builds it complete before anything can see it (I12, R4); the last put
 //   unpublishes it and ops.free_notifier() runs after a grace period, never concurrently
@@ -29,6 +29,8 @@
 
 #include <cstdint>
 
+#include "absl/status/statusor.h"
+
 #include "notifier/range.h"
 #include "sync/atomic.h"
 #include "sync/ref.h"
@@ -38,10 +40,13 @@ namespace itn {
 class NotifierDomain;
 class Notifier;
 
+// The allocator pair of one kind of shared notifier. Its address is the key
+// get_notifier() looks the domain's instance up by, so it must have static storage
+// duration (a namespace-scope constexpr, as in the kernel): a temporary would dangle.
 struct NotifierOps {
   // Builds the domain's notifier for these ops, completely; `priv` is the caller's context
-  // from get_notifier(). Returns null to refuse (get_notifier() then fails).
-  Notifier* (*alloc_notifier)(NotifierDomain& domain, void* priv);
+  // from get_notifier(). An error refuses: get_notifier() returns it unchanged.
+  absl::StatusOr<Notifier*> (*alloc_notifier)(NotifierDomain& domain, void* priv);
   // Frees what alloc_notifier() built, a grace period after the last put_notifier().
   void (*free_notifier)(Notifier* notifier);
 };

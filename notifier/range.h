@@ -11,7 +11,9 @@
 #define ITN_NOTIFIER_RANGE_H_
 
 #include <cstdint>
+#include <iosfwd>
 #include <limits>
+#include <string_view>
 
 namespace itn {
 
@@ -45,6 +47,13 @@ struct Range {
 
   static Range whole_space(Event event) { return Range{0, kRangeEndMax, event, true, nullptr}; }
 };
+
+// The enumerator's name without its k, e.g. "unmap", "protection_page"; "unknown" for a
+// value outside the enumeration.
+std::string_view to_string(Event event);
+
+// Prints e.g. "[0x1000, 0x3000) unmap", then " non-blockable" and " owner=0x..." when set.
+std::ostream& operator<<(std::ostream& os, const Range& range);
 
 }  // namespace itn
 

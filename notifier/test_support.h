@@ -6,7 +6,6 @@
 #ifndef ITN_NOTIFIER_TEST_SUPPORT_H_
 #define ITN_NOTIFIER_TEST_SUPPORT_H_
 
-#include <string>
 #include <utility>
 
 #include "notifier/domain.h"
@@ -23,7 +22,7 @@ inline Ref<NotifierDomain> domain_freeing_each_node() {
 // Starts `range` on `domain`; dies with the status if the start failed.
 inline InvalidationToken start_ok(NotifierDomain& domain, const Range& range) {
   absl::StatusOr<InvalidationToken> token = domain.invalidate_range_start(range);
-  ITN_CHECK(token.ok(), std::string(token.status().message()).c_str());
+  ITN_CHECK_OK(token, "the test expects this invalidation to start");
   return *std::move(token);
 }
 

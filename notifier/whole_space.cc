@@ -96,14 +96,17 @@ absl::Status NotifierDomain::unregister_notifier(Notifier& n) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<Notifier*> NotifierDomain::get_notifier(const NotifierOps& ops, void* priv) {
+absl::StatusOr<Notifier*> NotifierDomain::get_notifier(const NotifierOps* ops, void* priv) {
+  if (ops == nullptr || ops->alloc_notifier == nullptr || ops->free_notifier == nullptr) {
+    return absl::InvalidArgumentError("NotifierDomain::get_notifier: null ops or allocator");
+  }
   MutexLock get_lock(get_mu_);
   {
     MutexLock l(mu_);
     if (released_) return absl::FailedPreconditionError("NotifierDomain: the domain was released");
     if (const NotifierList* list = notifier_list()) {
       for (Notifier* n : *list) {
-        if (n->ops_ == &ops) {
+        if (n->ops_ == ops) {
           ++n->users_;
           return n;
         }
@@ -112,15 +115,17 @@ absl::StatusOr<Notifier*> NotifierDomain::get_notifier(const NotifierOps& ops, v
   }
   // Built completely before it is published (I12, R4); not under mu_, so the allocator
   // may use the domain (e.g. find()).
-  Notifier* n = ops.alloc_notifier(*this, priv);
+  absl::StatusOr<Notifier*> allocated = ops->alloc_notifier(*this, priv);
+  if (!allocated.ok()) return allocated.status();
+  Notifier* n = *allocated;
   if (n == nullptr) return absl::InternalError("NotifierOps::alloc_notifier returned null");
   MutexLock l(mu_);
   const absl::Status registered = register_locked(*n);
   if (!registered.ok()) {  // released while we allocated
-    ops.free_notifier(n);
+    ops->free_notifier(n);
     return registered;
   }
-  n->ops_ = &ops;
+  n->ops_ = ops;
   n->users_ = 1;
   return n;
 }
@@ -152,11 +157,12 @@ void NotifierDomain::release() {
   }
   // I16: one kRelease invalidation over the whole space to the interval notifiers (only;
   // whole-space notifiers hear release() instead), which stay inserted.
-  const absl::Status invalidated = start_interval_part(Range::whole_space(Event::kRelease));
-  ITN_CHECK(invalidated.ok(), "a blockable invalidation cannot fail");
+  std::uint64_t calls = 0;
+  ITN_CHECK_OK(start_interval_part(Range::whole_space(Event::kRelease), calls),
+               "a blockable invalidation cannot fail");
   {
     MutexLock l(mu_);
-    end_locked(thread_key());
+    end_locked(thread_key(), calls);
   }
   auto guard = srcu_.read_lock();
   if (const NotifierList* list = notifier_list()) {

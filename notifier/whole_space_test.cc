@@ -220,7 +220,7 @@ struct Shared : Notifier {
   static inline std::atomic<int> allocs{0}, frees{0}, half_built_seen{0};
 };
 
-Notifier* alloc_shared(NotifierDomain&, void* priv) {
+absl::StatusOr<Notifier*> alloc_shared(NotifierDomain&, void* priv) {
   Shared::allocs.fetch_add(1);
   return new Shared(static_cast<int*>(priv));
 }
@@ -235,8 +235,8 @@ TEST(GetPutNotifier, OneInstancePerOpsBuiltOnceAndFreedAfterTheLastPutI12I13) {
   Shared::frees = 0;
   auto domain = make_ref<NotifierDomain>();
   int context = 0;
-  absl::StatusOr<Notifier*> a = domain->get_notifier(kSharedOps, &context);
-  absl::StatusOr<Notifier*> b = domain->get_notifier(kSharedOps, &context);
+  absl::StatusOr<Notifier*> a = domain->get_notifier(&kSharedOps, &context);
+  absl::StatusOr<Notifier*> b = domain->get_notifier(&kSharedOps, &context);
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ(*a, *b);
   EXPECT_EQ(Shared::allocs.load(), 1);
@@ -259,17 +259,17 @@ struct Blocking : Notifier {
   }
   static inline std::atomic<bool> inside{false}, may_finish{false}, finished{false}, freed{false};
 };
-const NotifierOps kBlockingOps{[](NotifierDomain&, void*) -> Notifier* { return new Blocking; },
-                               [](Notifier* n) {
-                                 EXPECT_TRUE(Blocking::finished.load())
-                                     << "freed while its callback still ran";
-                                 Blocking::freed.store(true);
-                                 delete n;
-                               }};
+const NotifierOps kBlockingOps{
+    [](NotifierDomain&, void*) -> absl::StatusOr<Notifier*> { return new Blocking; },
+    [](Notifier* n) {
+      EXPECT_TRUE(Blocking::finished.load()) << "freed while its callback still ran";
+      Blocking::freed.store(true);
+      delete n;
+    }};
 
 TEST(GetPutNotifier, FreeNeverRunsConcurrentlyWithACallbackI13) {
   auto domain = make_ref<NotifierDomain>();
-  Notifier* n = *domain->get_notifier(kBlockingOps, nullptr);
+  Notifier* n = *domain->get_notifier(&kBlockingOps, nullptr);
   std::thread invalidator([&] { testing::invalidate(*domain, range(0, kPage)); });
   wait_until([] { return Blocking::inside.load(); });
   ASSERT_TRUE(domain->put_notifier(*n).ok());  // the last put: never blocks on readers
@@ -292,7 +292,7 @@ TEST(GetPutNotifier, ConcurrentInvalidationsNeverSeeAHalfBuiltNotifierR4) {
   });
   int context = 0;
   for (int i = 0; i < 300; ++i) {
-    Notifier* n = *domain->get_notifier(kSharedOps, &context);
+    Notifier* n = *domain->get_notifier(&kSharedOps, &context);
     ASSERT_TRUE(domain->put_notifier(*n).ok());
   }
   stop.store(true);
@@ -305,8 +305,33 @@ TEST(GetPutNotifier, GetAfterReleaseFails) {
   auto domain = make_ref<NotifierDomain>();
   domain->release();
   int context = 0;
-  EXPECT_EQ(domain->get_notifier(kSharedOps, &context).status().code(),
+  EXPECT_EQ(domain->get_notifier(&kSharedOps, &context).status().code(),
             absl::StatusCode::kFailedPrecondition);
+}
+
+const NotifierOps kRefusingOps{[](NotifierDomain&, void*) -> absl::StatusOr<Notifier*> {
+                                 return absl::ResourceExhaustedError("no PASID left");
+                               },
+                               [](Notifier* n) { delete n; }};
+const NotifierOps kNullOps{
+    [](NotifierDomain&, void*) -> absl::StatusOr<Notifier*> { return nullptr; },
+    [](Notifier* n) { delete n; }};
+
+TEST(GetPutNotifier, AnAllocatorsErrorReachesTheCallerUnchangedAndNothingIsPublished) {
+  auto domain = make_ref<NotifierDomain>();
+  absl::StatusOr<Notifier*> refused = domain->get_notifier(&kRefusingOps, nullptr);
+  EXPECT_EQ(refused.status(), absl::ResourceExhaustedError("no PASID left"));
+  EXPECT_EQ(domain->get_notifier(&kNullOps, nullptr).status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(domain->get_notifier(nullptr, nullptr).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // Nothing was registered: a later get of working ops builds the only instance.
+  Shared::allocs = 0;
+  int context = 0;
+  absl::StatusOr<Notifier*> n = domain->get_notifier(&kSharedOps, &context);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(Shared::allocs.load(), 1);
+  EXPECT_TRUE(domain->put_notifier(**n).ok());
+  domain->synchronize();
 }
 
 }  // namespace

@@ -66,8 +66,9 @@ class Whole : public Notifier {
 // find() owner tags.
 const int kOwners[3] = {0, 1, 2};
 
-const NotifierOps kOps{[](NotifierDomain&, void*) -> Notifier* { return new Whole; },
-                       [](Notifier* n) { delete n; }};
+const NotifierOps kOps{
+    [](NotifierDomain&, void*) -> absl::StatusOr<Notifier*> { return new Whole; },
+    [](Notifier* n) { delete n; }};
 
 struct Sut {
   Ref<NotifierDomain> domain = testing::domain_freeing_each_node();
@@ -447,7 +448,7 @@ struct GetPut : Command {
   }
   void run(const DomainModel& m, Sut& sut) const override {
     if (get) {
-      absl::StatusOr<Notifier*> n = sut.domain->get_notifier(kOps, nullptr);
+      absl::StatusOr<Notifier*> n = sut.domain->get_notifier(&kOps, nullptr);
       RC_ASSERT(n.ok() == !m.released);
       if (n.ok()) {
         RC_ASSERT(sut.got_users == 0 || *n == sut.got);  // one per (domain, ops) (I12)

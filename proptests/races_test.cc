@@ -84,7 +84,8 @@ TEST(Races, R1UnregisterWaitsForAConcurrentTeardownRelease) {
   });
 }
 
-// R2 (the 2020 find() proposal): a find() result freed by a concurrent remove and its deferred free.
+// R2 (the 2020 find() proposal): a find() result freed by a concurrent remove and its deferred
+// free.
 TEST(Races, R2FindResultOutlivesAConcurrentRemove) {
   expect_no_race("R2", [](Execution& ex) -> absl::Status {
     auto domain = testing::domain_freeing_each_node();
@@ -123,7 +124,8 @@ TEST(Races, R3RemoveReturnsOnlyAfterItsDeferredEraseIsApplied) {
   });
 }
 
-// R4 (the 2020 alloc_notifier priv patch): a get_notifier() instance seen half-built by a concurrent invalidation.
+// R4 (the 2020 alloc_notifier priv patch): a get_notifier() instance seen half-built by a
+// concurrent invalidation.
 struct Shared : Notifier {
   explicit Shared(const int* c) : context(c) {}
   bool invalidate_range_start(const Range&) override {
@@ -133,9 +135,10 @@ struct Shared : Notifier {
   const int* context;
   static inline bool half_built = false;
 };
-constexpr NotifierOps kSharedOps{
-    [](NotifierDomain&, void* priv) -> Notifier* { return new Shared(static_cast<int*>(priv)); },
-    [](Notifier* n) { delete n; }};
+constexpr NotifierOps kSharedOps{[](NotifierDomain&, void* priv) -> absl::StatusOr<Notifier*> {
+                                   return new Shared(static_cast<int*>(priv));
+                                 },
+                                 [](Notifier* n) { delete n; }};
 
 TEST(Races, R4GetNotifierPublishesOnlyCompleteNotifiers) {
   expect_no_race("R4", [](Execution& ex) -> absl::Status {
@@ -143,7 +146,7 @@ TEST(Races, R4GetNotifierPublishesOnlyCompleteNotifiers) {
     auto domain = testing::domain_freeing_each_node();
     int context = 1;
     ex.run({[&] {
-              absl::StatusOr<Notifier*> n = domain->get_notifier(kSharedOps, &context);
+              absl::StatusOr<Notifier*> n = domain->get_notifier(&kSharedOps, &context);
               if (n.ok()) (void)domain->put_notifier(**n);
             },
             [&] { testing::invalidate(*domain, range(0, kPage)); }});
@@ -192,8 +195,8 @@ TEST(Races, R5RefusedNonBlockingStartLeavesNothingBehind) {
   });
 }
 
-// R6 (2020 SVA exit ordering): process exit releases the mm before the device file closes; the PASID
-// must stay allocated until the last unbind and a grace period, whatever runs between.
+// R6 (2020 SVA exit ordering): process exit releases the mm before the device file closes; the
+// PASID must stay allocated until the last unbind and a grace period, whatever runs between.
 TEST(Races, R6PasidIsNotReusedWhileABondHoldsIt) {
   expect_no_race("R6", [](Execution& ex) -> absl::Status {
     PasidTrace trace;
@@ -232,7 +235,8 @@ TEST(Races, R6PasidIsNotReusedWhileABondHoldsIt) {
   });
 }
 
-// R7 (2020 SVA io_mm review): release() delivered twice (teardown racing unregister, or two teardowns).
+// R7 (2020 SVA io_mm review): release() delivered twice (teardown racing unregister, or two
+// teardowns).
 TEST(Races, R7ReleaseIsDeliveredOnce) {
   expect_no_race("R7", [](Execution& ex) -> absl::Status {
     struct Counting : Notifier {

@@ -1,30 +1,104 @@
-// Uses the installed headers and library: a counted object freed after a grace period.
+// An outside program built against an installed itn: it includes the headers from
+// <prefix>/include/itn, links every target (itn::sync, itn::itree, itn::notifier, itn::hw_model)
+// and uses each once. It also checks that its debug-check level is the library's, which
+// the installed targets define, whatever this program's own NDEBUG says.
+//   itn_consumer <expected ITN_DEBUG_CHECKS: 0 or 1>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 
+#include "hw_model/mirror_device.h"
+#include "hw_model/process.h"
+#include "itree/interval_tree.h"
+#include "notifier/domain.h"
+#include "sync/check.h"
 #include "sync/ref.h"
 #include "sync/srcu.h"
 
 namespace {
 
-bool g_destroyed = false;
+int failures = 0;
 
-class Node : public itn::RefCounted {
+void expect(bool ok, const char* what) {
+  std::printf("itn consumer: %-52s %s\n", what, ok ? "ok" : "FAILED");
+  if (!ok) ++failures;
+}
+
+class Counting : public itn::IntervalNotifier {
  public:
-  explicit Node(itn::SrcuDomain& srcu) { free_after_grace_period(srcu); }
-  ~Node() override { g_destroyed = true; }
+  bool invalidate(const itn::Range&, std::uint64_t cur_seq) override {
+    set_seq(cur_seq);
+    ++calls;
+    return true;
+  }
+  int calls = 0;
 };
+
+void use_itree() {
+  itn::SrcuDomain srcu;
+  itn::IntervalTree<int> tree(srcu);
+  expect(tree.insert(10, 20, 1).ok() && tree.insert(30, 40, 2).ok(), "itree: insert");
+  int seen = 0;
+  {
+    auto guard = srcu.read_lock();
+    tree.for_each_overlap(15, 35, [&](std::uint64_t, std::uint64_t, int) { ++seen; });
+  }
+  expect(seen == 2, "itree: overlap walk");
+  expect(tree.erase(10, 20, 1).ok() && tree.erase(30, 40, 2).ok(), "itree: erase");
+}
+
+void use_notifier() {
+  auto domain = itn::make_ref<itn::NotifierDomain>();
+  const int owner = 0;
+  itn::Ref<Counting> sub = itn::make_ref<Counting>();
+  expect(domain->insert(sub, 0, 4096, &owner).ok(), "notifier: insert");
+  expect(domain->find(&owner, 0, 0).get() == sub.get(), "notifier: find");
+  absl::StatusOr<itn::InvalidationToken> token =
+      domain->invalidate_range_start(itn::Range{.start = 0, .end = 4096});
+  expect(token.ok(), "notifier: invalidate_range_start");
+  if (token.ok()) domain->invalidate_range_end(*std::move(token));
+  expect(sub->calls == 1, "notifier: the invalidation reached the notifier");
+  expect(domain->remove(*sub).ok(), "notifier: remove");
+}
+
+void use_hw() {
+  itn::Ref<itn::hw::Process> process = itn::make_ref<itn::hw::Process>();
+  absl::StatusOr<std::uint64_t> addr = process->mm().mmap(
+      itn::hw::kPageSize, itn::hw::Prot::kReadWrite, itn::hw::MapKind::kAnonPrivate);
+  expect(addr.ok() && process->mm().cpu_write(*addr, 42).ok(), "hw: mmap and cpu_write");
+  absl::StatusOr<itn::Ref<itn::hw::MirrorDevice>> device = itn::hw::MirrorDevice::open(*process);
+  expect(device.ok(), "hw: MirrorDevice::open");
+  if (!device.ok() || !addr.ok()) return;
+  absl::StatusOr<std::vector<std::uint64_t>> words = (*device)->read(*addr, 1);
+  expect(words.ok() && words->size() == 1 && (*words)[0] == 42, "hw: device read of a CPU write");
+  (*device)->close();
+}
 
 }  // namespace
 
-int main() {
-  itn::SrcuDomain srcu;
-  itn::Ref<Node> node = itn::make_ref<Node>(srcu);
-  {
-    auto guard = srcu.read_lock();
-    node.reset();  // freed only after this read section ends
-    if (g_destroyed) return 1;
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: itn_consumer <expected ITN_DEBUG_CHECKS>\n");
+    return 2;
   }
-  srcu.barrier();
-  std::printf("itn consumer: %s\n", g_destroyed ? "ok" : "FAILED");
-  return g_destroyed ? 0 : 1;
+  const int expected = std::atoi(argv[1]);
+  std::printf("itn consumer: ITN_DEBUG_CHECKS=%d (expected %d), NDEBUG %s here\n", ITN_DEBUG_CHECKS,
+              expected,
+#ifdef NDEBUG
+              "defined"
+#else
+              "not defined"
+#endif
+  );
+  expect(ITN_DEBUG_CHECKS == expected, "the library's check level, not this NDEBUG");
+  {
+    itn::SrcuDomain srcu;
+    auto guard = srcu.read_lock();
+    expect(srcu.in_read_section(), "sync: SrcuDomain read section");
+  }
+  use_itree();
+  use_notifier();
+  use_hw();
+  return failures == 0 ? 0 : 1;
 }

@@ -1,0 +1,88 @@
+// notifier/subscription.h
+//
+// itn::Subscription: an inserted interval notifier that removes itself. insert() and
+// remove() are a pair the caller must not forget: an inserted notifier and its domain keep
+// each other alive, so a forgotten remove() leaks both, silently. A Subscription holds
+// the pair and removes on destruction, like a std::unique_lock holds a lock.
+//
+//   absl::StatusOr<Subscription> s = Subscription::insert(domain, make_ref<Mine>(), addr,
+//                                                         length, owner);
+//   if (!s.ok()) return s.status();
+//   ... s->notifier() is called by invalidations until `s` goes ...
+//
+// Thread safety: a value; one thread uses it at a time. It may be moved to another thread.
+// Lifetime: holds a reference to the domain and to the notifier; the destructor (or
+//   reset()) calls remove(), with remove()'s context rules: not from a callback of the
+//   domain, not while holding a lock callbacks take, not while this thread holds a token
+//   of the domain whose sequence is odd (it would wait for its own end).
+// Memory ordering: as NotifierDomain::insert() and remove().
+#ifndef ITN_NOTIFIER_SUBSCRIPTION_H_
+#define ITN_NOTIFIER_SUBSCRIPTION_H_
+
+#include <cstdint>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+#include "notifier/domain.h"
+#include "notifier/interval_notifier.h"
+#include "sync/check.h"
+#include "sync/ref.h"
+
+namespace itn {
+
+class Subscription {
+ public:
+  // Subscription::insert()
+  //
+  // NotifierDomain::insert(sub, start, length, owner), with the same errors; on success
+  // the Subscription removes `sub` when it goes.
+  [[nodiscard]] static absl::StatusOr<Subscription> insert(Ref<NotifierDomain> domain,
+                                                           Ref<IntervalNotifier> sub,
+                                                           std::uint64_t start,
+                                                           std::uint64_t length,
+                                                           const void* owner) {
+    if (!domain) return absl::InvalidArgumentError("Subscription::insert: null domain");
+    absl::Status inserted = domain->insert(sub, start, length, owner);
+    if (!inserted.ok()) return inserted;
+    return Subscription(std::move(domain), std::move(sub));
+  }
+
+  Subscription(Subscription&& other) noexcept = default;
+  Subscription& operator=(Subscription&& other) noexcept {
+    if (this != &other) {
+      reset();
+      domain_ = std::move(other.domain_);
+      sub_ = std::move(other.sub_);
+    }
+    return *this;
+  }
+  ~Subscription() { reset(); }
+
+  // Subscription::reset()
+  //
+  // Removes the notifier now (remove() may wait for invalidations that can still reach
+  // it); afterwards the Subscription is empty. Does nothing if it already is.
+  void reset() {
+    if (!sub_) return;
+    ITN_CHECK_OK(domain_->remove(*sub_), "a Subscription's notifier is inserted");
+    sub_.reset();
+    domain_.reset();
+  }
+
+  // The notifier, or null once reset or moved from.
+  IntervalNotifier* notifier() const { return sub_.get(); }
+  NotifierDomain* domain() const { return domain_.get(); }
+
+ private:
+  Subscription(Ref<NotifierDomain> domain, Ref<IntervalNotifier> sub)
+      : domain_(std::move(domain)), sub_(std::move(sub)) {}
+
+  Ref<NotifierDomain> domain_;
+  Ref<IntervalNotifier> sub_;
+};
+
+}  // namespace itn
+
+#endif  // ITN_NOTIFIER_SUBSCRIPTION_H_

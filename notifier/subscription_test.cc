@@ -1,0 +1,92 @@
+// Subscription: the inserted notifier is removed when the handle goes (so the notifier
+// and the domain no longer keep each other alive), moves transfer that duty, and insert
+// errors reach the caller.
+#include "notifier/subscription.h"
+
+#include <atomic>
+#include <cstdint>
+#include <utility>
+
+#include "gtest/gtest.h"
+
+#include "notifier/test_support.h"
+
+namespace itn {
+namespace {
+
+constexpr std::uint64_t kPage = 4096;
+
+class Counted : public IntervalNotifier {
+ public:
+  explicit Counted(std::atomic<int>* destroyed) : destroyed_(destroyed) {}
+  ~Counted() override { destroyed_->fetch_add(1); }
+  bool invalidate(const Range&, std::uint64_t cur_seq) override {
+    set_seq(cur_seq);
+    calls.fetch_add(1);
+    return true;
+  }
+  std::atomic<int> calls{0};
+
+ private:
+  std::atomic<int>* destroyed_;
+};
+
+Range page(std::uint64_t p) { return Range{.start = p * kPage, .end = (p + 1) * kPage}; }
+
+TEST(Subscription, RemovesItsNotifierWhenItGoesAndNothingLeaks) {
+  std::atomic<int> destroyed{0};
+  auto domain = testing::domain_freeing_each_node();
+  Counted* raw = nullptr;
+  {
+    absl::StatusOr<Subscription> s =
+        Subscription::insert(domain, make_ref<Counted>(&destroyed), 0, kPage, &kPage);
+    ASSERT_TRUE(s.ok()) << s.status();
+    raw = static_cast<Counted*>(s->notifier());
+    testing::invalidate(*domain, page(0));
+    EXPECT_EQ(raw->calls.load(), 1) << "inserted while the Subscription lives";
+    EXPECT_EQ(domain->find(&kPage, 0, 0).get(), raw);
+  }
+  EXPECT_FALSE(domain->find(&kPage, 0, 0)) << "removed when the Subscription went";
+  domain->synchronize();
+  EXPECT_EQ(destroyed.load(), 1) << "the notifier and the domain still kept each other alive";
+  EXPECT_EQ(domain->size_for_testing(), 0u);
+}
+
+TEST(Subscription, AMoveHandsTheRemovalOverAndAMoveAssignmentRemovesTheOldOne) {
+  std::atomic<int> destroyed{0};
+  auto domain = testing::domain_freeing_each_node();
+  absl::StatusOr<Subscription> first =
+      Subscription::insert(domain, make_ref<Counted>(&destroyed), 0, kPage, nullptr);
+  absl::StatusOr<Subscription> second =
+      Subscription::insert(domain, make_ref<Counted>(&destroyed), kPage, kPage, nullptr);
+  ASSERT_TRUE(first.ok() && second.ok());
+  Subscription moved = *std::move(first);
+  EXPECT_EQ(first->notifier(), nullptr) << "a moved-from Subscription is empty";
+  EXPECT_EQ(domain->size_for_testing(), 2u);
+  moved = *std::move(second);  // removes the first notifier, keeps the second
+  domain->synchronize();
+  EXPECT_EQ(destroyed.load(), 1);
+  EXPECT_EQ(domain->size_for_testing(), 1u);
+  moved.reset();
+  moved.reset();  // a second reset does nothing
+  domain->synchronize();
+  EXPECT_EQ(destroyed.load(), 2);
+  EXPECT_EQ(domain->size_for_testing(), 0u);
+}
+
+TEST(Subscription, InsertErrorsReachTheCallerAndInsertNothing) {
+  std::atomic<int> destroyed{0};
+  auto domain = testing::domain_freeing_each_node();
+  EXPECT_EQ(
+      Subscription::insert(domain, make_ref<Counted>(&destroyed), 0, 0, nullptr).status().code(),
+      absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Subscription::insert(nullptr, make_ref<Counted>(&destroyed), 0, kPage, nullptr)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(domain->size_for_testing(), 0u);
+  EXPECT_EQ(destroyed.load(), 2) << "the refused notifiers were not kept";
+}
+
+}  // namespace
+}  // namespace itn
