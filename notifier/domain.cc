@@ -40,6 +40,7 @@ Mutex& claim_lock(const IntervalNotifier& n) {
 }  // namespace
 
 NotifierDomain::~NotifierDomain() {
+  notifier_internal::untrack_domain(this);
   ITN_CHECK(!srcu_.on_worker_thread(),
             "I24: NotifierDomain destroyed on its own SRCU worker (a notifier's destructor "
             "dropped the last reference to its domain)");
@@ -210,6 +211,12 @@ absl::Status NotifierDomain::remove(IntervalNotifier& sub) noexcept {
   });
   bound_retired_memory();
   return absl::OkStatus();
+}
+
+std::uint64_t NotifierDomain::subscriber_count() const {
+  auto guard = srcu_.read_lock();  // keeps the list alive
+  const NotifierList* list = notifier_list();
+  return size_for_testing() + (list != nullptr ? list->size() : 0);
 }
 
 IntervalTreeMemory NotifierDomain::memory() const {

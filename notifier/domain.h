@@ -54,6 +54,7 @@
 #include "itree/interval_tree.h"
 #include "notifier/interval_notifier.h"
 #include "notifier/invalidation_token.h"
+#include "notifier/leak_check.h"
 #include "notifier/notifier.h"
 #include "notifier/range.h"
 #include "sync/atomic.h"
@@ -98,7 +99,9 @@ class NotifierDomain : public RefCounted {
   explicit NotifierDomain(NotifierDomainOptions options = {})
       : options_(options),
         tree_(srcu_, IntervalTreeOptions{options.free_batch_nodes}),
-        deferred_inserts_(srcu_, IntervalTreeOptions{options.free_batch_nodes}) {}
+        deferred_inserts_(srcu_, IntervalTreeOptions{options.free_batch_nodes}) {
+    notifier_internal::track_domain(this);  // debug builds: the exit-time leak check
+  }
   ~NotifierDomain() override;
 
   // NotifierDomain::insert()
@@ -255,6 +258,9 @@ class NotifierDomain : public RefCounted {
   std::uint64_t active_for_testing() const ABSL_LOCKS_EXCLUDED(mu_);
   // Inserted notifiers: walked ones and deferred inserts.
   std::size_t size_for_testing() const { return tree_.size() + deferred_inserts_.size(); }
+  // Inserted interval notifiers plus registered whole-space ones: each holds a reference
+  // to the domain. A relaxed snapshot.
+  std::uint64_t subscriber_count() const;
 
  private:
   friend class IntervalNotifier;

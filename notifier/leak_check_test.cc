@@ -1,0 +1,69 @@
+// The exit-time leak check (debug builds): a domain kept alive only by notifiers that were
+// never removed dies naming the rule; one the caller still holds, or one emptied, does not.
+#include <cstdint>
+#include <cstdlib>
+
+#include "gtest/gtest.h"
+
+#include "notifier/domain.h"
+#include "notifier/notifier.h"
+
+namespace itn {
+namespace {
+
+constexpr std::uint64_t kPage = 4096;
+
+class Sub : public IntervalNotifier {
+ public:
+  bool invalidate(const Range&, std::uint64_t cur_seq) override {
+    set_seq(cur_seq);
+    return true;
+  }
+};
+
+TEST(NotifierDomainLeakCheckDeathTest, AForgottenRemoveDiesAtExitNamingTheRule) {
+  if (!ITN_DEBUG_CHECKS) GTEST_SKIP() << "needs debug checks (ITN_DEBUG_CHECKS)";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        auto domain = make_ref<NotifierDomain>();
+        (void)domain->insert(make_ref<Sub>(), 0, kPage, nullptr);
+        domain.reset();  // the notifier and the domain now only reference each other
+        std::exit(0);
+      },
+      "leak: a NotifierDomain is alive at exit only because 1 notifier\\(s\\) are still "
+      "inserted or registered");
+}
+
+TEST(NotifierDomainLeakCheckDeathTest, AForgottenUnregisterDiesToo) {
+  if (!ITN_DEBUG_CHECKS) GTEST_SKIP() << "needs debug checks (ITN_DEBUG_CHECKS)";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        static Notifier whole;  // outlives the check
+        auto domain = make_ref<NotifierDomain>();
+        (void)domain->register_notifier(whole);
+        domain.reset();
+        std::exit(0);
+      },
+      "a remove\\(\\) or unregister_notifier\\(\\) was forgotten");
+}
+
+TEST(NotifierDomainLeakCheckDeathTest, ADomainTheCallerStillHoldsOrThatWasEmptiedIsNoLeak) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        static Ref<NotifierDomain> held;  // a reference of the caller's: not a leak
+        held = make_ref<NotifierDomain>();
+        (void)held->insert(make_ref<Sub>(), 0, kPage, nullptr);
+        auto emptied = make_ref<NotifierDomain>();
+        Ref<Sub> sub = make_ref<Sub>();
+        (void)emptied->insert(sub, 0, kPage, nullptr);
+        (void)emptied->remove(*sub);
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
+}  // namespace
+}  // namespace itn
