@@ -2,9 +2,8 @@
 # L5 mutation checks: applies each named mutation (proptests/mutants/<name>.patch, listed
 # in mutants.txt) to a scratch copy of the committed tree, rebuilds, runs the tests that
 # should catch it (up to the first that fails) and prints a table: mutation, the test that
-# caught it, how
-# fast (the failing schedule or RapidCheck case where the test reports it, the sanitizer
-# report, else the first run) and the seconds all listed tests took.
+# caught it, how fast (the failing schedule or RapidCheck case where the test reports it,
+# the sanitizer report, else the first run) and the seconds the tests took.
 #   proptests/mutants/run_mutants.sh [name-regex]      (default: every mutation)
 # Takes a while (one incremental build per mutation): not part of CI. Exit status 1 if a
 # mutation survived.

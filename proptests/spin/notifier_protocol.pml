@@ -78,7 +78,7 @@
 
 /* IntervalNotifier::State */
 #define S_NEW      0
-#define S_DEFER    1  /* kDeferredInsert: in the tree, not walked yet */
+#define S_DEFER    1  /* kDeferredInsert: in the tree find() reads, not walked yet */
 #define S_LIVE     2
 #define S_REMOVING 3  /* remove() began; still walked until the erase is applied */
 #define S_REMOVED  4
