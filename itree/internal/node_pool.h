@@ -13,9 +13,10 @@
 // writer mutex). give_back() may be called from any thread at any time (the SRCU callback
 // that frees retired nodes): it must not take the writer mutex, or every grace period
 // would stall the writer.
-// Lifetime: trim() and trim_fully() return chunks whose slots are all free once more than
-// half of the pool is free (the watermark); the rest go when the pool is destroyed, which
-// must happen after every node has been released, given back or abandoned.
+// Lifetime: trim() returns chunks whose slots are all free once three quarters of the pool
+// are free, trim_fully() once half is (the watermarks); the rest go when the pool is
+// destroyed, which must happen after every node has been released, given back or
+// abandoned.
 // Memory ordering: a give_back() happens-before the allocate() that reuses its nodes.
 #ifndef ITN_ITREE_INTERNAL_NODE_POOL_H_
 #define ITN_ITREE_INTERNAL_NODE_POOL_H_
@@ -91,21 +92,23 @@ class NodePool {
 
   // NodePool::trim()
   //
-  // Takes in what give_back() returned and, above the watermark, frees every chunk with
-  // no slot in use. Cheap below it. A scan costs O(free slots), so trim() scans again only
-  // after at least half as many slots (and a chunk's worth) came free since the last
-  // scan: each free pays for a bounded share of the scans, however fragmented the pool
-  // (writers call it on every publish). Owner only.
+  // Takes in what give_back() returned and, once three quarters of the pool are free,
+  // frees every chunk with no slot in use. Writers call it on every publish, so it must
+  // stay cheap: a steady churn, whose free slots come and go in grace-period batches, stays
+  // below that mark; a scan costs O(free slots), so trim() scans again only after at least
+  // half as many slots (and a chunk's worth) came free since the last scan, however
+  // fragmented the pool. trim_fully() uses the lower watermark (half free). Owner only.
   void trim() {
     take_given_back();
+    if (4 * free_.size() < 3 * chunks_.size() * kSlotsPerChunk) return;
     if (freed_since_scan_ < std::max(kSlotsPerChunk, free_.size() / 2)) return;
     trim_fully();
   }
 
   // NodePool::trim_fully()
   //
-  // As trim(), but scans whenever the pool is above the watermark: on return no chunk
-  // above it is empty. Owner only.
+  // As trim(), but scans whenever half the pool is free: on return, if half of it is,
+  // no chunk is empty. Owner only.
   void trim_fully() {
     take_given_back();
     if (chunks_.empty()) return;
