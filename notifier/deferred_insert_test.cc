@@ -3,6 +3,7 @@
 // the end that applies it, and no invalidation calls it before that end.
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <thread>
 
@@ -93,6 +94,25 @@ TEST(NotifierDomainDeferredInsert, NoWalkCallsItUntilTheLastEndI5) {
   EXPECT_EQ(late->calls.load(), 1);
   ASSERT_TRUE(domain->remove(*late).ok());
   ASSERT_TRUE(domain->remove(*live).ok());
+}
+
+// Two notifiers of one owner over the same interval, one walked and one a deferred insert:
+// find() returns the same one a single tree would, the lower in the trees' key order
+// (start, last, then the entry), whichever tree holds it. Found by the soak run.
+TEST(NotifierDomainDeferredInsert, FindBreaksTiesAcrossTheTwoTreesAsOneTreeWouldI10) {
+  auto domain = testing::domain_freeing_each_node();
+  Ref<Counting> a = make_ref<Counting>(), b = make_ref<Counting>();
+  // The lower address goes to the deferred tree, the walked tree gets the higher one.
+  Ref<Counting> low = std::less<>()(a.get(), b.get()) ? a : b;
+  Ref<Counting> high = low == a ? b : a;
+  ASSERT_TRUE(domain->insert(high, 0, kPage, &kOwner).ok());
+  InvalidationToken token = testing::start_ok(*domain, page(0));
+  ASSERT_TRUE(domain->insert(low, 0, kPage, &kOwner).ok());  // deferred
+  EXPECT_EQ(domain->find(&kOwner, 0, 0).get(), low.get()) << "while one insert is deferred";
+  domain->invalidate_range_end(std::move(token));
+  EXPECT_EQ(domain->find(&kOwner, 0, 0).get(), low.get()) << "once both are walked";
+  ASSERT_TRUE(domain->remove(*low).ok());
+  ASSERT_TRUE(domain->remove(*high).ok());
 }
 
 // A deferred insert removed before it is applied is cancelled: the end that would have

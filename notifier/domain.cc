@@ -259,9 +259,13 @@ Ref<IntervalNotifier> NotifierDomain::find(const void* owner, std::uint64_t star
   Found walked = find_in(tree_, owner, start, last);
   if (!deferred.sub) return std::move(walked.sub);
   if (!walked.sub) return std::move(deferred.sub);
-  const bool walked_first =
-      walked.start != deferred.start ? walked.start < deferred.start : walked.last <= deferred.last;
-  return std::move(walked_first ? walked.sub : deferred.sub);
+  return std::move(found_before(deferred, walked) ? deferred.sub : walked.sub);
+}
+
+bool NotifierDomain::found_before(const Found& a, const Found& b) {
+  if (a.start != b.start) return a.start < b.start;
+  if (a.last != b.last) return a.last < b.last;
+  return TreeEntryLess()(a.entry, b.entry);
 }
 
 NotifierDomain::Found NotifierDomain::find_in(const IntervalTree<TreeEntry, TreeEntryLess>& tree,
@@ -285,7 +289,7 @@ NotifierDomain::Found NotifierDomain::find_in(const IntervalTree<TreeEntry, Tree
     if (found_owner != owner) return true;
     // Cannot fail: the domain's reference for this insertion outlives every snapshot that
     // holds the entry (remove() hands it to a grace period after the erase is published).
-    found = {Ref<IntervalNotifier>::try_get(n), s, l};
+    found = {Ref<IntervalNotifier>::try_get(n), s, l, e};
     return !found.sub;
   });
   return found;

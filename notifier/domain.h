@@ -306,7 +306,10 @@ class NotifierDomain : public RefCounted {
     Ref<IntervalNotifier> sub;
     std::uint64_t start = 0;
     std::uint64_t last = 0;
+    TreeEntry entry{nullptr, 0};
   };
+  // The order of the trees' keys: start, last, then the entry (as within one tree).
+  static bool found_before(const Found& a, const Found& b);
   static Found find_in(const IntervalTree<TreeEntry, TreeEntryLess>& tree, const void* owner,
                        std::uint64_t start, std::uint64_t last);
   [[nodiscard]] absl::Status call_interval_notifiers(const Range& range, std::uint64_t cur_seq,
