@@ -18,12 +18,22 @@ std::unordered_map<const void*, std::vector<const void*>>& registry() {
   static auto* map = new std::unordered_map<const void*, std::vector<const void*>>;
   return *map;
 }
-thread_local std::vector<const void*> tl_held;
+// The locks this thread holds. At exit the thread's thread_local objects are destroyed
+// before static destructors run, which may still take locks (e.g. the notifier leak
+// check): from then on this thread is no longer tracked. `tl_gone` is trivially
+// destructible, so it stays readable after `tl_held` is gone.
+thread_local bool tl_gone = false;
+struct HeldLocks {
+  ~HeldLocks() { tl_gone = true; }
+  std::vector<const void*> locks;
+};
+thread_local HeldLocks tl_held;
 
 }  // namespace
 
 void on_acquire(const void* mutex) {
-  tl_held.push_back(mutex);
+  if (tl_gone) return;
+  tl_held.locks.push_back(mutex);
   if (ContextScope::innermost() == nullptr) return;
   std::lock_guard<std::mutex> g(registry_mu());
   std::vector<const void*>& contexts = registry()[mutex];
@@ -35,8 +45,10 @@ void on_acquire(const void* mutex) {
 }
 
 void on_release(const void* mutex) {
-  auto it = std::find(tl_held.rbegin(), tl_held.rend(), mutex);
-  if (it != tl_held.rend()) tl_held.erase(std::next(it).base());
+  if (tl_gone) return;
+  std::vector<const void*>& held = tl_held.locks;
+  auto it = std::find(held.rbegin(), held.rend(), mutex);
+  if (it != held.rend()) held.erase(std::next(it).base());
 }
 
 void on_destroy(const void* mutex) {
@@ -45,9 +57,9 @@ void on_destroy(const void* mutex) {
 }
 
 bool holds_lock_taken_in(const void* context) {
-  if (!ITN_DEBUG_CHECKS || tl_held.empty()) return false;
+  if (!ITN_DEBUG_CHECKS || tl_gone || tl_held.locks.empty()) return false;
   std::lock_guard<std::mutex> g(registry_mu());
-  for (const void* mutex : tl_held) {
+  for (const void* mutex : tl_held.locks) {
     auto it = registry().find(mutex);
     if (it == registry().end()) continue;
     if (std::find(it->second.begin(), it->second.end(), context) != it->second.end()) return true;
