@@ -1,8 +1,8 @@
 // notifier/test_support.h
 //
 // Helpers for itn's own tests: invalidations that must succeed, a counting notifier, and
-// domains that free every tree node on its own (so AddressSanitizer sees each free). Test-only; no library
-// target includes it.
+// domains that free every tree node on its own (so AddressSanitizer sees each free). Test-only; no
+// library target includes it.
 #ifndef ITN_NOTIFIER_TEST_SUPPORT_H_
 #define ITN_NOTIFIER_TEST_SUPPORT_H_
 
