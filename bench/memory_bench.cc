@@ -124,7 +124,8 @@ void BM_Memory_RetiredWithALongReader(benchmark::State& state) {
     std::vector<Ref<Churned>> resident;
     for (std::uint64_t i = 0; i < 10000; ++i) {
       resident.push_back(make_ref<Churned>());
-      check_ok(domain->insert(resident.back(), (1 << 20) + i * kPage, kPage, nullptr));
+      check_ok(
+          domain->insert(resident.back(), Interval::sized((1 << 20) + i * kPage, kPage), nullptr));
     }
     SleepingNotifier reader(hold);
     check_ok(domain->register_notifier(reader));
@@ -141,14 +142,15 @@ void BM_Memory_RetiredWithALongReader(benchmark::State& state) {
       done = domain->stats().reclaim_waits > waits;
       Ref<Churned> s = make_ref<Churned>();
       Churned* raw = s.get();
-      check_ok(domain->insert(std::move(s), (1 << 19) + (changes % 4096) * kPage, kPage, nullptr));
+      check_ok(domain->insert(
+          std::move(s), Interval::sized((1 << 19) + (changes % 4096) * kPage, kPage), nullptr));
       check_ok(domain->remove(*raw));
       ++changes;
       max_retired = std::max(max_retired, domain->memory().retired_bytes);
       if (!done) during = std::max(during, live_heap_bytes() - base);
     }
     holder.join();
-    domain->synchronize();  // frees what the churn retired and trims the node pool
+    domain->barrier();  // frees what the churn retired and trims the node pool
     after = live_heap_bytes() - base;
     for (const Ref<Churned>& r : resident) check_ok(domain->remove(*r));
     check_ok(domain->unregister_notifier(reader));

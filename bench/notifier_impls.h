@@ -112,7 +112,7 @@ class ItnImpl {
   explicit ItnImpl(std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) {
       subs_.push_back(make_ref<Sub>());
-      check_ok(domain_->insert(subs_.back(), i * kPage, kPage, kOwner));
+      check_ok(domain_->insert(subs_.back(), Interval::sized(i * kPage, kPage), kOwner));
     }
   }
   ~ItnImpl() {
@@ -135,14 +135,15 @@ class ItnImpl {
   }
   void insert_remove(std::uint64_t page) {
     Ref<Sub> s = make_ref<Sub>();  // notifiers are single-use
-    check_ok(domain_->insert(s, page * kPage, kPage, kOwner));
+    check_ok(domain_->insert(s, Interval::sized(page * kPage, kPage), kOwner));
     check_ok(domain_->remove(*s));
   }
   bool find(std::uint64_t page) {
-    return domain_->find(kOwner, page * kPage, page * kPage) != nullptr;
+    return domain_->find(kOwner, Interval::closed(page * kPage, page * kPage)) != nullptr;
   }
   bool find_fault(std::uint64_t page) {
-    const Ref<IntervalNotifier> s = domain_->find(kOwner, page * kPage, page * kPage);
+    const Ref<IntervalNotifier> s =
+        domain_->find(kOwner, Interval::closed(page * kPage, page * kPage));
     ITN_CHECK(s != nullptr, "every faulted page has a subscriber");
     return fault_once(static_cast<Sub&>(*s));
   }

@@ -32,7 +32,7 @@ namespace {
 constexpr int kNotifiers = 2000;
 constexpr std::uint64_t kSpan = 4096;  // notifier i covers [i * kSpan, i * kSpan + kSpan - 1]
 constexpr std::uint64_t kIntact = 0x5AFEF1D000000000;
-const int kOwner = 0;  // what find() matches: the address of something of ours
+const int kFindKey = 0;  // what find() matches: the address of something of ours
 
 // Per notifier id: its remove() returned; its destructor ran.
 std::atomic<bool> removed[kNotifiers];
@@ -49,7 +49,7 @@ class Buffer : public itn::IntervalNotifier {
     set_seq(cur_seq);  // nothing to drop (and nobody invalidates in this example)
     return true;
   }
-  bool intact() const { return magic_ == kIntact + id_ && start() == id_ * kSpan; }
+  bool intact() const { return magic_ == kIntact + id_ && interval().start() == id_ * kSpan; }
   int id() const { return id_; }
 
  private:
@@ -73,7 +73,8 @@ int main() {
   std::vector<itn::Ref<Buffer>> buffers;  // the remover's references
   for (int i = 0; i < kNotifiers; ++i) {
     buffers.push_back(itn::make_ref<Buffer>(i));
-    if (!domain->insert(buffers.back(), i * kSpan, kSpan, &kOwner).ok()) return 1;
+    if (!domain->insert(buffers.back(), itn::Interval::sized(i * kSpan, kSpan), &kFindKey).ok())
+      return 1;
   }
 
   std::atomic<bool> done{false};
@@ -99,7 +100,7 @@ int main() {
     const std::uint64_t at = id * kSpan + rng() % kSpan;
     const bool was_removed = removed[id].load(std::memory_order_acquire);
     ++finds;
-    itn::Ref<itn::IntervalNotifier> n = domain->find(&kOwner, at, at);
+    itn::Ref<itn::IntervalNotifier> n = domain->find(&kFindKey, itn::Interval::closed(at, at));
     if (!n) {
       ++(was_removed ? misses_after_remove : misses_racing);
       continue;
@@ -112,7 +113,7 @@ int main() {
 
   // Every remove() has returned and a grace period has passed: the notifiers nobody found
   // are gone. Use each reference the finder kept.
-  domain->synchronize();
+  domain->barrier();
   const int freed_unreferenced = count(freed);
   std::uint64_t intact = 0, freed_while_referenced = 0;
   std::size_t kept = 0;
@@ -124,7 +125,7 @@ int main() {
     if (removed[b.id()].load() && b.intact()) ++intact;
   }
   found.clear();  // the last references: now the found notifiers go too
-  domain->synchronize();
+  domain->barrier();
 
   std::printf("safe_find: %d notifiers; main find()s them while a thread remove()s them\n",
               kNotifiers);

@@ -7,7 +7,7 @@
 // device file and the window between release and unbind stays open for as long as the
 // child wants. Inside that window DMA fails, and a PASID allocated by another process
 // differs from the dying one: the PASID is freed only after the last unbind and a grace
-// period (NotifierDomain::synchronize()). The Iommu's trace prints each lifetime event.
+// period (NotifierDomain::barrier()). The Iommu's trace prints each lifetime event.
 //
 //   sva_exit_ordering
 //
@@ -115,14 +115,14 @@ int main() {
   accel_bond.reset();  // the file (and the references its release held) is gone: these
   dsp_bond.reset();    // were the last ones, and the bonds are unbound already
 
-  std::printf(" 6. NotifierDomain::synchronize() on A's address space\n");
-  a->mm().notifiers().synchronize();  // the IoMm (and its PASID) is freed a grace period on
+  std::printf(" 6. NotifierDomain::barrier() on A's address space\n");
+  a->mm().notifiers().barrier();  // the IoMm (and its PASID) is freed a grace period on
   ok &= expect(!iommu.pasid_in_use(pasid), "A's PASID is free");
 
   std::printf(" 7. B unbinds and exits\n");
   (void)b_bond->unbind();
   b->exit();
-  b->mm().notifiers().synchronize();  // the Iommu must outlive every IoMm
+  b->mm().notifiers().barrier();  // the Iommu must outlive every IoMm
 
   const std::string seq = log.sequence();
   std::printf("events of PASID %u: %s\n", pasid, seq.c_str());

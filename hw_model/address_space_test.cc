@@ -34,7 +34,7 @@ class Recorder : public IntervalNotifier {
 class AddressSpaceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(mm_->notifiers().insert(recorder_, 0, kRangeEndMax, nullptr).ok());
+    ASSERT_TRUE(mm_->notifiers().insert(recorder_, Interval::whole_space(), nullptr).ok());
   }
   void TearDown() override { ASSERT_TRUE(mm_->notifiers().remove(*recorder_).ok()); }
   std::uint64_t map(std::uint64_t pages, Prot prot, MapKind kind = MapKind::kAnonPrivate) {

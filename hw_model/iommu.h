@@ -8,7 +8,7 @@
 // Thread safety: every method may be called from any thread; the trace callback is
 // called without the allocator's lock held, possibly concurrently.
 // Lifetime: must outlive every SvaDevice using it and every IoMm they created (call
-// NotifierDomain::synchronize() on the address spaces, or let them die, before
+// NotifierDomain::barrier() on the address spaces, or let them die, before
 // destroying it: PASIDs are freed after a grace period).
 // Memory ordering: free_pasid() happens-before an alloc_pasid() that returns the same id.
 #ifndef ITN_HW_MODEL_IOMMU_H_

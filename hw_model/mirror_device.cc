@@ -29,7 +29,7 @@ absl::StatusOr<Ref<MirrorDevice>> MirrorDevice::open(Process& process, MirrorOpt
   Ref<MirrorDevice> device = make_ref<MirrorDevice>(process.mm_ref(), options);
   // The whole space but the top page (a notifier's length is at most 2^64 - 1 bytes).
   absl::Status s =
-      device->mm_->notifiers().insert(device->sub_, 0, ~std::uint64_t{0}, device.get());
+      device->mm_->notifiers().insert(device->sub_, Interval::whole_space(), device.get());
   if (!s.ok()) {
     MutexLock l(device->mu_);
     device->closed_ = true;  // nothing to remove

@@ -42,12 +42,12 @@ TEST(Sva, TwoDevicesShareOneIoMmAndPasidFreedAfterBothUnbindsAndAGracePeriod) {
   EXPECT_EQ(*p->mm().cpu_read(buf), 5u);
 
   ASSERT_TRUE(a->unbind().ok());
-  p->mm().notifiers().synchronize();
+  p->mm().notifiers().barrier();
   EXPECT_TRUE(iommu.pasid_in_use(pasid)) << "the other bond still names it";
   EXPECT_EQ(a->dma_read(buf).status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(a->unbind().code(), absl::StatusCode::kFailedPrecondition);
   ASSERT_TRUE(b->unbind().ok());
-  p->mm().notifiers().synchronize();  // free_notifier runs after a grace period
+  p->mm().notifiers().barrier();  // free_notifier runs after a grace period
   EXPECT_FALSE(iommu.pasid_in_use(pasid));
   const std::string id = absl::StrCat(pasid);
   EXPECT_THAT(trace.events, ElementsAre("bind " + id, "bind " + id, "unbind " + id, "unbind " + id,
@@ -83,7 +83,7 @@ TEST(Sva, ProcessExitReleasesBeforeTheFileClosesAndThePasidOutlivesItR6I20) {
 
   EXPECT_EQ(dma_in_window.code(), absl::StatusCode::kFailedPrecondition) << dma_in_window;
   EXPECT_NE(other_pasid, pasid) << "R6: PASID reused while a bond still held it";
-  p->mm().notifiers().synchronize();
+  p->mm().notifiers().barrier();
   EXPECT_FALSE(iommu.pasid_in_use(pasid));
   const std::string id = absl::StrCat(pasid), other_id = absl::StrCat(other_pasid);
   EXPECT_THAT(trace.events, ElementsAre("bind " + id, "release " + id, "bind " + other_id,
@@ -100,7 +100,7 @@ TEST(Sva, ReleaseIsDeliveredOnceR7) {
   p->exit();
   p->mm().notifiers().release();  // a second teardown attempt
   ASSERT_TRUE(bond->unbind().ok());
-  p->mm().notifiers().synchronize();
+  p->mm().notifiers().barrier();
   const std::string id = absl::StrCat(bond->pasid());
   EXPECT_THAT(trace.events,
               ElementsAre("bind " + id, "release " + id, "unbind " + id, "free " + id));
@@ -130,7 +130,7 @@ TEST(Sva, DroppingABondUnbindsIt) {
     Ref<SvaBond> bond = *accel.bind(*p);
     pasid = bond->pasid();
   }
-  p->mm().notifiers().synchronize();
+  p->mm().notifiers().barrier();
   EXPECT_FALSE(iommu.pasid_in_use(pasid));
 }
 

@@ -46,12 +46,13 @@ TEST(NotifierDomainDeferredInsert, FindSeesItAtEveryStepOfTheEndThatAppliesItI10
     std::optional<PauseAt> hooks;  // before the domain: its worker inherits the hooks
     auto domain = testing::domain_freeing_each_node();
     Ref<Counting> live = make_ref<Counting>();
-    ASSERT_TRUE(domain->insert(live, 0, kPage, nullptr).ok());
+    ASSERT_TRUE(domain->insert(live, Interval::sized(0, kPage), nullptr).ok());
     InvalidationToken token = testing::start_ok(*domain, page(0));
     Ref<Counting> late = make_ref<Counting>();
     Counting* raw = late.get();
-    ASSERT_TRUE(domain->insert(std::move(late), kPage, kPage, &kOwner).ok());  // deferred
-    ASSERT_EQ(domain->find(&kOwner, kPage, kPage).get(), raw);
+    ASSERT_TRUE(
+        domain->insert(std::move(late), Interval::sized(kPage, kPage), &kOwner).ok());  // deferred
+    ASSERT_EQ(domain->find(&kOwner, Interval::closed(kPage, kPage)).get(), raw);
 
     hooks.emplace(
         SchedPoint::kStore,
@@ -62,11 +63,11 @@ TEST(NotifierDomainDeferredInsert, FindSeesItAtEveryStepOfTheEndThatAppliesItI10
       set_thread_hooks(nullptr);
     });
     wait_until([&] { return hooks->paused.load(); });
-    EXPECT_EQ(domain->find(&kOwner, kPage, kPage).get(), raw)
+    EXPECT_EQ(domain->find(&kOwner, Interval::closed(kPage, kPage)).get(), raw)
         << "find() missed a notifier whose insert() returned";
     hooks->may_go.store(true);
     ender.join();
-    EXPECT_EQ(domain->find(&kOwner, kPage, kPage).get(), raw);
+    EXPECT_EQ(domain->find(&kOwner, Interval::closed(kPage, kPage)).get(), raw);
     testing::invalidate(*domain, page(1));
     EXPECT_EQ(raw->calls.load(), 1) << "the applied insert is walked";
     ASSERT_TRUE(domain->remove(*raw).ok());
@@ -80,10 +81,10 @@ TEST(NotifierDomainDeferredInsert, FindSeesItAtEveryStepOfTheEndThatAppliesItI10
 TEST(NotifierDomainDeferredInsert, NoWalkCallsItUntilTheLastEndI5) {
   auto domain = testing::domain_freeing_each_node();
   Ref<Counting> live = make_ref<Counting>();
-  ASSERT_TRUE(domain->insert(live, 0, 2 * kPage, nullptr).ok());
+  ASSERT_TRUE(domain->insert(live, Interval::sized(0, 2 * kPage), nullptr).ok());
   InvalidationToken first = testing::start_ok(*domain, page(0));
   Ref<Counting> late = make_ref<Counting>();
-  ASSERT_TRUE(domain->insert(late, kPage, kPage, nullptr).ok());
+  ASSERT_TRUE(domain->insert(late, Interval::sized(kPage, kPage), nullptr).ok());
   InvalidationToken second = testing::start_ok(*domain, page(1));
   domain->invalidate_range_end(std::move(second));
   testing::invalidate(*domain, page(1));  // starts and ends while `first` is active
@@ -105,12 +106,14 @@ TEST(NotifierDomainDeferredInsert, FindBreaksTiesAcrossTheTwoTreesAsOneTreeWould
   // The lower address goes to the deferred tree, the walked tree gets the higher one.
   Ref<Counting> low = std::less<>()(a.get(), b.get()) ? a : b;
   Ref<Counting> high = low == a ? b : a;
-  ASSERT_TRUE(domain->insert(high, 0, kPage, &kOwner).ok());
+  ASSERT_TRUE(domain->insert(high, Interval::sized(0, kPage), &kOwner).ok());
   InvalidationToken token = testing::start_ok(*domain, page(0));
-  ASSERT_TRUE(domain->insert(low, 0, kPage, &kOwner).ok());  // deferred
-  EXPECT_EQ(domain->find(&kOwner, 0, 0).get(), low.get()) << "while one insert is deferred";
+  ASSERT_TRUE(domain->insert(low, Interval::sized(0, kPage), &kOwner).ok());  // deferred
+  EXPECT_EQ(domain->find(&kOwner, Interval::closed(0, 0)).get(), low.get())
+      << "while one insert is deferred";
   domain->invalidate_range_end(std::move(token));
-  EXPECT_EQ(domain->find(&kOwner, 0, 0).get(), low.get()) << "once both are walked";
+  EXPECT_EQ(domain->find(&kOwner, Interval::closed(0, 0)).get(), low.get())
+      << "once both are walked";
   ASSERT_TRUE(domain->remove(*low).ok());
   ASSERT_TRUE(domain->remove(*high).ok());
 }
@@ -122,16 +125,16 @@ TEST(NotifierDomainDeferredInsert, ACancelledInsertLeavesNothingBehindI8I27) {
   auto domain = testing::domain_freeing_each_node();
   auto other = testing::domain_freeing_each_node();
   Ref<Counting> live = make_ref<Counting>();
-  ASSERT_TRUE(domain->insert(live, 0, kPage, nullptr).ok());
+  ASSERT_TRUE(domain->insert(live, Interval::sized(0, kPage), nullptr).ok());
   InvalidationToken token = testing::start_ok(*domain, page(0));
   Ref<Counting> late = make_ref<Counting>();
-  ASSERT_TRUE(domain->insert(late, kPage, kPage, &kOwner).ok());
+  ASSERT_TRUE(domain->insert(late, Interval::sized(kPage, kPage), &kOwner).ok());
   ASSERT_TRUE(domain->remove(*late).ok()) << "cancelling a deferred insert does not wait";
-  EXPECT_FALSE(domain->find(&kOwner, kPage, kPage));
-  ASSERT_TRUE(other->insert(late, kPage, kPage, &kOwner).ok());
+  EXPECT_FALSE(domain->find(&kOwner, Interval::closed(kPage, kPage)));
+  ASSERT_TRUE(other->insert(late, Interval::sized(kPage, kPage), &kOwner).ok());
   domain->invalidate_range_end(std::move(token));
-  EXPECT_EQ(domain->size_for_testing(), 1u);
-  EXPECT_FALSE(domain->find(&kOwner, kPage, kPage));
+  EXPECT_EQ(domain->inserted_count(), 1u);
+  EXPECT_FALSE(domain->find(&kOwner, Interval::closed(kPage, kPage)));
   testing::invalidate(*domain, page(1));
   EXPECT_EQ(late->calls.load(), 0) << "a cancelled insert was walked";
   testing::invalidate(*other, page(1));

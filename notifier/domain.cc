@@ -45,7 +45,7 @@ NotifierDomain::~NotifierDomain() {
             "I24: NotifierDomain destroyed on its own SRCU worker (a notifier's destructor "
             "dropped the last reference to its domain)");
   // Inserted and registered notifiers hold a reference to the domain, so none are left.
-  ITN_CHECK(size_for_testing() == 0, "NotifierDomain destroyed with notifiers inserted");
+  ITN_CHECK(inserted_count() == 0, "NotifierDomain destroyed with notifiers inserted");
   ITN_CHECK(notifier_list() == nullptr, "NotifierDomain destroyed with notifiers registered");
   {
     MutexLock l(mu_);
@@ -81,16 +81,15 @@ NotifierDomain::TreeEntry NotifierDomain::entry_of(IntervalNotifier& sub) {
   return {&sub, IntervalNotifier::generation_in(sub.claim_.load(std::memory_order_relaxed))};
 }
 
-absl::Status NotifierDomain::insert(Ref<IntervalNotifier> sub, std::uint64_t start,
-                                    std::uint64_t length, const void* owner) noexcept {
+absl::Status NotifierDomain::insert(Ref<IntervalNotifier> sub, Interval interval,
+                                    const void* key) noexcept {
   // Checked on every call, not only at the cap, so that a misplaced insert() fails at once.
   ITN_CHECK_MAY_WAIT(this, "NotifierDomain::insert");
   if (!sub) return absl::InvalidArgumentError("NotifierDomain::insert: null notifier");
-  if (length == 0) return absl::InvalidArgumentError("NotifierDomain::insert: length 0");
-  const std::uint64_t last = start + (length - 1);
-  if (last < start) {
-    return absl::InvalidArgumentError(absl::StrCat("NotifierDomain::insert: [", start, ", +",
-                                                   length, ") runs past the address space"));
+  if (!interval.valid()) {
+    return absl::InvalidArgumentError(
+        "NotifierDomain::insert: the interval is not valid (empty, or past the end of the "
+        "address space)");
   }
   {
     // I27: of concurrent inserts of one notifier, into any domains, one wins. They are
@@ -107,28 +106,25 @@ absl::Status NotifierDomain::insert(Ref<IntervalNotifier> sub, std::uint64_t sta
     }
     MutexLock l(mu_);
     if (released_) return absl::FailedPreconditionError("NotifierDomain: the domain was released");
-    insert_locked(std::move(sub), start, last, owner,
-                  IntervalNotifier::generation_in(free_word) + 1);
+    insert_locked(std::move(sub), interval, key, IntervalNotifier::generation_in(free_word) + 1);
   }
   bound_retired_memory();
   return absl::OkStatus();
 }
 
-void NotifierDomain::insert_locked(Ref<IntervalNotifier> sub, std::uint64_t start,
-                                   std::uint64_t last, const void* owner,
+void NotifierDomain::insert_locked(Ref<IntervalNotifier> sub, Interval interval, const void* key,
                                    std::uint64_t generation) {
   IntervalNotifier& n = *sub;
   // A new generation before any field changes: find() re-checks it after reading the
-  // owner. Relaxed: the release store of the owner below publishes it.
+  // key. Relaxed: the release store of the key below publishes it.
   n.claim_.store(IntervalNotifier::claim_word(generation, State::kClaimed),
                  std::memory_order_relaxed);
   // Release: pairs with the acquire load in read_begin().
   n.domain_.store(this, std::memory_order_release);
-  n.start_ = start;
-  n.last_ = last;
-  // Release: pairs with find()'s acquire load of the owner; a find() that reads this value
+  n.interval_ = interval;
+  // Release: pairs with find()'s acquire load of the key; a find() that reads this value
   // through an old snapshot then sees the claim above and skips the entry.
-  n.owner_.store(owner, std::memory_order_release);
+  n.key_.store(key, std::memory_order_release);
   n.grab_ = Ref<RefCounted>::from_this(this);
   n.domain_ref_ = std::move(sub);
   // Relaxed: seq_ is written only under mu_, which we hold.
@@ -150,8 +146,8 @@ void NotifierDomain::insert_locked(Ref<IntervalNotifier> sub, std::uint64_t star
   // Walked at once only if no invalidation is active: walks meet only notifiers they
   // must call (I5). find() skips it until the state below is published.
   IntervalTree<TreeEntry, TreeEntryLess>& tree = active_ > 0 ? deferred_inserts_ : tree_;
-  const absl::Status inserted = tree.insert(start, last, TreeEntry{&n, generation});
-  ITN_CHECK(inserted.ok(), "interval checked above");
+  ITN_CHECK_OK(tree.insert(interval.start(), interval.last(), TreeEntry{&n, generation}),
+               "interval checked above");
   // The insert takes effect here, for find(), walks and concurrent claimers alike.
   set_state(n, active_ > 0 ? State::kDeferredInsert : State::kLive);
 }
@@ -175,13 +171,14 @@ absl::Status NotifierDomain::remove(IntervalNotifier& sub) noexcept {
     if (state == State::kDeferredInsert) {
       // Never walked: cancel the insert, no need to wait (I8).
       std::erase_if(deferred_, [&](const DeferredOp& op) { return op.sub == &sub; });
-      const absl::Status erased = deferred_inserts_.erase(sub.start_, sub.last_, entry_of(sub));
-      ITN_CHECK(erased.ok(), "a deferred notifier is in the deferred tree");
+      ITN_CHECK_OK(
+          deferred_inserts_.erase(sub.interval_.start(), sub.interval_.last(), entry_of(sub)),
+          "a deferred notifier is in the deferred tree");
       set_state(sub, State::kErased);
     } else if (!is_odd(seq_.load(std::memory_order_relaxed))) {
       // No invalidation is calling notifiers: erase now (published on return).
-      const absl::Status erased = tree_.erase(sub.start_, sub.last_, entry_of(sub));
-      ITN_CHECK(erased.ok(), "a live notifier is in the tree");
+      ITN_CHECK_OK(tree_.erase(sub.interval_.start(), sub.interval_.last(), entry_of(sub)),
+                   "a live notifier is in the tree");
       set_state(sub, State::kErased);
     } else {
       set_state(sub, State::kRemoving);
@@ -216,7 +213,7 @@ absl::Status NotifierDomain::remove(IntervalNotifier& sub) noexcept {
 std::uint64_t NotifierDomain::subscriber_count() const {
   auto guard = srcu_.read_lock();  // keeps the list alive
   const NotifierList* list = notifier_list();
-  return size_for_testing() + (list != nullptr ? list->size() : 0);
+  return inserted_count() + (list != nullptr ? list->size() : 0);
 }
 
 IntervalTreeMemory NotifierDomain::memory() const {
@@ -248,15 +245,14 @@ void NotifierDomain::bound_retired_memory() {
   tree_.reclaim();
 }
 
-Ref<IntervalNotifier> NotifierDomain::find(const void* owner, std::uint64_t start,
-                                           std::uint64_t last) const {
-  if (start > last) return nullptr;
+Ref<IntervalNotifier> NotifierDomain::find(const void* key, Interval interval) const {
+  if (!interval.valid()) return nullptr;
   auto guard = srcu_.read_lock();
   // The deferred tree first: the end that applies an insert publishes it in the walked
   // tree before it empties the deferred one, so a find() that no longer sees it there
   // (acquire, pairing with that later publish) sees it in the walked tree.
-  Found deferred = find_in(deferred_inserts_, owner, start, last);
-  Found walked = find_in(tree_, owner, start, last);
+  Found deferred = find_in(deferred_inserts_, key, interval);
+  Found walked = find_in(tree_, key, interval);
   if (!deferred.sub) return std::move(walked.sub);
   if (!walked.sub) return std::move(deferred.sub);
   return std::move(found_before(deferred, walked) ? deferred.sub : walked.sub);
@@ -269,29 +265,34 @@ bool NotifierDomain::found_before(const Found& a, const Found& b) {
 }
 
 NotifierDomain::Found NotifierDomain::find_in(const IntervalTree<TreeEntry, TreeEntryLess>& tree,
-                                              const void* owner, std::uint64_t start,
-                                              std::uint64_t last) {
+                                              const void* key, Interval interval) {
   Found found;
-  tree.for_each_overlap(start, last, [&](std::uint64_t s, std::uint64_t l, const TreeEntry& e) {
-    IntervalNotifier* n = e.sub;
-    // Acquire: pairs with the release stores in set_state(); this insertion's owner is
-    // visible if the word still names it.
-    const std::uint64_t word = n->claim_.load(std::memory_order_acquire);
-    if (IntervalNotifier::generation_in(word) != e.generation) return true;  // a later insertion
-    if (!inserted(IntervalNotifier::state_in(word))) return true;            // remove() has begun
-    // Acquire: pairs with the release store in insert(). If this reads a later
-    // insertion's owner, the load below sees that insertion's claim.
-    const void* found_owner = n->owner_.load(std::memory_order_acquire);
-    // Only the generation matters here: the state may move on within this insertion
-    // (deferred to live, live to removing) without touching the owner.
-    const std::uint64_t again = n->claim_.load(std::memory_order_acquire);
-    if (IntervalNotifier::generation_in(again) != e.generation) return true;  // reinserted
-    if (found_owner != owner) return true;
-    // Cannot fail: the domain's reference for this insertion outlives every snapshot that
-    // holds the entry (remove() hands it to a grace period after the erase is published).
-    found = {Ref<IntervalNotifier>::try_get(n), s, l, e};
-    return !found.sub;
-  });
+  tree.for_each_overlap(interval.start(), interval.last(),
+                        [&](std::uint64_t s, std::uint64_t l, const TreeEntry& e) {
+                          IntervalNotifier* n = e.sub;
+                          // Acquire: pairs with the release stores in set_state(); this insertion's
+                          // key is visible if the word still names it.
+                          const std::uint64_t word = n->claim_.load(std::memory_order_acquire);
+                          if (IntervalNotifier::generation_in(word) != e.generation)
+                            return true;  // a later insertion
+                          if (!inserted(IntervalNotifier::state_in(word)))
+                            return true;  // remove() has begun
+                          // Acquire: pairs with the release store in insert(). If this reads a
+                          // later insertion's key, the load below sees that insertion's claim.
+                          const void* found_key = n->key_.load(std::memory_order_acquire);
+                          // Only the generation matters here: the state may move on within this
+                          // insertion (deferred to live, live to removing) without touching the
+                          // key.
+                          const std::uint64_t again = n->claim_.load(std::memory_order_acquire);
+                          if (IntervalNotifier::generation_in(again) != e.generation)
+                            return true;  // reinserted
+                          if (found_key != key) return true;
+                          // Cannot fail: the domain's reference for this insertion outlives every
+                          // snapshot that holds the entry (remove() hands it to a grace period
+                          // after the erase is published).
+                          found = {Ref<IntervalNotifier>::try_get(n), s, l, e};
+                          return !found.sub;
+                        });
   return found;
 }
 
@@ -299,7 +300,7 @@ bool NotifierDomain::any_walked_overlap(const Range& range) const {
   auto guard = srcu_.read_lock();
   // Stops at the first entry: every one is walked.
   return !tree_.for_each_overlap(
-      range.start, range.last(),
+      range.start, range.interval().last(),
       [](std::uint64_t, std::uint64_t, const TreeEntry&) { return false; });
 }
 
@@ -352,7 +353,7 @@ absl::Status NotifierDomain::call_interval_notifiers(const Range& range, std::ui
     // The walked tree cannot change under us: the sequence is odd since our start, so
     // erases wait for the last end and inserts go to the deferred tree (I5). Every entry
     // of this snapshot is a notifier we must call.
-    tree_.for_each_overlap(range.start, range.last(),
+    tree_.for_each_overlap(range.start, range.interval().last(),
                            [&](std::uint64_t, std::uint64_t, const TreeEntry& e) {
                              ++calls;
                              if (e.sub->invalidate(range, cur_seq)) return true;
@@ -441,15 +442,16 @@ void NotifierDomain::apply_deferred_locked() {
     IntervalTree<TreeEntry, TreeEntryLess>::Batch batch(tree_);
     for (const DeferredOp& op : deferred_) {
       if (op.insert) {
-        const absl::Status inserted =
-            batch.insert(op.sub->start_, op.sub->last_, entry_of(*op.sub));
-        ITN_CHECK(inserted.ok(), "a deferred insert has a valid interval");
+        ITN_CHECK_OK(
+            batch.insert(op.sub->interval_.start(), op.sub->interval_.last(), entry_of(*op.sub)),
+            "a deferred insert has a valid interval");
         set_state(*op.sub, State::kLive);
       } else {
         // remove(), waiting for this, hands the notifier's reference off once the batch
         // is published.
-        const absl::Status erased = batch.erase(op.sub->start_, op.sub->last_, entry_of(*op.sub));
-        ITN_CHECK(erased.ok(), "a removing notifier is in the tree");
+        ITN_CHECK_OK(
+            batch.erase(op.sub->interval_.start(), op.sub->interval_.last(), entry_of(*op.sub)),
+            "a removing notifier is in the tree");
         set_state(*op.sub, State::kErased);
       }
     }
@@ -459,8 +461,9 @@ void NotifierDomain::apply_deferred_locked() {
     IntervalTree<TreeEntry, TreeEntryLess>::Batch batch(deferred_inserts_);
     for (const DeferredOp& op : deferred_) {
       if (!op.insert) continue;
-      const absl::Status erased = batch.erase(op.sub->start_, op.sub->last_, entry_of(*op.sub));
-      ITN_CHECK(erased.ok(), "a deferred insert is in the deferred tree");
+      ITN_CHECK_OK(
+          batch.erase(op.sub->interval_.start(), op.sub->interval_.last(), entry_of(*op.sub)),
+          "a deferred insert is in the deferred tree");
     }
   }
   deferred_.clear();
@@ -474,8 +477,8 @@ std::uint64_t NotifierDomain::wait_for_seq_change(std::uint64_t seq) {
   return seq;
 }
 
-void NotifierDomain::synchronize() {
-  ITN_CHECK_MAY_WAIT(this, "NotifierDomain::synchronize");
+void NotifierDomain::barrier() {
+  ITN_CHECK_MAY_WAIT(this, "NotifierDomain::barrier");
   // Queue the nodes of unfilled free batches too, wait for all and trim the pools.
   deferred_inserts_.reclaim();
   tree_.reclaim();

@@ -106,23 +106,23 @@ class NotifierDomain : public RefCounted {
 
   // NotifierDomain::insert()
   //
-  // Subscribes `sub` to invalidations of [start, start + length - 1]; `owner` is what find()
-  // matches. If an invalidation is active the insert is deferred: `sub` is not called by
-  // invalidations until the active ones end, and its first read_begin() waits for them.
-  // `sub` may have been inserted before (here or in another domain) if that remove()
-  // returned. Of concurrent inserts of one notifier, into any domains, exactly one
-  // succeeds (I27).
-  // Context: may wait for a grace period when the retired memory is past the cap (I26;
+  // Subscribes `sub` to invalidations of `interval`; `key` is what find() matches (any
+  // address the caller chooses, compared and never dereferenced). If an invalidation is active the
+  // insert is deferred: `sub` is not called by invalidations until the active ones end, and its
+  // first read_begin() waits for them. `sub` may have been inserted before (here or in another
+  // domain) if that remove() returned. Of concurrent inserts of one notifier, into any domains,
+  // exactly one succeeds (I27). Context: may wait for a grace period when the retired memory is
+  // past the cap (I26;
   //   not if this thread started an invalidation of this domain that is still open).
   //   Not from a callback of this domain or while holding a lock that callbacks take
   //   (debug: dies, I9), nor while holding a token of this domain that another thread
   //   started (see invalidate_range_start()).
-  // Errors (nothing changes): kInvalidArgument for a null `sub`, length 0, or an interval
-  // past the end of the address space; kFailedPrecondition if `sub` is inserted (here or
-  // in another domain, or its remove() is not done with it) or the domain was released.
-  [[nodiscard]] absl::Status insert(Ref<IntervalNotifier> sub, std::uint64_t start,
-                                    std::uint64_t length, const void* owner) noexcept
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // Errors (nothing changes): kInvalidArgument for a null `sub` or an `interval` that is
+  // not valid() (empty, or past the end of the address space); kFailedPrecondition if `sub` is
+  // inserted (here or in another domain, or its remove() is not done with it) or the domain was
+  // released.
+  [[nodiscard]] absl::Status insert(Ref<IntervalNotifier> sub, Interval interval,
+                                    const void* key) noexcept ABSL_LOCKS_EXCLUDED(mu_);
 
   // NotifierDomain::remove()
   //
@@ -144,11 +144,10 @@ class NotifierDomain : public RefCounted {
 
   // NotifierDomain::find()
   //
-  // A reference to the notifier with `owner` overlapping [start, last] that has the lowest
-  // start (then last), or null. Takes no lock; callable from any thread, also inside
-  // callbacks (I10).
-  [[nodiscard]] Ref<IntervalNotifier> find(const void* owner, std::uint64_t start,
-                                           std::uint64_t last) const;
+  // A reference to the notifier inserted with `key` that overlaps `interval` and has the
+  // lowest start (then last), or null (also for an `interval` that is not valid()). Takes no lock;
+  // callable from any thread, also inside callbacks (I10).
+  [[nodiscard]] Ref<IntervalNotifier> find(const void* key, Interval interval) const;
 
   // NotifierDomain::invalidate_range_start()
   //
@@ -157,7 +156,7 @@ class NotifierDomain : public RefCounted {
   // invalidate_range_end() exactly once (I3, I25; see notifier/invalidation_token.h).
   // Several invalidations may be active at once, on any threads.
   // Context: while it holds the token the caller must not call unregister_notifier()
-  //   or synchronize() of this domain, nor remove() a notifier that is not a deferred
+  //   or barrier() of this domain, nor remove() a notifier that is not a deferred
   //   insert: they may wait for this end (remove() does once the sequence is odd, which
   //   an insert() on any thread makes it while an invalidation is active). insert() and
   //   remove() skip the retired-memory wait on the thread that started the token; a
@@ -214,7 +213,7 @@ class NotifierDomain : public RefCounted {
   // NotifierDomain::put_notifier()
   //
   // Drops one user of a get_notifier() notifier. The last put unpublishes it; its
-  // ops->free_notifier() runs after a grace period (I13; synchronize() waits for it).
+  // ops->free_notifier() runs after a grace period (I13; barrier() waits for it).
   // Never blocks on readers. Errors: kInvalidArgument if `n` has no users here.
   [[nodiscard]] absl::Status put_notifier(Notifier& n) ABSL_LOCKS_EXCLUDED(mu_, get_mu_);
 
@@ -229,14 +228,16 @@ class NotifierDomain : public RefCounted {
 
   bool released() const ABSL_LOCKS_EXCLUDED(mu_);
 
-  // NotifierDomain::synchronize()
+  // NotifierDomain::barrier()
   //
   // Returns once every deferred free of a change made so far has run: removed notifiers'
   // last domain references, old whole-space lists, put notifiers, and every replaced tree
   // node (also those of a free batch not yet full). The node pool then holds no empty
   // chunk above its watermark: the memory of a finished churn is back with the system.
+  // (The kernel's mmu_notifier_synchronize(). Named after SrcuDomain::barrier(), which it
+  // uses, because in this library synchronize() means one grace period.)
   // Context: may block; not from a callback of this domain (debug: dies, I9).
-  void synchronize();
+  void barrier();
 
   // NotifierDomain::memory()
   //
@@ -253,11 +254,14 @@ class NotifierDomain : public RefCounted {
   // happens-after the increment, which each waiting operation makes before it blocks.
   NotifierDomainStats stats() const ABSL_LOCKS_EXCLUDED(mu_);
 
+  // NotifierDomain::inserted_count()
+  //
+  // Inserted interval notifiers, walked ones and deferred inserts. A relaxed snapshot.
+  std::size_t inserted_count() const { return tree_.size() + deferred_inserts_.size(); }
+
   // Diagnostics for tests: the domain sequence and the number of active invalidations.
   std::uint64_t seq_for_testing() const { return seq_.load(std::memory_order_relaxed); }
   std::uint64_t active_for_testing() const ABSL_LOCKS_EXCLUDED(mu_);
-  // Inserted notifiers: walked ones and deferred inserts.
-  std::size_t size_for_testing() const { return tree_.size() + deferred_inserts_.size(); }
   // Inserted interval notifiers plus registered whole-space ones: each holds a reference
   // to the domain. A relaxed snapshot.
   std::uint64_t subscriber_count() const;
@@ -286,9 +290,8 @@ class NotifierDomain : public RefCounted {
   };
 
   // Enters a claimed notifier under `generation`.
-  void insert_locked(Ref<IntervalNotifier> sub, std::uint64_t start, std::uint64_t last,
-                     const void* owner, std::uint64_t generation)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void insert_locked(Ref<IntervalNotifier> sub, Interval interval, const void* key,
+                     std::uint64_t generation) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::uint64_t wait_for_seq_change(std::uint64_t seq) ABSL_LOCKS_EXCLUDED(mu_);
   const NotifierList* notifier_list() const;
   void publish_list_locked(NotifierList next) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -301,7 +304,8 @@ class NotifierDomain : public RefCounted {
   [[nodiscard]] absl::Status start_interval_part(const Range& range, std::uint64_t& calls)
       ABSL_LOCKS_EXCLUDED(mu_);
   bool any_walked_overlap(const Range& range) const;
-  // The first notifier of `tree` that find() may return for `owner`, with its key.
+  // The first notifier of `tree` that find() may return for `key`, with its place in the
+  // tree's order.
   struct Found {
     Ref<IntervalNotifier> sub;
     std::uint64_t start = 0;
@@ -310,8 +314,8 @@ class NotifierDomain : public RefCounted {
   };
   // The order of the trees' keys: start, last, then the entry (as within one tree).
   static bool found_before(const Found& a, const Found& b);
-  static Found find_in(const IntervalTree<TreeEntry, TreeEntryLess>& tree, const void* owner,
-                       std::uint64_t start, std::uint64_t last);
+  static Found find_in(const IntervalTree<TreeEntry, TreeEntryLess>& tree, const void* key,
+                       Interval interval);
   [[nodiscard]] absl::Status call_interval_notifiers(const Range& range, std::uint64_t cur_seq,
                                                      std::uint64_t& calls) ABSL_LOCKS_EXCLUDED(mu_);
   // Ends one invalidation that thread `starter` (its thread_key()) started, which called

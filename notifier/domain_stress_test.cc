@@ -45,7 +45,7 @@ TEST(NotifierDomainStress, ProtocolStaysCoherentUnderChurn) {
   constexpr int kInvalidations = 4000;
   auto domain = testing::domain_freeing_each_node();
   auto device = make_ref<Device>();
-  ASSERT_TRUE(domain->insert(device, 0, 64 * kPage, nullptr).ok());
+  ASSERT_TRUE(domain->insert(device, Interval::sized(0, 64 * kPage), nullptr).ok());
   std::atomic<std::uint64_t> cpu_version{1};
   std::atomic<bool> stop{false};
   std::atomic<std::uint64_t> stale{0}, installs{0}, found{0}, bad_canary{0};
@@ -68,14 +68,14 @@ TEST(NotifierDomainStress, ProtocolStaysCoherentUnderChurn) {
       if (live.size() < 32 && rng() % 2) {
         auto n = make_ref<Churned>();
         const std::uint64_t page = rng() % 64;
-        ASSERT_TRUE(domain->insert(n, page * kPage, kPage, &owner).ok());
+        ASSERT_TRUE(domain->insert(n, Interval::sized(page * kPage, kPage), &owner).ok());
         live.push_back(n);
       } else if (!live.empty()) {
         const std::size_t i = rng() % live.size();
         ASSERT_TRUE(domain->remove(*live[i]).ok());
         live.erase(live.begin() + static_cast<long>(i));
       }
-      if (Ref<IntervalNotifier> f = domain->find(&owner, 0, 64 * kPage)) {
+      if (Ref<IntervalNotifier> f = domain->find(&owner, Interval::closed(0, 64 * kPage))) {
         found.fetch_add(1, std::memory_order_relaxed);
         if (static_cast<Churned*>(f.get())->canary != 0xC0FFEE) bad_canary.fetch_add(1);
       }
@@ -155,7 +155,8 @@ TEST(NotifierDomainStress, SoleOwnedNotifiersUnderConcurrentInvalidationsAndFind
       std::vector<Ref<IntervalNotifier>> held;
       while (!stop.load()) {
         const std::uint64_t page = rng() % 64;
-        if (Ref<IntervalNotifier> f = domain->find(&owner, page * kPage, (page + 4) * kPage)) {
+        if (Ref<IntervalNotifier> f =
+                domain->find(&owner, Interval::closed(page * kPage, (page + 4) * kPage))) {
           held.push_back(std::move(f));
         }
         if (held.size() > 8) held.erase(held.begin());
@@ -179,19 +180,22 @@ TEST(NotifierDomainStress, SoleOwnedNotifiersUnderConcurrentInvalidationsAndFind
         Ref<Counted> n = make_ref<Counted>(&destroyed);
         created.fetch_add(1);
         IntervalNotifier* raw = n.get();
-        ASSERT_TRUE(domain->insert(std::move(n), page * kPage, kPage, &owner).ok());
+        ASSERT_TRUE(
+            domain->insert(std::move(n), Interval::sized(page * kPage, kPage), &owner).ok());
         sole.push_back(raw);
         break;
       }
       case 1:
         if (!kept_out.empty()) {
-          ASSERT_TRUE(domain->insert(kept_out.back(), page * kPage, kPage, &owner).ok());
+          ASSERT_TRUE(
+              domain->insert(kept_out.back(), Interval::sized(page * kPage, kPage), &owner).ok());
           kept.push_back(std::move(kept_out.back()));
           kept_out.pop_back();
         } else {
           kept.push_back(make_ref<Counted>(&destroyed));
           created.fetch_add(1);
-          ASSERT_TRUE(domain->insert(kept.back(), page * kPage, kPage, &owner).ok());
+          ASSERT_TRUE(
+              domain->insert(kept.back(), Interval::sized(page * kPage, kPage), &owner).ok());
         }
         break;
       case 2:
@@ -217,7 +221,7 @@ TEST(NotifierDomainStress, SoleOwnedNotifiersUnderConcurrentInvalidationsAndFind
   for (const Ref<Counted>& n : kept) ASSERT_TRUE(domain->remove(*n).ok());
   kept.clear();
   kept_out.clear();
-  domain->synchronize();
+  domain->barrier();
   EXPECT_EQ(bad.load(), 0) << "a find() reference outlived its notifier";
   EXPECT_EQ(Counted::dead_calls.load(), 0) << "invalidate() on a destroyed notifier";
   EXPECT_EQ(destroyed.load(), created.load()) << "notifiers leaked or freed twice";

@@ -65,7 +65,7 @@ class NotifierDomainTest : public ::testing::Test {
   Ref<RecordingNotifier> add(std::uint64_t start, std::uint64_t length,
                              const void* owner = nullptr) {
     Ref<RecordingNotifier> n = make_ref<RecordingNotifier>();
-    EXPECT_TRUE(domain_->insert(n, start, length, owner).ok());
+    EXPECT_TRUE(domain_->insert(n, Interval::sized(start, length), owner).ok());
     added_.push_back(n);
     return n;
   }
@@ -121,7 +121,8 @@ TEST_F(NotifierDomainTest, InsertDuringInvalidationIsDeferredAndReadBeginWaitsI2
   InvalidationToken second = start_ok(*domain_, r);
   EXPECT_EQ(late->calls.load(), 0);
   EXPECT_EQ(live->calls.load(), 2);
-  EXPECT_TRUE(domain_->find(nullptr, kPage, kPage)) << "find() must see a deferred insert";
+  EXPECT_TRUE(domain_->find(nullptr, Interval::closed(kPage, kPage)))
+      << "find() must see a deferred insert";
 
   std::atomic<bool> returned{false};
   std::thread reader([&] {
@@ -184,12 +185,13 @@ TEST_F(NotifierDomainTest, RemoveDuringInvalidationWaitsForTheEndR3I8) {
   // Counted under the domain mutex when the erase is queued, before the remover blocks.
   wait_until([&] { return removed.load() || domain_->stats().deferred_removes > 0; });
   EXPECT_FALSE(removed.load()) << "remove() returned while its notifier was on the deferred list";
-  EXPECT_FALSE(domain_->find(nullptr, 0, 0)) << "find() returned a notifier whose remove() began";
-  EXPECT_EQ(domain_->size_for_testing(), 1u);
+  EXPECT_FALSE(domain_->find(nullptr, Interval::closed(0, 0)))
+      << "find() returned a notifier whose remove() began";
+  EXPECT_EQ(domain_->inserted_count(), 1u);
   domain_->invalidate_range_end(std::move(token));
   remover.join();
   EXPECT_TRUE(removed.load());
-  EXPECT_EQ(domain_->size_for_testing(), 0u);
+  EXPECT_EQ(domain_->inserted_count(), 0u);
   invalidate(range(0, kPage));
   EXPECT_EQ(n->calls.load(), 1) << "called after remove() returned";
 }
@@ -201,7 +203,7 @@ TEST_F(NotifierDomainTest, RemovingADeferredInsertCancelsItWithoutWaitingI8) {
   domain_->invalidate_range_end(std::move(token));
   invalidate(range(0, kPage));
   EXPECT_EQ(n->calls.load(), 0);
-  EXPECT_EQ(domain_->size_for_testing(), 0u);
+  EXPECT_EQ(domain_->inserted_count(), 0u);
 }
 
 TEST_F(NotifierDomainTest, MemoryCountsTreeNodesLiveAndRetired) {
@@ -235,35 +237,40 @@ TEST_F(NotifierDomainTest, NonBlockingRefusalUndoesItsBookkeepingR5I3) {
 // A change that fails half-way (out of memory while copying a path) must not unwind into
 // a batch that publishes what it built: the changes terminate instead.
 static_assert(noexcept(std::declval<NotifierDomain&>().insert(std::declval<Ref<IntervalNotifier>>(),
-                                                              0, 1, nullptr)));
+                                                              Interval::sized(0, 1), nullptr)));
 static_assert(noexcept(std::declval<NotifierDomain&>().remove(std::declval<IntervalNotifier&>())));
 static_assert(noexcept(std::declval<IntervalTree<int>&>().insert(0, 0, 0)));
 static_assert(noexcept(std::declval<IntervalTree<int>&>().erase(0, 0, 0)));
 
 TEST_F(NotifierDomainTest, BadArgumentsAreRejectedAndChangeNothingI11) {
   auto n = make_ref<RecordingNotifier>();
-  EXPECT_EQ(domain_->insert(nullptr, 0, kPage, nullptr).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(domain_->insert(n, 0, 0, nullptr).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(domain_->insert(n, kRangeEndMax, 2, nullptr).code(),
+  EXPECT_EQ(domain_->insert(nullptr, Interval::sized(0, kPage), nullptr).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(domain_->insert(n, Interval::sized(0, 0), nullptr).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(domain_->insert(n, Interval::sized(kRangeEndMax, 2), nullptr).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(domain_->remove(*n).code(), absl::StatusCode::kInvalidArgument) << "a stranger";
   EXPECT_EQ(domain_->invalidate_range_start(range(5, 5)).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(domain_->size_for_testing(), 0u);
-  ASSERT_TRUE(domain_->insert(n, 0, kPage, nullptr).ok());
-  EXPECT_EQ(domain_->insert(n, 0, kPage, nullptr).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(domain_->inserted_count(), 0u);
+  ASSERT_TRUE(domain_->insert(n, Interval::sized(0, kPage), nullptr).ok());
+  EXPECT_EQ(domain_->insert(n, Interval::sized(0, kPage), nullptr).code(),
+            absl::StatusCode::kFailedPrecondition);
   auto other = make_ref<NotifierDomain>();
-  EXPECT_EQ(other->insert(n, 0, kPage, nullptr).code(), absl::StatusCode::kFailedPrecondition)
+  EXPECT_EQ(other->insert(n, Interval::sized(0, kPage), nullptr).code(),
+            absl::StatusCode::kFailedPrecondition)
       << "inserted in another domain (I27)";
   EXPECT_EQ(other->remove(*n).code(), absl::StatusCode::kInvalidArgument);
   ASSERT_TRUE(domain_->remove(*n).ok());
   EXPECT_EQ(domain_->remove(*n).code(), absl::StatusCode::kInvalidArgument);
   other->release();
-  EXPECT_EQ(other->insert(n, 0, kPage, nullptr).code(), absl::StatusCode::kFailedPrecondition)
+  EXPECT_EQ(other->insert(n, Interval::sized(0, kPage), nullptr).code(),
+            absl::StatusCode::kFailedPrecondition)
       << "the domain was released";
-  EXPECT_EQ(domain_->size_for_testing(), 0u);
+  EXPECT_EQ(domain_->inserted_count(), 0u);
   // The refused inserts left the notifier as it was: free to be inserted again.
-  ASSERT_TRUE(domain_->insert(n, 0, kPage, nullptr).ok());
+  ASSERT_TRUE(domain_->insert(n, Interval::sized(0, kPage), nullptr).ok());
   ASSERT_TRUE(domain_->remove(*n).ok());
 }
 
@@ -271,21 +278,21 @@ TEST_F(NotifierDomainTest, FindReturnsLowestMatchingOwnerAndKeepsItAliveI10) {
   int owner_a = 0, owner_b = 0;
   std::atomic<int> destroyed{0};
   auto low = make_ref<RecordingNotifier>(&destroyed);  // removed below
-  ASSERT_TRUE(domain_->insert(low, 2 * kPage, 4 * kPage, &owner_a).ok());
+  ASSERT_TRUE(domain_->insert(low, Interval::sized(2 * kPage, 4 * kPage), &owner_a).ok());
   auto high = add(3 * kPage, kPage, &owner_a);
   auto other = add(0, 10 * kPage, &owner_b);
-  EXPECT_EQ(domain_->find(&owner_a, 3 * kPage, 3 * kPage).get(), low.get());
-  EXPECT_EQ(domain_->find(&owner_b, 3 * kPage, 3 * kPage).get(), other.get());
-  EXPECT_FALSE(domain_->find(&owner_a, 0, kPage));
-  Ref<IntervalNotifier> held = domain_->find(&owner_a, 2 * kPage, 2 * kPage);
+  EXPECT_EQ(domain_->find(&owner_a, Interval::closed(3 * kPage, 3 * kPage)).get(), low.get());
+  EXPECT_EQ(domain_->find(&owner_b, Interval::closed(3 * kPage, 3 * kPage)).get(), other.get());
+  EXPECT_FALSE(domain_->find(&owner_a, Interval::closed(0, kPage)));
+  Ref<IntervalNotifier> held = domain_->find(&owner_a, Interval::closed(2 * kPage, 2 * kPage));
   RecordingNotifier* raw = low.get();
   low.reset();
   ASSERT_TRUE(domain_->remove(*raw).ok());
-  EXPECT_EQ(domain_->find(&owner_a, 2 * kPage, 3 * kPage).get(), high.get())
+  EXPECT_EQ(domain_->find(&owner_a, Interval::closed(2 * kPage, 3 * kPage)).get(), high.get())
       << "find() returned a removed notifier";
-  domain_->synchronize();  // the domain's reference is gone now
+  domain_->barrier();  // the domain's reference is gone now
   EXPECT_EQ(destroyed.load(), 0) << "freed while find()'s reference is held";
-  EXPECT_EQ(held->start(), 2 * kPage);
+  EXPECT_EQ(held->interval().start(), 2 * kPage);
   held.reset();
   EXPECT_EQ(destroyed.load(), 1);
 }
@@ -294,7 +301,7 @@ TEST_F(NotifierDomainTest, FindWorksInsideACallbackI10) {
   int owner = 0;
   auto n = add(0, kPage, &owner);
   Ref<IntervalNotifier> seen;
-  n->on_invalidate = [&] { seen = domain_->find(&owner, 0, 0); };
+  n->on_invalidate = [&] { seen = domain_->find(&owner, Interval::closed(0, 0)); };
   invalidate(range(0, kPage));
   EXPECT_EQ(seen.get(), n.get());
 }
@@ -309,7 +316,7 @@ TEST_F(NotifierDomainTest, ReadBeginAndFindReturnWhileAnotherThreadHoldsTheDomai
   });
   wait_until([&] { return held.load(); });
   (void)n->read_begin();
-  EXPECT_TRUE(domain_->find(nullptr, 0, 0));
+  EXPECT_TRUE(domain_->find(nullptr, Interval::closed(0, 0)));
   done.store(true);
   holder.join();
 }
@@ -317,7 +324,7 @@ TEST_F(NotifierDomainTest, ReadBeginAndFindReturnWhileAnotherThreadHoldsTheDomai
 TEST(NotifierDomain, NotifierKeepsTheDomainAliveUntilRemovedI16) {
   Ref<NotifierDomain> domain = make_ref<NotifierDomain>();
   auto n = make_ref<RecordingNotifier>();
-  ASSERT_TRUE(domain->insert(n, 0, kPage, nullptr).ok());
+  ASSERT_TRUE(domain->insert(n, Interval::sized(0, kPage), nullptr).ok());
   NotifierDomain* raw = domain.get();
   domain.reset();  // the address space lets go; the notifier's grab keeps the memory
   EXPECT_EQ(raw->ref_count_for_testing(), 1u);
@@ -333,7 +340,7 @@ TEST(NotifierDomainDeathTest, BlockableRefusalIsAContractViolation) {
     bool invalidate(const Range&, std::uint64_t) override { return false; }
   };
   auto refuser = make_ref<Refuser>();
-  ASSERT_TRUE(domain->insert(refuser, 0, kPage, nullptr).ok());
+  ASSERT_TRUE(domain->insert(refuser, Interval::sized(0, kPage), nullptr).ok());
   EXPECT_DEATH((void)domain->invalidate_range_start(range(0, kPage)),
                "returned false for a blockable invalidation");
   ASSERT_TRUE(domain->remove(*refuser).ok());

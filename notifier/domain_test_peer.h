@@ -3,7 +3,7 @@
 // Test-only access to a NotifierDomain's insides: its mutex (to show which operations do
 // not need it), its trees' roots (to pause a writer at a publish), a notifier's claim
 // word (to pause an insert at its claim) and its deferred frees (to run them while a
-// writer is paused: synchronize() would wait for that writer's tree lock).
+// writer is paused: barrier() would wait for that writer's tree lock).
 #ifndef ITN_NOTIFIER_DOMAIN_TEST_PEER_H_
 #define ITN_NOTIFIER_DOMAIN_TEST_PEER_H_
 

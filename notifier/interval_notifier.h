@@ -53,19 +53,20 @@ class IntervalNotifier : public RefCounted {
  public:
   // IntervalNotifier::invalidate()
   //
-  // Called once for every invalidation overlapping [start(), last()] that began after this
+  // Called once for every invalidation overlapping interval() that began after this
   // notifier's insert was applied and before its remove() returned; cur_seq is the odd
   // domain sequence of that invalidation. Return false only when !range.blockable and the
   // callback would have to sleep: the invalidation then fails (kUnavailable). Returning
   // false from a blockable invalidation is a contract violation (dies).
-  // Context: must not call remove(), read_begin() or NotifierDomain::synchronize() of this
+  // Context: must not call remove(), read_begin() or NotifierDomain::barrier() of this
   // domain (debug: dies, I9).
   virtual bool invalidate(const Range& range, std::uint64_t cur_seq) = 0;
 
-  std::uint64_t start() const { return start_; }
-  std::uint64_t last() const { return last_; }
-  // Relaxed: for the notifier's own user, whose insert() call ordered the store.
-  const void* owner() const { return owner_.load(std::memory_order_relaxed); }
+  // The interval and find() key of the last insert() (for the notifier's own user, whose
+  // insert() call ordered the stores).
+  Interval interval() const { return interval_; }
+  // Relaxed: see above.
+  const void* key() const { return key_.load(std::memory_order_relaxed); }
 
   // IntervalNotifier::read_begin()
   //
@@ -142,11 +143,10 @@ class IntervalNotifier : public RefCounted {
   Atomic<NotifierDomain*> domain_{nullptr};
   Ref<RefCounted> grab_;  // the domain, kept alive while inserted; guarded by its mutex
   // Written by the claiming insert() before it publishes the state; read by the domain
-  // and by start()/last().
-  std::uint64_t start_ = 0;
-  std::uint64_t last_ = 0;
+  // and by interval().
+  Interval interval_;
   // find() reads it without the domain's mutex, also while a later insertion writes it.
-  Atomic<const void*> owner_{nullptr};
+  Atomic<const void*> key_{nullptr};
   Atomic<std::uint64_t> invalidate_seq_{0};
   Atomic<std::uint64_t> claim_{claim_word(0, State::kFree)};
   // The domain's reference to this notifier while it is inserted, dropped a grace period

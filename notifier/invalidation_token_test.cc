@@ -49,7 +49,7 @@ class Counting : public Notifier {
 TEST(InvalidationToken, EndingAnotherInvalidationLeavesAStartedOneInForceI3I7) {
   auto domain = make_ref<NotifierDomain>();
   auto n = make_ref<Sub>();
-  ASSERT_TRUE(domain->insert(n, 0, kPage, nullptr).ok());
+  ASSERT_TRUE(domain->insert(n, Interval::sized(0, kPage), nullptr).ok());
   InvalidationToken hit = start_ok(*domain, kFirstPage);
   InvalidationToken other = start_ok(*domain, kFarPage);
   domain->invalidate_range_end(std::move(other));
@@ -84,7 +84,7 @@ TEST(InvalidationToken, ConcurrentStartsAndEndsEachEndTheirOwnI25) {
   Counting whole;
   ASSERT_TRUE(domain->register_notifier(whole).ok());
   auto n = make_ref<Sub>();
-  ASSERT_TRUE(domain->insert(n, 0, 4 * kPage, nullptr).ok());
+  ASSERT_TRUE(domain->insert(n, Interval::sized(0, 4 * kPage), nullptr).ok());
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {

@@ -27,7 +27,7 @@ TEST(NotifierDomainLeakCheckDeathTest, AForgottenRemoveDiesAtExitNamingTheRule) 
   EXPECT_DEATH(
       {
         auto domain = make_ref<NotifierDomain>();
-        (void)domain->insert(make_ref<Sub>(), 0, kPage, nullptr);
+        (void)domain->insert(make_ref<Sub>(), Interval::sized(0, kPage), nullptr);
         domain.reset();  // the notifier and the domain now only reference each other
         std::exit(0);
       },
@@ -56,10 +56,10 @@ TEST(NotifierDomainLeakCheckDeathTest, ADomainTheCallerStillHoldsOrThatWasEmptie
         // A reference of the caller's, never dropped (and reachable, for LeakSanitizer).
         static Ref<NotifierDomain>* const held =
             new Ref<NotifierDomain>(make_ref<NotifierDomain>());
-        (void)(*held)->insert(make_ref<Sub>(), 0, kPage, nullptr);
+        (void)(*held)->insert(make_ref<Sub>(), Interval::sized(0, kPage), nullptr);
         auto emptied = make_ref<NotifierDomain>();
         Ref<Sub> sub = make_ref<Sub>();
-        (void)emptied->insert(sub, 0, kPage, nullptr);
+        (void)emptied->insert(sub, Interval::sized(0, kPage), nullptr);
         (void)emptied->remove(*sub);
         std::exit(0);
       },

@@ -40,7 +40,7 @@ class CountedNotifier : public IntervalNotifier {
 // Inserts a notifier over the first page and keeps no reference to it.
 IntervalNotifier* insert_sole_owned(NotifierDomain& domain, std::atomic<int>* destroyed) {
   Ref<CountedNotifier> n = make_ref<CountedNotifier>(destroyed);
-  EXPECT_TRUE(domain.insert(n, 0, kPage, nullptr).ok());
+  EXPECT_TRUE(domain.insert(n, Interval::sized(0, kPage), nullptr).ok());
   return n.get();
 }
 
@@ -66,14 +66,15 @@ TEST(NotifierDomainLifetime, ANotifierIsNotFreedBeforeItsDeferredEraseIsPublishe
   });
   wait_until([&] { return hooks->paused.load(); });
   // Readers that start now still load the old root, which holds the notifier.
-  Peer::run_queued_frees(*domain);  // not synchronize(): that waits for the tree's writer
+  Peer::run_queued_frees(*domain);  // not barrier(): that waits for the tree's writer
   EXPECT_EQ(destroyed.load(), 0)
       << "I24: the notifier was freed while the published tree still held it";
-  EXPECT_FALSE(domain->find(nullptr, 0, 0)) << "find() returned a notifier whose remove() began";
+  EXPECT_FALSE(domain->find(nullptr, Interval::closed(0, 0)))
+      << "find() returned a notifier whose remove() began";
   hooks->may_go.store(true);
   ender.join();
   remover.join();
-  domain->synchronize();
+  domain->barrier();
   EXPECT_EQ(destroyed.load(), 1) << "freed a grace period after remove() returned";
 }
 
@@ -94,11 +95,11 @@ TEST(NotifierDomainLifetime, RemoveNeverTouchesASoleOwnedNotifierAfterItWasFreed
   });
   wait_until([&] { return hooks->paused.load(); });
   domain->invalidate_range_end(std::move(token));  // applies the erase
-  domain->synchronize();                           // runs every deferred free queued so far
+  domain->barrier();                           // runs every deferred free queued so far
   EXPECT_EQ(destroyed.load(), 0) << "I24: the notifier was freed while remove() still used it";
   hooks->may_go.store(true);
   remover.join();
-  domain->synchronize();
+  domain->barrier();
   EXPECT_EQ(destroyed.load(), 1) << "freed a grace period after remove() returned";
 }
 
@@ -106,10 +107,10 @@ TEST(NotifierDomainLifetime, ASoleOwnedNotifierIsFreedAGracePeriodAfterAnImmedia
   auto domain = make_ref<NotifierDomain>();
   std::atomic<int> destroyed{0};
   IntervalNotifier* raw = insert_sole_owned(*domain, &destroyed);
-  Ref<IntervalNotifier> found = domain->find(nullptr, 0, 0);
+  Ref<IntervalNotifier> found = domain->find(nullptr, Interval::closed(0, 0));
   ASSERT_TRUE(found);
   ASSERT_TRUE(domain->remove(*raw).ok());
-  domain->synchronize();
+  domain->barrier();
   EXPECT_EQ(destroyed.load(), 0) << "a find() reference keeps it alive";
   found.reset();
   EXPECT_EQ(destroyed.load(), 1);
@@ -136,21 +137,21 @@ TEST(NotifierDomainLifetimeDeathTest, SynchronizeHoldingALockANotifierDestructor
         std::atomic<int> destroyed{0};
         for (int i = 0; i < 2; ++i) {
           Ref<LockingDestructor> n = make_ref<LockingDestructor>(&destroyed, &driver_mu);
-          (void)domain->insert(n, 0, kPage, nullptr);
+          (void)domain->insert(n, Interval::sized(0, kPage), nullptr);
           IntervalNotifier* raw = n.get();
           n.reset();
           (void)domain->remove(*raw);
           if (i == 0) {
-            domain->synchronize();  // the first destructor runs: its lock is learned
+            domain->barrier();  // the first destructor runs: its lock is learned
           } else {
             // The second destructor waits for driver_mu on the worker: without the check
             // this would never return.
             MutexLock l(driver_mu);
-            domain->synchronize();
+            domain->barrier();
           }
         }
       },
-      "I9: NotifierDomain::synchronize\\(\\) called while holding an itn::Mutex");
+      "I9: NotifierDomain::barrier\\(\\) called while holding an itn::Mutex");
 }
 
 // A notifier that keeps its domain alive (as a driver object holding its mm might). Its
@@ -175,14 +176,14 @@ TEST(NotifierDomainLifetimeDeathTest, ADomainDestroyedOnItsOwnWorkerDiesNamingTh
         std::atomic<int> destroyed{0};
         auto domain = make_ref<NotifierDomain>();
         Ref<DomainOwningNotifier> n = make_ref<DomainOwningNotifier>(&destroyed, domain);
-        (void)domain->insert(n, 0, kPage, nullptr);
+        (void)domain->insert(n, Interval::sized(0, kPage), nullptr);
         NotifierDomain* d = domain.get();
         IntervalNotifier* raw = n.get();
         domain.reset();
         n.reset();
         (void)d->remove(*raw);  // the notifier's reference now keeps the domain alive
         DomainOwningNotifier::may_finish.store(true);  // remove() let go of its grab
-        d->synchronize();  // the worker drops the notifier, and so the domain
+        d->barrier();  // the worker drops the notifier, and so the domain
       },
       "I24: NotifierDomain destroyed on its own SRCU worker");
 }
@@ -193,23 +194,24 @@ TEST(NotifierDomainLifetime, ARemovedNotifierIsInsertedAgainHereOrElsewhereI27) 
   std::atomic<int> destroyed{0};
   int owner_a = 0, owner_b = 0;
   Ref<CountedNotifier> n = make_ref<CountedNotifier>(&destroyed);
-  ASSERT_TRUE(a->insert(n, 0, kPage, &owner_a).ok());
+  ASSERT_TRUE(a->insert(n, Interval::sized(0, kPage), &owner_a).ok());
   ASSERT_TRUE(a->remove(*n).ok());
-  ASSERT_TRUE(a->insert(n, kPage, kPage, &owner_a).ok()) << "again, in the same domain";
-  EXPECT_FALSE(a->find(&owner_a, 0, 0)) << "the first insertion's interval";
-  EXPECT_EQ(a->find(&owner_a, kPage, kPage).get(), n.get());
+  ASSERT_TRUE(a->insert(n, Interval::sized(kPage, kPage), &owner_a).ok())
+      << "again, in the same domain";
+  EXPECT_FALSE(a->find(&owner_a, Interval::closed(0, 0))) << "the first insertion's interval";
+  EXPECT_EQ(a->find(&owner_a, Interval::closed(kPage, kPage)).get(), n.get());
   ASSERT_TRUE(a->remove(*n).ok());
-  ASSERT_TRUE(b->insert(n, 0, kPage, &owner_b).ok()) << "again, in another domain";
-  EXPECT_FALSE(a->find(&owner_b, 0, 2 * kPage)) << "found in a domain it left";
-  EXPECT_EQ(b->find(&owner_b, 0, 0).get(), n.get());
+  ASSERT_TRUE(b->insert(n, Interval::sized(0, kPage), &owner_b).ok()) << "again, in another domain";
+  EXPECT_FALSE(a->find(&owner_b, Interval::closed(0, 2 * kPage))) << "found in a domain it left";
+  EXPECT_EQ(b->find(&owner_b, Interval::closed(0, 0)).get(), n.get());
   testing::invalidate(*a, kFirstPage);
   EXPECT_EQ(n->calls.load(), 0) << "reached by a domain it left";
   testing::invalidate(*b, kFirstPage);
   EXPECT_EQ(n->calls.load(), 1) << "missed by its new domain's invalidation";
   ASSERT_TRUE(b->remove(*n).ok());
   n.reset();
-  b->synchronize();
-  a->synchronize();
+  b->barrier();
+  a->barrier();
   EXPECT_EQ(destroyed.load(), 1);
 }
 
@@ -227,14 +229,14 @@ TEST(NotifierDomainLifetime, OfTwoConcurrentInsertsIntoTwoDomainsExactlyOneWinsI
   absl::Status first, second;
   std::thread inserter([&] {
     set_thread_hooks(&*hooks);
-    first = a->insert(n, 0, kPage, nullptr);
+    first = a->insert(n, Interval::sized(0, kPage), nullptr);
     set_thread_hooks(nullptr);
   });
   wait_until([&] { return hooks->paused.load(); });
   std::atomic<bool> rival_done{false};
   std::thread rival([&] {
     set_thread_hooks(&rival_hooks);  // counts the rival blocking on a lock
-    second = b->insert(n, 0, kPage, nullptr);
+    second = b->insert(n, Interval::sized(0, kPage), nullptr);
     set_thread_hooks(nullptr);
     rival_done.store(true);
   });
@@ -272,9 +274,10 @@ TEST(NotifierDomainLifetime, AWalkNeverCallsANotifierThatMovedToAnotherDomainI27
   std::atomic<int> destroyed{0};
   Ref<Latched> m = make_ref<Latched>(&destroyed);
   Ref<CountedNotifier> n = make_ref<CountedNotifier>(&destroyed);
-  ASSERT_TRUE(d1->insert(m, 0, kPage, nullptr).ok());
+  ASSERT_TRUE(d1->insert(m, Interval::sized(0, kPage), nullptr).ok());
   InvalidationToken first = testing::start_ok(*d1, kFirstPage);  // the sequence stays odd
-  ASSERT_TRUE(d1->insert(n, kPage, kPage, nullptr).ok());        // deferred, yet in the tree
+  ASSERT_TRUE(
+      d1->insert(n, Interval::sized(kPage, kPage), nullptr).ok());  // deferred, yet in the tree
   // A second invalidation over both walks m first and is held there.
   m->block.store(true);
   std::thread walker([&] {
@@ -282,7 +285,7 @@ TEST(NotifierDomainLifetime, AWalkNeverCallsANotifierThatMovedToAnotherDomainI27
   });
   wait_until([&] { return m->inside.load(); });
   ASSERT_TRUE(d1->remove(*n).ok());  // cancels the deferred insert: returns at once
-  ASSERT_TRUE(d2->insert(n, 0, kPage, nullptr).ok());
+  ASSERT_TRUE(d2->insert(n, Interval::sized(0, kPage), nullptr).ok());
   m->block.store(false);
   m->release.store(true);
   walker.join();

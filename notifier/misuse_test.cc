@@ -32,7 +32,7 @@ class MisuseTest : public ::testing::Test {
       GTEST_SKIP()
           << "needs debug checks (ITN_DEBUG_CHECKS: a build without NDEBUG) for the I9 checks";
     GTEST_FLAG_SET(death_test_style, "threadsafe");
-    ASSERT_TRUE(domain_->insert(sub_, 0, kPage, nullptr).ok());
+    ASSERT_TRUE(domain_->insert(sub_, Interval::sized(0, kPage), nullptr).ok());
   }
   void TearDown() override { (void)domain_->remove(*sub_); }
   void invalidate() { testing::invalidate(*domain_, Range{0, kPage}); }
@@ -52,8 +52,8 @@ TEST_F(MisuseTest, ReadBeginFromACallbackDies) {
 }
 
 TEST_F(MisuseTest, SynchronizeFromACallbackDies) {
-  sub_->inside = [&] { domain_->synchronize(); };
-  EXPECT_DEATH(invalidate(), "I9: NotifierDomain::synchronize\\(\\) called from a callback");
+  sub_->inside = [&] { domain_->barrier(); };
+  EXPECT_DEATH(invalidate(), "I9: NotifierDomain::barrier\\(\\) called from a callback");
 }
 
 TEST_F(MisuseTest, UnregisterFromAWholeSpaceCallbackDies) {

@@ -61,7 +61,7 @@ class Notifier {
   // Notifier::release()
   //
   // The address space is being torn down: stop every device access to it. Delivered once.
-  // Context: must not call unregister_notifier() or synchronize() of this domain (I9).
+  // Context: must not call unregister_notifier() or barrier() of this domain (I9).
   virtual void release(NotifierDomain& domain) { (void)domain; }
 
   // Notifier::invalidate_range_start() / invalidate_range_end()

@@ -2,9 +2,12 @@
 //
 // itn::Range and itn::Event: what an invalidation covers and why.
 //
-// Ranges are half-open [start, end). The half-open form cannot name the top byte of the
-// address space, so an `end` of kRangeEndMax is taken to include it: Range::whole_space()
-// covers every address, and a notifier over [X, UINT64_MAX] is reached by it.
+// A Range names its addresses by two fields, half-open [start, end) as the kernel's
+// mmu_notifier_range does; build it with designated initialisers so that neither can be
+// mistaken for a length: Range{.start = a, .end = b, .event = Event::kClear}. The half-open
+// form cannot name the top byte of the address space, so an `end` of kRangeEndMax is taken
+// to include it: Range::whole_space() covers every address, and a notifier over
+// [X, UINT64_MAX] is reached by it. interval() gives the same addresses as an Interval.
 //
 // Thread safety: a value type. Lifetime: no references. Memory ordering: none.
 #ifndef ITN_NOTIFIER_RANGE_H_
@@ -12,8 +15,9 @@
 
 #include <cstdint>
 #include <iosfwd>
-#include <limits>
 #include <string_view>
+
+#include "notifier/interval.h"
 
 namespace itn {
 
@@ -29,8 +33,6 @@ enum class Event : std::uint8_t {
   kExclusive,       // a device takes exclusive access; `owner` names it
 };
 
-inline constexpr std::uint64_t kRangeEndMax = std::numeric_limits<std::uint64_t>::max();
-
 struct Range {
   std::uint64_t start = 0;
   std::uint64_t end = 0;  // exclusive; kRangeEndMax includes the top byte
@@ -42,10 +44,12 @@ struct Range {
   // ignore it. Compared, never dereferenced.
   const void* owner = nullptr;
 
-  // The inclusive last address covered.
-  std::uint64_t last() const { return end == kRangeEndMax ? kRangeEndMax : end - 1; }
+  // The addresses covered; not valid() when end <= start (other than kRangeEndMax).
+  constexpr Interval interval() const { return Interval::half_open(start, end); }
 
-  static Range whole_space(Event event) { return Range{0, kRangeEndMax, event, true, nullptr}; }
+  static Range whole_space(Event event) {
+    return Range{.start = 0, .end = kRangeEndMax, .event = event};
+  }
 };
 
 // The enumerator's name without its k, e.g. "unmap", "protection_page"; "unknown" for a

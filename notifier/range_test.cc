@@ -1,4 +1,4 @@
-// Range and Event: the inclusive last address, and how they print.
+// Range and Event: how they print.
 #include "notifier/range.h"
 
 #include <sstream>
@@ -13,11 +13,6 @@ std::string printed(const Range& range) {
   std::ostringstream os;
   os << range;
   return os.str();
-}
-
-TEST(Range, LastIsInclusiveAndTheMaximumEndIncludesTheTopByte) {
-  EXPECT_EQ((Range{.start = 0x1000, .end = 0x3000}).last(), 0x2fffu);
-  EXPECT_EQ(Range::whole_space(Event::kRelease).last(), kRangeEndMax);
 }
 
 TEST(Range, PrintsItsBoundsEventAndFlags) {

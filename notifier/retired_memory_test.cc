@@ -46,7 +46,8 @@ TEST(NotifierDomainRetiredMemory, AWriterWaitsForALongReaderInsteadOfPassingTheC
   std::vector<Ref<Sub>> resident;  // a tree deep enough that every change copies a path
   for (int i = 0; i < 1000; ++i) {
     resident.push_back(make_ref<Sub>());
-    ASSERT_TRUE(domain->insert(resident.back(), (100 + i) * kPage, kPage, nullptr).ok());
+    ASSERT_TRUE(
+        domain->insert(resident.back(), Interval::sized((100 + i) * kPage, kPage), nullptr).ok());
   }
   Holding holder;
   ASSERT_TRUE(domain->register_notifier(holder).ok());
@@ -61,7 +62,7 @@ TEST(NotifierDomainRetiredMemory, AWriterWaitsForALongReaderInsteadOfPassingTheC
     while (!stop.load()) {
       Ref<Sub> s = make_ref<Sub>();
       Sub* raw = s.get();
-      EXPECT_TRUE(domain->insert(std::move(s), 10 * kPage, kPage, nullptr).ok());
+      EXPECT_TRUE(domain->insert(std::move(s), Interval::sized(10 * kPage, kPage), nullptr).ok());
       EXPECT_TRUE(domain->remove(*raw).ok());  // the domain held the only reference
       churned.fetch_add(1);
     }
@@ -94,13 +95,15 @@ TEST(NotifierDomainRetiredMemory, AThreadInsideItsOwnInvalidationIsNotHeldAtTheC
   std::vector<Ref<Sub>> subs;
   for (int i = 0; i < 3; ++i) {
     subs.push_back(make_ref<Sub>());
-    ASSERT_TRUE(domain->insert(subs.back(), (10 + i) * kPage, kPage, nullptr).ok());
+    ASSERT_TRUE(
+        domain->insert(subs.back(), Interval::sized((10 + i) * kPage, kPage), nullptr).ok());
   }
   std::atomic<bool> done{false};
   std::thread writer([&] {
     InvalidationToken token = testing::start_ok(*domain, Range{0, kPage});  // reaches no one
     Ref<Sub> n = make_ref<Sub>();
-    EXPECT_TRUE(domain->insert(n, 20 * kPage, kPage, nullptr).ok());  // hangs if it waits
+    EXPECT_TRUE(
+        domain->insert(n, Interval::sized(20 * kPage, kPage), nullptr).ok());  // hangs if it waits
     EXPECT_TRUE(domain->remove(*n).ok());
     domain->invalidate_range_end(std::move(token));
     done.store(true);
@@ -108,7 +111,8 @@ TEST(NotifierDomainRetiredMemory, AThreadInsideItsOwnInvalidationIsNotHeldAtTheC
   writer.join();
   EXPECT_TRUE(done.load());
   Ref<Sub> later = make_ref<Sub>();
-  ASSERT_TRUE(domain->insert(later, 30 * kPage, kPage, nullptr).ok());  // waits, and may
+  ASSERT_TRUE(
+      domain->insert(later, Interval::sized(30 * kPage, kPage), nullptr).ok());  // waits, and may
   EXPECT_GT(domain->stats().reclaim_waits, 0u);
   ASSERT_TRUE(domain->remove(*later).ok());
   for (const Ref<Sub>& s : subs) ASSERT_TRUE(domain->remove(*s).ok());
@@ -117,14 +121,14 @@ TEST(NotifierDomainRetiredMemory, AThreadInsideItsOwnInvalidationIsNotHeldAtTheC
 TEST(NotifierDomainRetiredMemory, RemovedNotifiersCountUntilTheirGracePeriodEnds) {
   auto domain = make_ref<NotifierDomain>(NotifierDomainOptions{.free_batch_nodes = 1});
   Ref<Sub> n = make_ref<Sub>();
-  ASSERT_TRUE(domain->insert(n, 0, kPage, nullptr).ok());
+  ASSERT_TRUE(domain->insert(n, Interval::sized(0, kPage), nullptr).ok());
   // An open invalidation (elsewhere) is a read section: the grace period waits for it.
   InvalidationToken reader = testing::start_ok(*domain, Range{100 * kPage, 101 * kPage});
   ASSERT_TRUE(domain->remove(*n).ok());
   EXPECT_GE(domain->memory().retired_bytes, sizeof(IntervalNotifier))
       << "a removed notifier the domain still pins is retired memory";
   domain->invalidate_range_end(std::move(reader));
-  domain->synchronize();
+  domain->barrier();
   EXPECT_EQ(domain->memory().retired_bytes, 0u);
 }
 
@@ -133,13 +137,13 @@ TEST(NotifierDomainRetiredMemory, ThePoolGivesChunksBackAfterAChurnEnds) {
   std::vector<Ref<Sub>> subs;
   for (int i = 0; i < 20000; ++i) {
     subs.push_back(make_ref<Sub>());
-    ASSERT_TRUE(domain->insert(subs.back(), i * kPage, kPage, nullptr).ok());
+    ASSERT_TRUE(domain->insert(subs.back(), Interval::sized(i * kPage, kPage), nullptr).ok());
   }
   const std::uint64_t peak = domain->memory().pool_bytes;
   for (const Ref<Sub>& s : subs) ASSERT_TRUE(domain->remove(*s).ok());
-  domain->synchronize();  // frees every retired node and trims the pool
+  domain->barrier();  // frees every retired node and trims the pool
   EXPECT_LT(domain->memory().pool_bytes, peak / 4) << "the pool kept what the churn used";
-  EXPECT_EQ(domain->memory().retired_bytes, 0u) << "synchronize() left retired nodes";
+  EXPECT_EQ(domain->memory().retired_bytes, 0u) << "barrier() left retired nodes";
 }
 
 // A driver notifier whose invalidate() takes the driver lock.
@@ -162,11 +166,11 @@ TEST(NotifierDomainRetiredMemoryDeathTest, InsertHoldingALockCallbacksTakeDiesEv
       {
         auto domain = make_ref<NotifierDomain>();
         Ref<Locking> driver = make_ref<Locking>();
-        (void)domain->insert(driver, 0, kPage, nullptr);
+        (void)domain->insert(driver, Interval::sized(0, kPage), nullptr);
         testing::invalidate(*domain, Range{0, kPage});  // the callback took driver_mu
         MutexLock l(driver->driver_mu);
         Ref<Sub> n = make_ref<Sub>();
-        (void)domain->insert(n, 10 * kPage, kPage, nullptr);  // far below the cap
+        (void)domain->insert(n, Interval::sized(10 * kPage, kPage), nullptr);  // far below the cap
       },
       "I9: NotifierDomain::insert\\(\\) called while holding an itn::Mutex");
 }

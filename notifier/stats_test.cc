@@ -35,8 +35,8 @@ Range pages(std::uint64_t first, std::uint64_t count, bool blockable = true) {
 TEST(NotifierDomainStats, CountsStartsCallsAndRefusals) {
   auto domain = testing::domain_freeing_each_node();
   Ref<Sub> a = make_ref<Sub>(), b = make_ref<Sub>();
-  ASSERT_TRUE(domain->insert(a, 0, kPage, nullptr).ok());
-  ASSERT_TRUE(domain->insert(b, kPage, kPage, nullptr).ok());
+  ASSERT_TRUE(domain->insert(a, Interval::sized(0, kPage), nullptr).ok());
+  ASSERT_TRUE(domain->insert(b, Interval::sized(kPage, kPage), nullptr).ok());
   testing::invalidate(*domain, pages(0, 2));   // calls both
   testing::invalidate(*domain, pages(10, 1));  // calls none
   b->refuse = true;
@@ -57,10 +57,10 @@ TEST(NotifierDomainStats, CountsStartsCallsAndRefusals) {
 TEST(NotifierDomainStats, CountsEachWaitBeforeItBlocks) {
   auto domain = testing::domain_freeing_each_node();
   Ref<Sub> live = make_ref<Sub>();
-  ASSERT_TRUE(domain->insert(live, 0, kPage, nullptr).ok());
+  ASSERT_TRUE(domain->insert(live, Interval::sized(0, kPage), nullptr).ok());
   InvalidationToken token = testing::start_ok(*domain, pages(0, 1));
   Ref<Sub> late = make_ref<Sub>();
-  ASSERT_TRUE(domain->insert(late, kPage, kPage, nullptr).ok());  // deferred
+  ASSERT_TRUE(domain->insert(late, Interval::sized(kPage, kPage), nullptr).ok());  // deferred
   std::thread reader([&] { (void)late->read_begin(); });          // deferred: waits (I7)
   std::thread remover([&] { EXPECT_TRUE(domain->remove(*live).ok()); });
   // Both are counted under the mutex before they wait for the end, which only this
@@ -86,7 +86,7 @@ TEST(NotifierDomainStats, CountsUnregisterFencesAndReclaimWaits) {
   ASSERT_TRUE(domain->unregister_notifier(whole).ok());
   EXPECT_EQ(domain->stats().unregister_fences, 1u);
   Ref<Sub> n = make_ref<Sub>();
-  ASSERT_TRUE(domain->insert(n, 0, kPage, nullptr).ok());
+  ASSERT_TRUE(domain->insert(n, Interval::sized(0, kPage), nullptr).ok());
   ASSERT_TRUE(domain->remove(*n).ok());  // retires nodes and pins `n`: past a cap of 0
   EXPECT_GE(domain->stats().reclaim_waits, 1u);
 }

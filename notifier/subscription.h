@@ -5,8 +5,8 @@
 // each other alive, so a forgotten remove() leaks both, silently. A Subscription holds
 // the pair and removes on destruction, like a std::unique_lock holds a lock.
 //
-//   absl::StatusOr<Subscription> s = Subscription::insert(domain, make_ref<Mine>(), addr,
-//                                                         length, owner);
+//   absl::StatusOr<Subscription> s = Subscription::insert(
+//       domain, make_ref<Mine>(), Interval::sized(addr, length), /*key=*/this);
 //   if (!s.ok()) return s.status();
 //   ... s->notifier() is called by invalidations until `s` goes ...
 //
@@ -19,7 +19,6 @@
 #ifndef ITN_NOTIFIER_SUBSCRIPTION_H_
 #define ITN_NOTIFIER_SUBSCRIPTION_H_
 
-#include <cstdint>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -36,15 +35,13 @@ class Subscription {
  public:
   // Subscription::insert()
   //
-  // NotifierDomain::insert(sub, start, length, owner), with the same errors; on success
+  // NotifierDomain::insert(sub, interval, key), with the same errors; on success
   // the Subscription removes `sub` when it goes.
   [[nodiscard]] static absl::StatusOr<Subscription> insert(Ref<NotifierDomain> domain,
                                                            Ref<IntervalNotifier> sub,
-                                                           std::uint64_t start,
-                                                           std::uint64_t length,
-                                                           const void* owner) {
+                                                           Interval interval, const void* key) {
     if (!domain) return absl::InvalidArgumentError("Subscription::insert: null domain");
-    absl::Status inserted = domain->insert(sub, start, length, owner);
+    absl::Status inserted = domain->insert(sub, interval, key);
     if (!inserted.ok()) return inserted;
     return Subscription(std::move(domain), std::move(sub));
   }

@@ -38,53 +38,57 @@ TEST(Subscription, RemovesItsNotifierWhenItGoesAndNothingLeaks) {
   auto domain = testing::domain_freeing_each_node();
   Counted* raw = nullptr;
   {
-    absl::StatusOr<Subscription> s =
-        Subscription::insert(domain, make_ref<Counted>(&destroyed), 0, kPage, &kPage);
+    absl::StatusOr<Subscription> s = Subscription::insert(domain, make_ref<Counted>(&destroyed),
+                                                          Interval::sized(0, kPage), &kPage);
     ASSERT_TRUE(s.ok()) << s.status();
     raw = static_cast<Counted*>(s->notifier());
     testing::invalidate(*domain, page(0));
     EXPECT_EQ(raw->calls.load(), 1) << "inserted while the Subscription lives";
-    EXPECT_EQ(domain->find(&kPage, 0, 0).get(), raw);
+    EXPECT_EQ(domain->find(&kPage, Interval::closed(0, 0)).get(), raw);
   }
-  EXPECT_FALSE(domain->find(&kPage, 0, 0)) << "removed when the Subscription went";
-  domain->synchronize();
+  EXPECT_FALSE(domain->find(&kPage, Interval::closed(0, 0)))
+      << "removed when the Subscription went";
+  domain->barrier();
   EXPECT_EQ(destroyed.load(), 1) << "the notifier and the domain still kept each other alive";
-  EXPECT_EQ(domain->size_for_testing(), 0u);
+  EXPECT_EQ(domain->inserted_count(), 0u);
 }
 
 TEST(Subscription, AMoveHandsTheRemovalOverAndAMoveAssignmentRemovesTheOldOne) {
   std::atomic<int> destroyed{0};
   auto domain = testing::domain_freeing_each_node();
-  absl::StatusOr<Subscription> first =
-      Subscription::insert(domain, make_ref<Counted>(&destroyed), 0, kPage, nullptr);
-  absl::StatusOr<Subscription> second =
-      Subscription::insert(domain, make_ref<Counted>(&destroyed), kPage, kPage, nullptr);
+  absl::StatusOr<Subscription> first = Subscription::insert(domain, make_ref<Counted>(&destroyed),
+                                                            Interval::sized(0, kPage), nullptr);
+  absl::StatusOr<Subscription> second = Subscription::insert(
+      domain, make_ref<Counted>(&destroyed), Interval::sized(kPage, kPage), nullptr);
   ASSERT_TRUE(first.ok() && second.ok());
   Subscription moved = *std::move(first);
   EXPECT_EQ(first->notifier(), nullptr) << "a moved-from Subscription is empty";
-  EXPECT_EQ(domain->size_for_testing(), 2u);
+  EXPECT_EQ(domain->inserted_count(), 2u);
   moved = *std::move(second);  // removes the first notifier, keeps the second
-  domain->synchronize();
+  domain->barrier();
   EXPECT_EQ(destroyed.load(), 1);
-  EXPECT_EQ(domain->size_for_testing(), 1u);
+  EXPECT_EQ(domain->inserted_count(), 1u);
   moved.reset();
   moved.reset();  // a second reset does nothing
-  domain->synchronize();
+  domain->barrier();
   EXPECT_EQ(destroyed.load(), 2);
-  EXPECT_EQ(domain->size_for_testing(), 0u);
+  EXPECT_EQ(domain->inserted_count(), 0u);
 }
 
 TEST(Subscription, InsertErrorsReachTheCallerAndInsertNothing) {
   std::atomic<int> destroyed{0};
   auto domain = testing::domain_freeing_each_node();
   EXPECT_EQ(
-      Subscription::insert(domain, make_ref<Counted>(&destroyed), 0, 0, nullptr).status().code(),
+      Subscription::insert(domain, make_ref<Counted>(&destroyed), Interval::sized(0, 0), nullptr)
+          .status()
+          .code(),
       absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Subscription::insert(nullptr, make_ref<Counted>(&destroyed), 0, kPage, nullptr)
+  EXPECT_EQ(Subscription::insert(nullptr, make_ref<Counted>(&destroyed), Interval::sized(0, kPage),
+                                 nullptr)
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(domain->size_for_testing(), 0u);
+  EXPECT_EQ(domain->inserted_count(), 0u);
   EXPECT_EQ(destroyed.load(), 2) << "the refused notifiers were not kept";
 }
 

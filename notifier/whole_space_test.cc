@@ -195,14 +195,15 @@ TEST(WholeSpaceNotifier, UnregisterWaitsForAConcurrentTeardownReleaseI15R1) {
 TEST(NotifierDomain, ReleaseSendsOneWholeSpaceReleaseInvalidationAndRefusesNewUsersI16) {
   auto domain = make_ref<NotifierDomain>();
   auto sub = make_ref<RecordingInterval>();
-  ASSERT_TRUE(domain->insert(sub, 10 * kPage, kPage, nullptr).ok());
+  ASSERT_TRUE(domain->insert(sub, Interval::sized(10 * kPage, kPage), nullptr).ok());
   domain->release();
   EXPECT_EQ(sub->calls.load(), 1);
   EXPECT_EQ(sub->last_event.load(), Event::kRelease);
   EXPECT_TRUE(domain->released());
-  EXPECT_EQ(domain->size_for_testing(), 1u) << "notifiers stay inserted until removed";
+  EXPECT_EQ(domain->inserted_count(), 1u) << "notifiers stay inserted until removed";
   auto late = make_ref<RecordingInterval>();
-  EXPECT_EQ(domain->insert(late, 0, kPage, nullptr).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(domain->insert(late, Interval::sized(0, kPage), nullptr).code(),
+            absl::StatusCode::kFailedPrecondition);
   CountingNotifier n;
   EXPECT_EQ(domain->register_notifier(n).code(), absl::StatusCode::kFailedPrecondition);
   ASSERT_TRUE(domain->remove(*sub).ok());
@@ -244,7 +245,7 @@ TEST(GetPutNotifier, OneInstancePerOpsBuiltOnceAndFreedAfterTheLastPutI12I13) {
   ASSERT_TRUE(domain->put_notifier(**a).ok());
   EXPECT_EQ(Shared::frees.load(), 0);
   ASSERT_TRUE(domain->put_notifier(**b).ok());
-  domain->synchronize();
+  domain->barrier();
   EXPECT_EQ(Shared::frees.load(), 1);
 }
 
@@ -276,7 +277,7 @@ TEST(GetPutNotifier, FreeNeverRunsConcurrentlyWithACallbackI13) {
   EXPECT_FALSE(Blocking::freed.load()) << "freed without a grace period";
   Blocking::may_finish.store(true);
   invalidator.join();
-  domain->synchronize();  // returns only after the pending free ran
+  domain->barrier();  // returns only after the pending free ran
   EXPECT_TRUE(Blocking::freed.load());
 }
 
@@ -297,7 +298,7 @@ TEST(GetPutNotifier, ConcurrentInvalidationsNeverSeeAHalfBuiltNotifierR4) {
   }
   stop.store(true);
   invalidator.join();
-  domain->synchronize();
+  domain->barrier();
   EXPECT_EQ(Shared::half_built_seen.load(), 0);
 }
 
@@ -331,7 +332,7 @@ TEST(GetPutNotifier, AnAllocatorsErrorReachesTheCallerUnchangedAndNothingIsPubli
   ASSERT_TRUE(n.ok());
   EXPECT_EQ(Shared::allocs.load(), 1);
   EXPECT_TRUE(domain->put_notifier(**n).ok());
-  domain->synchronize();
+  domain->barrier();
 }
 
 }  // namespace

@@ -89,7 +89,8 @@ void run_steps(int thread, const std::vector<Step>& steps, NotifierDomain& domai
       case Step::Kind::kInsert1:
         h.record(thread, DomainOp{DomainOp::Kind::kInsert, 1}, [&] {
           return NotifierResult::status(
-              domain.insert(subs[1], kIntervals[1].first, 2 * kPage, &owners[1]).code());
+              domain.insert(subs[1], Interval::sized(kIntervals[1].first, 2 * kPage), &owners[1])
+                  .code());
         });
         break;
       case Step::Kind::kRemove1:
@@ -101,7 +102,7 @@ void run_steps(int thread, const std::vector<Step>& steps, NotifierDomain& domai
         const int sub = s.arg / 4;
         IntervalNotifier* const target = sub == 2 ? sole : subs[sub].get();
         h.record(thread, DomainOp{DomainOp::Kind::kFind, sub, start, end - 1}, [&] {
-          Ref<IntervalNotifier> found = domain.find(&owners[sub], start, end - 1);
+          Ref<IntervalNotifier> found = domain.find(&owners[sub], Interval::closed(start, end - 1));
           return NotifierResult::found(found.get() == target);
         });
         break;
@@ -166,13 +167,14 @@ RC_GTEST_PROP(DomainLinearizability, ConcurrentHistoriesLinearizePerNotifier, ()
     IntervalNotifier* sole = nullptr;
     DomainHistory h;
     h.record(3, DomainOp{DomainOp::Kind::kInsert, 0}, [&] {  // setup, before the threads
-      return NotifierResult::status(domain->insert(subs[0], 0, 2 * kPage, &owners[0]).code());
+      return NotifierResult::status(
+          domain->insert(subs[0], Interval::sized(0, 2 * kPage), &owners[0]).code());
     });
     h.record(3, DomainOp{DomainOp::Kind::kInsert, 2}, [&] {
       Ref<Sub> n = make_ref<Sub>();
       sole = n.get();
       return NotifierResult::status(
-          domain->insert(std::move(n), 2 * kPage, 2 * kPage, &owners[2]).code());
+          domain->insert(std::move(n), Interval::sized(2 * kPage, 2 * kPage), &owners[2]).code());
     });
     std::vector<std::function<void()>> threads;
     for (int t = 0; t < 3; ++t) {

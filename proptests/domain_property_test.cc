@@ -114,7 +114,7 @@ bool inserted_state(const ModelSub& s) { return s.state != ModelSub::State::kRem
 void check_state(const DomainModel& m, Sut& sut) {
   RC_ASSERT(sut.domain->seq_for_testing() == m.seq);
   RC_ASSERT(sut.domain->active_for_testing() == m.active.size());
-  RC_ASSERT(sut.domain->size_for_testing() == m.in_tree());
+  RC_ASSERT(sut.domain->inserted_count() == m.in_tree());
   for (std::size_t id = 0; id < m.subs.size(); ++id) {
     if (!inserted_state(m.subs[id]) && !m.subs[id].kept) continue;  // may be freed
     RC_ASSERT(sut.subs[id]->calls == m.subs[id].calls);
@@ -153,8 +153,8 @@ struct Insert : Command {
     auto sub = make_ref<Sub>(refuses);
     Sub* raw = sub.get();
     if (keep) sut.kept.push_back(sub);
-    const absl::Status s = sut.domain->insert(std::move(sub), span.first,
-                                              span.second - span.first + 1, &kOwners[owner]);
+    const absl::Status s = sut.domain->insert(
+        std::move(sub), Interval::closed(span.first, span.second), &kOwners[owner]);
     RC_ASSERT(s.code() ==
               (m.released ? absl::StatusCode::kFailedPrecondition : absl::StatusCode::kOk));
     if (s.ok()) {
@@ -187,8 +187,8 @@ struct Reinsert : Command {
   }
   void run(const DomainModel& m, Sut& sut) const override {
     const absl::Status s =
-        sut.domain->insert(Ref<IntervalNotifier>::from_this(sut.subs[id]), span.first,
-                           span.second - span.first + 1, &kOwners[owner]);
+        sut.domain->insert(Ref<IntervalNotifier>::from_this(sut.subs[id]),
+                           Interval::closed(span.first, span.second), &kOwners[owner]);
     RC_ASSERT(s.code() ==
               (m.released ? absl::StatusCode::kFailedPrecondition : absl::StatusCode::kOk));
     if (s.ok()) sut.in_domain[id] = true;
@@ -244,12 +244,13 @@ struct Find : Command {
       if (!inserted(s) || s.owner != owner || !DomainModel::overlaps(s, span.first, span.second)) {
         continue;
       }
-      if (expected == nullptr ||
-          key(id) < std::make_tuple(expected->start(), expected->last(), expected)) {
+      if (expected == nullptr || key(id) < std::make_tuple(expected->interval().start(),
+                                                           expected->interval().last(), expected)) {
         expected = sut.subs[id];
       }
     }
-    Ref<IntervalNotifier> got = sut.domain->find(&kOwners[owner], span.first, span.second);
+    Ref<IntervalNotifier> got =
+        sut.domain->find(&kOwners[owner], Interval::closed(span.first, span.second));
     RC_ASSERT(got.get() == expected);
     // Held on (as another thread would): it must stay valid after its remove() (I10).
     if (hold && got) sut.held.push_back(std::move(got));

@@ -77,7 +77,7 @@ struct Sut {
     for (auto& b : bonds) (void)b->unbind();  // fails harmlessly if already unbound
     for (auto& m : mirrors) (void)m->unregister();
     for (auto& p : procs) p->exit();
-    for (auto& p : procs) p->mm().notifiers().synchronize();
+    for (auto& p : procs) p->mm().notifiers().barrier();
     (void)hmm.unregister();
   }
 

@@ -91,17 +91,18 @@ TEST(Races, R2FindResultOutlivesAConcurrentRemove) {
     auto domain = testing::domain_freeing_each_node();
     const int owner = 0;
     auto sub = make_ref<Sub>();
-    if (!domain->insert(sub, 0, kPage, &owner).ok()) return absl::InternalError("insert");
+    if (!domain->insert(sub, Interval::sized(0, kPage), &owner).ok())
+      return absl::InternalError("insert");
     Sub* raw = sub.get();
     bool saw_dead = false;
     ex.run({[&] {
-              Ref<IntervalNotifier> found = domain->find(&owner, 0, kPage - 1);
+              Ref<IntervalNotifier> found = domain->find(&owner, Interval::closed(0, kPage - 1));
               if (found) saw_dead = static_cast<Sub*>(found.get())->alive != 0x5eed;
             },
             [&] {
               (void)domain->remove(*raw);
               sub.reset();            // the test's own reference
-              domain->synchronize();  // let deferred frees run
+              domain->barrier();  // let deferred frees run
             }});
     return saw_dead ? absl::InternalError("find() returned a freed notifier") : absl::OkStatus();
   });
@@ -113,7 +114,8 @@ TEST(Races, R3RemoveReturnsOnlyAfterItsDeferredEraseIsApplied) {
   expect_no_race("R3", [](Execution& ex) -> absl::Status {
     auto domain = testing::domain_freeing_each_node();
     auto sub = make_ref<Sub>();
-    if (!domain->insert(sub, 0, kPage, nullptr).ok()) return absl::InternalError("insert");
+    if (!domain->insert(sub, Interval::sized(0, kPage), nullptr).ok())
+      return absl::InternalError("insert");
     auto invalidate = [&] { testing::invalidate(*domain, range(0, kPage)); };
     ex.run({invalidate, invalidate, [&] {
               (void)domain->remove(*sub);
@@ -150,7 +152,7 @@ TEST(Races, R4GetNotifierPublishesOnlyCompleteNotifiers) {
               if (n.ok()) (void)domain->put_notifier(**n);
             },
             [&] { testing::invalidate(*domain, range(0, kPage)); }});
-    domain->synchronize();
+    domain->barrier();
     return Shared::half_built ? absl::InternalError("a half-built notifier was called")
                               : absl::OkStatus();
   });
@@ -170,8 +172,9 @@ TEST(Races, R5RefusedNonBlockingStartLeavesNothingBehind) {
     } whole;
     auto domain = testing::domain_freeing_each_node();
     auto ok = make_ref<Sub>(), refusing = make_ref<Sub>(/*refuses=*/true);
-    if (!domain->register_notifier(whole).ok() || !domain->insert(ok, 0, kPage, nullptr).ok() ||
-        !domain->insert(refusing, kPage, kPage, nullptr).ok()) {
+    if (!domain->register_notifier(whole).ok() ||
+        !domain->insert(ok, Interval::sized(0, kPage), nullptr).ok() ||
+        !domain->insert(refusing, Interval::sized(kPage, kPage), nullptr).ok()) {
       return absl::InternalError("setup");
     }
     ex.run({[&] {
@@ -226,9 +229,9 @@ TEST(Races, R6PasidIsNotReusedWhileABondHoldsIt) {
                 reused_while_held = true;
               }
             }});
-    p->mm().notifiers().synchronize();
+    p->mm().notifiers().barrier();
     if (other) (void)other->unbind();
-    q->mm().notifiers().synchronize();
+    q->mm().notifiers().barrier();
     if (reused_while_held) return absl::InternalError("PASID reused while a bond held it");
     if (!trace.freed(pasid)) return absl::InternalError("PASID never freed");
     return absl::OkStatus();

@@ -68,13 +68,13 @@ class RefCounted {
   template <class T>
   friend class Ref;
 
-  void ref_acquire() const {
+  void add_ref() const {
     // Relaxed: the caller already holds a reference, so the object is alive and nothing
     // needs ordering (the same argument as std::shared_ptr's copy).
     refs_.fetch_add(1, std::memory_order_relaxed);
   }
 
-  bool ref_try_acquire() const {
+  bool try_add_ref() const {
     // Relaxed: the caller's read section keeps the memory valid; the object's contents
     // were ordered by the container's publication. Only the zero check matters here.
     std::uint64_t n = refs_.load(std::memory_order_relaxed);
@@ -87,7 +87,7 @@ class RefCounted {
     return false;
   }
 
-  void ref_release() const {
+  void drop_ref() const {
     // acq_rel: the release half publishes this holder's uses of the object; the acquire
     // half, on the final release, pairs with every earlier holder's release so that the
     // destructor sees all of their effects.
@@ -99,11 +99,6 @@ class RefCounted {
   // Deletes the object now, or after a grace period of reclaim_domain_.
   void destroy() const;
 
-  // Ref<T> calls these through the base, so a subclass's own acquire()/release() (e.g.
-  // NotifierDomain::release(), the exit path) can never be picked up by mistake.
-  static void acquire(const RefCounted* p) { p->ref_acquire(); }
-  static bool try_acquire(const RefCounted* p) { return p->ref_try_acquire(); }
-  static void release(const RefCounted* p) { p->ref_release(); }
 
   mutable Atomic<std::uint64_t> refs_{1};
   SrcuDomain* reclaim_domain_ = nullptr;
@@ -116,14 +111,14 @@ class Ref {
   Ref(std::nullptr_t) {}  // NOLINT(google-explicit-constructor): null converts implicitly
 
   Ref(const Ref& other) : ptr_(other.ptr_) {
-    if (ptr_) RefCounted::acquire(ptr_);
+    if (ptr_) counted(ptr_)->add_ref();
   }
   Ref(Ref&& other) noexcept : ptr_(std::exchange(other.ptr_, nullptr)) {}
 
   template <class U>
   requires std::is_convertible_v<U*, T*> Ref(const Ref<U>& other)
       : ptr_(other.ptr_) {  // NOLINT(google-explicit-constructor)
-    if (ptr_) RefCounted::acquire(ptr_);
+    if (ptr_) counted(ptr_)->add_ref();
   }
   template <class U>
   requires std::is_convertible_v<U*, T*> Ref(Ref<U>&& other)
@@ -144,7 +139,7 @@ class Ref {
   // was found in an SrcuDomain-protected container inside a read section, and the object
   // frees itself after a grace period (free_after_grace_period()).
   static Ref try_get(T* object) {
-    return object && RefCounted::try_acquire(object) ? Ref(object) : Ref();
+    return object && counted(object)->try_add_ref() ? Ref(object) : Ref();
   }
 
   // Ref<T>::from_this()
@@ -153,14 +148,14 @@ class Ref {
   // reference (e.g. `this` inside a method called through a Ref).
   static Ref from_this(T* object) {
     ITN_DCHECK(object->ref_count_for_testing() != 0, "Ref::from_this() on a dead object");
-    RefCounted::acquire(object);
+    counted(object)->add_ref();
     return Ref(object);
   }
 
   void reset() {
     // Here rather than at class scope, so that a class may hold a Ref to its own type.
     static_assert(std::is_base_of_v<RefCounted, T>, "Ref<T> requires T to derive from RefCounted");
-    if (T* p = std::exchange(ptr_, nullptr)) RefCounted::release(p);
+    if (T* p = std::exchange(ptr_, nullptr)) counted(p)->drop_ref();
   }
 
   T* get() const { return ptr_; }
@@ -179,6 +174,10 @@ class Ref {
 
   // Adopts a count the caller already took.
   explicit Ref(T* adopted) : ptr_(adopted) {}
+
+  // The counting functions are called through the base, so that a subclass's own
+  // functions of those names can never be picked up by mistake.
+  static const RefCounted* counted(const T* p) { return p; }
 
   T* ptr_ = nullptr;
 };

@@ -78,16 +78,18 @@ TEST(Ref, TryGetFailsOnceCountReachedZeroAndMemoryStaysUntilGracePeriod) {
   EXPECT_EQ(destroyed.load(), 1);
 }
 
-// A counted class with its own acquire()/release() (NotifierDomain::release() is the exit
-// path): Ref<T> must never call them instead of the counting ones.
+// A counted class with functions named like the counting ones (and a release(), as
+// NotifierDomain has for the exit path): Ref<T> must never call them.
 class HasOwnRelease : public RefCounted {
  public:
-  void acquire() { ++own_calls; }
+  void add_ref() const { ++own_calls; }
+  bool try_add_ref() const { return ++own_calls != 0; }
+  void drop_ref() const { ++own_calls; }
   void release() { ++own_calls; }
-  int own_calls = 0;
+  mutable int own_calls = 0;
 };
 
-TEST(Ref, NeverCallsASubclassesOwnAcquireOrRelease) {
+TEST(Ref, NeverCallsASubclassesOwnCountingFunctions) {
   Ref<HasOwnRelease> a = make_ref<HasOwnRelease>();
   {
     Ref<HasOwnRelease> b = a;

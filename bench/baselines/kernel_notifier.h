@@ -150,7 +150,7 @@ class KernelDomain {
       MutexLock l(mu_);
       ++active_;
       bool hit = false;
-      tree_.for_each_overlap(range.start, range.last(),
+      tree_.for_each_overlap(range.start, range.interval().last(),
                              [&](std::uint64_t, std::uint64_t, KernelSub*) {
                                hit = true;
                                return false;  // one overlap is enough: stop the walk
@@ -160,7 +160,7 @@ class KernelDomain {
       cur_seq = seq_;
     }
     // No domain mutex: while active_ > 0 the walked set only changes through deferred_.
-    tree_.for_each_overlap(range.start, range.last(),
+    tree_.for_each_overlap(range.start, range.interval().last(),
                            [&](std::uint64_t, std::uint64_t, KernelSub* sub) {
                              (void)sub->invalidate(range, cur_seq);
                            });

@@ -64,9 +64,11 @@ class ListSub {
  private:
   friend class ListDomain;
 
-  // The per-subscriber overlap check. Cond1: start_ <= range.last(); Cond2: range.start <=
-  // last_ (both bounds inclusive).
-  bool overlaps(const Range& range) const { return start_ <= range.last() && range.start <= last_; }
+  // The per-subscriber overlap check. Cond1: start_ <= range.interval().last(); Cond2: range.start
+  // <= last_ (both bounds inclusive).
+  bool overlaps(const Range& range) const {
+    return start_ <= range.interval().last() && range.start <= last_;
+  }
 
   void start(const Range& range) ABSL_LOCKS_EXCLUDED(mu) {
     MutexLock l(mu);

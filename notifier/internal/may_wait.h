@@ -1,7 +1,7 @@
 // notifier/internal/may_wait.h
 //
 // The I9 checks, for domain calls that may wait for invalidations (and so for callbacks)
-// to finish: remove(), read_begin(), synchronize(), unregister_notifier(). Debug builds
+// to finish: remove(), read_begin(), barrier(), unregister_notifier(). Debug builds
 // die with a message naming the call and the rule instead of deadlocking when the caller
 // is itself inside a callback of the domain, or holds an itn::Mutex that callbacks of the
 // domain have taken (lock_tracking learns those as callbacks run).
