@@ -50,10 +50,10 @@ void use_itree() {
 
 void use_notifier() {
   auto domain = itn::make_ref<itn::NotifierDomain>();
-  const int owner = 0;
+  const int key = 0;  // what find() matches
   itn::Ref<Counting> sub = itn::make_ref<Counting>();
-  expect(domain->insert(sub, itn::Interval::sized(0, 4096), &owner).ok(), "notifier: insert");
-  expect(domain->find(&owner, itn::Interval::closed(0, 0)).get() == sub.get(), "notifier: find");
+  expect(domain->insert(sub, itn::Interval::sized(0, 4096), &key).ok(), "notifier: insert");
+  expect(domain->find(&key, itn::Interval::closed(0, 0)).get() == sub.get(), "notifier: find");
   absl::StatusOr<itn::InvalidationToken> token =
       domain->invalidate_range_start(itn::Range{.start = 0, .end = 4096});
   expect(token.ok(), "notifier: invalidate_range_start");
