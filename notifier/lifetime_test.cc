@@ -22,20 +22,7 @@ using Peer = NotifierDomainTestPeer;
 
 constexpr std::uint64_t kPage = 4096;
 
-class CountedNotifier : public IntervalNotifier {
- public:
-  explicit CountedNotifier(std::atomic<int>* destroyed) : destroyed_(destroyed) {}
-  ~CountedNotifier() override { destroyed_->fetch_add(1); }
-  bool invalidate(const Range&, std::uint64_t cur_seq) override {
-    set_seq(cur_seq);
-    calls.fetch_add(1);
-    return true;
-  }
-  std::atomic<int> calls{0};
-
- private:
-  std::atomic<int>* destroyed_;
-};
+using testing::CountedNotifier;
 
 // Inserts a notifier over the first page and keeps no reference to it.
 IntervalNotifier* insert_sole_owned(NotifierDomain& domain, std::atomic<int>* destroyed) {

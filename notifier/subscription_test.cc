@@ -16,20 +16,7 @@ namespace {
 
 constexpr std::uint64_t kPage = 4096;
 
-class Counted : public IntervalNotifier {
- public:
-  explicit Counted(std::atomic<int>* destroyed) : destroyed_(destroyed) {}
-  ~Counted() override { destroyed_->fetch_add(1); }
-  bool invalidate(const Range&, std::uint64_t cur_seq) override {
-    set_seq(cur_seq);
-    calls.fetch_add(1);
-    return true;
-  }
-  std::atomic<int> calls{0};
-
- private:
-  std::atomic<int>* destroyed_;
-};
+using Counted = testing::CountedNotifier;
 
 Range page(std::uint64_t p) { return Range{.start = p * kPage, .end = (p + 1) * kPage}; }
 

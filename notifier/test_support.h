@@ -1,11 +1,13 @@
 // notifier/test_support.h
 //
-// Helpers for itn's own tests: invalidations that must succeed, and domains that free
-// every tree node on its own (so AddressSanitizer sees each free). Test-only; no library
-// target includes it.
+// Helpers for itn's own tests: invalidations that must succeed, a counting notifier, and
+// domains that free every tree node on its own (so AddressSanitizer sees each free). Test-only; no
+// library target includes it.
 #ifndef ITN_NOTIFIER_TEST_SUPPORT_H_
 #define ITN_NOTIFIER_TEST_SUPPORT_H_
 
+#include <atomic>
+#include <cstdint>
 #include <utility>
 
 #include "notifier/domain.h"
@@ -18,6 +20,23 @@ namespace itn::testing {
 inline Ref<NotifierDomain> domain_freeing_each_node() {
   return make_ref<NotifierDomain>(NotifierDomainOptions{.free_batch_nodes = 1});
 }
+
+// A notifier that counts its invalidate() calls and, in `*destroyed`, its destruction:
+// for tests of who frees a notifier when.
+class CountedNotifier : public IntervalNotifier {
+ public:
+  explicit CountedNotifier(std::atomic<int>* destroyed) : destroyed_(destroyed) {}
+  ~CountedNotifier() override { destroyed_->fetch_add(1); }
+  bool invalidate(const Range&, std::uint64_t cur_seq) override {
+    set_seq(cur_seq);
+    calls.fetch_add(1);
+    return true;
+  }
+  std::atomic<int> calls{0};
+
+ private:
+  std::atomic<int>* destroyed_;
+};
 
 // Starts `range` on `domain`; dies with the status if the start failed.
 inline InvalidationToken start_ok(NotifierDomain& domain, const Range& range) {
