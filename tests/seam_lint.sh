@@ -15,7 +15,12 @@ status=0
 for dir in sync itree notifier hw_model; do
   [ -d "$dir" ] || continue
   while IFS= read -r file; do
-    case "$file" in *_test.cc|*test_util.h) continue ;; esac
+    # Test-only files may use the primitives; library code must not include them.
+    case "$file" in *_test.cc|*test_util.h|*test_support.h|*_test_peer.h) continue ;; esac
+    if grep -nE '#include "[^"]*(test_util|test_support|_test_peer)\.h"' "$file"; then
+      echo "seam_lint: library file $file includes a test-only header" >&2
+      status=1
+    fi
     [[ "$file" =~ $allowed ]] && continue
     if grep -nE "$pattern" "$file" | grep -vE '^\s*[0-9]+:\s*//'; then
       echo "seam_lint: $file uses a synchronisation primitive outside the seam" >&2
