@@ -110,7 +110,7 @@ TEST_F(AddressSpaceTest, MprotectInvalidatesAndRevokesWriteUntilRestored) {
       << "only the first page was made writable again";
 }
 
-TEST(AddressSpace, FileWritesReachEveryMappingOfEveryProcess) {
+TEST_F(AddressSpaceTest, FileWritesReachEveryMappingOfEveryProcess) {
   auto file = make_ref<File>();
   auto mm1 = make_ref<AddressSpace>();
   auto mm2 = make_ref<AddressSpace>();
@@ -121,7 +121,7 @@ TEST(AddressSpace, FileWritesReachEveryMappingOfEveryProcess) {
   EXPECT_EQ(*mm1->cpu_read(a), 0u);
 }
 
-TEST(AddressSpace, AnonymousSharedMappingHasItsOwnBacking) {
+TEST_F(AddressSpaceTest, AnonymousSharedMappingHasItsOwnBacking) {
   auto mm = make_ref<AddressSpace>();
   const std::uint64_t a = *mm->mmap(kPageSize, Prot::kReadWrite, MapKind::kAnonShared);
   const std::uint64_t b = *mm->mmap(kPageSize, Prot::kReadWrite, MapKind::kAnonShared);

@@ -16,7 +16,7 @@ namespace {
 
 using testing::wait_until;
 
-TEST(HmmMirror, ProcessExitDeliversReleaseOnceAndUnregisterStillWorks) {
+TEST(HmmMirrorTest, ProcessExitDeliversReleaseOnceAndUnregisterStillWorks) {
   std::atomic<int> releases{0};
   HmmDevice device([&](HmmMirror&) { releases.fetch_add(1); });
   Ref<Process> p = make_ref<Process>();
@@ -33,7 +33,7 @@ TEST(HmmMirror, ProcessExitDeliversReleaseOnceAndUnregisterStillWorks) {
             absl::StatusCode::kFailedPrecondition);
 }
 
-TEST(HmmMirror, UnregisterBeforeExitDeliversTheReleaseItself) {
+TEST(HmmMirrorTest, UnregisterBeforeExitDeliversTheReleaseItself) {
   std::atomic<int> releases{0};
   HmmDevice device([&](HmmMirror&) { releases.fetch_add(1); });
   Ref<Process> p = make_ref<Process>();
@@ -44,7 +44,7 @@ TEST(HmmMirror, UnregisterBeforeExitDeliversTheReleaseItself) {
   EXPECT_EQ(releases.load(), 1);
 }
 
-TEST(HmmDevice, UnregisterFailsWhileAMirrorIsRegistered) {
+TEST(HmmDeviceTest, UnregisterFailsWhileAMirrorIsRegistered) {
   HmmDevice device([](HmmMirror&) {});
   Ref<Process> p = make_ref<Process>();
   Ref<HmmMirror> a = *device.register_mirror(*p);
@@ -56,7 +56,7 @@ TEST(HmmDevice, UnregisterFailsWhileAMirrorIsRegistered) {
   EXPECT_TRUE(device.unregister().ok());
 }
 
-TEST(HmmDevice, RegisterOnAnExitedProcessFails) {
+TEST(HmmDeviceTest, RegisterOnAnExitedProcessFails) {
   HmmDevice device([](HmmMirror&) {});
   Ref<Process> p = make_ref<Process>();
   p->exit();
@@ -77,7 +77,7 @@ class PauseAfterUnlock : public testing::CountingHooks {
   std::atomic<bool> armed{false}, paused{false}, may_leave{false};
 };
 
-TEST(HmmMirror, UnregisterRacingProcessExitWaitsForTheWholeReleaseR1I21) {
+TEST(HmmMirrorTest, UnregisterRacingProcessExitWaitsForTheWholeReleaseR1) {
   if (!ITN_SCHED_SEAM) {
     GTEST_SKIP() << "needs the sync seam (ITN_SCHED_SEAM) to hold the exit thread between "
                     "unlocking the device mutex and leaving release()";

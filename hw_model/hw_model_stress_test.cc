@@ -28,7 +28,7 @@ bool belongs_to(std::uint64_t value, std::uint64_t page_index) {
   return value == 0 || (value >> 32) == page_index;
 }
 
-TEST(HwModelStress, CpuChangesAgainstDeviceFaultsStayCoherent) {
+TEST(HwModelStressTest, CpuChangesAgainstDeviceFaultsStayCoherent) {
   constexpr std::uint64_t kPages = 16;
   constexpr int kRounds = 8;
   constexpr int kOpsPerThread = 2000;
@@ -130,7 +130,7 @@ TEST(HwModelStress, CpuChangesAgainstDeviceFaultsStayCoherent) {
   RecordProperty("device_ops_ok", device_ops_ok.load());
 }
 
-TEST(HwModelStress, DeviceReadRacingMunmapNeverReturnsStaleData) {
+TEST(HwModelStressTest, DeviceReadRacingMunmapNeverReturnsStaleData) {
   constexpr std::uint64_t kPages = 8;
   Ref<Process> process = make_ref<Process>();
   AddressSpace& mm = process->mm();
@@ -172,7 +172,7 @@ TEST(HwModelStress, DeviceReadRacingMunmapNeverReturnsStaleData) {
   RecordProperty("reads_before_munmap", reads_before.load());
 }
 
-TEST(MirrorDeviceStress, DeviceWritesRacingItsOwnMigrationsAreNeverLost) {
+TEST(MirrorDeviceStressTest, DeviceWritesRacingItsOwnMigrationsAreNeverLost) {
   Ref<Process> process = make_ref<Process>();
   Ref<MirrorDevice> device = *MirrorDevice::open(*process);
   const std::uint64_t page = *process->mm().mmap(kPage, Prot::kReadWrite, MapKind::kAnonPrivate);

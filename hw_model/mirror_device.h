@@ -17,7 +17,7 @@
 // entries for reads but write-protects them until the hook replaces them: a device write
 // landing in the old frame after the migration copied it would be lost (the kernel's
 // test driver skips these events entirely; concurrent device writes make that unsafe
-// here, see MirrorDeviceStress in hw_model_stress_test.cc).
+// here, see MirrorDeviceStressTest in hw_model_stress_test.cc).
 //
 // So, outside an invalidation of page p, a device entry for p is absent or maps the CPU
 // entry's frame, writable only if the CPU's is (I17); entries are installed only under

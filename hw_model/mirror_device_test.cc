@@ -223,7 +223,7 @@ TEST_F(MirrorDeviceTest, ACollidingFaultRetriesAndStopsItsWalkEarly) {
   EXPECT_EQ(device->entries_for_testing().size(), 8u);
 }
 
-TEST_F(MirrorDeviceTest, AFaultThatKeepsCollidingGivesUpWithAClearStatusI18) {
+TEST_F(MirrorDeviceTest, AFaultThatKeepsCollidingGivesUpWithAClearStatus) {
   Ref<MirrorDevice> once = *MirrorDevice::open(*process, MirrorOptions{.max_fault_attempts = 1});
   const std::uint64_t buf = map(8);
   ASSERT_TRUE(device->migrate_to_device(buf, kPage).ok());
@@ -238,7 +238,7 @@ TEST_F(MirrorDeviceTest, AFaultThatKeepsCollidingGivesUpWithAClearStatusI18) {
 
 using testing::PauseAt;
 
-TEST_F(MirrorDeviceTest, AnInvalidationBetweenWalkAndLockIsCaughtByReadRetryI18) {
+TEST_F(MirrorDeviceTest, AnInvalidationBetweenWalkAndLockIsCaughtByReadRetry) {
   if (!ITN_SCHED_SEAM) {
     GTEST_SKIP() << "needs the sync seam (ITN_SCHED_SEAM) to pause the device thread at its "
                     "driver lock";
@@ -300,7 +300,7 @@ TEST_F(MirrorDeviceTest, MunmapDropsDeviceEntriesAndLaterAccessesFail) {
   EXPECT_THAT(*device->read(buf, 2), ElementsAre(1u, 2u));
 }
 
-TEST_F(MirrorDeviceTest, AfterExitDeviceAccessFailsAndCloseStillWorksI20) {
+TEST_F(MirrorDeviceTest, AfterExitDeviceAccessFailsAndCloseStillWorks) {
   const std::uint64_t buf = map(1);
   ASSERT_TRUE(device->write(buf, std::vector<std::uint64_t>{1}).ok());
   process->exit();

@@ -35,7 +35,7 @@ class ReleaseRecorder : public Notifier {
   Journal& journal_;
 };
 
-TEST(Process, ExitReleasesTheMmBeforeClosingFilesI20) {
+TEST(ProcessTest, ExitReleasesTheMmBeforeClosingFiles) {
   Journal journal;
   Ref<Process> p = make_ref<Process>();
   ReleaseRecorder recorder(journal);
@@ -51,7 +51,7 @@ TEST(Process, ExitReleasesTheMmBeforeClosingFilesI20) {
   ASSERT_TRUE(p->mm().notifiers().unregister_notifier(recorder).ok());
 }
 
-TEST(Process, AUserKeepsTheAddressSpaceAliveAndTheLastMmputTearsItDown) {
+TEST(ProcessTest, AUserKeepsTheAddressSpaceAliveAndTheLastMmputTearsItDown) {
   Ref<Process> p = make_ref<Process>();
   const std::uint64_t buf = *p->mm().mmap(kPage, Prot::kReadWrite, MapKind::kAnonPrivate);
   ASSERT_TRUE(p->mm().mmget_not_zero());  // e.g. a device walk in progress
@@ -63,7 +63,7 @@ TEST(Process, AUserKeepsTheAddressSpaceAliveAndTheLastMmputTearsItDown) {
   EXPECT_FALSE(p->mm().mmget_not_zero()) << "no user can come back";
 }
 
-TEST(Process, AGrabKeepsTheMemoryButNotTheAddressSpace) {
+TEST(ProcessTest, AGrabKeepsTheMemoryButNotTheAddressSpace) {
   Ref<AddressSpace> grab;
   {
     Ref<Process> p = make_ref<Process>();
@@ -80,7 +80,7 @@ TEST(Process, AGrabKeepsTheMemoryButNotTheAddressSpace) {
   EXPECT_FALSE(grab);
 }
 
-TEST(Process, DestroyingALiveProcessExitsIt) {
+TEST(ProcessTest, DestroyingALiveProcessExitsIt) {
   Ref<AddressSpace> grab;
   {
     Ref<Process> p = make_ref<Process>();
@@ -89,7 +89,7 @@ TEST(Process, DestroyingALiveProcessExitsIt) {
   EXPECT_TRUE(grab->exited());
 }
 
-TEST(Process, ForkSharesFilesAndTheLastCloseRunsTheRelease) {
+TEST(ProcessTest, ForkSharesFilesAndTheLastCloseRunsTheRelease) {
   Journal journal;
   Ref<Process> parent = make_ref<Process>();
   const int fd = *parent->install(journal.file("gpu"));
@@ -102,7 +102,7 @@ TEST(Process, ForkSharesFilesAndTheLastCloseRunsTheRelease) {
   EXPECT_EQ(child->close(fd).code(), absl::StatusCode::kNotFound);
 }
 
-TEST(Process, APassedFileOutlivesTheProcessThatOpenedIt) {
+TEST(ProcessTest, APassedFileOutlivesTheProcessThatOpenedIt) {
   Journal journal;
   Ref<Process> a = make_ref<Process>();
   Ref<Process> b = make_ref<Process>();
@@ -118,13 +118,13 @@ TEST(Process, APassedFileOutlivesTheProcessThatOpenedIt) {
   EXPECT_EQ(a->pass_file(in_b, *b).status().code(), absl::StatusCode::kNotFound);
 }
 
-TEST(Process, ForkOfAnExitedProcessFails) {
+TEST(ProcessTest, ForkOfAnExitedProcessFails) {
   Ref<Process> p = make_ref<Process>();
   p->exit();
   EXPECT_EQ(p->fork().status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
-TEST(Process, ForkCopiesPrivateMemoryOnWriteAndSharesSharedMemory) {
+TEST(ProcessTest, ForkCopiesPrivateMemoryOnWriteAndSharesSharedMemory) {
   Ref<Process> parent = make_ref<Process>();
   AddressSpace& mm = parent->mm();
   const std::uint64_t priv = *mm.mmap(kPage, Prot::kReadWrite, MapKind::kAnonPrivate);

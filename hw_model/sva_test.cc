@@ -27,7 +27,7 @@ struct Trace {
   }
 };
 
-TEST(Sva, TwoDevicesShareOneIoMmAndPasidFreedAfterBothUnbindsAndAGracePeriod) {
+TEST(SvaTest, TwoDevicesShareOneIoMmAndPasidFreedAfterBothUnbindsAndAGracePeriod) {
   Trace trace;
   Iommu iommu(/*max_pasids=*/16, trace.callback());
   SvaDevice gpu(iommu), nic(iommu);
@@ -55,7 +55,7 @@ TEST(Sva, TwoDevicesShareOneIoMmAndPasidFreedAfterBothUnbindsAndAGracePeriod) {
   EXPECT_EQ(*iommu.alloc_pasid(), pasid) << "lowest free first: it is reusable now";
 }
 
-TEST(Sva, ProcessExitReleasesBeforeTheFileClosesAndThePasidOutlivesItR6I20) {
+TEST(SvaTest, ProcessExitReleasesBeforeTheFileClosesAndThePasidOutlivesItR6) {
   Trace trace;
   Iommu iommu(16, trace.callback());
   SvaDevice accel(iommu);
@@ -91,7 +91,7 @@ TEST(Sva, ProcessExitReleasesBeforeTheFileClosesAndThePasidOutlivesItR6I20) {
   ASSERT_TRUE(other_bond->unbind().ok());
 }
 
-TEST(Sva, ReleaseIsDeliveredOnceR7) {
+TEST(SvaTest, ReleaseIsDeliveredOnceR7) {
   Trace trace;
   Iommu iommu(16, trace.callback());
   SvaDevice accel(iommu);
@@ -106,7 +106,7 @@ TEST(Sva, ReleaseIsDeliveredOnceR7) {
               ElementsAre("bind " + id, "release " + id, "unbind " + id, "free " + id));
 }
 
-TEST(Sva, BindFailsClearlyAfterExitOrWithoutPasids) {
+TEST(SvaTest, BindFailsClearlyAfterExitOrWithoutPasids) {
   Iommu iommu(/*max_pasids=*/1);
   SvaDevice accel(iommu);
   Ref<Process> p = make_ref<Process>();
@@ -121,7 +121,7 @@ TEST(Sva, BindFailsClearlyAfterExitOrWithoutPasids) {
   ASSERT_TRUE(bond->unbind().ok());
 }
 
-TEST(Sva, DroppingABondUnbindsIt) {
+TEST(SvaTest, DroppingABondUnbindsIt) {
   Iommu iommu(16);
   SvaDevice accel(iommu);
   Ref<Process> p = make_ref<Process>();

@@ -16,7 +16,7 @@
 namespace itn {
 namespace {
 
-TEST(IntervalTreeStress, ReadersNeverSeeHalfABatch) {
+TEST(IntervalTreeStressTest, ReadersNeverSeeHalfABatch) {
   constexpr int kWriters = 2, kReaders = 2, kBatchesPerWriter = 3000, kIdsPerWriter = 64;
   SrcuDomain srcu;
   IntervalTree<int> tree(srcu);

@@ -143,7 +143,7 @@ TEST_F(IntervalTreeTest, ReadPathTakesNoLockAndDoesNotRetry) {
   EXPECT_EQ(hooks.count(SchedPoint::kRmw), 2u);
 }
 
-TEST(IntervalTree, ReplacedNodesAreRetiredThenFreedAfterGracePeriod) {
+TEST_F(IntervalTreeTest, ReplacedNodesAreRetiredThenFreedAfterGracePeriod) {
   SrcuDomain srcu;
   IntervalTree<int> tree(srcu, {.free_batch_nodes = 1});
   for (int i = 0; i < 100; ++i) ASSERT_TRUE(tree.insert(i, i, i).ok());
@@ -161,7 +161,7 @@ TEST(IntervalTree, ReplacedNodesAreRetiredThenFreedAfterGracePeriod) {
   EXPECT_EQ(tree.memory().live_bytes, 99 * IntervalTree<int>::kNodeBytes);
 }
 
-TEST(IntervalTree, RetiredNodesAreQueuedInGroups) {
+TEST_F(IntervalTreeTest, RetiredNodesAreQueuedInGroups) {
   SrcuDomain srcu;
   IntervalTree<int> tree(srcu, {.free_batch_nodes = 1000});
   for (int i = 0; i < 100; ++i) ASSERT_TRUE(tree.insert(i, i, i).ok());

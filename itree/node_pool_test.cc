@@ -33,7 +33,7 @@ std::vector<TestNode*> fill_four_chunks_and_pin_one_slot_each(Pool& pool) {
   return pinned;
 }
 
-TEST(NodePool, TrimGivesChunksBackOnceEnoughSlotsCameFreeAfterAScanThatFoundNone) {
+TEST(NodePoolTest, TrimGivesChunksBackOnceEnoughSlotsCameFreeAfterAScanThatFoundNone) {
   Pool pool;
   std::vector<TestNode*> pinned = fill_four_chunks_and_pin_one_slot_each(pool);
   pool.trim();
@@ -48,7 +48,7 @@ TEST(NodePool, TrimGivesChunksBackOnceEnoughSlotsCameFreeAfterAScanThatFoundNone
   EXPECT_LE(pool.reserved_bytes(), kChunk * Pool::kSlotBytes) << "empty chunks were kept";
 }
 
-TEST(NodePool, TrimFullyGivesEveryEmptyChunkBackAtOnce) {
+TEST(NodePoolTest, TrimFullyGivesEveryEmptyChunkBackAtOnce) {
   Pool pool;
   std::vector<TestNode*> pinned = fill_four_chunks_and_pin_one_slot_each(pool);
   pool.trim_fully();
@@ -62,7 +62,7 @@ TEST(NodePool, TrimFullyGivesEveryEmptyChunkBackAtOnce) {
 
 // A pool that never carved most of its only chunk: once its few slots are free, the
 // chunk is empty and goes back (the slots never carved count as free).
-TEST(NodePool, TrimFullyGivesBackALightlyUsedLastChunk) {
+TEST(NodePoolTest, TrimFullyGivesBackALightlyUsedLastChunk) {
   Pool pool;
   std::vector<TestNode*> slots;
   for (int i = 0; i < 3; ++i) slots.push_back(pool.allocate(node()));
@@ -71,7 +71,7 @@ TEST(NodePool, TrimFullyGivesBackALightlyUsedLastChunk) {
   EXPECT_EQ(pool.reserved_bytes(), 0u) << "an empty, barely carved chunk was kept";
 }
 
-TEST(NodePool, GivenBackSlotsAreReusedBeforeANewChunk) {
+TEST(NodePoolTest, GivenBackSlotsAreReusedBeforeANewChunk) {
   Pool pool;
   std::vector<TestNode*> nodes;
   for (std::size_t i = 0; i < kChunk; ++i) nodes.push_back(pool.allocate(node()));

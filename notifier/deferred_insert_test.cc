@@ -38,7 +38,7 @@ Range page(std::uint64_t p) { return Range{p * kPage, (p + 1) * kPage, Event::kU
 
 // The end that applies a deferred insert publishes two trees; it is held at each publish
 // in turn while find() looks for the notifier, which the caller no longer references.
-TEST(NotifierDomainDeferredInsert, FindSeesItAtEveryStepOfTheEndThatAppliesItI10) {
+TEST(NotifierDomainTest, FindSeesItAtEveryStepOfTheEndThatAppliesIt) {
   if (!ITN_SCHED_SEAM) GTEST_SKIP() << "needs the sync seam (ITN_SCHED_SEAM) to hold a publish";
   for (const bool hold_walked_publish : {true, false}) {
     SCOPED_TRACE(hold_walked_publish ? "held at the walked tree's publish"
@@ -78,7 +78,7 @@ TEST(NotifierDomainDeferredInsert, FindSeesItAtEveryStepOfTheEndThatAppliesItI10
 // Two invalidations overlap; the one that started second ends first. A notifier inserted
 // between their starts is not called by either, nor by one that starts before the last
 // end, and is called by the next one.
-TEST(NotifierDomainDeferredInsert, NoWalkCallsItUntilTheLastEndI5) {
+TEST(NotifierDomainTest, NoWalkCallsItUntilTheLastEnd) {
   auto domain = testing::domain_freeing_each_node();
   Ref<Counting> live = make_ref<Counting>();
   ASSERT_TRUE(domain->insert(live, Interval::sized(0, 2 * kPage), nullptr).ok());
@@ -100,7 +100,7 @@ TEST(NotifierDomainDeferredInsert, NoWalkCallsItUntilTheLastEndI5) {
 // Two notifiers of one owner over the same interval, one walked and one a deferred insert:
 // find() returns the same one a single tree would, the lower in the trees' key order
 // (start, last, then the entry), whichever tree holds it. Found by the soak run.
-TEST(NotifierDomainDeferredInsert, FindBreaksTiesAcrossTheTwoTreesAsOneTreeWouldI10) {
+TEST(NotifierDomainTest, FindBreaksTiesAcrossTheTwoTreesAsOneTreeWould) {
   auto domain = testing::domain_freeing_each_node();
   Ref<Counting> a = make_ref<Counting>(), b = make_ref<Counting>();
   // The lower address goes to the deferred tree, the walked tree gets the higher one.
@@ -121,7 +121,7 @@ TEST(NotifierDomainDeferredInsert, FindBreaksTiesAcrossTheTwoTreesAsOneTreeWould
 // A deferred insert removed before it is applied is cancelled: the end that would have
 // applied it publishes nothing for it, find() never returns it again, and it can be
 // inserted again at once, into another domain.
-TEST(NotifierDomainDeferredInsert, ACancelledInsertLeavesNothingBehindI8I27) {
+TEST(NotifierDomainTest, ACancelledInsertLeavesNothingBehind) {
   auto domain = testing::domain_freeing_each_node();
   auto other = testing::domain_freeing_each_node();
   Ref<Counting> live = make_ref<Counting>();

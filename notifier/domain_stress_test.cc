@@ -41,7 +41,7 @@ class Churned : public IntervalNotifier {
   std::uint64_t canary = 0xC0FFEE;  // read through find() references
 };
 
-TEST(NotifierDomainStress, ProtocolStaysCoherentUnderChurn) {
+TEST(NotifierDomainStressTest, ProtocolStaysCoherentUnderChurn) {
   constexpr int kInvalidations = 4000;
   auto domain = testing::domain_freeing_each_node();
   auto device = make_ref<Device>();
@@ -129,7 +129,7 @@ class Counted : public IntervalNotifier {
   std::atomic<int>* destroyed_;
 };
 
-TEST(NotifierDomainStress, SoleOwnedNotifiersUnderConcurrentInvalidationsAndFindsI24I25) {
+TEST(NotifierDomainStressTest, SoleOwnedNotifiersUnderConcurrentInvalidationsAndFinds) {
   constexpr int kRounds = 1500;
   auto domain = testing::domain_freeing_each_node();
   std::atomic<int> created{0}, destroyed{0}, bad{0};

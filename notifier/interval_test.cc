@@ -13,7 +13,7 @@ namespace {
 
 constexpr std::uint64_t kMax = kRangeEndMax;
 
-TEST(Interval, TheThreeConstructorsDescribeTheSameAddresses) {
+TEST(IntervalTest, TheThreeConstructorsDescribeTheSameAddresses) {
   const Interval sized = Interval::sized(0x1000, 0x2000);
   EXPECT_TRUE(sized.valid());
   EXPECT_EQ(sized.start(), 0x1000u);
@@ -24,7 +24,7 @@ TEST(Interval, TheThreeConstructorsDescribeTheSameAddresses) {
   EXPECT_EQ(Interval::sized(7, 1), Interval::closed(7, 7)) << "one address";
 }
 
-TEST(Interval, DescriptionsOfNoAddressesAreNotValid) {
+TEST(IntervalTest, DescriptionsOfNoAddressesAreNotValid) {
   EXPECT_FALSE(Interval().valid());
   EXPECT_FALSE(Interval::sized(0x1000, 0).valid());
   EXPECT_FALSE(Interval::sized(0, 0).valid()) << "length 0 must not wrap to the whole space";
@@ -35,7 +35,7 @@ TEST(Interval, DescriptionsOfNoAddressesAreNotValid) {
   EXPECT_EQ(Interval().end(), 0u);
 }
 
-TEST(Interval, TheTopOfTheAddressSpace) {
+TEST(IntervalTest, TheTopOfTheAddressSpace) {
   EXPECT_EQ(Interval::sized(kMax, 1), Interval::closed(kMax, kMax));
   EXPECT_EQ(Interval::sized(kMax - 9, 10).last(), kMax);
   EXPECT_FALSE(Interval::sized(kMax - 9, 11).valid()) << "one byte past the top";
@@ -47,7 +47,7 @@ TEST(Interval, TheTopOfTheAddressSpace) {
   EXPECT_EQ(Interval::whole_space().end(), kRangeEndMax);
 }
 
-TEST(Interval, OverlapsSharesAnAddress) {
+TEST(IntervalTest, OverlapsSharesAnAddress) {
   const Interval a = Interval::closed(10, 20);
   EXPECT_TRUE(a.overlaps(Interval::closed(20, 30)));
   EXPECT_TRUE(a.overlaps(Interval::closed(0, 10)));
@@ -58,13 +58,13 @@ TEST(Interval, OverlapsSharesAnAddress) {
   EXPECT_FALSE(Interval().overlaps(Interval::whole_space()));
 }
 
-TEST(Interval, RangeGivesItsAddressesAsAnInterval) {
+TEST(IntervalTest, RangeGivesItsAddressesAsAnInterval) {
   EXPECT_EQ((Range{.start = 0x1000, .end = 0x3000}).interval(), Interval::closed(0x1000, 0x2fff));
   EXPECT_EQ(Range::whole_space(Event::kRelease).interval(), Interval::whole_space());
   EXPECT_FALSE((Range{.start = 0x1000, .end = 0x1000}).interval().valid());
 }
 
-TEST(Interval, PrintsBothIncludedBounds) {
+TEST(IntervalTest, PrintsBothIncludedBounds) {
   std::ostringstream os;
   os << Interval::sized(0x1000, 0x2000) << ' ' << Interval() << ' ' << 255;
   EXPECT_EQ(os.str(), "[0x1000, 0x2fff] [invalid] 255") << "and the stream's base is restored";

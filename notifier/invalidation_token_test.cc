@@ -46,7 +46,7 @@ class Counting : public Notifier {
   std::atomic<int> starts{0}, ends{0};
 };
 
-TEST(InvalidationToken, EndingAnotherInvalidationLeavesAStartedOneInForceI3I7) {
+TEST(InvalidationTokenTest, EndingAnotherInvalidationLeavesAStartedOneInForce) {
   auto domain = make_ref<NotifierDomain>();
   auto n = make_ref<Sub>();
   ASSERT_TRUE(domain->insert(n, Interval::sized(0, kPage), nullptr).ok());
@@ -65,7 +65,7 @@ TEST(InvalidationToken, EndingAnotherInvalidationLeavesAStartedOneInForceI3I7) {
   ASSERT_TRUE(domain->remove(*n).ok());
 }
 
-TEST(InvalidationToken, ATokenMovesToAndEndsOnAnotherThread) {
+TEST(InvalidationTokenTest, ATokenMovesToAndEndsOnAnotherThread) {
   auto domain = make_ref<NotifierDomain>();
   Counting whole;
   ASSERT_TRUE(domain->register_notifier(whole).ok());
@@ -79,7 +79,7 @@ TEST(InvalidationToken, ATokenMovesToAndEndsOnAnotherThread) {
   ASSERT_TRUE(domain->unregister_notifier(whole).ok());  // would wait if the section leaked
 }
 
-TEST(InvalidationToken, ConcurrentStartsAndEndsEachEndTheirOwnI25) {
+TEST(InvalidationTokenTest, ConcurrentStartsAndEndsEachEndTheirOwn) {
   auto domain = make_ref<NotifierDomain>();
   Counting whole;
   ASSERT_TRUE(domain->register_notifier(whole).ok());
@@ -104,7 +104,7 @@ TEST(InvalidationToken, ConcurrentStartsAndEndsEachEndTheirOwnI25) {
   ASSERT_TRUE(domain->unregister_notifier(whole).ok());
 }
 
-TEST(InvalidationTokenDeathTest, EndingATokenTwiceDiesNamingTheRuleI25) {
+TEST(InvalidationTokenDeathTest, EndingATokenTwiceDiesNamingTheRule) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   auto domain = make_ref<NotifierDomain>();
   InvalidationToken token = start_ok(*domain, kFirstPage);
@@ -123,7 +123,7 @@ TEST(InvalidationTokenDeathTest, EndingAnotherDomainsTokenDies) {
   a->invalidate_range_end(std::move(token));
 }
 
-TEST(InvalidationTokenDeathTest, DroppingAnUnendedTokenDiesInDebugBuildsI25) {
+TEST(InvalidationTokenDeathTest, DroppingAnUnendedTokenDiesInDebugBuilds) {
   if (!ITN_DEBUG_CHECKS) GTEST_SKIP() << "needs debug checks (ITN_DEBUG_CHECKS)";
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   auto domain = make_ref<NotifierDomain>();
@@ -131,7 +131,7 @@ TEST(InvalidationTokenDeathTest, DroppingAnUnendedTokenDiesInDebugBuildsI25) {
                "I25: an InvalidationToken was dropped without invalidate_range_end");
 }
 
-TEST(InvalidationToken, DroppingAnUnendedTokenEndsItInReleaseBuilds) {
+TEST(InvalidationTokenTest, DroppingAnUnendedTokenEndsItInReleaseBuilds) {
   if (ITN_DEBUG_CHECKS) GTEST_SKIP() << "debug builds die instead (the test above)";
   auto domain = make_ref<NotifierDomain>();
   Counting whole;

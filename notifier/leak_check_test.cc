@@ -21,7 +21,7 @@ class Sub : public IntervalNotifier {
   }
 };
 
-TEST(NotifierDomainLeakCheckDeathTest, AForgottenRemoveDiesAtExitNamingTheRule) {
+TEST(NotifierDomainDeathTest, AForgottenRemoveDiesAtExitNamingTheRule) {
   if (!ITN_DEBUG_CHECKS) GTEST_SKIP() << "needs debug checks (ITN_DEBUG_CHECKS)";
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(
@@ -35,7 +35,7 @@ TEST(NotifierDomainLeakCheckDeathTest, AForgottenRemoveDiesAtExitNamingTheRule) 
       "inserted or registered");
 }
 
-TEST(NotifierDomainLeakCheckDeathTest, AForgottenUnregisterDiesToo) {
+TEST(NotifierDomainDeathTest, AForgottenUnregisterDiesToo) {
   if (!ITN_DEBUG_CHECKS) GTEST_SKIP() << "needs debug checks (ITN_DEBUG_CHECKS)";
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(
@@ -49,7 +49,7 @@ TEST(NotifierDomainLeakCheckDeathTest, AForgottenUnregisterDiesToo) {
       "a remove\\(\\) or unregister_notifier\\(\\) was forgotten");
 }
 
-TEST(NotifierDomainLeakCheckDeathTest, ADomainTheCallerStillHoldsOrThatWasEmptiedIsNoLeak) {
+TEST(NotifierDomainDeathTest, ADomainTheCallerStillHoldsOrThatWasEmptiedIsNoLeak) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(
       {

@@ -33,7 +33,7 @@ IntervalNotifier* insert_sole_owned(NotifierDomain& domain, std::atomic<int>* de
 
 const Range kFirstPage{0, kPage, Event::kUnmap, true, nullptr};
 
-TEST(NotifierDomainLifetime, ANotifierIsNotFreedBeforeItsDeferredEraseIsPublishedR2) {
+TEST(NotifierDomainTest, ANotifierIsNotFreedBeforeItsDeferredEraseIsPublishedR2) {
   if (!ITN_SCHED_SEAM) GTEST_SKIP() << "needs the sync seam (ITN_SCHED_SEAM) to hold a publish";
   // Before the domain: the SRCU worker a hooked thread starts inherits the hooks.
   std::optional<PauseAt> hooks;
@@ -65,7 +65,7 @@ TEST(NotifierDomainLifetime, ANotifierIsNotFreedBeforeItsDeferredEraseIsPublishe
   EXPECT_EQ(destroyed.load(), 1) << "freed a grace period after remove() returned";
 }
 
-TEST(NotifierDomainLifetime, RemoveNeverTouchesASoleOwnedNotifierAfterItWasFreedI24) {
+TEST(NotifierDomainTest, RemoveNeverTouchesASoleOwnedNotifierAfterItWasFreed) {
   if (!ITN_SCHED_SEAM) GTEST_SKIP() << "needs the sync seam (ITN_SCHED_SEAM) to hold remove()";
   std::optional<PauseAt> hooks;  // before the domain, as above
   auto domain = make_ref<NotifierDomain>();
@@ -90,7 +90,7 @@ TEST(NotifierDomainLifetime, RemoveNeverTouchesASoleOwnedNotifierAfterItWasFreed
   EXPECT_EQ(destroyed.load(), 1) << "freed a grace period after remove() returned";
 }
 
-TEST(NotifierDomainLifetime, ASoleOwnedNotifierIsFreedAGracePeriodAfterAnImmediateRemove) {
+TEST(NotifierDomainTest, ASoleOwnedNotifierIsFreedAGracePeriodAfterAnImmediateRemove) {
   auto domain = make_ref<NotifierDomain>();
   std::atomic<int> destroyed{0};
   IntervalNotifier* raw = insert_sole_owned(*domain, &destroyed);
@@ -114,7 +114,7 @@ class LockingDestructor : public CountedNotifier {
   Mutex* driver_mu_;
 };
 
-TEST(NotifierDomainLifetimeDeathTest, SynchronizeHoldingALockANotifierDestructorTakesDiesI9) {
+TEST(NotifierDomainDeathTest, BarrierHoldingALockANotifierDestructorTakesDies) {
   if (!ITN_DEBUG_CHECKS) GTEST_SKIP() << "needs debug checks (ITN_DEBUG_CHECKS) for I9";
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(
@@ -156,7 +156,7 @@ class DomainOwningNotifier : public CountedNotifier {
   Ref<NotifierDomain> domain_;
 };
 
-TEST(NotifierDomainLifetimeDeathTest, ADomainDestroyedOnItsOwnWorkerDiesNamingTheRuleI24) {
+TEST(NotifierDomainDeathTest, ADomainDestroyedOnItsOwnWorkerDiesNamingTheRule) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(
       {
@@ -175,7 +175,7 @@ TEST(NotifierDomainLifetimeDeathTest, ADomainDestroyedOnItsOwnWorkerDiesNamingTh
       "I24: NotifierDomain destroyed on its own SRCU worker");
 }
 
-TEST(NotifierDomainLifetime, ARemovedNotifierIsInsertedAgainHereOrElsewhereI27) {
+TEST(NotifierDomainTest, ARemovedNotifierIsInsertedAgainHereOrElsewhere) {
   auto a = make_ref<NotifierDomain>();
   auto b = make_ref<NotifierDomain>();
   std::atomic<int> destroyed{0};
@@ -202,7 +202,7 @@ TEST(NotifierDomainLifetime, ARemovedNotifierIsInsertedAgainHereOrElsewhereI27) 
   EXPECT_EQ(destroyed.load(), 1);
 }
 
-TEST(NotifierDomainLifetime, OfTwoConcurrentInsertsIntoTwoDomainsExactlyOneWinsI27) {
+TEST(NotifierDomainTest, OfTwoConcurrentInsertsIntoTwoDomainsExactlyOneWins) {
   if (!ITN_SCHED_SEAM) GTEST_SKIP() << "needs the sync seam (ITN_SCHED_SEAM) to hold an insert";
   std::optional<PauseAt> hooks;  // before the domains, as above
   testing::CountingHooks rival_hooks;
@@ -255,7 +255,7 @@ class Latched : public CountedNotifier {
   std::atomic<bool> block{false}, inside{false}, release{false};
 };
 
-TEST(NotifierDomainLifetime, AWalkNeverCallsANotifierThatMovedToAnotherDomainI27I8) {
+TEST(NotifierDomainTest, AWalkNeverCallsANotifierThatMovedToAnotherDomain) {
   auto d1 = make_ref<NotifierDomain>();
   auto d2 = make_ref<NotifierDomain>();
   std::atomic<int> destroyed{0};

@@ -25,38 +25,46 @@ class DriverNotifier : public IntervalNotifier {
   std::function<void()> inside;  // runs in the callback, under driver_mu
 };
 
-class MisuseTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!ITN_DEBUG_CHECKS)
-      GTEST_SKIP()
-          << "needs debug checks (ITN_DEBUG_CHECKS: a build without NDEBUG) for the I9 checks";
-    GTEST_FLAG_SET(death_test_style, "threadsafe");
-    ASSERT_TRUE(domain_->insert(sub_, Interval::sized(0, kPage), nullptr).ok());
+// A domain with one driver notifier inserted over the first page.
+struct InsertedDriver {
+  InsertedDriver() {
+    ITN_CHECK_OK(domain->insert(sub, Interval::sized(0, kPage), nullptr), "a fresh domain");
   }
-  void TearDown() override { (void)domain_->remove(*sub_); }
-  void invalidate() { testing::invalidate(*domain_, Range{0, kPage}); }
+  ~InsertedDriver() { (void)domain->remove(*sub); }
+  void invalidate() { testing::invalidate(*domain, Range{.start = 0, .end = kPage}); }
 
-  Ref<NotifierDomain> domain_ = make_ref<NotifierDomain>();
-  Ref<DriverNotifier> sub_ = make_ref<DriverNotifier>();
+  Ref<NotifierDomain> domain = make_ref<NotifierDomain>();
+  Ref<DriverNotifier> sub = make_ref<DriverNotifier>();
 };
 
-TEST_F(MisuseTest, RemoveFromACallbackDies) {
-  sub_->inside = [&] { (void)domain_->remove(*sub_); };
-  EXPECT_DEATH(invalidate(), "I9: NotifierDomain::remove\\(\\) called from a callback");
+TEST(NotifierDomainDeathTest, RemoveFromACallbackDies) {
+  if (!ITN_DEBUG_CHECKS) GTEST_SKIP() << "needs debug checks (ITN_DEBUG_CHECKS) for I9";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  InsertedDriver f;
+  f.sub->inside = [&] { (void)f.domain->remove(*f.sub); };
+  EXPECT_DEATH(f.invalidate(), "I9: NotifierDomain::remove\\(\\) called from a callback");
 }
 
-TEST_F(MisuseTest, ReadBeginFromACallbackDies) {
-  sub_->inside = [&] { (void)sub_->read_begin(); };
-  EXPECT_DEATH(invalidate(), "I9: IntervalNotifier::read_begin\\(\\) called from a callback");
+TEST(NotifierDomainDeathTest, ReadBeginFromACallbackDies) {
+  if (!ITN_DEBUG_CHECKS) GTEST_SKIP() << "needs debug checks (ITN_DEBUG_CHECKS) for I9";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  InsertedDriver f;
+  f.sub->inside = [&] { (void)f.sub->read_begin(); };
+  EXPECT_DEATH(f.invalidate(), "I9: IntervalNotifier::read_begin\\(\\) called from a callback");
 }
 
-TEST_F(MisuseTest, SynchronizeFromACallbackDies) {
-  sub_->inside = [&] { domain_->barrier(); };
-  EXPECT_DEATH(invalidate(), "I9: NotifierDomain::barrier\\(\\) called from a callback");
+TEST(NotifierDomainDeathTest, BarrierFromACallbackDies) {
+  if (!ITN_DEBUG_CHECKS) GTEST_SKIP() << "needs debug checks (ITN_DEBUG_CHECKS) for I9";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  InsertedDriver f;
+  f.sub->inside = [&] { f.domain->barrier(); };
+  EXPECT_DEATH(f.invalidate(), "I9: NotifierDomain::barrier\\(\\) called from a callback");
 }
 
-TEST_F(MisuseTest, UnregisterFromAWholeSpaceCallbackDies) {
+TEST(NotifierDomainDeathTest, UnregisterFromAWholeSpaceCallbackDies) {
+  if (!ITN_DEBUG_CHECKS) GTEST_SKIP() << "needs debug checks (ITN_DEBUG_CHECKS) for I9";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  InsertedDriver f;
   struct SelfUnregistering : Notifier {
     bool invalidate_range_start(const Range&) override {
       (void)domain->unregister_notifier(*this);
@@ -64,38 +72,45 @@ TEST_F(MisuseTest, UnregisterFromAWholeSpaceCallbackDies) {
     }
     NotifierDomain* domain = nullptr;
   } n;
-  n.domain = domain_.get();
-  ASSERT_TRUE(domain_->register_notifier(n).ok());
-  EXPECT_DEATH(invalidate(),
+  n.domain = f.domain.get();
+  ASSERT_TRUE(f.domain->register_notifier(n).ok());
+  EXPECT_DEATH(f.invalidate(),
                "I9: NotifierDomain::unregister_notifier\\(\\) called from a callback");
-  ASSERT_TRUE(domain_->unregister_notifier(n).ok());
+  ASSERT_TRUE(f.domain->unregister_notifier(n).ok());
 }
 
-TEST_F(MisuseTest, RemoveWhileHoldingALockCallbacksTakeDies) {
-  invalidate();  // the callback takes driver_mu: the domain learns it
+TEST(NotifierDomainDeathTest, RemoveWhileHoldingALockCallbacksTakeDies) {
+  if (!ITN_DEBUG_CHECKS) GTEST_SKIP() << "needs debug checks (ITN_DEBUG_CHECKS) for I9";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  InsertedDriver f;
+  f.invalidate();  // the callback takes driver_mu: the domain learns it
   EXPECT_DEATH(
       {
-        MutexLock l(sub_->driver_mu);
-        (void)domain_->remove(*sub_);
+        MutexLock l(f.sub->driver_mu);
+        (void)f.domain->remove(*f.sub);
       },
       "I9: NotifierDomain::remove\\(\\) called while holding an itn::Mutex that callbacks");
 }
 
-TEST_F(MisuseTest, ReadBeginWhileHoldingALockCallbacksTakeDies) {
-  invalidate();
+TEST(NotifierDomainDeathTest, ReadBeginWhileHoldingALockCallbacksTakeDies) {
+  if (!ITN_DEBUG_CHECKS) GTEST_SKIP() << "needs debug checks (ITN_DEBUG_CHECKS) for I9";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  InsertedDriver f;
+  f.invalidate();
   EXPECT_DEATH(
       {
-        MutexLock l(sub_->driver_mu);
-        (void)sub_->read_begin();
+        MutexLock l(f.sub->driver_mu);
+        (void)f.sub->read_begin();
       },
       "I9: IntervalNotifier::read_begin\\(\\) called while holding an itn::Mutex");
 }
 
-TEST_F(MisuseTest, UnrelatedLocksAreFine) {
-  invalidate();
+TEST(NotifierDomainTest, UnrelatedLocksAreFine) {
+  InsertedDriver f;
+  f.invalidate();
   Mutex other;
   MutexLock l(other);
-  (void)sub_->read_begin();  // `other` was never taken by a callback
+  (void)f.sub->read_begin();  // `other` was never taken by a callback
   SUCCEED();
 }
 

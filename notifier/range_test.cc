@@ -15,7 +15,7 @@ std::string printed(const Range& range) {
   return os.str();
 }
 
-TEST(Range, PrintsItsBoundsEventAndFlags) {
+TEST(RangeTest, PrintsItsBoundsEventAndFlags) {
   EXPECT_EQ(printed(Range{.start = 0x1000, .end = 0x3000}), "[0x1000, 0x3000) unmap");
   const int device = 0;
   const std::string migrate = printed(Range{
@@ -26,7 +26,7 @@ TEST(Range, PrintsItsBoundsEventAndFlags) {
   EXPECT_EQ(os.str(), "[0x10, 0x20) unmap 255") << "the stream's base was restored";
 }
 
-TEST(Range, EveryEventHasItsOwnName) {
+TEST(RangeTest, EveryEventHasItsOwnName) {
   const Event all[] = {Event::kUnmap,          Event::kClear,     Event::kProtectionVma,
                        Event::kProtectionPage, Event::kSoftDirty, Event::kRelease,
                        Event::kMigrate,        Event::kExclusive};

@@ -40,7 +40,7 @@ class Holding : public Notifier {
   std::atomic<bool> inside{false}, may_leave{false};
 };
 
-TEST(NotifierDomainRetiredMemory, AWriterWaitsForALongReaderInsteadOfPassingTheCapI26) {
+TEST(NotifierDomainTest, AWriterWaitsForALongReaderInsteadOfPassingTheCap) {
   auto domain = make_ref<NotifierDomain>(
       NotifierDomainOptions{.max_retired_bytes = kCap, .free_batch_nodes = 1024});
   std::vector<Ref<Sub>> resident;  // a tree deep enough that every change copies a path
@@ -87,7 +87,7 @@ TEST(NotifierDomainRetiredMemory, AWriterWaitsForALongReaderInsteadOfPassingTheC
   ASSERT_TRUE(domain->unregister_notifier(holder).ok());
 }
 
-TEST(NotifierDomainRetiredMemory, AThreadInsideItsOwnInvalidationIsNotHeldAtTheCap) {
+TEST(NotifierDomainTest, AThreadInsideItsOwnInvalidationIsNotHeldAtTheCap) {
   // Every change passes a cap of 0; the inserting thread holds an invalidation, whose read
   // section the grace period would wait for.
   auto domain = make_ref<NotifierDomain>(
@@ -118,7 +118,7 @@ TEST(NotifierDomainRetiredMemory, AThreadInsideItsOwnInvalidationIsNotHeldAtTheC
   for (const Ref<Sub>& s : subs) ASSERT_TRUE(domain->remove(*s).ok());
 }
 
-TEST(NotifierDomainRetiredMemory, RemovedNotifiersCountUntilTheirGracePeriodEnds) {
+TEST(NotifierDomainTest, RemovedNotifiersCountUntilTheirGracePeriodEnds) {
   auto domain = make_ref<NotifierDomain>(NotifierDomainOptions{.free_batch_nodes = 1});
   Ref<Sub> n = make_ref<Sub>();
   ASSERT_TRUE(domain->insert(n, Interval::sized(0, kPage), nullptr).ok());
@@ -132,7 +132,7 @@ TEST(NotifierDomainRetiredMemory, RemovedNotifiersCountUntilTheirGracePeriodEnds
   EXPECT_EQ(domain->memory().retired_bytes, 0u);
 }
 
-TEST(NotifierDomainRetiredMemory, ThePoolGivesChunksBackAfterAChurnEnds) {
+TEST(NotifierDomainTest, ThePoolGivesChunksBackAfterAChurnEnds) {
   auto domain = make_ref<NotifierDomain>(NotifierDomainOptions{.free_batch_nodes = 1});
   std::vector<Ref<Sub>> subs;
   for (int i = 0; i < 20000; ++i) {
@@ -159,7 +159,7 @@ class Locking : public IntervalNotifier {
 
 // insert() may wait at the cap, so it is checked on every call: a caller that holds a lock
 // callbacks take learns it below the cap already, not on the day the cap is reached.
-TEST(NotifierDomainRetiredMemoryDeathTest, InsertHoldingALockCallbacksTakeDiesEvenBelowTheCapI9) {
+TEST(NotifierDomainDeathTest, InsertHoldingALockCallbacksTakeDiesEvenBelowTheCap) {
   if (!ITN_DEBUG_CHECKS) GTEST_SKIP() << "needs debug checks (ITN_DEBUG_CHECKS) for I9";
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(

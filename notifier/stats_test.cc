@@ -32,7 +32,7 @@ Range pages(std::uint64_t first, std::uint64_t count, bool blockable = true) {
   return Range{.start = first * kPage, .end = (first + count) * kPage, .blockable = blockable};
 }
 
-TEST(NotifierDomainStats, CountsStartsCallsAndRefusals) {
+TEST(NotifierDomainTest, CountsStartsCallsAndRefusals) {
   auto domain = testing::domain_freeing_each_node();
   Ref<Sub> a = make_ref<Sub>(), b = make_ref<Sub>();
   ASSERT_TRUE(domain->insert(a, Interval::sized(0, kPage), nullptr).ok());
@@ -54,7 +54,7 @@ TEST(NotifierDomainStats, CountsStartsCallsAndRefusals) {
   ASSERT_TRUE(domain->remove(*b).ok());
 }
 
-TEST(NotifierDomainStats, CountsEachWaitBeforeItBlocks) {
+TEST(NotifierDomainTest, CountsEachWaitBeforeItBlocks) {
   auto domain = testing::domain_freeing_each_node();
   Ref<Sub> live = make_ref<Sub>();
   ASSERT_TRUE(domain->insert(live, Interval::sized(0, kPage), nullptr).ok());
@@ -79,7 +79,7 @@ TEST(NotifierDomainStats, CountsEachWaitBeforeItBlocks) {
   ASSERT_TRUE(domain->remove(*late).ok());
 }
 
-TEST(NotifierDomainStats, CountsUnregisterFencesAndReclaimWaits) {
+TEST(NotifierDomainTest, CountsUnregisterFencesAndReclaimWaits) {
   auto domain = make_ref<NotifierDomain>(NotifierDomainOptions{.max_retired_bytes = 0});
   Notifier whole;
   ASSERT_TRUE(domain->register_notifier(whole).ok());

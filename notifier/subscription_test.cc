@@ -20,7 +20,7 @@ using Counted = testing::CountedNotifier;
 
 Range page(std::uint64_t p) { return Range{.start = p * kPage, .end = (p + 1) * kPage}; }
 
-TEST(Subscription, RemovesItsNotifierWhenItGoesAndNothingLeaks) {
+TEST(SubscriptionTest, RemovesItsNotifierWhenItGoesAndNothingLeaks) {
   std::atomic<int> destroyed{0};
   auto domain = testing::domain_freeing_each_node();
   Counted* raw = nullptr;
@@ -40,7 +40,7 @@ TEST(Subscription, RemovesItsNotifierWhenItGoesAndNothingLeaks) {
   EXPECT_EQ(domain->inserted_count(), 0u);
 }
 
-TEST(Subscription, AMoveHandsTheRemovalOverAndAMoveAssignmentRemovesTheOldOne) {
+TEST(SubscriptionTest, AMoveHandsTheRemovalOverAndAMoveAssignmentRemovesTheOldOne) {
   std::atomic<int> destroyed{0};
   auto domain = testing::domain_freeing_each_node();
   absl::StatusOr<Subscription> first = Subscription::insert(domain, make_ref<Counted>(&destroyed),
@@ -62,7 +62,7 @@ TEST(Subscription, AMoveHandsTheRemovalOverAndAMoveAssignmentRemovesTheOldOne) {
   EXPECT_EQ(domain->inserted_count(), 0u);
 }
 
-TEST(Subscription, InsertErrorsReachTheCallerAndInsertNothing) {
+TEST(SubscriptionTest, InsertErrorsReachTheCallerAndInsertNothing) {
   std::atomic<int> destroyed{0};
   auto domain = testing::domain_freeing_each_node();
   EXPECT_EQ(

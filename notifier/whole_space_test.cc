@@ -46,7 +46,7 @@ Range range(std::uint64_t start, std::uint64_t end, bool blockable = true) {
   return Range{start, end, Event::kClear, blockable, nullptr};
 }
 
-TEST(WholeSpaceNotifier, StartAndEndBracketEveryInvalidation) {
+TEST(NotifierTest, StartAndEndBracketEveryInvalidation) {
   auto domain = make_ref<NotifierDomain>();
   CountingNotifier n;
   ASSERT_TRUE(domain->register_notifier(n).ok());
@@ -61,7 +61,7 @@ TEST(WholeSpaceNotifier, StartAndEndBracketEveryInvalidation) {
   EXPECT_EQ(domain->unregister_notifier(n).code(), absl::StatusCode::kInvalidArgument);
 }
 
-TEST(WholeSpaceNotifier, RegisteredDuringAnInvalidationItGetsEveryLaterOneButNotThatEndI28) {
+TEST(NotifierTest, RegisteredDuringAnInvalidationItGetsEveryLaterOneButNotThatEnd) {
   auto domain = make_ref<NotifierDomain>();
   CountingNotifier late;
   InvalidationToken active = testing::start_ok(*domain, range(0, kPage));
@@ -79,7 +79,7 @@ TEST(WholeSpaceNotifier, RegisteredDuringAnInvalidationItGetsEveryLaterOneButNot
   ASSERT_TRUE(domain->unregister_notifier(late).ok());
 }
 
-TEST(WholeSpaceNotifier, UnregisterDuringAnInvalidationWaitsForItsEndI25I15) {
+TEST(NotifierTest, UnregisterDuringAnInvalidationWaitsForItsEnd) {
   auto domain = make_ref<NotifierDomain>();
   CountingNotifier n;
   ASSERT_TRUE(domain->register_notifier(n).ok());
@@ -98,7 +98,7 @@ TEST(WholeSpaceNotifier, UnregisterDuringAnInvalidationWaitsForItsEndI25I15) {
   EXPECT_EQ(n.ends.load(), 1) << "I25: the notifier got the start but not the end";
 }
 
-TEST(WholeSpaceNotifier, RegisteredAgainAfterUnregisterItGetsReleaseAgainI27I14) {
+TEST(NotifierTest, RegisteredAgainAfterUnregisterItGetsReleaseAgain) {
   CountingNotifier n;
   auto first = make_ref<NotifierDomain>();
   ASSERT_TRUE(first->register_notifier(n).ok());
@@ -117,7 +117,7 @@ TEST(WholeSpaceNotifier, RegisteredAgainAfterUnregisterItGetsReleaseAgainI27I14)
   EXPECT_EQ(n.releases.load(), 3);
 }
 
-TEST(WholeSpaceNotifier, OfConcurrentRegistrationsInManyDomainsExactlyOneWinsI27) {
+TEST(NotifierTest, OfConcurrentRegistrationsInManyDomainsExactlyOneWins) {
   for (int round = 0; round < 50; ++round) {
     CountingNotifier n;
     std::vector<Ref<NotifierDomain>> domains;
@@ -135,7 +135,7 @@ TEST(WholeSpaceNotifier, OfConcurrentRegistrationsInManyDomainsExactlyOneWinsI27
   }
 }
 
-TEST(WholeSpaceNotifier, RefusedStartEndsTheNotifiersThatStartedR5) {
+TEST(NotifierTest, RefusedStartEndsTheNotifiersThatStartedR5) {
   auto domain = make_ref<NotifierDomain>();
   CountingNotifier first, second;
   second.refuse.store(true);
@@ -151,7 +151,7 @@ TEST(WholeSpaceNotifier, RefusedStartEndsTheNotifiersThatStartedR5) {
   ASSERT_TRUE(domain->unregister_notifier(second).ok());
 }
 
-TEST(WholeSpaceNotifier, ReleaseIsDeliveredExactlyOnceI14R7) {
+TEST(NotifierTest, ReleaseIsDeliveredExactlyOnceR7) {
   auto domain = make_ref<NotifierDomain>();
   CountingNotifier n;
   ASSERT_TRUE(domain->register_notifier(n).ok());
@@ -162,7 +162,7 @@ TEST(WholeSpaceNotifier, ReleaseIsDeliveredExactlyOnceI14R7) {
   EXPECT_EQ(n.releases.load(), 1);
 }
 
-TEST(WholeSpaceNotifier, UnregisterWaitsForAConcurrentTeardownReleaseI15R1) {
+TEST(NotifierTest, UnregisterWaitsForAConcurrentTeardownReleaseR1) {
   auto domain = make_ref<NotifierDomain>();
   struct SlowRelease : CountingNotifier {
     void release(NotifierDomain& d) override {
@@ -192,7 +192,7 @@ TEST(WholeSpaceNotifier, UnregisterWaitsForAConcurrentTeardownReleaseI15R1) {
   EXPECT_EQ(n.releases.load(), 1);
 }
 
-TEST(NotifierDomain, ReleaseSendsOneWholeSpaceReleaseInvalidationAndRefusesNewUsersI16) {
+TEST(NotifierDomainTest, ReleaseSendsOneWholeSpaceReleaseInvalidationAndRefusesNewUsers) {
   auto domain = make_ref<NotifierDomain>();
   auto sub = make_ref<RecordingInterval>();
   ASSERT_TRUE(domain->insert(sub, Interval::sized(10 * kPage, kPage), nullptr).ok());
@@ -231,7 +231,7 @@ void free_shared(Notifier* n) {
 }
 const NotifierOps kSharedOps{alloc_shared, free_shared};
 
-TEST(GetPutNotifier, OneInstancePerOpsBuiltOnceAndFreedAfterTheLastPutI12I13) {
+TEST(NotifierTest, OneInstancePerOpsBuiltOnceAndFreedAfterTheLastPut) {
   Shared::allocs = 0;
   Shared::frees = 0;
   auto domain = make_ref<NotifierDomain>();
@@ -268,7 +268,7 @@ const NotifierOps kBlockingOps{
       delete n;
     }};
 
-TEST(GetPutNotifier, FreeNeverRunsConcurrentlyWithACallbackI13) {
+TEST(NotifierTest, FreeNeverRunsConcurrentlyWithACallback) {
   auto domain = make_ref<NotifierDomain>();
   Notifier* n = *domain->get_notifier(&kBlockingOps, nullptr);
   std::thread invalidator([&] { testing::invalidate(*domain, range(0, kPage)); });
@@ -281,7 +281,7 @@ TEST(GetPutNotifier, FreeNeverRunsConcurrentlyWithACallbackI13) {
   EXPECT_TRUE(Blocking::freed.load());
 }
 
-TEST(GetPutNotifier, ConcurrentInvalidationsNeverSeeAHalfBuiltNotifierR4) {
+TEST(NotifierTest, ConcurrentInvalidationsNeverSeeAHalfBuiltNotifierR4) {
   Shared::half_built_seen = 0;
   auto domain = make_ref<NotifierDomain>();
   std::atomic<bool> stop{false};
@@ -302,7 +302,7 @@ TEST(GetPutNotifier, ConcurrentInvalidationsNeverSeeAHalfBuiltNotifierR4) {
   EXPECT_EQ(Shared::half_built_seen.load(), 0);
 }
 
-TEST(GetPutNotifier, GetAfterReleaseFails) {
+TEST(NotifierTest, GetAfterReleaseFails) {
   auto domain = make_ref<NotifierDomain>();
   domain->release();
   int context = 0;
@@ -318,7 +318,7 @@ const NotifierOps kNullOps{
     [](NotifierDomain&, void*) -> absl::StatusOr<Notifier*> { return nullptr; },
     [](Notifier* n) { delete n; }};
 
-TEST(GetPutNotifier, AnAllocatorsErrorReachesTheCallerUnchangedAndNothingIsPublished) {
+TEST(NotifierTest, AnAllocatorsErrorReachesTheCallerUnchangedAndNothingIsPublished) {
   auto domain = make_ref<NotifierDomain>();
   absl::StatusOr<Notifier*> refused = domain->get_notifier(&kRefusingOps, nullptr);
   EXPECT_EQ(refused.status(), absl::ResourceExhaustedError("no PASID left"));

@@ -148,7 +148,7 @@ rc::Gen<Step> gen_step() {
       rc::gen::inRange(0, 5), rc::gen::inRange(0, 12));
 }
 
-RC_GTEST_PROP(DomainLinearizability, ConcurrentHistoriesLinearizePerNotifier, ()) {
+RC_GTEST_PROP(NotifierDomainLinearizability, ConcurrentHistoriesLinearizePerNotifier, ()) {
   // Full-size choices from the first case on (RapidCheck scales ranges with the size);
   // shrinking still simplifies a failing plan.
   const auto plan = *rc::gen::resize(

@@ -59,7 +59,7 @@ class Sub : public IntervalNotifier {
 
 // R1 (2015 HMM mirror review): unregister returned while the teardown's release() still ran; the
 // driver then freed what release() was using.
-TEST(Races, R1UnregisterWaitsForAConcurrentTeardownRelease) {
+TEST(RaceTest, R1UnregisterWaitsForAConcurrentTeardownRelease) {
   expect_no_race("R1", [](Execution& ex) -> absl::Status {
     struct Mirror : Notifier {
       void release(NotifierDomain&) override {
@@ -86,7 +86,7 @@ TEST(Races, R1UnregisterWaitsForAConcurrentTeardownRelease) {
 
 // R2 (the 2020 find() proposal): a find() result freed by a concurrent remove and its deferred
 // free.
-TEST(Races, R2FindResultOutlivesAConcurrentRemove) {
+TEST(RaceTest, R2FindResultOutlivesAConcurrentRemove) {
   expect_no_race("R2", [](Execution& ex) -> absl::Status {
     auto domain = testing::domain_freeing_each_node();
     const int owner = 0;
@@ -110,7 +110,7 @@ TEST(Races, R2FindResultOutlivesAConcurrentRemove) {
 
 // R3 (the 2022 kernel fix): remove() returned while its erase was still deferred, so a
 // later invalidation still called the notifier.
-TEST(Races, R3RemoveReturnsOnlyAfterItsDeferredEraseIsApplied) {
+TEST(RaceTest, R3RemoveReturnsOnlyAfterItsDeferredEraseIsApplied) {
   expect_no_race("R3", [](Execution& ex) -> absl::Status {
     auto domain = testing::domain_freeing_each_node();
     auto sub = make_ref<Sub>();
@@ -142,7 +142,7 @@ constexpr NotifierOps kSharedOps{[](NotifierDomain&, void* priv) -> absl::Status
                                  },
                                  [](Notifier* n) { delete n; }};
 
-TEST(Races, R4GetNotifierPublishesOnlyCompleteNotifiers) {
+TEST(RaceTest, R4GetNotifierPublishesOnlyCompleteNotifiers) {
   expect_no_race("R4", [](Execution& ex) -> absl::Status {
     Shared::half_built = false;
     auto domain = testing::domain_freeing_each_node();
@@ -160,7 +160,7 @@ TEST(Races, R4GetNotifierPublishesOnlyCompleteNotifiers) {
 
 // R5 (the 2021 kernel fix): a non-blocking start refused part-way must end the notifiers
 // whose start succeeded, undo its own count, and not be ended by the caller.
-TEST(Races, R5RefusedNonBlockingStartLeavesNothingBehind) {
+TEST(RaceTest, R5RefusedNonBlockingStartLeavesNothingBehind) {
   expect_no_race("R5", [](Execution& ex) -> absl::Status {
     struct Whole : Notifier {
       bool invalidate_range_start(const Range&) override {
@@ -200,7 +200,7 @@ TEST(Races, R5RefusedNonBlockingStartLeavesNothingBehind) {
 
 // R6 (2020 SVA exit ordering): process exit releases the mm before the device file closes; the
 // PASID must stay allocated until the last unbind and a grace period, whatever runs between.
-TEST(Races, R6PasidIsNotReusedWhileABondHoldsIt) {
+TEST(RaceTest, R6PasidIsNotReusedWhileABondHoldsIt) {
   expect_no_race("R6", [](Execution& ex) -> absl::Status {
     PasidTrace trace;
     hw::Iommu iommu(/*max_pasids=*/8, trace.callback());
@@ -240,7 +240,7 @@ TEST(Races, R6PasidIsNotReusedWhileABondHoldsIt) {
 
 // R7 (2020 SVA io_mm review): release() delivered twice (teardown racing unregister, or two
 // teardowns).
-TEST(Races, R7ReleaseIsDeliveredOnce) {
+TEST(RaceTest, R7ReleaseIsDeliveredOnce) {
   expect_no_race("R7", [](Execution& ex) -> absl::Status {
     struct Counting : Notifier {
       void release(NotifierDomain&) override { releases.fetch_add(1, std::memory_order_relaxed); }

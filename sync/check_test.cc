@@ -9,7 +9,7 @@
 namespace itn {
 namespace {
 
-TEST(Check, CheckOkEvaluatesItsExpressionOnce) {
+TEST(CheckTest, CheckOkEvaluatesItsExpressionOnce) {
   int calls = 0;
   auto call = [&] {
     ++calls;

@@ -31,7 +31,7 @@ class Counter {
   int value_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-TEST(Mutex, ExcludesConcurrentWriters) {
+TEST(MutexTest, ExcludesConcurrentWriters) {
   Counter counter;
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
@@ -43,7 +43,7 @@ TEST(Mutex, ExcludesConcurrentWriters) {
   EXPECT_EQ(counter.value(), 80000);
 }
 
-TEST(Mutex, TryLockFailsWhileHeldElsewhere) {
+TEST(MutexTest, TryLockFailsWhileHeldElsewhere) {
   Mutex mu;
   mu.lock();
   EXPECT_TRUE(mu.held_by_caller());
@@ -63,7 +63,7 @@ TEST(Mutex, TryLockFailsWhileHeldElsewhere) {
   }
 }
 
-TEST(CondVar, WakesWaiterAfterStateChange) {
+TEST(CondVarTest, WakesWaiterAfterStateChange) {
   Mutex mu;
   CondVar cv;
   bool ready = false;  // guarded by mu (a local: the analysis cannot attach it)
@@ -83,7 +83,7 @@ TEST(CondVar, WakesWaiterAfterStateChange) {
   waiter.join();
 }
 
-TEST(Thread, JoinOrdersTheBodyBeforeTheCaller) {
+TEST(ThreadTest, JoinOrdersTheBodyBeforeTheCaller) {
   int value = 0;  // plain int: join() must order the write before our read (TSan checks)
   Thread t([&] { value = 42; });
   t.join();

@@ -27,7 +27,7 @@ class Tracked : public RefCounted {
   std::atomic<int>* destroyed_;
 };
 
-TEST(RefStress, ConcurrentTryGetAndReleaseNeverResurrects) {
+TEST(RefStressTest, ConcurrentTryGetAndReleaseNeverResurrects) {
   // Readers race try_get() against the owner dropping the last reference; every object
   // must be destroyed exactly once, and never while a reader holds a Ref to it.
   SrcuDomain domain;

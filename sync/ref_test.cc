@@ -27,7 +27,7 @@ class Derived : public Tracked {
   using Tracked::Tracked;
 };
 
-TEST(Ref, CountsCopiesAndDestroysAtZero) {
+TEST(RefTest, CountsCopiesAndDestroysAtZero) {
   std::atomic<int> destroyed{0};
   Ref<Tracked> a = make_ref<Tracked>(&destroyed);
   EXPECT_EQ(a->ref_count_for_testing(), 1u);
@@ -45,7 +45,7 @@ TEST(Ref, CountsCopiesAndDestroysAtZero) {
   EXPECT_FALSE(a);
 }
 
-TEST(Ref, ConvertsToBase) {
+TEST(RefTest, ConvertsToBase) {
   std::atomic<int> destroyed{0};
   Ref<Derived> d = make_ref<Derived>(&destroyed);
   Ref<Tracked> base = d;
@@ -58,7 +58,7 @@ TEST(Ref, ConvertsToBase) {
   EXPECT_EQ(destroyed.load(), 1);
 }
 
-TEST(Ref, TryGetFailsOnceCountReachedZeroAndMemoryStaysUntilGracePeriod) {
+TEST(RefTest, TryGetFailsOnceCountReachedZeroAndMemoryStaysUntilGracePeriod) {
   SrcuDomain domain;
   std::atomic<int> destroyed{0};
   Ref<Tracked> owner = make_ref<Tracked>(&destroyed, &domain);
@@ -89,7 +89,7 @@ class HasOwnRelease : public RefCounted {
   mutable int own_calls = 0;
 };
 
-TEST(Ref, NeverCallsASubclassesOwnCountingFunctions) {
+TEST(RefTest, NeverCallsASubclassesOwnCountingFunctions) {
   Ref<HasOwnRelease> a = make_ref<HasOwnRelease>();
   {
     Ref<HasOwnRelease> b = a;
@@ -100,7 +100,7 @@ TEST(Ref, NeverCallsASubclassesOwnCountingFunctions) {
   EXPECT_EQ(a->own_calls, 0);
 }
 
-TEST(Ref, FromThisAddsAReference) {
+TEST(RefTest, FromThisAddsAReference) {
   std::atomic<int> destroyed{0};
   Ref<Tracked> a = make_ref<Tracked>(&destroyed);
   Ref<Tracked> b = Ref<Tracked>::from_this(a.get());

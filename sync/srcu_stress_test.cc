@@ -29,7 +29,7 @@ struct Payload {
   std::uint64_t words[4];
 };
 
-TEST(SrcuDomainStress, ReadersNeverSeeFreedPayload) {
+TEST(SrcuDomainStressTest, ReadersNeverSeeFreedPayload) {
   constexpr int kReaders = 3;
   constexpr std::uint64_t kUpdates = 20000;
   SrcuDomain domain;

@@ -68,7 +68,7 @@ void wait_until_stalled(const SrcuDomain& domain, const Returning& op, std::uint
       [&] { return op.returned() || domain.stats().reader_waits >= before + kStalledPolls; });
 }
 
-TEST(SrcuDomain, SynchronizeWithoutReadersReturns) {
+TEST(SrcuDomainTest, SynchronizeWithoutReadersReturns) {
   SrcuDomain domain;
   domain.synchronize();
   domain.synchronize();
@@ -76,7 +76,7 @@ TEST(SrcuDomain, SynchronizeWithoutReadersReturns) {
   EXPECT_EQ(domain.stats().reader_waits, 0u);
 }
 
-TEST(SrcuDomain, SynchronizeWaitsForEarlierReaderAndReturnsAfterItLeaves) {
+TEST(SrcuDomainTest, SynchronizeWaitsForEarlierReaderAndReturnsAfterItLeaves) {
   SrcuDomain domain;
   HeldReader reader(domain);
   Returning sync([&] { domain.synchronize(); });
@@ -88,7 +88,7 @@ TEST(SrcuDomain, SynchronizeWaitsForEarlierReaderAndReturnsAfterItLeaves) {
   EXPECT_EQ(domain.stats().grace_periods, 1u);
 }
 
-TEST(SrcuDomain, NestedSectionHoldsGracePeriodUntilOutermostEnds) {
+TEST(SrcuDomainTest, NestedSectionHoldsGracePeriodUntilOutermostEnds) {
   SrcuDomain domain;
   std::atomic<bool> inner_done{false}, leave{false};
   std::thread reader([&] {
@@ -111,7 +111,7 @@ TEST(SrcuDomain, NestedSectionHoldsGracePeriodUntilOutermostEnds) {
   EXPECT_FALSE(domain.in_read_section());
 }
 
-TEST(SrcuDomain, SectionOfOneDomainDoesNotHoldAnother) {
+TEST(SrcuDomainTest, SectionOfOneDomainDoesNotHoldAnother) {
   SrcuDomain a, b;
   auto guard = a.read_lock();
   EXPECT_TRUE(a.in_read_section());
@@ -121,7 +121,7 @@ TEST(SrcuDomain, SectionOfOneDomainDoesNotHoldAnother) {
   EXPECT_EQ(b.stats().grace_periods, 1u);
 }
 
-TEST(SrcuDomain, CallRunsOnlyAfterGracePeriod) {
+TEST(SrcuDomainTest, CallRunsOnlyAfterGracePeriod) {
   SrcuDomain domain;
   HeldReader reader(domain);
   std::atomic<bool> ran{false};
@@ -135,7 +135,7 @@ TEST(SrcuDomain, CallRunsOnlyAfterGracePeriod) {
   EXPECT_TRUE(ran.load());
 }
 
-TEST(SrcuDomain, CallInsideReadSectionDoesNotBlock) {
+TEST(SrcuDomainTest, CallInsideReadSectionDoesNotBlock) {
   SrcuDomain domain;
   std::atomic<int> ran{0};
   {
@@ -147,7 +147,7 @@ TEST(SrcuDomain, CallInsideReadSectionDoesNotBlock) {
   EXPECT_EQ(ran.load(), 1);
 }
 
-TEST(SrcuDomain, BarrierDrainsCallbacksFromManyThreads) {
+TEST(SrcuDomainTest, BarrierDrainsCallbacksFromManyThreads) {
   SrcuDomain domain;
   constexpr int kThreads = 3, kEach = 2000;
   std::atomic<int> ran{0};
@@ -163,7 +163,7 @@ TEST(SrcuDomain, BarrierDrainsCallbacksFromManyThreads) {
   EXPECT_EQ(domain.stats().callbacks_run, static_cast<std::uint64_t>(kThreads * kEach));
 }
 
-TEST(SrcuDomain, CallbacksFromOneThreadRunInOrder) {
+TEST(SrcuDomainTest, CallbacksFromOneThreadRunInOrder) {
   SrcuDomain domain;
   std::vector<int> order;  // touched only by the worker, then read after barrier()
   for (int i = 0; i < 500; ++i) domain.call([&order, i] { order.push_back(i); });
@@ -172,7 +172,7 @@ TEST(SrcuDomain, CallbacksFromOneThreadRunInOrder) {
   for (int i = 0; i < 500; ++i) EXPECT_EQ(order[i], i);
 }
 
-TEST(SrcuDomain, DestructorRunsQueuedCallbacksIncludingOnesTheyQueue) {
+TEST(SrcuDomainTest, DestructorRunsQueuedCallbacksIncludingOnesTheyQueue) {
   std::atomic<int> ran{0};
   {
     SrcuDomain domain;
@@ -184,7 +184,7 @@ TEST(SrcuDomain, DestructorRunsQueuedCallbacksIncludingOnesTheyQueue) {
   EXPECT_EQ(ran.load(), 2);
 }
 
-TEST(SrcuDomain, CallbackMaySynchronize) {
+TEST(SrcuDomainTest, CallbackMaySynchronize) {
   SrcuDomain domain;
   std::atomic<bool> ran{false};
   domain.call([&] {
@@ -195,7 +195,7 @@ TEST(SrcuDomain, CallbackMaySynchronize) {
   EXPECT_TRUE(ran.load());
 }
 
-TEST(SrcuDomainDeathTest, SynchronizeInsideReadSectionDiesI23) {
+TEST(SrcuDomainDeathTest, SynchronizeInsideReadSectionDies) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   SrcuDomain domain;
   EXPECT_DEATH(
@@ -206,7 +206,7 @@ TEST(SrcuDomainDeathTest, SynchronizeInsideReadSectionDiesI23) {
       "I23: SrcuDomain::synchronize\\(\\) called inside a read section");
 }
 
-TEST(SrcuDomainDeathTest, SynchronizeInsideNestedSectionDiesI23) {
+TEST(SrcuDomainDeathTest, SynchronizeInsideNestedSectionDies) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   SrcuDomain a, b;
   EXPECT_DEATH(
@@ -218,7 +218,7 @@ TEST(SrcuDomainDeathTest, SynchronizeInsideNestedSectionDiesI23) {
       "I23");
 }
 
-TEST(SrcuDomainDeathTest, BarrierInsideReadSectionDiesI23) {
+TEST(SrcuDomainDeathTest, BarrierInsideReadSectionDies) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   SrcuDomain domain;
   EXPECT_DEATH(

@@ -88,12 +88,12 @@ CheckResult check_reg(const RegHistory& h, const CheckOptions& options = {}) {
   return check(RegisterModel{}, h.operations(), options);
 }
 
-TEST(LinChecker, EmptyHistoryIsLinearizable) {
+TEST(LinCheckerTest, EmptyHistoryIsLinearizable) {
   RegHistory h;
   EXPECT_TRUE(check_reg(h).ok());
 }
 
-TEST(LinChecker, SequentialHistoryIsLinearizable) {
+TEST(LinCheckerTest, SequentialHistoryIsLinearizable) {
   RegHistory h;
   run(h, 0, write(1));
   run(h, 1, read(), 1);
@@ -104,7 +104,7 @@ TEST(LinChecker, SequentialHistoryIsLinearizable) {
 
 // write(1) |----------|
 // read      |---| -> seen
-TEST(LinChecker, OverlappingReadMaySeeOldOrNewValue) {
+TEST(LinCheckerTest, OverlappingReadMaySeeOldOrNewValue) {
   for (int seen : {0, 1, 2}) {
     RegHistory h;
     const auto w = h.call(0, write(1));
@@ -117,7 +117,7 @@ TEST(LinChecker, OverlappingReadMaySeeOldOrNewValue) {
 
 // write(1) |------|          then read -> a, read -> b on one thread
 // write(2)    |------|
-TEST(LinChecker, ConcurrentWritesLinearizeInEitherOrder) {
+TEST(LinCheckerTest, ConcurrentWritesLinearizeInEitherOrder) {
   struct Case {
     int a, b;
     bool ok;
@@ -134,7 +134,7 @@ TEST(LinChecker, ConcurrentWritesLinearizeInEitherOrder) {
   }
 }
 
-TEST(LinChecker, ReadOfValueNeverWrittenIsNotLinearizable) {
+TEST(LinCheckerTest, ReadOfValueNeverWrittenIsNotLinearizable) {
   RegHistory h;
   const auto w = h.call(0, write(1));
   const auto r = h.call(1, read());
@@ -143,7 +143,7 @@ TEST(LinChecker, ReadOfValueNeverWrittenIsNotLinearizable) {
   EXPECT_EQ(check_reg(h).verdict, Verdict::kNotLinearizable);
 }
 
-TEST(LinChecker, StaleReadAfterCompletedWriteIsNotLinearizable) {
+TEST(LinCheckerTest, StaleReadAfterCompletedWriteIsNotLinearizable) {
   RegHistory h;
   run(h, 0, write(1));
   run(h, 1, read(), 0);  // called after write(1) returned
@@ -152,7 +152,7 @@ TEST(LinChecker, StaleReadAfterCompletedWriteIsNotLinearizable) {
 
 // A read saw the new value, a later read (called after it returned) the old one, while
 // the write was still running: real-time order forbids the second.
-TEST(LinChecker, NewOldInversionIsNotLinearizable) {
+TEST(LinCheckerTest, NewOldInversionIsNotLinearizable) {
   RegHistory h;
   const auto w = h.call(0, write(1));
   run(h, 1, read(), 1);
@@ -161,7 +161,7 @@ TEST(LinChecker, NewOldInversionIsNotLinearizable) {
   EXPECT_EQ(check_reg(h).verdict, Verdict::kNotLinearizable);
 }
 
-TEST(LinChecker, LostIncrementIsNotLinearizable) {
+TEST(LinCheckerTest, LostIncrementIsNotLinearizable) {
   for (int seen : {1, 2}) {
     RegHistory h;
     const auto a = h.call(0, add(1));
@@ -175,7 +175,7 @@ TEST(LinChecker, LostIncrementIsNotLinearizable) {
 
 // write(1) |------------------ (never returns)
 // reads       then |-| -> a   then |-| -> b
-TEST(LinChecker, PendingWriteMayTakeEffectOrNot) {
+TEST(LinCheckerTest, PendingWriteMayTakeEffectOrNot) {
   struct Case {
     int a, b;
     bool ok;
@@ -189,14 +189,14 @@ TEST(LinChecker, PendingWriteMayTakeEffectOrNot) {
   }
 }
 
-TEST(LinChecker, PendingWriteCannotTakeEffectBeforeItsCall) {
+TEST(LinCheckerTest, PendingWriteCannotTakeEffectBeforeItsCall) {
   RegHistory h;
   run(h, 1, read(), 1);  // returned before write(1) was called
   h.call(0, write(1));
   EXPECT_EQ(check_reg(h).verdict, Verdict::kNotLinearizable);
 }
 
-TEST(LinChecker, HistoryOfOnlyPendingOperationsIsLinearizable) {
+TEST(LinCheckerTest, HistoryOfOnlyPendingOperationsIsLinearizable) {
   RegHistory h;
   h.call(0, write(1));
   h.call(1, read());
@@ -204,7 +204,7 @@ TEST(LinChecker, HistoryOfOnlyPendingOperationsIsLinearizable) {
   EXPECT_TRUE(check_reg(h).ok());
 }
 
-TEST(LinChecker, ExplanationShowsPerThreadTimeline) {
+TEST(LinCheckerTest, ExplanationShowsPerThreadTimeline) {
   RegHistory h;
   const auto w = h.call(0, write(1));
   run(h, 1, read(), 1);
@@ -222,7 +222,7 @@ TEST(LinChecker, ExplanationShowsPerThreadTimeline) {
 }
 
 // Two keys interleaved: each key's part is linearizable, or key 1's is not.
-TEST(LinChecker, PartitionsChecksEachKeyAlone) {
+TEST(LinCheckerTest, PartitionsChecksEachKeyAlone) {
   for (bool bad : {false, true}) {
     RegHistory h;
     const auto w0 = h.call(0, write(1, 0));
@@ -243,7 +243,7 @@ TEST(LinChecker, PartitionsChecksEachKeyAlone) {
   }
 }
 
-TEST(LinChecker, PartitioningShrinksTheSearch) {
+TEST(LinCheckerTest, PartitioningShrinksTheSearch) {
   // n concurrent adds on each key, then a read of each, key 1's missing an add: to say no,
   // one search over both keys must try every subset of the 2n adds, the partitioned check
   // only every subset of key 1's n.
@@ -268,7 +268,7 @@ TEST(LinChecker, PartitioningShrinksTheSearch) {
 // 14 concurrent increments, then a read that misses one. Without the cache the search
 // tries all 14! orders before it can say no; with it, each subset of linearized adds
 // (which fixes the register's value) is explored once: at most 2^14 states.
-TEST(LinChecker, MemoisationBoundsTheSearch) {
+TEST(LinCheckerTest, MemoisationBoundsTheSearch) {
   constexpr int n = 14;
   RegHistory h;
   std::vector<RegHistory::OpId> ids;
@@ -289,7 +289,7 @@ TEST(LinChecker, MemoisationBoundsTheSearch) {
                                               << "not suffice: " << plain;
 }
 
-TEST(LinHistory, PendingOperationHasNoReturn) {
+TEST(LinHistoryTest, PendingOperationHasNoReturn) {
   RegHistory h;
   const auto a = h.call(3, write(1));
   run(h, 4, read(), 0);
@@ -311,7 +311,7 @@ TEST(LinHistoryDeathTest, SecondReturnDies) {
 
 // Real threads on a real atomic register: every event gets a distinct position, each
 // thread's operations are ordered, and the history checks out.
-TEST(LinHistory, RecordsRealThreadsInRealTimeOrder) {
+TEST(LinHistoryTest, RecordsRealThreadsInRealTimeOrder) {
   constexpr int kThreads = 4, kOps = 60;
   RegHistory h;
   std::atomic<int> reg{0};

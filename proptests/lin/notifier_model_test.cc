@@ -54,7 +54,7 @@ CheckResult check_domain(const DomainHistory& h) {
 }
 
 // A notifier's life on one thread, values as the real domain produces them.
-TEST(NotifierModel, SerialLifecycleIsLinearizable) {
+TEST(NotifierModelTest, SerialLifecycleIsLinearizable) {
   DomainHistory h;
   run(h, 0, on(K::kInsert), kOk);
   run(h, 0, find(0), NotifierResult::found(true));
@@ -81,7 +81,7 @@ TEST(NotifierModel, SerialLifecycleIsLinearizable) {
 
 // read_begin -> 1, then a whole invalidation of the notifier, then read_retry(1): it
 // must say true (I6).
-TEST(NotifierModel, ReadRetryFalseAfterCompletedInvalidationIsNotLinearizable) {
+TEST(NotifierModelTest, ReadRetryFalseAfterCompletedInvalidationIsNotLinearizable) {
   for (bool retry : {true, false}) {
     DomainHistory h;
     run(h, 0, on(K::kInsert), kOk);
@@ -94,7 +94,7 @@ TEST(NotifierModel, ReadRetryFalseAfterCompletedInvalidationIsNotLinearizable) {
   }
 }
 
-TEST(NotifierModel, ReadRetryDuringInvalidationStartMaySayEither) {
+TEST(NotifierModelTest, ReadRetryDuringInvalidationStartMaySayEither) {
   for (bool retry : {true, false}) {
     DomainHistory h;
     run(h, 0, on(K::kInsert), kOk);
@@ -107,7 +107,7 @@ TEST(NotifierModel, ReadRetryDuringInvalidationStartMaySayEither) {
   }
 }
 
-TEST(NotifierModel, InvalidationElsewhereDoesNotForceRetry) {
+TEST(NotifierModelTest, InvalidationElsewhereDoesNotForceRetry) {
   for (bool retry : {true, false}) {
     DomainHistory h;
     run(h, 0, on(K::kInsert), kOk);
@@ -121,7 +121,7 @@ TEST(NotifierModel, InvalidationElsewhereDoesNotForceRetry) {
 
 // find() must not return a notifier whose remove() has returned; while remove() runs it
 // may return it or not.
-TEST(NotifierModel, FindAfterRemoveReturnedIsNotLinearizable) {
+TEST(NotifierModelTest, FindAfterRemoveReturnedIsNotLinearizable) {
   for (bool overlapping : {false, true}) {
     for (bool found : {false, true}) {
       DomainHistory h;
@@ -138,7 +138,7 @@ TEST(NotifierModel, FindAfterRemoveReturnedIsNotLinearizable) {
 
 // An insert during an active invalidation is deferred: its read_begin() waits for the
 // end (I7), so it cannot return before end() is called.
-TEST(NotifierModel, ReadBeginOfDeferredInsertWaitsForEnd) {
+TEST(NotifierModelTest, ReadBeginOfDeferredInsertWaitsForEnd) {
   for (bool returns_early : {true, false}) {
     DomainHistory h;
     run(h, 1, start(kElsewhere), kOk);
@@ -152,7 +152,7 @@ TEST(NotifierModel, ReadBeginOfDeferredInsertWaitsForEnd) {
 }
 
 // The deferred notifier is not called by invalidations that start before the drain.
-TEST(NotifierModel, DeferredInsertIsNotReachedBeforeTheDrain) {
+TEST(NotifierModelTest, DeferredInsertIsNotReachedBeforeTheDrain) {
   for (bool retry : {true, false}) {
     DomainHistory h;
     run(h, 1, start(kElsewhere), kOk);
@@ -169,7 +169,7 @@ TEST(NotifierModel, DeferredInsertIsNotReachedBeforeTheDrain) {
 
 // R3: a notifier reached by an active invalidation is erased only by the end that drains
 // it, so remove() cannot return before that end is called.
-TEST(NotifierModel, RemoveOfReachedNotifierWaitsForEndR3) {
+TEST(NotifierModelTest, RemoveOfReachedNotifierWaitsForEndR3) {
   for (bool returns_early : {true, false}) {
     DomainHistory h;
     run(h, 0, on(K::kInsert), kOk);
@@ -183,7 +183,7 @@ TEST(NotifierModel, RemoveOfReachedNotifierWaitsForEndR3) {
 }
 
 // I8: after remove() returned no invalidation reaches the notifier.
-TEST(NotifierModel, InvalidationAfterRemoveReturnedDoesNotReachI8) {
+TEST(NotifierModelTest, InvalidationAfterRemoveReturnedDoesNotReach) {
   for (bool retry : {true, false}) {
     DomainHistory h;
     run(h, 0, on(K::kInsert), kOk);
@@ -198,7 +198,7 @@ TEST(NotifierModel, InvalidationAfterRemoveReturnedDoesNotReachI8) {
 
 // A remove() that waits (the domain sequence is odd because of another notifier) hides
 // the notifier from find() at once, but invalidations still reach it until the drain.
-TEST(NotifierModel, RemovingNotifierIsStillReached) {
+TEST(NotifierModelTest, RemovingNotifierIsStillReached) {
   DomainHistory h;
   run(h, 0, on(K::kInsert), kOk);
   run(h, 2, on(K::kInsert, 1), kOk);
@@ -216,7 +216,7 @@ TEST(NotifierModel, RemovingNotifierIsStillReached) {
 }
 
 // After an invalidation reached it, the notifier's sequence value must change.
-TEST(NotifierModel, SequenceValueChangesWhenReached) {
+TEST(NotifierModelTest, SequenceValueChangesWhenReached) {
   for (std::uint64_t second : {1, 3}) {
     DomainHistory h;
     run(h, 0, on(K::kInsert), kOk);
@@ -228,7 +228,7 @@ TEST(NotifierModel, SequenceValueChangesWhenReached) {
   }
 }
 
-TEST(NotifierModel, ConcurrentInsertsOfOneNotifierOneSucceeds) {
+TEST(NotifierModelTest, ConcurrentInsertsOfOneNotifierOneSucceeds) {
   for (bool both_ok : {false, true}) {
     DomainHistory h;
     const auto a = h.call(0, on(K::kInsert));
@@ -240,7 +240,7 @@ TEST(NotifierModel, ConcurrentInsertsOfOneNotifierOneSucceeds) {
 }
 
 // A remove blocked forever (its invalidation never ends) stays pending: fine.
-TEST(NotifierModel, PendingRemoveIsLinearizable) {
+TEST(NotifierModelTest, PendingRemoveIsLinearizable) {
   DomainHistory h;
   run(h, 0, on(K::kInsert), kOk);
   run(h, 1, start(kOver0), kOk);
@@ -251,7 +251,7 @@ TEST(NotifierModel, PendingRemoveIsLinearizable) {
 
 // Two notifiers: the bad behaviour of notifier 1 is reported under its key, and the
 // invalidation of notifier 0 leaves notifier 1's reads alone.
-TEST(NotifierModel, PartitionPerNotifierNamesTheBadOne) {
+TEST(NotifierModelTest, PartitionPerNotifierNamesTheBadOne) {
   DomainHistory h;
   run(h, 0, on(K::kInsert, 0), kOk);
   run(h, 1, on(K::kInsert, 1), kOk);

@@ -18,7 +18,7 @@
 namespace itn::sched {
 namespace {
 
-TEST(Schedule, EncodesRunsAndDecodesThemBack) {
+TEST(ScheduleTest, EncodesRunsAndDecodesThemBack) {
   const Schedule s = {0, 0, 0, 1, 1, 0, 2};
   EXPECT_EQ(encode_schedule(s), "v1:0*3.1*2.0*1.2*1");
   EXPECT_EQ(*decode_schedule(encode_schedule(s)), s);
@@ -42,7 +42,7 @@ absl::Status lost_update(Execution& ex) {
   return absl::OkStatus();
 }
 
-TEST(Explore, EachStrategyFindsTheLostUpdate) {
+TEST(ExploreTest, EachStrategyFindsTheLostUpdate) {
   for (StrategyKind kind : {StrategyKind::kPct, StrategyKind::kRandom, StrategyKind::kExhaustive}) {
     ExploreOptions o;
     o.strategy = kind;
@@ -53,7 +53,7 @@ TEST(Explore, EachStrategyFindsTheLostUpdate) {
   }
 }
 
-TEST(Explore, APrintedScheduleReplaysTheFailureExactly) {
+TEST(ExploreTest, APrintedScheduleReplaysTheFailureExactly) {
   ExploreOptions o;
   o.seed = 7;
   const ExploreResult found = explore(o, lost_update);
@@ -78,7 +78,7 @@ TEST(Explore, APrintedScheduleReplaysTheFailureExactly) {
   EXPECT_NE(wrong.failure.find("replay diverged"), std::string::npos) << wrong.failure;
 }
 
-TEST(Explore, TheSameSeedExploresTheSameSchedules) {
+TEST(ExploreTest, TheSameSeedExploresTheSameSchedules) {
   std::vector<std::string> first, second;
   for (std::vector<std::string>* out : {&first, &second}) {
     ExploreOptions o;
@@ -94,7 +94,7 @@ TEST(Explore, TheSameSeedExploresTheSameSchedules) {
   EXPECT_EQ(first, second);
 }
 
-TEST(Explore, ExhaustiveSearchRespectsItsPreemptionBound) {
+TEST(ExploreTest, ExhaustiveSearchRespectsItsPreemptionBound) {
   ExploreOptions o;
   o.strategy = StrategyKind::kExhaustive;
   o.preemption_bound = 0;  // each thread runs until it blocks or ends: no lost update
@@ -106,7 +106,7 @@ TEST(Explore, ExhaustiveSearchRespectsItsPreemptionBound) {
   EXPECT_TRUE(explore(o, lost_update).failed);
 }
 
-TEST(Explore, MutexesExcludeEachOtherUnderEverySchedule) {
+TEST(ExploreTest, MutexesExcludeEachOtherUnderEverySchedule) {
   ExploreOptions o;
   o.executions = 300;
   const ExploreResult r = explore(o, [](Execution& ex) {
@@ -125,7 +125,7 @@ TEST(Explore, MutexesExcludeEachOtherUnderEverySchedule) {
   EXPECT_FALSE(r.failed) << r.report();
 }
 
-TEST(Explore, WaitersSleepUntilNotifiedAndPollersLetOthersRun) {
+TEST(ExploreTest, WaitersSleepUntilNotifiedAndPollersLetOthersRun) {
   ExploreOptions o;
   o.executions = 300;
   const ExploreResult r = explore(o, [](Execution& ex) {
@@ -157,7 +157,7 @@ TEST(Explore, WaitersSleepUntilNotifiedAndPollersLetOthersRun) {
   EXPECT_EQ(r.executions, 300);
 }
 
-TEST(Explore, ThreadsTheLibraryStartsAreScheduledToo) {
+TEST(ExploreTest, ThreadsTheLibraryStartsAreScheduledToo) {
   const ExploreResult r = explore(ExploreOptions{.executions = 100}, [](Execution& ex) {
     Atomic<int> value{0};
     ex.run({[&] {
@@ -191,7 +191,7 @@ TEST(ExploreDeathTest, ADeadlockIsReportedWithEveryThreadsPosition) {
       "ITN_SCHEDULE='v1:");
 }
 
-TEST(Explore, ALivelockFailsTheExecutionInsteadOfHanging) {
+TEST(ExploreTest, ALivelockFailsTheExecutionInsteadOfHanging) {
   ExploreOptions o;
   o.executions = 1;
   o.max_steps = 1000;
