@@ -27,7 +27,7 @@ absl::StatusOr<Ref<MirrorDevice>> MirrorDevice::open(Process& process, MirrorOpt
     return absl::InvalidArgumentError("open: max_fault_attempts must be at least 1");
   }
   Ref<MirrorDevice> device = make_ref<MirrorDevice>(process.mm_ref(), options);
-  // The whole space but the top page (a notifier's length is at most 2^64 - 1 bytes).
+  // Every address: the device may mirror any of them.
   absl::Status s =
       device->mm_->notifiers().insert(device->sub_, Interval::whole_space(), device.get());
   if (!s.ok()) {

@@ -305,7 +305,7 @@ bool NotifierDomain::any_walked_overlap(const Range& range) const {
 }
 
 absl::StatusOr<InvalidationToken> NotifierDomain::invalidate_range_start(const Range& range) {
-  if (range.end <= range.start) {
+  if (!range.interval().valid()) {
     return absl::InvalidArgumentError(
         absl::StrCat("NotifierDomain::invalidate_range_start: empty range [", range.start, ", ",
                      range.end, ")"));

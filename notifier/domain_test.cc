@@ -112,6 +112,19 @@ TEST(NotifierDomainTest, WholeSpaceRangeReachesTheTopOfTheAddressSpace) {
   EXPECT_EQ(top->calls.load(), 1);
 }
 
+// The top byte alone: a Range ending at kRangeEndMax includes it, so {max, max} is the
+// one-byte interval Range::interval() says it is, not an empty range.
+TEST(NotifierDomainTest, ARangeOfOnlyTheTopByteReachesItsNotifier) {
+  DomainWithNotifiers f;
+  auto top = f.add(kRangeEndMax, 1);
+  auto below = f.add(kRangeEndMax - 1, 1);
+  const Range r{.start = kRangeEndMax, .end = kRangeEndMax};
+  ASSERT_TRUE(r.interval().valid());
+  f.invalidate(r);
+  EXPECT_EQ(top->calls.load(), 1);
+  EXPECT_EQ(below->calls.load(), 0);
+}
+
 TEST(NotifierDomainTest, InsertDuringInvalidationIsDeferredAndReadBeginWaits) {
   DomainWithNotifiers f;
   const Range r = range(0, 100 * kPage);

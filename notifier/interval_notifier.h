@@ -111,7 +111,10 @@ class IntervalNotifier : public RefCounted {
   // Runs when the last reference is dropped, which can be on the domain's worker thread
   // (a grace period after remove()). Dies if the notifier is still inserted: that would
   // mean its memory was freed while the domain could still use it (I24). Must not drop
-  // the last reference to the domain it was inserted in (dies, I24).
+  // the last reference to the domain it was inserted in (dies, I24). A subclass's
+  // destructor runs in the domain's callback context there: it must not call what a
+  // callback must not (remove(), insert(), barrier(), unregister_notifier() of that
+  // domain; debug: dies, I9), e.g. by destroying a Subscription of the same domain.
   ~IntervalNotifier() override;
 
  private:

@@ -7,7 +7,10 @@
 // only its own notifiers reference it dies naming the rule.
 //
 // Thread safety: track()/untrack() from any thread. The exit check runs in a static
-// destructor, after main() returned or exit() was called.
+// destructor, after main() returned or exit() was called, and reads each domain's counts
+// without stopping other threads: a thread still inserting, removing or dropping
+// references at exit can make it report a leak that is not there (or miss one). Join
+// the threads that use domains before main() returns.
 // Lifetime: the registry is created with the first domain and never destroyed (domains
 // that static objects hold may go after the check ran).
 // Memory ordering: none beyond the registry's mutex.

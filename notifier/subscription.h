@@ -11,10 +11,14 @@
 //   ... s->notifier() is called by invalidations until `s` goes ...
 //
 // Thread safety: a value; one thread uses it at a time. It may be moved to another thread.
-// Lifetime: holds a reference to the domain and to the notifier; the destructor (or
-//   reset()) calls remove(), with remove()'s context rules: not from a callback of the
-//   domain, not while holding a lock callbacks take, not while this thread holds a token
-//   of the domain whose sequence is odd (it would wait for its own end).
+// Lifetime: holds a reference to the domain and to the notifier, and owns the insertion:
+//   while it holds `sub`, nothing else may remove() it (reset() would then die, or, had
+//   `sub` been inserted again meanwhile, remove that later insertion). The destructor (or
+//   reset()) calls remove(), with remove()'s context rules (notifier/domain.h): not from
+//   a callback of the domain or a notifier's destructor, not while holding a lock
+//   callbacks take, and not while this thread holds an InvalidationToken of the domain,
+//   whatever the sequence (an insert() on any thread can make it odd at any moment, and
+//   remove() would then wait for this thread's own end).
 // Memory ordering: as NotifierDomain::insert() and remove().
 #ifndef ITN_NOTIFIER_SUBSCRIPTION_H_
 #define ITN_NOTIFIER_SUBSCRIPTION_H_
@@ -63,7 +67,8 @@ class Subscription {
   // it); afterwards the Subscription is empty. Does nothing if it already is.
   void reset() {
     if (!sub_) return;
-    ITN_CHECK_OK(domain_->remove(*sub_), "a Subscription's notifier is inserted");
+    ITN_CHECK_OK(domain_->remove(*sub_),
+                 "a Subscription's notifier is removed only by the Subscription");
     sub_.reset();
     domain_.reset();
   }

@@ -79,5 +79,22 @@ TEST(SubscriptionTest, InsertErrorsReachTheCallerAndInsertNothing) {
   EXPECT_EQ(destroyed.load(), 2) << "the refused notifiers were not kept";
 }
 
+// The Subscription owns the insertion: a remove() behind its back is a caller bug, and
+// its reset() dies naming the rule instead of failing silently (in every build).
+TEST(SubscriptionDeathTest, ResetAfterAnotherRemoveDiesNamingTheRule) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  auto domain = make_ref<NotifierDomain>();
+  std::atomic<int> destroyed{0};
+  absl::StatusOr<Subscription> s = Subscription::insert(domain, make_ref<Counted>(&destroyed),
+                                                        Interval::sized(0, kPage), &kPage);
+  ASSERT_TRUE(s.ok());
+  Ref<IntervalNotifier> found = domain->find(&kPage, Interval::closed(0, 0));
+  ASSERT_TRUE(found);
+  ASSERT_TRUE(domain->remove(*found).ok());
+  EXPECT_DEATH(s->reset(), "a Subscription's notifier is removed only by the Subscription");
+  // Inserted again, so that the Subscription's own remove() succeeds when it goes.
+  ASSERT_TRUE(domain->insert(found, Interval::sized(0, kPage), &kPage).ok());
+}
+
 }  // namespace
 }  // namespace itn
