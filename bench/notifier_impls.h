@@ -53,7 +53,7 @@ inline void check_ok(const absl::Status& status) {
 }
 
 inline Range page_range(std::uint64_t page, std::uint64_t pages) {
-  return Range{page * kPage, (page + pages) * kPage};
+  return Range{.start = page * kPage, .end = (page + pages) * kPage};
 }
 
 // A driver's subscriber: invalidate() takes the driver lock, records the sequence and

@@ -68,7 +68,8 @@ bool AddressSpace::fully_mapped_locked(std::uint64_t start, std::uint64_t end) {
 AddressSpace::Invalidation::Invalidation(NotifierDomain& domain, std::uint64_t start,
                                          std::uint64_t end, Event event, const void* owner)
     : domain_(domain),
-      token_(domain.invalidate_range_start(Range{start, end, event, /*blockable=*/true, owner})) {
+      token_(domain.invalidate_range_start(
+          Range{.start = start, .end = end, .event = event, .owner = owner})) {
   ITN_CHECK_OK(token_, "a blockable invalidation of a page range cannot fail");
 }
 

@@ -34,7 +34,7 @@ class Counting : public IntervalNotifier {
   std::atomic<int> calls{0};
 };
 
-Range page(std::uint64_t p) { return Range{p * kPage, (p + 1) * kPage, Event::kUnmap, true}; }
+Range page(std::uint64_t p) { return Range{.start = p * kPage, .end = (p + 1) * kPage}; }
 
 // The end that applies a deferred insert publishes two trees; it is held at each publish
 // in turn while find() looks for the notifier, which the caller no longer references.

@@ -144,7 +144,8 @@ TEST(NotifierDomainStressTest, SoleOwnedNotifiersUnderConcurrentInvalidationsAnd
       std::mt19937_64 rng(10 + t);
       for (int i = 0; i < kRounds; ++i) {
         const std::uint64_t page = (t == 2 ? 1000 : 0) + rng() % 64;
-        testing::invalidate(*domain, Range{page * kPage, (page + 1 + rng() % 8) * kPage});
+        testing::invalidate(*domain,
+                            Range{.start = page * kPage, .end = (page + 1 + rng() % 8) * kPage});
       }
     });
   }

@@ -51,7 +51,7 @@ class RecordingNotifier : public IntervalNotifier {
 };
 
 Range range(std::uint64_t start, std::uint64_t end, bool blockable = true) {
-  return Range{start, end, Event::kUnmap, blockable, nullptr};
+  return Range{.start = start, .end = end, .blockable = blockable};
 }
 
 // A domain and the notifiers a test added to it. Inserted notifiers and the domain keep

@@ -91,7 +91,7 @@ TEST(InvalidationTokenTest, ConcurrentStartsAndEndsEachEndTheirOwn) {
       for (int i = 0; i < 500; ++i) {
         // Overlapping (all cover page 0..) and disjoint (the far pages) at once.
         const std::uint64_t page = (t % 2 == 0) ? 0 : 8 + t;
-        testing::invalidate(*domain, Range{page * kPage, (page + 1) * kPage});
+        testing::invalidate(*domain, Range{.start = page * kPage, .end = (page + 1) * kPage});
       }
     });
   }

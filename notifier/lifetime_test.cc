@@ -267,9 +267,7 @@ TEST(NotifierDomainTest, AWalkNeverCallsANotifierThatMovedToAnotherDomain) {
       d1->insert(n, Interval::sized(kPage, kPage), nullptr).ok());  // deferred, yet in the tree
   // A second invalidation over both walks m first and is held there.
   m->block.store(true);
-  std::thread walker([&] {
-    testing::invalidate(*d1, Range{0, 2 * kPage, Event::kUnmap, true, nullptr});
-  });
+  std::thread walker([&] { testing::invalidate(*d1, Range{.start = 0, .end = 2 * kPage}); });
   wait_until([&] { return m->inside.load(); });
   ASSERT_TRUE(d1->remove(*n).ok());  // cancels the deferred insert: returns at once
   ASSERT_TRUE(d2->insert(n, Interval::sized(0, kPage), nullptr).ok());

@@ -52,7 +52,7 @@ TEST(NotifierDomainTest, AWriterWaitsForALongReaderInsteadOfPassingTheCap) {
   Holding holder;
   ASSERT_TRUE(domain->register_notifier(holder).ok());
   // Reaches no interval notifier, so the sequence stays even and writes apply at once.
-  std::thread reader([&] { testing::invalidate(*domain, Range{0, kPage}); });
+  std::thread reader([&] { testing::invalidate(*domain, Range{.start = 0, .end = kPage}); });
   wait_until([&] { return holder.inside.load(); });
 
   const std::uint64_t waits_before = domain->stats().reclaim_waits;  // the set-up's own
@@ -100,7 +100,8 @@ TEST(NotifierDomainTest, AThreadInsideItsOwnInvalidationIsNotHeldAtTheCap) {
   }
   std::atomic<bool> done{false};
   std::thread writer([&] {
-    InvalidationToken token = testing::start_ok(*domain, Range{0, kPage});  // reaches no one
+    InvalidationToken token =
+        testing::start_ok(*domain, Range{.start = 0, .end = kPage});  // reaches no one
     Ref<Sub> n = make_ref<Sub>();
     EXPECT_TRUE(
         domain->insert(n, Interval::sized(20 * kPage, kPage), nullptr).ok());  // hangs if it waits
@@ -123,7 +124,8 @@ TEST(NotifierDomainTest, RemovedNotifiersCountUntilTheirGracePeriodEnds) {
   Ref<Sub> n = make_ref<Sub>();
   ASSERT_TRUE(domain->insert(n, Interval::sized(0, kPage), nullptr).ok());
   // An open invalidation (elsewhere) is a read section: the grace period waits for it.
-  InvalidationToken reader = testing::start_ok(*domain, Range{100 * kPage, 101 * kPage});
+  InvalidationToken reader =
+      testing::start_ok(*domain, Range{.start = 100 * kPage, .end = 101 * kPage});
   ASSERT_TRUE(domain->remove(*n).ok());
   EXPECT_GE(domain->memory().retired_bytes, sizeof(IntervalNotifier))
       << "a removed notifier the domain still pins is retired memory";
@@ -167,7 +169,8 @@ TEST(NotifierDomainDeathTest, InsertHoldingALockCallbacksTakeDiesEvenBelowTheCap
         auto domain = make_ref<NotifierDomain>();
         Ref<Locking> driver = make_ref<Locking>();
         (void)domain->insert(driver, Interval::sized(0, kPage), nullptr);
-        testing::invalidate(*domain, Range{0, kPage});  // the callback took driver_mu
+        testing::invalidate(*domain,
+                            Range{.start = 0, .end = kPage});  // the callback took driver_mu
         MutexLock l(driver->driver_mu);
         Ref<Sub> n = make_ref<Sub>();
         (void)domain->insert(n, Interval::sized(10 * kPage, kPage), nullptr);  // far below the cap

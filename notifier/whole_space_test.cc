@@ -43,7 +43,7 @@ class RecordingInterval : public IntervalNotifier {
 };
 
 Range range(std::uint64_t start, std::uint64_t end, bool blockable = true) {
-  return Range{start, end, Event::kClear, blockable, nullptr};
+  return Range{.start = start, .end = end, .event = Event::kClear, .blockable = blockable};
 }
 
 TEST(NotifierTest, StartAndEndBracketEveryInvalidation) {

@@ -97,7 +97,10 @@ struct Sut {
 using Command = rc::state::Command<DomainModel, Sut>;
 
 Range to_range(std::uint64_t start, std::uint64_t last, bool blockable) {
-  return Range{start, last == kMax ? kRangeEndMax : last + 1, Event::kClear, blockable, nullptr};
+  return Range{.start = start,
+               .end = last == kMax ? kRangeEndMax : last + 1,
+               .event = Event::kClear,
+               .blockable = blockable};
 }
 
 rc::Gen<std::pair<std::uint64_t, std::uint64_t>> gen_span() {

@@ -33,7 +33,7 @@ using sched::Execution;
 constexpr std::uint64_t kPage = 4096;
 
 Range range(std::uint64_t start, std::uint64_t end, bool blockable = true) {
-  return Range{start, end, Event::kClear, blockable, nullptr};
+  return Range{.start = start, .end = end, .event = Event::kClear, .blockable = blockable};
 }
 
 // An interval notifier that counts its calls and flags any made after it was removed.
