@@ -82,7 +82,7 @@ TEST(NotifierDomainTest, RemoveNeverTouchesASoleOwnedNotifierAfterItWasFreed) {
   });
   wait_until([&] { return hooks->paused.load(); });
   domain->invalidate_range_end(std::move(token));  // applies the erase
-  domain->barrier();                           // runs every deferred free queued so far
+  domain->barrier();                               // runs every deferred free queued so far
   EXPECT_EQ(destroyed.load(), 0) << "I24: the notifier was freed while remove() still used it";
   hooks->may_go.store(true);
   remover.join();

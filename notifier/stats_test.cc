@@ -61,7 +61,7 @@ TEST(NotifierDomainTest, CountsEachWaitBeforeItBlocks) {
   InvalidationToken token = testing::start_ok(*domain, pages(0, 1));
   Ref<Sub> late = make_ref<Sub>();
   ASSERT_TRUE(domain->insert(late, Interval::sized(kPage, kPage), nullptr).ok());  // deferred
-  std::thread reader([&] { (void)late->read_begin(); });          // deferred: waits (I7)
+  std::thread reader([&] { (void)late->read_begin(); });  // deferred: waits (I7)
   std::thread remover([&] { EXPECT_TRUE(domain->remove(*live).ok()); });
   // Both are counted under the mutex before they wait for the end, which only this
   // thread can do: seeing the counts proves they were taken first.

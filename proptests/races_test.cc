@@ -101,7 +101,7 @@ TEST(RaceTest, R2FindResultOutlivesAConcurrentRemove) {
             },
             [&] {
               (void)domain->remove(*raw);
-              sub.reset();            // the test's own reference
+              sub.reset();        // the test's own reference
               domain->barrier();  // let deferred frees run
             }});
     return saw_dead ? absl::InternalError("find() returned a freed notifier") : absl::OkStatus();

@@ -99,7 +99,6 @@ class RefCounted {
   // Deletes the object now, or after a grace period of reclaim_domain_.
   void destroy() const;
 
-
   mutable Atomic<std::uint64_t> refs_{1};
   SrcuDomain* reclaim_domain_ = nullptr;
 };
