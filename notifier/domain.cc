@@ -81,6 +81,16 @@ NotifierDomain::TreeEntry NotifierDomain::entry_of(IntervalNotifier& sub) {
   return {&sub, IntervalNotifier::generation_in(sub.claim_.load(std::memory_order_relaxed))};
 }
 
+template <class Tree>
+absl::Status NotifierDomain::insert_entry(Tree& tree, IntervalNotifier& sub) {
+  return tree.insert(sub.interval_.start(), sub.interval_.last(), entry_of(sub));
+}
+
+template <class Tree>
+absl::Status NotifierDomain::erase_entry(Tree& tree, IntervalNotifier& sub) {
+  return tree.erase(sub.interval_.start(), sub.interval_.last(), entry_of(sub));
+}
+
 absl::Status NotifierDomain::insert(Ref<IntervalNotifier> sub, Interval interval,
                                     const void* key) noexcept {
   // Checked on every call, not only at the cap, so that a misplaced insert() fails at once.
@@ -146,8 +156,7 @@ void NotifierDomain::insert_locked(Ref<IntervalNotifier> sub, Interval interval,
   // Walked at once only if no invalidation is active: walks meet only notifiers they
   // must call (I5). find() skips it until the state below is published.
   IntervalTree<TreeEntry, TreeEntryLess>& tree = active_ > 0 ? deferred_inserts_ : tree_;
-  ITN_CHECK_OK(tree.insert(interval.start(), interval.last(), TreeEntry{&n, generation}),
-               "interval checked above");
+  ITN_CHECK_OK(insert_entry(tree, n), "interval checked above");
   // The insert takes effect here, for find(), walks and concurrent claimers alike.
   set_state(n, active_ > 0 ? State::kDeferredInsert : State::kLive);
 }
@@ -171,14 +180,12 @@ absl::Status NotifierDomain::remove(IntervalNotifier& sub) noexcept {
     if (state == State::kDeferredInsert) {
       // Never walked: cancel the insert, no need to wait (I8).
       std::erase_if(deferred_, [&](const DeferredOp& op) { return op.sub == &sub; });
-      ITN_CHECK_OK(
-          deferred_inserts_.erase(sub.interval_.start(), sub.interval_.last(), entry_of(sub)),
-          "a deferred notifier is in the deferred tree");
+      ITN_CHECK_OK(erase_entry(deferred_inserts_, sub),
+                   "a deferred notifier is in the deferred tree");
       set_state(sub, State::kErased);
     } else if (!is_odd(seq_.load(std::memory_order_relaxed))) {
       // No invalidation is calling notifiers: erase now (published on return).
-      ITN_CHECK_OK(tree_.erase(sub.interval_.start(), sub.interval_.last(), entry_of(sub)),
-                   "a live notifier is in the tree");
+      ITN_CHECK_OK(erase_entry(tree_, sub), "a live notifier is in the tree");
       set_state(sub, State::kErased);
     } else {
       set_state(sub, State::kRemoving);
@@ -442,16 +449,12 @@ void NotifierDomain::apply_deferred_locked() {
     IntervalTree<TreeEntry, TreeEntryLess>::Batch batch(tree_);
     for (const DeferredOp& op : deferred_) {
       if (op.insert) {
-        ITN_CHECK_OK(
-            batch.insert(op.sub->interval_.start(), op.sub->interval_.last(), entry_of(*op.sub)),
-            "a deferred insert has a valid interval");
+        ITN_CHECK_OK(insert_entry(batch, *op.sub), "a deferred insert has a valid interval");
         set_state(*op.sub, State::kLive);
       } else {
         // remove(), waiting for this, hands the notifier's reference off once the batch
         // is published.
-        ITN_CHECK_OK(
-            batch.erase(op.sub->interval_.start(), op.sub->interval_.last(), entry_of(*op.sub)),
-            "a removing notifier is in the tree");
+        ITN_CHECK_OK(erase_entry(batch, *op.sub), "a removing notifier is in the tree");
         set_state(*op.sub, State::kErased);
       }
     }
@@ -461,9 +464,7 @@ void NotifierDomain::apply_deferred_locked() {
     IntervalTree<TreeEntry, TreeEntryLess>::Batch batch(deferred_inserts_);
     for (const DeferredOp& op : deferred_) {
       if (!op.insert) continue;
-      ITN_CHECK_OK(
-          batch.erase(op.sub->interval_.start(), op.sub->interval_.last(), entry_of(*op.sub)),
-          "a deferred insert is in the deferred tree");
+      ITN_CHECK_OK(erase_entry(batch, *op.sub), "a deferred insert is in the deferred tree");
     }
   }
   deferred_.clear();

@@ -330,6 +330,11 @@ class NotifierDomain : public RefCounted {
   static void set_state(IntervalNotifier& sub, State state);
   static State state_of(const IntervalNotifier& sub);
   static TreeEntry entry_of(IntervalNotifier& sub);
+  // Enters or takes out `sub`'s current insertion in `tree` (an IntervalTree or a Batch).
+  template <class Tree>
+  static absl::Status insert_entry(Tree& tree, IntervalNotifier& sub);
+  template <class Tree>
+  static absl::Status erase_entry(Tree& tree, IntervalNotifier& sub);
   // remove() may take it out, and find() returns it: inserts, applied or deferred.
   static bool inserted(State state) {
     return state == State::kLive || state == State::kDeferredInsert;
