@@ -164,7 +164,7 @@ void BM_Memory_RetiredWithALongReader(benchmark::State& state) {
 
 #define ITN_MEMORY_SIZES ->ArgName("n")->Arg(1000)->Arg(100000)->Iterations(1)
 BENCHMARK(BM_Memory_PerNotifier<ItnImpl>)->Name("BM_Memory_PerNotifier/itn") ITN_MEMORY_SIZES;
-BENCHMARK(BM_Memory_PerNotifier<KernelDesignImpl>)
+BENCHMARK(BM_Memory_PerNotifier<KernelSpinImpl>)
     ->Name("BM_Memory_PerNotifier/kernel_design") ITN_MEMORY_SIZES;
 BENCHMARK(BM_Memory_PerNotifier<ListImpl>)->Name("BM_Memory_PerNotifier/list") ITN_MEMORY_SIZES;
 BENCHMARK(BM_Memory_RetiredUnderChurn)

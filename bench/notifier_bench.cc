@@ -1,5 +1,6 @@
 // BM_Notifier_ReadBeginRetry and BM_Notifier_InvalidateRange: the read side and the
-// invalidation side of the sequence protocol, for itn, kernel_design (B1) and list (B2)
+// invalidation side of the sequence protocol, for itn, kernel_design (B1, spinlock and mutex) and
+// list (B2)
 // (bench/notifier_impls.h). Single-threaded, so every figure is the cost of the calls
 // themselves, never of waiting.
 //
@@ -62,8 +63,10 @@ void BM_Notifier_InvalidateRange(benchmark::State& state) {
 
 #define ITN_COLLIDE ->ArgName("collide")->Arg(0)->Arg(1)
 BENCHMARK(BM_Notifier_ReadBeginRetry<ItnImpl>)->Name("BM_Notifier_ReadBeginRetry/itn") ITN_COLLIDE;
-BENCHMARK(BM_Notifier_ReadBeginRetry<KernelDesignImpl>)
+BENCHMARK(BM_Notifier_ReadBeginRetry<KernelSpinImpl>)
     ->Name("BM_Notifier_ReadBeginRetry/kernel_design") ITN_COLLIDE;
+BENCHMARK(BM_Notifier_ReadBeginRetry<KernelMutexImpl>)
+    ->Name("BM_Notifier_ReadBeginRetry/kernel_design_mutex") ITN_COLLIDE;
 BENCHMARK(BM_Notifier_ReadBeginRetry<ListImpl>)
     ->Name("BM_Notifier_ReadBeginRetry/list") ITN_COLLIDE;
 
@@ -79,8 +82,10 @@ void notifier_sizes(benchmark::internal::Benchmark* b) {
 #define ITN_NOTIFIER_SIZES ->Apply(notifier_sizes)
 BENCHMARK(BM_Notifier_InvalidateRange<ItnImpl>)
     ->Name("BM_Notifier_InvalidateRange/itn") ITN_NOTIFIER_SIZES;
-BENCHMARK(BM_Notifier_InvalidateRange<KernelDesignImpl>)
+BENCHMARK(BM_Notifier_InvalidateRange<KernelSpinImpl>)
     ->Name("BM_Notifier_InvalidateRange/kernel_design") ITN_NOTIFIER_SIZES;
+BENCHMARK(BM_Notifier_InvalidateRange<KernelMutexImpl>)
+    ->Name("BM_Notifier_InvalidateRange/kernel_design_mutex") ITN_NOTIFIER_SIZES;
 BENCHMARK(BM_Notifier_InvalidateRange<ListImpl>)
     ->Name("BM_Notifier_InvalidateRange/list") ITN_NOTIFIER_SIZES;
 

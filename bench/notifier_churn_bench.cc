@@ -57,8 +57,10 @@ void BM_Notifier_ReadersUnderChurn(benchmark::State& state) {
   ->ArgNames({"n", "churn"})->ArgsProduct({{10000, 100000}, {0, 1}})->UseRealTime()
 BENCHMARK(BM_Notifier_ReadersUnderChurn<ItnImpl>)
     ->Name("BM_Notifier_ReadersUnderChurn/itn") ITN_CHURN_ARGS;
-BENCHMARK(BM_Notifier_ReadersUnderChurn<KernelDesignImpl>)
+BENCHMARK(BM_Notifier_ReadersUnderChurn<KernelSpinImpl>)
     ->Name("BM_Notifier_ReadersUnderChurn/kernel_design") ITN_CHURN_ARGS;
+BENCHMARK(BM_Notifier_ReadersUnderChurn<KernelMutexImpl>)
+    ->Name("BM_Notifier_ReadersUnderChurn/kernel_design_mutex") ITN_CHURN_ARGS;
 
 }  // namespace
 }  // namespace itn::bench

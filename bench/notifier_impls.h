@@ -2,11 +2,12 @@
 //
 // The notifier implementations the benchmarks compare, behind one shape so that every
 // suite runs the same code against each of them. Labels: `itn` (itn::NotifierDomain),
-// `kernel_design` (B1, bench/baselines/kernel_notifier.h), `list` (B2,
+// `kernel_design` (B1, bench/baselines/kernel_notifier.h, its spinlock), `kernel_design_mutex`
+// (B1 with an itn::Mutex instead), `list` (B2,
 // bench/baselines/list_notifier.h), `multimap` (B3, a std::multimap registry: find only).
 //
 // Layout: n subscribers, subscriber i covering page i ([i * kPage, i * kPage + kPage - 1]).
-// itn and kernel_design offer all of the calls below; list offers Impl(n), fault(),
+// itn and both kernel_design variants offer all of the calls below; list offers Impl(n), fault(),
 // invalidate() and hits(); multimap offers Impl(n) and find().
 //   Impl(n)                        n subscribers; the destructor unsubscribes them all
 //   fault(i[, walk])               the device fault fast path on subscriber i: seq =
@@ -57,7 +58,7 @@ inline Range page_range(std::uint64_t page, std::uint64_t pages) {
 }
 
 // A driver's subscriber: invalidate() takes the driver lock, records the sequence and
-// counts itself. Base is IntervalNotifier or KernelSub.
+// counts itself. Base is IntervalNotifier or a KernelSub.
 template <class Base>
 class CountingSub : public Base {
  public:
@@ -164,9 +165,10 @@ class ItnImpl {
   std::optional<InvalidationToken> open_;
 };
 
+template <class Lock>
 class KernelDesignImpl {
  public:
-  using Sub = CountingSub<KernelSub>;
+  using Sub = CountingSub<KernelSub<Lock>>;
 
   explicit KernelDesignImpl(std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) {
@@ -201,16 +203,18 @@ class KernelDesignImpl {
   bool find_fault(std::uint64_t page) {
     // A raw pointer, valid only because nobody removes the subscribers faulted here: B1
     // has no lifetime rule for find() (the one itn's Ref adds).
-    KernelSub* s = domain_.find(page * kPage, page * kPage);
+    KernelSub<Lock>* s = domain_.find(page * kPage, page * kPage);
     ITN_CHECK(s != nullptr, "every faulted page has a subscriber");
     return fault_once(static_cast<Sub&>(*s));
   }
   std::uint64_t hits() { return total_hits(subs_); }
 
  private:
-  KernelDomain domain_;
+  KernelDomain<Lock> domain_;
   std::vector<std::unique_ptr<Sub>> subs_;
 };
+using KernelSpinImpl = KernelDesignImpl<SpinLock>;
+using KernelMutexImpl = KernelDesignImpl<Mutex>;
 
 class ListImpl {
  public:
@@ -244,7 +248,7 @@ class ListImpl {
 // B3: subscribers registered in a std::multimap under a mutex; only find() is measured.
 class MultimapImpl {
  public:
-  using Sub = CountingSub<KernelSub>;
+  using Sub = CountingSub<KernelSub<SpinLock>>;
 
   explicit MultimapImpl(std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) {

@@ -1,43 +1,48 @@
 // bench/baselines/kernel_notifier.h
 //
-// Baseline `kernel_design` (B1): the kernel's mmu_interval_notifier design, written plainly
-// for the benchmarks. One domain mutex guards the sequence, the active-invalidation count
-// and the deferred list; the subscribers live in a mutable AVL tree behind its own mutex
-// (LockedIntervalTree). Unlike itn::NotifierDomain, read_begin() takes the domain mutex,
-// as the kernel's mmu_interval_read_begin() takes subscriptions->lock: that lock on the
-// device fault path is what the benchmarks measure.
+// Baseline `kernel_design` (B1): the kernel's interval-notifier algorithm (the interval
+// part of mm/mmu_notifier.c over lib/rbtree.c's augmented interval tree), rewritten here
+// from the algorithm so that itn is measured against the design it replaces, not against
+// a weaker copy of it. `Lock` is SpinLock (the kernel's spinlock_t: label kernel_design) or
+// itn::Mutex (label kernel_design_mutex).
 //
-// The protocol (the same as notifier/domain.h):
-// - invalidate_range_start(): under the mutex, ++active; if the range overlaps a subscriber
-//   the sequence becomes odd. Then (mutex dropped) every overlapping subscriber's
-//   invalidate() is called with that odd sequence.
-// - invalidate_range_end(): under the mutex, --active; at zero, if the sequence is odd, the
-//   deferred inserts and removes are applied in order, the sequence becomes even and
-//   waiters wake.
-// - insert()/remove() during an active invalidation are deferred (the walked set must not
-//   change under a walk); remove() then waits, under the mutex, until they are applied.
+// What makes it the kernel's:
+// - The tree is intrusive: each subscriber embeds its red-black node (RbIntervalNode), so
+//   insert and remove allocate nothing. One lock guards the tree, the sequence, the
+//   active count and the deferred list.
+// - invalidate_range_start(): under the lock, ++active and one descent to the first
+//   overlapping subscriber; if there is one the sequence becomes odd. The lock is dropped
+//   and the walk goes on from that node without it: while the sequence is odd the tree
+//   does not change, every insert and remove is deferred.
+// - invalidate_range_end(): under the lock, --active; the end that reaches zero with an
+//   odd sequence applies the deferred list in order and makes the sequence even; waiters
+//   are woken after the lock is dropped.
+// - read_begin() takes the lock to compare the subscriber's sequence with the domain's
+//   and sleeps, without it, while an invalidation that reached the subscriber runs.
+// - remove() during an invalidation defers the erase and sleeps until the sequence moves
+//   on; removing a subscriber whose insert is still deferred cancels the insert.
 //
-// Baseline simplifications: subscribers are owned by the caller (no reference counts);
-// there are no whole-space notifiers, no non-blocking invalidations and no misuse checks.
-// The tree walk holds the tree's mutex while it calls invalidate(), so concurrent
-// invalidations are serialised by it.
+// Baseline simplifications: subscribers are owned by the caller (no reference counts, so
+// find() returns a raw pointer only as good as the caller's own lifetime rule); no
+// whole-space notifiers, no non-blocking invalidations, no misuse checks.
 //
 // Thread safety: every method may be called from any thread. invalidate() must not call
 // back into the domain.
-// Lifetime: a KernelSub must stay alive from insert() until its remove() returns; the
-// domain must outlive its subscribers' use.
-// Memory ordering: the domain mutex orders read_begin() against starts and ends;
-// set_seq() and read_retry() are ordered by the driver lock that both run under.
+// Lifetime: a subscriber must stay alive from insert() until its remove() returns and
+// must not be inserted twice at once; the domain must outlive its subscribers' use.
+// Memory ordering: the lock orders read_begin(), insert() and remove() against starts
+// and ends; a woken waiter's acquire load of the sequence pairs with the end's release
+// store, after the deferred list was applied; set_seq() and read_retry() are ordered by
+// the driver lock that both run under.
 #ifndef ITN_BENCH_BASELINES_KERNEL_NOTIFIER_H_
 #define ITN_BENCH_BASELINES_KERNEL_NOTIFIER_H_
 
-#include <algorithm>
 #include <cstdint>
-#include <vector>
 
 #include "absl/base/thread_annotations.h"
 
-#include "bench/baselines/locked_interval_tree.h"
+#include "bench/baselines/rb_interval_tree.h"
+#include "bench/baselines/spin_lock.h"
 #include "notifier/range.h"
 #include "sync/atomic.h"
 #include "sync/cond_var.h"
@@ -45,21 +50,24 @@
 
 namespace itn::bench {
 
+template <class Lock>
 class KernelDomain;
 
-class KernelSub {
+template <class Lock>
+class KernelSub : private RbIntervalNode {
  public:
   virtual ~KernelSub() = default;
 
   // KernelSub::invalidate()
   //
-  // Called for each invalidation overlapping [start, last]; cur_seq is odd. Implementations
-  // take their driver lock, call set_seq(cur_seq), clear device state, return true.
+  // Called for each invalidation overlapping the subscriber; cur_seq is odd.
+  // Implementations take their driver lock, call set_seq(cur_seq), clear device state,
+  // return true.
   virtual bool invalidate(const Range& range, std::uint64_t cur_seq) = 0;
 
   // KernelSub::read_begin()
   //
-  // Takes the domain mutex; waits while an invalidation that reached (or was active at
+  // Takes the domain lock; sleeps while an invalidation that reached (or was active at
   // the insert of) this subscriber runs. Must not be called with the driver lock held.
   std::uint64_t read_begin();
 
@@ -77,135 +85,195 @@ class KernelSub {
   // From invalidate(), under the driver lock.
   void set_seq(std::uint64_t cur_seq) {
     // Relaxed: pairs with the loads in read_retry() (ordered by the driver lock) and in
-    // read_begin() (ordered by the domain mutex: see there).
+    // read_begin() (ordered by the domain lock the start released before calling us).
     invalidate_seq_.store(cur_seq, std::memory_order_relaxed);
   }
 
  private:
-  friend class KernelDomain;
+  friend class KernelDomain<Lock>;
 
-  KernelDomain* domain_ = nullptr;
-  std::uint64_t start_ = 0;
-  std::uint64_t last_ = 0;
+  KernelDomain<Lock>* domain_ = nullptr;
   Atomic<std::uint64_t> invalidate_seq_{0};
+  bool linked_ = false;                 // in the tree (the kernel's !RB_EMPTY_NODE)
+  KernelSub* deferred_next_ = nullptr;  // the domain's deferred list, FIFO
 };
 
+template <class Lock>
 class KernelDomain {
  public:
+  using Sub = KernelSub<Lock>;
+
   // KernelDomain::insert() / remove()
   //
-  // Subscribes `sub` to [start, last] / unsubscribes it. remove() may block until the
+  // Subscribes `sub` to [start, last] / unsubscribes it. remove() may sleep until the
   // active invalidations end; on return no invalidate() of `sub` runs.
-  void insert(KernelSub& sub, std::uint64_t start, std::uint64_t last) ABSL_LOCKS_EXCLUDED(mu_) {
-    MutexLock l(mu_);
+  void insert(Sub& sub, std::uint64_t start, std::uint64_t last) ABSL_LOCKS_EXCLUDED(lock_) {
+    LockGuard<Lock> g(lock_);
     sub.domain_ = this;
-    sub.start_ = start;
-    sub.last_ = last;
+    sub.start = start;
+    sub.last = last;
+    // Relaxed: seq_ is written only under lock_, which we hold.
+    std::uint64_t seq = seq_.load(std::memory_order_relaxed);
     if (active_ > 0) {
-      seq_ |= 1;  // the new subscriber's first read_begin() waits for the active ones
-      // Relaxed: published to read_begin() by the domain mutex held here.
-      sub.invalidate_seq_.store(seq_, std::memory_order_relaxed);
-      deferred_.push_back({true, &sub});
+      // An active invalidation may cover the new range without having seen it: the first
+      // read_begin() must wait for it.
+      if ((seq & 1) == 0) {
+        seq |= 1;
+        // Relaxed: read under lock_ by read_begin(), or after a later even store.
+        seq_.store(seq, std::memory_order_relaxed);
+      }
+      // Relaxed: published to read_begin() by lock_.
+      sub.invalidate_seq_.store(seq, std::memory_order_relaxed);
+      defer_locked(sub);
     } else {
-      // Relaxed: published to read_begin() by the domain mutex held here.
-      sub.invalidate_seq_.store(seq_ - 1, std::memory_order_relaxed);
-      (void)tree_.insert(start, last, &sub);
+      // Relaxed: published to read_begin() by lock_.
+      sub.invalidate_seq_.store(seq - 1, std::memory_order_relaxed);
+      link_locked(sub);
     }
   }
 
-  void remove(KernelSub& sub) ABSL_LOCKS_EXCLUDED(mu_) {
-    MutexLock l(mu_);
-    if ((seq_ & 1) == 0) {
-      (void)tree_.erase(sub.start_, sub.last_, &sub);
-      return;
+  void remove(Sub& sub) ABSL_LOCKS_EXCLUDED(lock_) {
+    std::uint64_t seq = 0;
+    {
+      LockGuard<Lock> g(lock_);
+      // Relaxed: seq_ is written only under lock_, which we hold.
+      const std::uint64_t cur = seq_.load(std::memory_order_relaxed);
+      if ((cur & 1) == 0) {
+        unlink_locked(sub);
+        return;
+      }
+      if (!sub.linked_) {
+        cancel_deferred_locked(sub);  // never walked: nothing to wait for
+        return;
+      }
+      defer_locked(sub);
+      seq = cur;
     }
-    // An insert still deferred is cancelled: never walked, nothing to wait for.
-    auto it = std::find(deferred_.begin(), deferred_.end(), DeferredOp{true, &sub});
-    if (it != deferred_.end()) {
-      deferred_.erase(it);
-      return;
-    }
-    deferred_.push_back({false, &sub});
-    const std::uint64_t seq = seq_;
-    while (seq_ == seq) wq_.wait(mu_);  // checked under the mutex (the 2022 kernel fix)
+    wait_for_seq_change(seq);  // the end that moves the sequence on applied our erase
   }
 
   // KernelDomain::find()
   //
-  // The subscriber overlapping [start, last] with the lowest start, or null; looked up
-  // under the tree's mutex. The pointer is only as good as the caller's own guarantee
-  // that nobody removes the subscriber meanwhile (B1 has no lifetime rule for lookups).
-  KernelSub* find(std::uint64_t start, std::uint64_t last) {
-    KernelSub* found = nullptr;
-    tree_.for_each_overlap(start, last, [&](std::uint64_t, std::uint64_t, KernelSub* sub) {
-      found = sub;
-      return false;  // the first in key order: stop
-    });
-    return found;
+  // The subscriber overlapping [start, last] with the lowest start, or null, looked up
+  // under the lock. The pointer is only as good as the caller's guarantee that nobody
+  // removes the subscriber meanwhile (B1 has no lifetime rule for lookups).
+  Sub* find(std::uint64_t start, std::uint64_t last) ABSL_LOCKS_EXCLUDED(lock_) {
+    LockGuard<Lock> g(lock_);
+    return sub_of(tree_.first_overlap(start, last));
   }
 
-  void invalidate_range_start(const Range& range) ABSL_LOCKS_EXCLUDED(mu_) {
+  void invalidate_range_start(const Range& range) ABSL_LOCKS_EXCLUDED(lock_) {
+    const std::uint64_t last = range.interval().last();
+    RbIntervalNode* node = nullptr;
     std::uint64_t cur_seq = 0;
     {
-      MutexLock l(mu_);
+      LockGuard<Lock> g(lock_);
       ++active_;
-      bool hit = false;
-      tree_.for_each_overlap(range.start, range.interval().last(),
-                             [&](std::uint64_t, std::uint64_t, KernelSub*) {
-                               hit = true;
-                               return false;  // one overlap is enough: stop the walk
-                             });
-      if (!hit) return;  // nobody to call: the sequence stays as it is
-      seq_ |= 1;
-      cur_seq = seq_;
+      node = tree_.first_overlap(range.start, last);
+      if (node == nullptr) return;  // nobody to call: the sequence stays as it is
+      // Relaxed: seq_ is written only under lock_, which we hold.
+      cur_seq = seq_.load(std::memory_order_relaxed) | 1;
+      // Relaxed: read under lock_ by read_begin() and insert().
+      seq_.store(cur_seq, std::memory_order_relaxed);
     }
-    // No domain mutex: while active_ > 0 the walked set only changes through deferred_.
-    tree_.for_each_overlap(range.start, range.interval().last(),
-                           [&](std::uint64_t, std::uint64_t, KernelSub* sub) {
-                             (void)sub->invalidate(range, cur_seq);
-                           });
+    // No lock: while the sequence is odd the tree only changes through the deferred list.
+    for (; node != nullptr; node = RbIntervalTree::next_overlap(*node, range.start, last)) {
+      (void)sub_of(node)->invalidate(range, cur_seq);
+    }
   }
 
-  void invalidate_range_end(const Range&) ABSL_LOCKS_EXCLUDED(mu_) {
-    MutexLock l(mu_);
-    if (--active_ > 0 || (seq_ & 1) == 0) return;
-    for (const DeferredOp& op : deferred_) {
-      if (op.insert) {
-        (void)tree_.insert(op.sub->start_, op.sub->last_, op.sub);
-      } else {
-        (void)tree_.erase(op.sub->start_, op.sub->last_, op.sub);
-      }
+  void invalidate_range_end(const Range&) ABSL_LOCKS_EXCLUDED(lock_) {
+    {
+      LockGuard<Lock> g(lock_);
+      // Relaxed: seq_ is written only under lock_, which we hold.
+      const std::uint64_t seq = seq_.load(std::memory_order_relaxed);
+      if (--active_ > 0 || (seq & 1) == 0) return;
+      apply_deferred_locked();
+      // Release: pairs with the acquire load in wait_for_seq_change(); the deferred list
+      // is applied.
+      seq_.store(seq + 1, std::memory_order_release);
     }
-    deferred_.clear();
-    ++seq_;  // even: no invalidation runs
+    // The kernel's wake_up_all(): taking the wait mutex orders this wake after any waiter
+    // that checked the old sequence has gone to sleep.
+    { MutexLock l(wait_mu_); }
     wq_.notify_all();
   }
 
  private:
-  friend class KernelSub;
+  friend class KernelSub<Lock>;
 
-  struct DeferredOp {
-    bool insert;  // else remove
-    KernelSub* sub;
-    bool operator==(const DeferredOp&) const = default;
-  };
+  static Sub* sub_of(RbIntervalNode* node) { return static_cast<Sub*>(node); }
 
-  LockedIntervalTree<KernelSub*> tree_;  // its own mutex; taken after mu_
-  Mutex mu_;
-  CondVar wq_;                                  // signalled when seq_ becomes even
-  std::uint64_t seq_ ABSL_GUARDED_BY(mu_) = 2;  // odd: an invalidation hit a subscriber
-  std::uint64_t active_ ABSL_GUARDED_BY(mu_) = 0;
-  std::vector<DeferredOp> deferred_ ABSL_GUARDED_BY(mu_);
+  void link_locked(Sub& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_) {
+    tree_.insert(sub);
+    sub.linked_ = true;
+  }
+  void unlink_locked(Sub& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_) {
+    tree_.erase(sub);
+    sub.linked_ = false;
+  }
+
+  void defer_locked(Sub& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_) {
+    sub.deferred_next_ = nullptr;
+    *deferred_tail_ = &sub;
+    deferred_tail_ = &sub.deferred_next_;
+  }
+  void cancel_deferred_locked(Sub& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_) {
+    Sub** link = &deferred_head_;
+    while (*link != &sub) link = &(*link)->deferred_next_;
+    *link = sub.deferred_next_;
+    if (deferred_tail_ == &sub.deferred_next_) deferred_tail_ = link;
+  }
+  // In FIFO order: an unlinked subscriber was a deferred insert, a linked one a remove.
+  void apply_deferred_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_) {
+    for (Sub* sub = deferred_head_; sub != nullptr;) {
+      Sub* next = sub->deferred_next_;
+      if (sub->linked_) {
+        unlink_locked(*sub);
+      } else {
+        link_locked(*sub);
+      }
+      sub = next;
+    }
+    deferred_head_ = nullptr;
+    deferred_tail_ = &deferred_head_;
+  }
+
+  void wait_for_seq_change(std::uint64_t seq) ABSL_LOCKS_EXCLUDED(lock_, wait_mu_) {
+    MutexLock l(wait_mu_);
+    // Acquire: pairs with the release store in invalidate_range_end().
+    while (seq_.load(std::memory_order_acquire) == seq) wq_.wait(wait_mu_);
+  }
+
+  Lock lock_;
+  // Changed only under lock_ and only while the sequence is even; walked without lock_
+  // while it is odd (the walk's start took lock_ after the last change).
+  RbIntervalTree tree_;
+  // Even: idle; odd: an invalidation that reached a subscriber (or was active at a
+  // deferred insert) runs. Written under lock_; read without it only by sleepers.
+  Atomic<std::uint64_t> seq_{2};
+  std::uint64_t active_ ABSL_GUARDED_BY(lock_) = 0;
+  Sub* deferred_head_ ABSL_GUARDED_BY(lock_) = nullptr;
+  Sub** deferred_tail_ ABSL_GUARDED_BY(lock_) = &deferred_head_;
+  // The kernel's wait queue: sleepers in read_begin() and remove().
+  Mutex wait_mu_;
+  CondVar wq_;
 };
 
-inline std::uint64_t KernelSub::read_begin() {
-  KernelDomain& d = *domain_;
-  MutexLock l(d.mu_);
-  // Relaxed: pairs with the store in set_seq(). If we read an invalidation's cur_seq, its
-  // start released the domain mutex before calling us, so d.seq_ read here is that value
-  // or later, never older.
-  const std::uint64_t seq = invalidate_seq_.load(std::memory_order_relaxed);
-  while (d.seq_ == seq) d.wq_.wait(d.mu_);  // an invalidation that reached us is active
+template <class Lock>
+std::uint64_t KernelSub<Lock>::read_begin() {
+  KernelDomain<Lock>& d = *domain_;
+  std::uint64_t seq = 0;
+  bool invalidating = false;
+  {
+    LockGuard<Lock> g(d.lock_);
+    // Relaxed: written under d.lock_ (insert) or by set_seq() after the start that
+    // released d.lock_; either way the lock makes it visible here.
+    seq = invalidate_seq_.load(std::memory_order_relaxed);
+    // Relaxed: written only under d.lock_, which we hold.
+    invalidating = seq == d.seq_.load(std::memory_order_relaxed);
+  }
+  if (invalidating) d.wait_for_seq_change(seq);
   return seq;
 }
 
