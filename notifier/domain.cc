@@ -1,5 +1,6 @@
 #include "notifier/domain.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -49,7 +50,7 @@ NotifierDomain::~NotifierDomain() {
   ITN_CHECK(notifier_list() == nullptr, "NotifierDomain destroyed with notifiers registered");
   {
     MutexLock l(mu_);
-    ITN_CHECK(active_ == 0,
+    ITN_CHECK(active_ == 0 && fast_in_flight() == 0,
               "I25: NotifierDomain destroyed with an invalidation not ended (its token lives)");
   }
   // The callbacks still queued (removed notifiers' last references, old lists) run while
@@ -137,6 +138,8 @@ void NotifierDomain::insert_locked(Ref<IntervalNotifier> sub, Interval interval,
   n.key_.store(key, std::memory_order_release);
   n.grab_ = Ref<RefCounted>::from_this(this);
   n.domain_ref_ = std::move(sub);
+  // Walked at once only if no fast invalidation may have missed it either.
+  if (active_ == 0 && !close_fast_path_locked()) start_drain_locked();
   // Relaxed: seq_ is written only under mu_, which we hold.
   std::uint64_t seq = seq_.load(std::memory_order_relaxed);
   if (active_ > 0) {
@@ -159,6 +162,7 @@ void NotifierDomain::insert_locked(Ref<IntervalNotifier> sub, Interval interval,
   ITN_CHECK_OK(insert_entry(tree, n), "interval checked above");
   // The insert takes effect here, for find(), walks and concurrent claimers alike.
   set_state(n, active_ > 0 ? State::kDeferredInsert : State::kLive);
+  if (active_ == 0) open_fast_path_locked();  // after the publish, which fast starts then see
 }
 
 absl::Status NotifierDomain::remove(IntervalNotifier& sub) noexcept {
@@ -317,8 +321,16 @@ absl::StatusOr<InvalidationToken> NotifierDomain::invalidate_range_start(const R
         absl::StrCat("NotifierDomain::invalidate_range_start: empty range [", range.start, ", ",
                      range.end, ")"));
   }
+  bool hit = false;
+  // Acquire: pairs with the release store in publish_list_locked(); only compared with null.
+  if (notifiers_.load(std::memory_order_acquire) == nullptr) {
+    const int shard = fast_shard_index();
+    const FastStart fast = fast_start(shard, range);
+    if (fast == FastStart::kFast) return InvalidationToken(this, range, shard);
+    hit = fast == FastStart::kHit;
+  }
   std::uint64_t calls = 0;
-  absl::Status status = start_interval_part(range, calls);
+  absl::Status status = start_interval_part(range, calls, hit);
   if (!status.ok()) return status;  // undone already
   // I25, I28: the whole-space list as of now, kept alive (and unregister_notifier()
   // fenced) by a section that the token carries to the end.
@@ -333,14 +345,89 @@ absl::StatusOr<InvalidationToken> NotifierDomain::invalidate_range_start(const R
   return InvalidationToken(this, range, std::move(section), list, thread_key(), calls);
 }
 
-absl::Status NotifierDomain::start_interval_part(const Range& range, std::uint64_t& calls) {
+int NotifierDomain::fast_shard_index() {
+  static Atomic<unsigned> next{0};
+  // Relaxed: only spreads threads over the shards.
+  static thread_local const int shard =
+      static_cast<int>(next.fetch_add(1, std::memory_order_relaxed) % kFastShards);
+  return shard;
+}
+
+NotifierDomain::FastStart NotifierDomain::fast_start(int shard, const Range& range) {
+  FastShard& s = fast_[shard];
+  // Seq_cst, as are the accesses it pairs with: fast_closed_'s store and the shard loads
+  // in close_fast_path_locked(). Either that closure's loads see this count, or the load
+  // of fast_closed_ below sees the closure (or the reopening after its publish).
+  s.active.fetch_add(1, std::memory_order_seq_cst);
+  FastStart outcome = FastStart::kClosed;
+  if (!fast_closed_.load(std::memory_order_seq_cst)) {
+    outcome = any_walked_overlap(range) ? FastStart::kHit : FastStart::kFast;
+  }
+  if (outcome == FastStart::kFast) {
+    s.starts.fetch_add(1, std::memory_order_relaxed);  // a statistic
+    return outcome;
+  }
+  // Not fast after all: uncounted before the locked start, which finishes a drain this
+  // count may have held up. Seq_cst: pairs with the shard loads in fast_in_flight().
+  s.active.fetch_sub(1, std::memory_order_seq_cst);
+  return outcome;
+}
+
+void NotifierDomain::fast_end(int shard) {
+  // Seq_cst: pairs with the closure's store and loads (see fast_start()). A drain that
+  // saw this count sees, in its closure, this end's load of fast_closed_ return true.
+  fast_[shard].active.fetch_sub(1, std::memory_order_seq_cst);
+  if (!fast_closed_.load(std::memory_order_seq_cst)) return;
+  MutexLock l(mu_);
+  finish_drain_locked();
+}
+
+std::uint64_t NotifierDomain::fast_in_flight() const {
+  std::uint64_t total = 0;
+  // Seq_cst: pairs with the RMWs in fast_start() and fast_end().
+  for (const FastShard& s : fast_) total += s.active.load(std::memory_order_seq_cst);
+  return total;
+}
+
+bool NotifierDomain::close_fast_path_locked() {
+  // Seq_cst: pairs with the loads in fast_start() and fast_end().
+  fast_closed_.store(true, std::memory_order_seq_cst);
+  return fast_in_flight() == 0;
+}
+
+void NotifierDomain::open_fast_path_locked() {
+  // Seq_cst: pairs with the loads in fast_start(); one that reads false from here sees
+  // the publish that came before.
+  fast_closed_.store(false, std::memory_order_seq_cst);
+}
+
+void NotifierDomain::start_drain_locked() {
+  draining_ = true;
+  ++active_;
+  ++stats_.drains;
+}
+
+void NotifierDomain::finish_drain_locked() {
+  if (!draining_ || fast_in_flight() != 0) return;
+  draining_ = false;
+  // The walked tree gains no notifier without closing the fast path again (as the apply
+  // in end_locked() may do at once).
+  open_fast_path_locked();
+  end_locked(nullptr, 0);
+}
+
+absl::Status NotifierDomain::start_interval_part(const Range& range, std::uint64_t& calls,
+                                                 bool hit) {
   std::uint64_t cur_seq = 0;
   {
     MutexLock l(mu_);
+    finish_drain_locked();
     ++active_;
     starters_.push_back(thread_key());  // removed by end_locked()
     ++stats_.starts;
-    if (any_walked_overlap(range)) {
+    // A hit seen by fast_start() may be gone now; then no notifier is called and the odd
+    // sequence only makes read_begin() callers of this busy period wait for its end.
+    if (hit || any_walked_overlap(range)) {
       // Relaxed load: seq_ is written only under mu_, which we hold.
       cur_seq = seq_.load(std::memory_order_relaxed) | 1;
       // Release: pairs with the acquire load in read_begin().
@@ -387,6 +474,10 @@ void NotifierDomain::invalidate_range_end(InvalidationToken token) noexcept {
             "I25: invalidate_range_end() with a token this domain did not issue, or one that "
             "was already ended");
   token.domain_ = nullptr;
+  if (token.fast_shard_ >= 0) {
+    fast_end(token.fast_shard_);
+    return;
+  }
   call_end_notifiers(token.range_, token.notifiers_);
   token.section_.end();  // unregister_notifier() of a notifier on the list may return now
   // Never waits at the retired-memory cap: the caller may hold a lock that another
@@ -401,7 +492,8 @@ InvalidationToken::InvalidationToken(InvalidationToken&& other) noexcept
       section_(std::move(other.section_)),
       notifiers_(other.notifiers_),
       starter_(other.starter_),
-      interval_calls_(other.interval_calls_) {
+      interval_calls_(other.interval_calls_),
+      fast_shard_(other.fast_shard_) {
   other.domain_ = nullptr;
 }
 
@@ -414,6 +506,7 @@ InvalidationToken& InvalidationToken::operator=(InvalidationToken&& other) noexc
   notifiers_ = other.notifiers_;
   starter_ = other.starter_;
   interval_calls_ = other.interval_calls_;
+  fast_shard_ = other.fast_shard_;
   other.domain_ = nullptr;
   return *this;
 }
@@ -430,20 +523,28 @@ void InvalidationToken::end_dropped() {
 
 void NotifierDomain::end_locked(const void* starter, std::uint64_t calls) {
   stats_.interval_calls += calls;
-  const auto started = std::find(starters_.begin(), starters_.end(), starter);
-  ITN_DCHECK(started != starters_.end(), "an invalidation's starter is recorded");
-  starters_.erase(started);
+  if (starter != nullptr) {
+    const auto started = std::find(starters_.begin(), starters_.end(), starter);
+    ITN_DCHECK(started != starters_.end(), "an invalidation's starter is recorded");
+    starters_.erase(started);
+  }
   if (--active_ > 0) return;
   // Relaxed: seq_ is written only under mu_, which we hold.
   const std::uint64_t seq = seq_.load(std::memory_order_relaxed);
   if (!is_odd(seq)) return;
-  if (!deferred_.empty()) apply_deferred_locked();
+  if (!deferred_.empty() && !apply_deferred_locked()) return;  // drained later
   // Release: pairs with the acquire load in read_begin().
   seq_.store(seq + 1, std::memory_order_release);
   wq_.notify_all();
 }
 
-void NotifierDomain::apply_deferred_locked() {
+bool NotifierDomain::apply_deferred_locked() {
+  const bool inserts = std::any_of(deferred_.begin(), deferred_.end(),
+                                   [](const DeferredOp& op) { return op.insert; });
+  if (inserts && !close_fast_path_locked()) {
+    start_drain_locked();  // the walked tree gains notifiers only once no fast walk misses them
+    return false;
+  }
   {
     // I2: in FIFO order, in one publish of the walked tree.
     IntervalTree<TreeEntry, TreeEntryLess>::Batch batch(tree_);
@@ -468,6 +569,8 @@ void NotifierDomain::apply_deferred_locked() {
     }
   }
   deferred_.clear();
+  if (inserts) open_fast_path_locked();
+  return true;
 }
 
 std::uint64_t NotifierDomain::wait_for_seq_change(std::uint64_t seq) {
@@ -487,13 +590,19 @@ void NotifierDomain::barrier() {
 }
 
 NotifierDomainStats NotifierDomain::stats() const {
+  std::uint64_t fast_starts = 0;
+  // Relaxed: statistics.
+  for (const FastShard& s : fast_) fast_starts += s.starts.load(std::memory_order_relaxed);
   MutexLock l(mu_);
-  return stats_;
+  NotifierDomainStats stats = stats_;
+  stats.fast_starts = fast_starts;
+  stats.starts += fast_starts;
+  return stats;
 }
 
 std::uint64_t NotifierDomain::active_for_testing() const {
   MutexLock l(mu_);
-  return active_;
+  return active_ - (draining_ ? 1 : 0) + fast_in_flight();
 }
 
 IntervalNotifier::~IntervalNotifier() {

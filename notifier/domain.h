@@ -10,6 +10,13 @@
 //   the start returns) counts itself active; any number may be active at once.
 //   If its range overlaps a walked notifier, the domain sequence becomes odd; every such
 //   notifier's invalidate() is called with that odd sequence. Walks take no lock.
+// - The fast path: an invalidation that reaches no notifier, with no whole-space notifier
+//   registered, takes no lock. It counts itself in a per-thread shard instead of under the
+//   mutex. An insert that would let a notifier be walked first closes the fast path and
+//   reads the shards (a handshake: either it sees the count, or the invalidation sees the
+//   closure and takes the locked path); if a fast invalidation is in flight, the notifier
+//   waits in the deferred tree, like an insert behind any active invalidation, until the
+//   last of them ends (a "drain", counted as one active invalidation).
 // - While the sequence is odd the walked tree does not change at all: remove() is queued
 //   on a deferred list, and insert() puts the notifier in a second tree of deferred
 //   inserts, which find() reads but walks do not. The invalidate_range_end() that brings
@@ -77,6 +84,8 @@ struct NotifierDomainStats {
   std::uint64_t read_begin_waits = 0;   // read_begin() calls that waited for an invalidation
   std::uint64_t unregister_fences = 0;  // unregister_notifier() calls that reached their fence
   std::uint64_t reclaim_waits = 0;      // writers that waited for a grace period (the cap)
+  std::uint64_t fast_starts = 0;        // starts that took no lock (counted in `starts` too)
+  std::uint64_t drains = 0;             // inserts held back for fast invalidations in flight
 };
 
 // NotifierDomainOptions: limits and tuning of one domain.
@@ -259,7 +268,8 @@ class NotifierDomain : public RefCounted {
   // Inserted interval notifiers, walked ones and deferred inserts. A relaxed snapshot.
   std::size_t inserted_count() const { return tree_.size() + deferred_inserts_.size(); }
 
-  // Diagnostics for tests: the domain sequence and the number of active invalidations.
+  // Diagnostics for tests: the domain sequence and the number of active invalidations
+  // (locked and fast ones; a relaxed sum).
   std::uint64_t seq_for_testing() const { return seq_.load(std::memory_order_relaxed); }
   std::uint64_t active_for_testing() const ABSL_LOCKS_EXCLUDED(mu_);
   // Inserted interval notifiers plus registered whole-space ones: each holds a reference
@@ -301,8 +311,24 @@ class NotifierDomain : public RefCounted {
   void call_end_notifiers(const Range& range, const NotifierList* list);
   void deliver_release(Notifier& n);
   // Counts itself active and calls the interval notifiers; `calls` counts the calls.
-  [[nodiscard]] absl::Status start_interval_part(const Range& range, std::uint64_t& calls)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // `hit`: a walk already saw a notifier in range, so the walk under mu_ is skipped.
+  [[nodiscard]] absl::Status start_interval_part(const Range& range, std::uint64_t& calls,
+                                                 bool hit = false) ABSL_LOCKS_EXCLUDED(mu_);
+  // The fast path (see the top of this file). A start counted in shard `shard` that
+  // found no notifier in range is kFast: it is ended by fast_end(shard).
+  enum class FastStart { kFast, kHit, kClosed };
+  FastStart fast_start(int shard, const Range& range);
+  void fast_end(int shard) ABSL_LOCKS_EXCLUDED(mu_);
+  // The calling thread's shard.
+  static int fast_shard_index();
+  // Closes the fast path; true if no fast invalidation is in flight (then every later
+  // fast start sees the closure, so the walked tree may gain notifiers).
+  bool close_fast_path_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void open_fast_path_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::uint64_t fast_in_flight() const;
+  // A drain counts as one active invalidation; it ends once no fast one is in flight.
+  void start_drain_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void finish_drain_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool any_walked_overlap(const Range& range) const;
   // The first notifier of `tree` that find() may return for `key`, with its place in the
   // tree's order.
@@ -318,11 +344,14 @@ class NotifierDomain : public RefCounted {
                        Interval interval);
   [[nodiscard]] absl::Status call_interval_notifiers(const Range& range, std::uint64_t cur_seq,
                                                      std::uint64_t& calls) ABSL_LOCKS_EXCLUDED(mu_);
-  // Ends one invalidation that thread `starter` (its thread_key()) started, which called
-  // `calls` interval notifiers; the last active end applies the deferred changes.
+  // Ends one invalidation that thread `starter` (its thread_key(); null for a drain)
+  // started, which called `calls` interval notifiers; the last active end applies the
+  // deferred changes.
   void end_locked(const void* starter, std::uint64_t calls) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Applies the deferred list: the walked tree's publish, then the deferred tree emptied.
-  void apply_deferred_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // False if inserts must wait for fast invalidations in flight: a drain was started and
+  // nothing changed.
+  bool apply_deferred_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The calling thread, as recorded in starters_.
   static const void* thread_key();
   // I26: waits for a grace period if the retired bytes exceed the cap.
@@ -352,12 +381,25 @@ class NotifierDomain : public RefCounted {
   // Removed notifiers whose domain reference waits for its grace period (I26).
   Atomic<std::uint64_t> pinned_notifiers_{0};
 
-  mutable Mutex mu_;
+  // Fast invalidations in flight, per shard of threads, each shard on its own cache line.
+  static constexpr int kFastShards = 16;
+  struct alignas(64) FastShard {
+    Atomic<std::uint64_t> active{0};
+    Atomic<std::uint64_t> starts{0};  // statistics, relaxed
+  };
+  FastShard fast_[kFastShards];
+  // True while the walked tree may gain a notifier that fast invalidations in flight have
+  // not seen: fast starts then take the locked path. Written under mu_.
+  alignas(64) Atomic<bool> fast_closed_{false};
+
+  alignas(64) mutable Mutex mu_;
   CondVar wq_;  // signalled when the sequence becomes even (deferred ops applied)
   // Even: idle; odd: an invalidation that reached a notifier (or a deferred insert) is
-  // active. Written under mu_, read without it by read_begin().
-  Atomic<std::uint64_t> seq_{2};
-  std::uint64_t active_ ABSL_GUARDED_BY(mu_) = 0;
+  // active. Written under mu_, read without it by read_begin(): its own cache line.
+  alignas(64) Atomic<std::uint64_t> seq_{2};
+  // Locked invalidations active, plus one while a drain waits for fast ones.
+  alignas(64) std::uint64_t active_ ABSL_GUARDED_BY(mu_) = 0;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
   // The thread_key() of each active invalidation's starting thread (one entry each).
   std::vector<const void*> starters_ ABSL_GUARDED_BY(mu_);
   std::vector<DeferredOp> deferred_ ABSL_GUARDED_BY(mu_);

@@ -82,8 +82,12 @@ TEST(NotifierDomainTest, SequenceIsOddOnlyWhileAnInvalidationReachesANotifier) {
   EXPECT_EQ(f.domain->seq_for_testing(), idle) << "a range that reached nobody made it odd";
   InvalidationToken hit = start_ok(*f.domain, range(10 * kPage, 11 * kPage));
   EXPECT_EQ(f.domain->seq_for_testing(), idle + 1);
+  InvalidationToken second_hit = start_ok(*f.domain, range(10 * kPage, 11 * kPage));
   f.domain->invalidate_range_end(std::move(hit));
   EXPECT_EQ(f.domain->seq_for_testing(), idle + 1) << "even before the last end";
+  f.domain->invalidate_range_end(std::move(second_hit));
+  // The miss took the fast path: it calls nobody, so nobody waits for it.
+  EXPECT_EQ(f.domain->seq_for_testing(), idle + 2) << "the fast miss kept the sequence odd";
   f.domain->invalidate_range_end(std::move(miss));
   EXPECT_EQ(f.domain->seq_for_testing(), idle + 2);
 }

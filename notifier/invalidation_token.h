@@ -59,6 +59,14 @@ class [[nodiscard]] InvalidationToken {
         notifiers_(notifiers),
         starter_(starter),
         interval_calls_(interval_calls) {}
+  // A fast invalidation (no lock, nothing called), counted in shard `fast_shard`.
+  InvalidationToken(NotifierDomain* domain, const Range& range, int fast_shard)
+      : domain_(domain),
+        range_(range),
+        notifiers_(nullptr),
+        starter_(nullptr),
+        interval_calls_(0),
+        fast_shard_(fast_shard) {}
 
   // Ends a token nobody ended: dies in debug builds (I25), ends it in release builds.
   void end_dropped();
@@ -69,6 +77,7 @@ class [[nodiscard]] InvalidationToken {
   const NotifierList* notifiers_;  // what the start called (null: none)
   const void* starter_;            // the thread that started it (NotifierDomain::thread_key)
   std::uint64_t interval_calls_;   // interval notifiers its start called (for stats())
+  int fast_shard_ = -1;            // a fast invalidation's shard; -1: a locked one
 };
 
 }  // namespace itn

@@ -472,7 +472,7 @@ struct Release : Command {
   void apply(DomainModel& m) const override {
     if (m.released) return;
     m.released = true;
-    for (int id : m.begin_invalidation(0, kMax)) m.call(id);
+    for (int id : m.begin_invalidation(0, kMax, /*may_be_fast=*/false)) m.call(id);
     m.finish_invalidation(m.active.size() - 1);
     for (ModelWhole& w : m.wholes) {
       if (w.registered) w.releases = 1;

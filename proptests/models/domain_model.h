@@ -3,7 +3,10 @@
 // L0 reference model of NotifierDomain, run serially: the sequence, the active count, the
 // deferred list, every interval notifier's state, sequence and call count, and the
 // whole-space notifiers' start/end/release counts. Naive on purpose: plain vectors,
-// linear scans, the kernel's rules written out once each.
+// linear scans, the kernel's rules written out once each, plus itn's fast path: an
+// invalidation that reaches no notifier, with no whole-space notifier listed and no drain
+// running, is fast; it does not keep the sequence odd, and an insert while fast ones run
+// (and no locked one) waits for them in a drain.
 #ifndef ITN_PROPTESTS_MODELS_DOMAIN_MODEL_H_
 #define ITN_PROPTESTS_MODELS_DOMAIN_MODEL_H_
 
@@ -35,6 +38,7 @@ struct ModelWhole {
 struct ModelInvalidation {
   std::uint64_t start, last;  // inclusive
   std::vector<int> wholes;
+  bool fast = false;
 };
 
 struct DomainModel {
@@ -44,7 +48,8 @@ struct DomainModel {
   std::vector<int> deferred;              // ids of deferred inserts, FIFO
   std::vector<ModelWhole> wholes;         // index = id
   bool released = false;
-  int got_users = 0;  // users of the get/put notifier
+  int got_users = 0;      // users of the get/put notifier
+  bool draining = false;  // deferred inserts wait for the fast invalidations to end
 
   bool odd() const { return (seq & 1) != 0; }
   static bool overlaps(const ModelSub& s, std::uint64_t start, std::uint64_t last) {
@@ -72,10 +77,27 @@ struct DomainModel {
     place(id);
   }
 
-  // Enters notifier `id`: deferred while an invalidation is active.
+  std::size_t fast_active() const {
+    std::size_t n = 0;
+    for (const ModelInvalidation& inv : active) n += inv.fast;
+    return n;
+  }
+  // Locked invalidations active, and the drain as one more.
+  std::size_t locked_active() const { return active.size() - fast_active() + (draining ? 1 : 0); }
+  bool wholes_listed() const {
+    if (got_users > 0) return true;
+    for (const ModelWhole& w : wholes) {
+      if (w.registered) return true;
+    }
+    return false;
+  }
+
+  // Enters notifier `id`: deferred while an invalidation is active (with only fast ones
+  // active, in a drain).
   void place(int id) {
     ModelSub& s = subs[id];
-    if (!active.empty()) {
+    if (locked_active() == 0 && fast_active() > 0) draining = true;
+    if (locked_active() > 0) {
       seq |= 1;
       s.state = ModelSub::State::kDeferred;
       s.seq = seq;
@@ -87,13 +109,16 @@ struct DomainModel {
   }
 
   // The interval part of a start: count it, make the sequence odd if it reaches anyone.
-  // Returns the ids to call, in no particular order (the caller orders them).
-  std::vector<int> begin_invalidation(std::uint64_t start, std::uint64_t last) {
-    active.push_back({start, last, {}});
+  // Returns the ids to call, in no particular order (the caller orders them). `may_be_fast`:
+  // false for release()'s invalidation, which always takes the lock.
+  std::vector<int> begin_invalidation(std::uint64_t start, std::uint64_t last,
+                                      bool may_be_fast = true) {
     std::vector<int> hit;
     for (int id = 0; id < static_cast<int>(subs.size()); ++id) {
       if (walked(subs[id]) && overlaps(subs[id], start, last)) hit.push_back(id);
     }
+    const bool fast = may_be_fast && hit.empty() && !draining && !wholes_listed();
+    active.push_back({start, last, {}, fast});
     if (!hit.empty()) seq |= 1;
     return hit;
   }
@@ -121,9 +146,18 @@ struct DomainModel {
   // The bookkeeping of an end (or of an undone start): the last one applies the deferred
   // list.
   void finish_invalidation(std::size_t index) {
+    const bool fast = active[index].fast;
     active.erase(active.begin() + static_cast<long>(index));
-    if (!active.empty()) return;
+    if (fast) {
+      if (!draining || fast_active() > 0) return;
+      draining = false;  // the drain ends as a locked invalidation does
+    }
+    if (locked_active() > 0) return;
     if (!odd()) return;
+    if (!deferred.empty() && fast_active() > 0) {
+      draining = true;  // the deferred inserts wait for the fast ones
+      return;
+    }
     for (int id : deferred) subs[id].state = ModelSub::State::kLive;
     deferred.clear();
     seq++;

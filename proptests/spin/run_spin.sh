@@ -5,7 +5,8 @@
 # (model, variant) it generates pan with `spin -a`, compiles it and runs an exhaustive
 # search, in a fresh temporary directory (never in the source tree).
 #
-#   model    notifier_protocol, release_unregister, or all (the default)
+#   model    notifier_protocol, release_unregister, reclaim_handoff, fast_path_handshake,
+#            or all (the default)
 #   variant  ok, or macros joined by '+', e.g. BROKEN_R3 or BROKEN_R3+OUTCOMES_ONLY or
 #            NINV=3+INV0_MASK=3+INV1_MASK=3 (each becomes -D...); default: the model's list
 #
@@ -52,13 +53,17 @@ variants_of() {
     reclaim_handoff)
       echo ok BROKEN_HANDOFF_BEFORE_PUBLISH BROKEN_TOUCH_AFTER_HANDOFF
       ;;
+    fast_path_handshake)
+      echo ok SHARDS=2 UNDO_UNLOCKED WAIT_LOCKFREE ROUNDS=2+SHARDS=2+UNDO_UNLOCKED \
+           BROKEN_NO_CLOSE BROKEN_NO_COUNT_CHECK BROKEN_APPLY_NO_CHECK BROKEN_END_NO_RECHECK
+      ;;
     *)
       return 1
       ;;
   esac
 }
 
-all_models="notifier_protocol release_unregister reclaim_handoff"
+all_models="notifier_protocol release_unregister reclaim_handoff fast_path_handshake"
 model_arg=${1:-all}
 variant_arg=${2:-}
 if [ "$model_arg" = all ]; then

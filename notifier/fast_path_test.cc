@@ -1,0 +1,213 @@
+// The invalidation fast path (notifier/domain.h): an invalidation that reaches no
+// notifier takes no lock, and an insert never lets a notifier be read while such an
+// invalidation, which did not call it, is still running. Each test would fail against a
+// fast path without the handshake (an insert that publishes at once, or a last end that
+// applies deferred inserts while fast invalidations run).
+#include <atomic>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+#include "notifier/domain.h"
+#include "notifier/domain_test_peer.h"
+#include "notifier/test_support.h"
+#include "sync/mutex.h"
+#include "sync/test_util.h"
+
+namespace itn {
+namespace {
+
+using testing::start_ok;
+using testing::wait_until;
+using Peer = NotifierDomainTestPeer;
+
+constexpr std::uint64_t kPage = 4096;
+
+Range page(std::uint64_t p) { return Range{.start = p * kPage, .end = (p + 1) * kPage}; }
+
+class Counting : public IntervalNotifier {
+ public:
+  bool invalidate(const Range&, std::uint64_t cur_seq) override {
+    set_seq(cur_seq);
+    calls.fetch_add(1);
+    return true;
+  }
+  std::atomic<int> calls{0};
+};
+
+// A driver's notifier: set_seq() under the driver lock, as read_retry() is.
+class Driver : public IntervalNotifier {
+ public:
+  bool invalidate(const Range&, std::uint64_t cur_seq) override {
+    MutexLock l(mu);
+    set_seq(cur_seq);
+    return true;
+  }
+  Mutex mu;
+};
+
+class Whole : public Notifier {};
+
+TEST(NotifierDomainTest, AnInvalidationThatReachesNoNotifierTakesNoLock) {
+  auto domain = testing::domain_freeing_each_node();
+  Ref<Counting> n = make_ref<Counting>();
+  ASSERT_TRUE(domain->insert(n, Interval::sized(0, kPage), nullptr).ok());
+  {
+    // Held by this thread: a start that took the domain mutex would die (not recursive)
+    // in debug builds, or deadlock.
+    MutexLock l(Peer::mu(*domain));
+    InvalidationToken token = start_ok(*domain, page(1));
+    domain->invalidate_range_end(std::move(token));
+  }
+  NotifierDomainStats stats = domain->stats();
+  EXPECT_EQ(stats.fast_starts, 1u);
+  EXPECT_EQ(stats.starts, 1u);
+  testing::invalidate(*domain, page(0));  // reaches n: the locked path
+  stats = domain->stats();
+  EXPECT_EQ(stats.fast_starts, 1u);
+  EXPECT_EQ(stats.starts, 2u);
+  EXPECT_EQ(n->calls.load(), 1);
+  EXPECT_EQ(domain->seq_for_testing() % 2, 0u);
+  ASSERT_TRUE(domain->remove(*n).ok());
+}
+
+TEST(NotifierDomainTest, WithAWholeSpaceNotifierEveryStartTakesTheLockedPath) {
+  auto domain = testing::domain_freeing_each_node();
+  Whole whole;
+  ASSERT_TRUE(domain->register_notifier(whole).ok());
+  testing::invalidate(*domain, page(0));
+  EXPECT_EQ(domain->stats().fast_starts, 0u);
+  ASSERT_TRUE(domain->unregister_notifier(whole).ok());
+}
+
+// A fast invalidation of page 0 is running when a notifier of page 0 is inserted: it did
+// not call the notifier, so the notifier's first read_begin() waits until it ends.
+TEST(NotifierDomainTest, AnInsertDuringAFastInvalidationIsReadOnlyAfterItsEnd) {
+  auto domain = testing::domain_freeing_each_node();
+  InvalidationToken token = start_ok(*domain, page(0));
+  ASSERT_EQ(domain->stats().fast_starts, 1u);
+  Ref<Counting> n = make_ref<Counting>();
+  ASSERT_TRUE(domain->insert(n, Interval::sized(0, kPage), nullptr).ok());
+  EXPECT_EQ(domain->stats().drains, 1u);
+  EXPECT_EQ(domain->find(nullptr, Interval::sized(0, kPage)).get(), n.get());
+  std::atomic<bool> read{false};
+  std::thread reader([&] {
+    (void)n->read_begin();
+    read.store(true);
+  });
+  wait_until([&] { return read.load() || domain->stats().read_begin_waits == 1; });
+  EXPECT_FALSE(read.load()) << "read_begin() returned while an invalidation that missed the "
+                               "notifier was still running";
+  domain->invalidate_range_end(std::move(token));
+  reader.join();
+  EXPECT_EQ(domain->seq_for_testing() % 2, 0u);
+  EXPECT_EQ(domain->active_for_testing(), 0u);
+  testing::invalidate(*domain, page(0));
+  EXPECT_EQ(n->calls.load(), 1) << "the drained insert is walked";
+  ASSERT_TRUE(domain->remove(*n).ok());
+}
+
+// The last locked end applies a deferred insert while a fast invalidation of the
+// notifier's page (which the deferred notifier was invisible to) still runs.
+TEST(NotifierDomainTest, ADeferredInsertAppliedDuringAFastInvalidationIsReadOnlyAfterItsEnd) {
+  auto domain = testing::domain_freeing_each_node();
+  Ref<Counting> live = make_ref<Counting>();
+  ASSERT_TRUE(domain->insert(live, Interval::sized(0, kPage), nullptr).ok());
+  InvalidationToken locked = start_ok(*domain, page(0));
+  Ref<Counting> late = make_ref<Counting>();
+  ASSERT_TRUE(domain->insert(late, Interval::sized(kPage, kPage), nullptr).ok());  // deferred
+  InvalidationToken fast = start_ok(*domain, page(1));
+  ASSERT_EQ(domain->stats().fast_starts, 1u);
+  domain->invalidate_range_end(std::move(locked));
+  EXPECT_EQ(domain->stats().drains, 1u);
+  EXPECT_EQ(domain->seq_for_testing() % 2, 1u) << "the drain keeps the sequence odd";
+  std::atomic<bool> read{false};
+  std::thread reader([&] {
+    (void)late->read_begin();
+    read.store(true);
+  });
+  wait_until([&] { return read.load() || domain->stats().read_begin_waits == 1; });
+  EXPECT_FALSE(read.load());
+  domain->invalidate_range_end(std::move(fast));
+  reader.join();
+  EXPECT_EQ(domain->seq_for_testing() % 2, 0u);
+  testing::invalidate(*domain, page(1));
+  EXPECT_EQ(late->calls.load(), 1);
+  ASSERT_TRUE(domain->remove(*late).ok());
+  ASSERT_TRUE(domain->remove(*live).ok());
+}
+
+// A fast token may be ended on another thread, after its starting thread has ended.
+TEST(NotifierDomainTest, AFastTokenEndsOnAnotherThread) {
+  auto domain = testing::domain_freeing_each_node();
+  InvalidationToken token = start_ok(*domain, page(0));
+  Ref<Counting> n = make_ref<Counting>();
+  ASSERT_TRUE(domain->insert(n, Interval::sized(0, kPage), nullptr).ok());  // drains
+  std::thread ender([&] { domain->invalidate_range_end(std::move(token)); });
+  ender.join();
+  EXPECT_EQ(domain->active_for_testing(), 0u);
+  EXPECT_EQ(domain->seq_for_testing() % 2, 0u);
+  ASSERT_TRUE(domain->remove(*n).ok());
+}
+
+// Coherence with the fast path under load: invalidators bump a page's version on both
+// sides of their page-table change (odd while it changes); a driver inserts a notifier of
+// the page, faults, and whenever read_retry() says its walk was good, the version it read
+// after read_begin() must be even and unchanged. Another notifier, always inserted, makes
+// some invalidations take the locked path, so deferred inserts and drains mix in.
+TEST(NotifierDomainStressTest, ReadersNeverSeeAPageAFastInvalidationIsChanging) {
+  auto domain = testing::domain_freeing_each_node();
+  Ref<Counting> anchor = make_ref<Counting>();
+  ASSERT_TRUE(domain->insert(anchor, Interval::sized(kPage, kPage), nullptr).ok());
+  std::atomic<std::uint64_t> version{0};
+  std::atomic<bool> stop{false};
+  std::atomic<int> invalidations{0};
+  std::vector<std::thread> invalidators;
+  for (int t = 0; t < 2; ++t) {
+    invalidators.emplace_back([&, t] {
+      // Thread 0 changes page 0 alone (fast while no notifier covers it); thread 1 also
+      // covers the anchor's page (locked).
+      const Range range{.start = 0, .end = (t == 0 ? 1 : 2) * kPage};
+      while (!stop.load()) {
+        InvalidationToken token = start_ok(*domain, range);
+        version.fetch_add(1);  // odd: changing
+        std::this_thread::yield();
+        version.fetch_add(1);
+        domain->invalidate_range_end(std::move(token));
+        invalidations.fetch_add(1);
+      }
+    });
+  }
+  // Rounds until the invalidators have run a while beside them (they may start late).
+  constexpr int kMinRounds = 500;
+  constexpr int kMinInvalidations = 20000;
+  int rounds = 0;
+  int good_walks = 0;
+  for (; rounds < kMinRounds || invalidations.load() < kMinInvalidations; ++rounds) {
+    Ref<Driver> n = make_ref<Driver>();
+    ASSERT_TRUE(domain->insert(n, Interval::sized(0, kPage), nullptr).ok());
+    for (bool retry = true; retry;) {
+      const std::uint64_t seq = n->read_begin();
+      const std::uint64_t seen = version.load();
+      MutexLock l(n->mu);
+      retry = n->read_retry(seq);
+      if (!retry) {
+        ASSERT_EQ(seen % 2, 0u) << "read_begin() let a walk run during a page change";
+        ++good_walks;
+      }
+    }
+    ASSERT_TRUE(domain->remove(*n).ok());
+  }
+  stop.store(true);
+  for (std::thread& t : invalidators) t.join();
+  EXPECT_EQ(good_walks, rounds);
+  const NotifierDomainStats stats = domain->stats();
+  EXPECT_GT(stats.fast_starts, 0u);
+  EXPECT_GT(stats.drains, 0u) << "the load never exercised a drain";
+  ASSERT_TRUE(domain->remove(*anchor).ok());
+}
+
+}  // namespace
+}  // namespace itn
