@@ -12,7 +12,9 @@
 // The token carries what the end needs: the range, and the list of whole-space notifiers
 // the start called, kept alive by a read section of the domain that lasts from the start
 // to the end, so that the end reaches exactly the notifiers the start reached (I25) and
-// unregister_notifier() of one of them waits for the end (I15).
+// unregister_notifier() of one of them waits for the end (I15). A fast token (an
+// invalidation that reached no notifier while none was registered, notifier/domain.h)
+// carries only the shard its start counted itself in: it holds no read section.
 //
 // Thread safety: a token is a value; one thread uses it at a time. It may be moved to,
 //   and ended on, another thread; that thread must not call insert() or remove() of the

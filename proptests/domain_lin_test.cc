@@ -10,7 +10,11 @@
 // threads insert, remove (and so insert again) and find it; notifier 2 is inserted and
 // its reference dropped before the threads start (the domain holds the only one), and
 // thread 2 removes it first thing, through a plain pointer, while the others find it.
-// Each notifier has its own owner for find().
+// Each notifier has its own owner for find(). A whole-space notifier that does nothing is
+// registered throughout, so that every invalidation takes the locked path: the
+// per-notifier model cannot tell which invalidations of a history were fast (that depends
+// on the other notifiers), and a fast one does not keep the sequence odd. The fast path
+// has its own spin model (fast_path_handshake) and tests (notifier/fast_path_test.cc).
 // Between its start and end a thread only changes the "page table" (scheduling points,
 // no domain call), so no thread waits for itself. read_retry runs under the notifier's driver lock,
 // as the contract asks.
@@ -32,6 +36,7 @@
 #include "proptests/sched/explore.h"
 #include "rapidcheck.h"
 #include "sync/atomic.h"
+#include "sync/check.h"
 #include "sync/mutex.h"
 
 namespace itn::lin {
@@ -165,6 +170,8 @@ RC_GTEST_PROP(NotifierDomainLinearizability, ConcurrentHistoriesLinearizePerNoti
     const int owners[3] = {0, 1, 2};
     const std::vector<Ref<Sub>> subs = {make_ref<Sub>(), make_ref<Sub>()};
     IntervalNotifier* sole = nullptr;
+    Notifier locked_path;  // see the top of this file
+    ITN_CHECK_OK(domain->register_notifier(locked_path), "lin test set-up");
     DomainHistory h;
     h.record(3, DomainOp{DomainOp::Kind::kInsert, 0}, [&] {  // setup, before the threads
       return NotifierResult::status(
@@ -184,6 +191,7 @@ RC_GTEST_PROP(NotifierDomainLinearizability, ConcurrentHistoriesLinearizePerNoti
     const CheckResult c =
         check_partitioned(NotifierModel{}, h.operations(), PerNotifier(kIntervals));
     for (const Ref<Sub>& sub : subs) (void)domain->remove(*sub);
+    ITN_CHECK_OK(domain->unregister_notifier(locked_path), "lin test tear-down");
     if (c.ok()) return absl::OkStatus();
     std::ostringstream os;
     os << c;
