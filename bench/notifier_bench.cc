@@ -9,9 +9,15 @@
 // - ReadBeginRetry/collide:1: a fault that collides with an invalidation: read_begin(),
 //   an invalidate_range_start + end over the subscriber during the page-table walk,
 //   read_retry() says retry, and the second attempt succeeds (counter retries_per_op: 1).
+// - ReadBeginRetryNoLock: read_begin() + read_retry() alone, without the driver lock
+//   (what the protocol itself costs; read_retry() is only meaningful under the lock), and
+//   `two_acquire_loads`: the floor, two acquire loads of atomics.
 // - InvalidateRange/n:N/k:K: N subscribers; one invalidate_range_start +
 //   invalidate_range_end over K random consecutive pages, so it hits exactly K
 //   subscribers (K = 0: a range past them all; counter hits_per_op, expected K).
+// - InvalidateRangeShuffled/n:N/k:K: the same with the subscribers allocated in random
+//   order, so that the walk meets them scattered over memory rather than in the
+//   allocator's order.
 #include <algorithm>
 #include <cstdint>
 #include <random>
@@ -20,6 +26,7 @@
 #include "benchmark/benchmark.h"
 
 #include "bench/notifier_impls.h"
+#include "sync/atomic.h"
 #include "sync/check.h"
 
 namespace itn::bench {
@@ -44,11 +51,33 @@ void BM_Notifier_ReadBeginRetry(benchmark::State& state) {
 }
 
 template <class Impl>
+void BM_Notifier_ReadBeginRetryNoLock(benchmark::State& state) {
+  Impl impl(1);
+  for (auto _ : state) {
+    ITN_CHECK(!impl.read_without_lock(0), "no invalidation runs during this attempt");
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
+void BM_Notifier_ReadBeginRetryNoLock_TwoAcquireLoads(benchmark::State& state) {
+  Atomic<std::uint64_t> sub_seq{2};
+  Atomic<std::uint64_t> domain_seq{4};
+  for (auto _ : state) {
+    // Acquire: the loads read_begin() makes; nothing writes them here.
+    const std::uint64_t a = sub_seq.load(std::memory_order_acquire);
+    const std::uint64_t b = domain_seq.load(std::memory_order_acquire);
+    ITN_CHECK(a != b, "as read_begin()'s fast path");
+    benchmark::DoNotOptimize(a);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
+template <class Impl, Layout kLayout = Layout::kAllocationOrder>
 void BM_Notifier_InvalidateRange(benchmark::State& state) {
   const auto n = static_cast<std::uint64_t>(state.range(0));
   const auto k = static_cast<std::uint64_t>(state.range(1));
   ITN_CHECK(k <= n, "notifier_sizes() keeps k <= n");
-  Impl impl(n);
+  Impl impl(n, kLayout);
   // Ranges of max(k, 1) pages hitting exactly k subscribers (k = 0: a range past the last
   // one), drawn before the timed loop so that the generator is not measured.
   std::mt19937_64 rng(1);
@@ -69,6 +98,11 @@ BENCHMARK(BM_Notifier_ReadBeginRetry<KernelMutexImpl>)
     ->Name("BM_Notifier_ReadBeginRetry/kernel_design_mutex") ITN_COLLIDE;
 BENCHMARK(BM_Notifier_ReadBeginRetry<ListImpl>)
     ->Name("BM_Notifier_ReadBeginRetry/list") ITN_COLLIDE;
+BENCHMARK(BM_Notifier_ReadBeginRetryNoLock<ItnImpl>)->Name("BM_Notifier_ReadBeginRetryNoLock/itn");
+BENCHMARK(BM_Notifier_ReadBeginRetryNoLock<KernelSpinImpl>)
+    ->Name("BM_Notifier_ReadBeginRetryNoLock/kernel_design");
+BENCHMARK(BM_Notifier_ReadBeginRetryNoLock_TwoAcquireLoads)
+    ->Name("BM_Notifier_ReadBeginRetryNoLock/two_acquire_loads");
 
 // n subscribers x k hits, k <= n.
 void notifier_sizes(benchmark::internal::Benchmark* b) {
@@ -88,6 +122,11 @@ BENCHMARK(BM_Notifier_InvalidateRange<KernelMutexImpl>)
     ->Name("BM_Notifier_InvalidateRange/kernel_design_mutex") ITN_NOTIFIER_SIZES;
 BENCHMARK(BM_Notifier_InvalidateRange<ListImpl>)
     ->Name("BM_Notifier_InvalidateRange/list") ITN_NOTIFIER_SIZES;
+#define ITN_SHUFFLED_SIZES ->ArgNames({"n", "k"})->Args({10000, 256})->Args({100000, 256})
+BENCHMARK(BM_Notifier_InvalidateRange<ItnImpl, Layout::kShuffled>)
+    ->Name("BM_Notifier_InvalidateRangeShuffled/itn") ITN_SHUFFLED_SIZES;
+BENCHMARK(BM_Notifier_InvalidateRange<KernelSpinImpl, Layout::kShuffled>)
+    ->Name("BM_Notifier_InvalidateRangeShuffled/kernel_design") ITN_SHUFFLED_SIZES;
 
 }  // namespace
 }  // namespace itn::bench

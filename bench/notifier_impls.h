@@ -6,10 +6,14 @@
 // (B1 with an itn::Mutex instead), `list` (B2,
 // bench/baselines/list_notifier.h), `multimap` (B3, a std::multimap registry: find only).
 //
-// Layout: n subscribers, subscriber i covering page i ([i * kPage, i * kPage + kPage - 1]).
+// Layout: n subscribers, subscriber i covering page i ([i * kPage, i * kPage + kPage - 1]),
+// allocated in page order, or in random order (Layout::kShuffled) so that walks in page
+// order meet them scattered over memory.
 // itn and both kernel_design variants offer all of the calls below; list offers Impl(n), fault(),
 // invalidate() and hits(); multimap offers Impl(n) and find().
-//   Impl(n)                        n subscribers; the destructor unsubscribes them all
+//   Impl(n[, layout])              n subscribers; the destructor unsubscribes them all
+//   read_without_lock(i)           read_begin() then read_retry() on subscriber i, without
+//                                  the driver lock (the protocol's own cost)
 //   fault(i[, walk])               the device fault fast path on subscriber i: seq =
 //                                  read_begin(), walk() (the page-table walk; nothing by
 //                                  default), driver lock, read_retry(seq); true = retry
@@ -20,15 +24,17 @@
 //   find_fault(page)               find the subscriber of `page`, then fault() on it
 //   find(page)                     find the subscriber of `page` (no fault)
 //
-// Thread safety: fault(), find() and find_fault() may run on several threads; the other
-// calls on one thread at a time, concurrently with those. Lifetime: subscribers created
+// Thread safety: fault(), find(), find_fault(), invalidate() and insert_remove() may run on
+// several threads; start(), end() and hits() on one thread at a time. Lifetime: subscribers created
 // by insert_remove() end with it. Memory ordering: that of each implementation.
 #ifndef ITN_BENCH_NOTIFIER_IMPLS_H_
 #define ITN_BENCH_NOTIFIER_IMPLS_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <random>
 #include <utility>
 #include <vector>
 
@@ -55,6 +61,18 @@ inline void check_ok(const absl::Status& status) {
 
 inline Range page_range(std::uint64_t page, std::uint64_t pages) {
   return Range{.start = page * kPage, .end = (page + pages) * kPage};
+}
+
+enum class Layout { kAllocationOrder, kShuffled };
+
+// n subscribers made by make(), in allocation order or shuffled (a fixed seed).
+template <class Ptr, class Make>
+std::vector<Ptr> make_subscribers(std::size_t n, Layout layout, Make&& make) {
+  std::vector<Ptr> subs;
+  subs.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) subs.push_back(make(i));
+  if (layout == Layout::kShuffled) std::shuffle(subs.begin(), subs.end(), std::mt19937_64(7));
+  return subs;
 }
 
 // A driver's subscriber: invalidate() takes the driver lock, records the sequence and
@@ -110,10 +128,10 @@ class ItnImpl {
  public:
   using Sub = CountingSub<IntervalNotifier>;
 
-  explicit ItnImpl(std::size_t n) {
+  explicit ItnImpl(std::size_t n, Layout layout = Layout::kAllocationOrder)
+      : subs_(make_subscribers<Ref<Sub>>(n, layout, [](std::size_t) { return make_ref<Sub>(); })) {
     for (std::size_t i = 0; i < n; ++i) {
-      subs_.push_back(make_ref<Sub>());
-      check_ok(domain_->insert(subs_.back(), Interval::sized(i * kPage, kPage), kOwner));
+      check_ok(domain_->insert(subs_[i], Interval::sized(i * kPage, kPage), kOwner));
     }
   }
   ~ItnImpl() {
@@ -124,6 +142,10 @@ class ItnImpl {
   template <class Walk = NoWalk>
   bool fault(std::size_t i, Walk&& walk = {}) {
     return fault_once(*subs_[i], std::forward<Walk>(walk));
+  }
+  bool read_without_lock(std::size_t i) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    // No driver lock: only the cost is of interest, the answer is not (nobody invalidates).
+    return subs_[i]->read_retry(subs_[i]->read_begin());
   }
   // One invalidation at a time is left open between start() and end().
   void start(std::uint64_t page, std::uint64_t pages) { open_.emplace(begin(page, pages)); }
@@ -170,11 +192,10 @@ class KernelDesignImpl {
  public:
   using Sub = CountingSub<KernelSub<Lock>>;
 
-  explicit KernelDesignImpl(std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) {
-      subs_.push_back(std::make_unique<Sub>());
-      domain_.insert(*subs_.back(), i * kPage, i * kPage + kPage - 1);
-    }
+  explicit KernelDesignImpl(std::size_t n, Layout layout = Layout::kAllocationOrder)
+      : subs_(make_subscribers<std::unique_ptr<Sub>>(
+            n, layout, [](std::size_t) { return std::make_unique<Sub>(); })) {
+    for (std::size_t i = 0; i < n; ++i) domain_.insert(*subs_[i], i * kPage, i * kPage + kPage - 1);
   }
   ~KernelDesignImpl() {
     for (const auto& s : subs_) domain_.remove(*s);
@@ -183,6 +204,10 @@ class KernelDesignImpl {
   template <class Walk = NoWalk>
   bool fault(std::size_t i, Walk&& walk = {}) {
     return fault_once(*subs_[i], std::forward<Walk>(walk));
+  }
+  bool read_without_lock(std::size_t i) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    // No driver lock: only the cost is of interest, the answer is not (nobody invalidates).
+    return subs_[i]->read_retry(subs_[i]->read_begin());
   }
   void start(std::uint64_t page, std::uint64_t pages) {
     domain_.invalidate_range_start(page_range(page, pages));
@@ -220,11 +245,11 @@ class ListImpl {
  public:
   using Sub = ListCountingSub;
 
-  explicit ListImpl(std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) {
-      subs_.push_back(std::make_unique<Sub>(i * kPage, i * kPage + kPage - 1));
-      domain_.add(*subs_.back());
-    }
+  explicit ListImpl(std::size_t n, Layout layout = Layout::kAllocationOrder)
+      : subs_(make_subscribers<std::unique_ptr<Sub>>(n, layout, [](std::size_t i) {
+          return std::make_unique<Sub>(i * kPage, i * kPage + kPage - 1);
+        })) {
+    for (const auto& s : subs_) domain_.add(*s);
   }
   ~ListImpl() {
     for (const auto& s : subs_) domain_.remove(*s);
@@ -233,6 +258,10 @@ class ListImpl {
   template <class Walk = NoWalk>
   bool fault(std::size_t i, Walk&& walk = {}) {
     return fault_once(*subs_[i], std::forward<Walk>(walk));
+  }
+  bool read_without_lock(std::size_t i) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    // No driver lock: only the cost is of interest, the answer is not (nobody invalidates).
+    return subs_[i]->read_retry(subs_[i]->read_begin());
   }
   void invalidate(std::uint64_t page, std::uint64_t pages) {
     domain_.invalidate_range_start(page_range(page, pages));

@@ -100,6 +100,49 @@ class IntervalTree {
     return itree_internal::walk_overlaps(root, start, last, std::forward<Fn>(fn));
   }
 
+  // IntervalTree::Cursor
+  //
+  // An overlap walk that can pause between entries: next() returns the value of each
+  // entry overlapping the query in key order, then null. It walks the snapshot published
+  // when overlaps() made it; current() tells whether that is still the published one.
+  // Context: inside a read section of the tree's SrcuDomain for as long as it is used.
+  class Cursor {
+   public:
+    const T* next() {
+      const Node* n = cursor_.next();
+      return n != nullptr ? &n->value : nullptr;
+    }
+    bool current(const IntervalTree& tree) const {
+      // Acquire: pairs with the release store in publish_locked(). The held read section
+      // keeps this snapshot's root from being reused, so equal pointers mean one snapshot.
+      return tree.root_.load(std::memory_order_acquire) == cursor_.root();
+    }
+
+   private:
+    friend class IntervalTree;
+    Cursor(const Node* root, std::uint64_t start, std::uint64_t last)
+        : cursor_(root, start, last) {}
+    itree_internal::OverlapCursor<T> cursor_;
+  };
+  Cursor overlaps(std::uint64_t start, std::uint64_t last) const {
+    check_reader();
+    // Acquire: pairs with the release store in publish_locked().
+    return Cursor(root_.load(std::memory_order_acquire), start, last);
+  }
+
+  // IntervalTree::may_overlap()
+  //
+  // False if no entry overlaps [start, last]: a check against the span from the lowest
+  // start to the highest last of every entry, which touches no node and so needs no read
+  // section. True only says to walk. An entry published before this call (happens-before)
+  // and still in the tree is never missed; one published concurrently may be.
+  bool may_overlap(std::uint64_t start, std::uint64_t last) const {
+    // Acquire: pairs with the release stores in publish_locked(). The two loads may come
+    // from different publishes; each bounds every entry present through both.
+    return span_first_.load(std::memory_order_acquire) <= last &&
+           start <= span_last_.load(std::memory_order_acquire);
+  }
+
   // IntervalTree::size()
   //
   // The number of entries as of the latest publish. Lock-free; may lag a concurrent publish.
@@ -170,6 +213,9 @@ class IntervalTree {
   const IntervalTreeOptions options_;
   // The published root. Written only in publish_locked(), read by every walk.
   Atomic<Node*> root_{nullptr};
+  // The span of the published entries, for may_overlap() (empty: first > last).
+  Atomic<std::uint64_t> span_first_{~std::uint64_t{0}};
+  Atomic<std::uint64_t> span_last_{0};
   Atomic<std::size_t> size_{0};
   Atomic<std::uint64_t> retired_bytes_{0};
   Atomic<std::uint64_t> pool_bytes_{0};

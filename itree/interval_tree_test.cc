@@ -91,6 +91,40 @@ TEST_F(IntervalTreeTest, StopsWhenCallbackReturnsFalse) {
   EXPECT_EQ(seen, 3);
 }
 
+TEST_F(IntervalTreeTest, MayOverlapIsFalseOnlyOutsideTheSpanOfEveryEntry) {
+  EXPECT_FALSE(tree_.may_overlap(0, 100));
+  ASSERT_TRUE(tree_.insert(10, 20, 1).ok());
+  ASSERT_TRUE(tree_.insert(30, 40, 2).ok());
+  ASSERT_TRUE(tree_.insert(5, 6, 3).ok());  // lowest start, not the root's leftmost by last
+  EXPECT_FALSE(tree_.may_overlap(0, 4));
+  EXPECT_TRUE(tree_.may_overlap(0, 5));
+  EXPECT_TRUE(tree_.may_overlap(40, 50));
+  EXPECT_FALSE(tree_.may_overlap(41, kMax));
+  EXPECT_TRUE(tree_.may_overlap(21, 29)) << "a hole inside the span is only a hint";
+  ASSERT_TRUE(tree_.erase(30, 40, 2).ok());
+  EXPECT_FALSE(tree_.may_overlap(21, 29));
+  ASSERT_TRUE(tree_.erase(10, 20, 1).ok());
+  ASSERT_TRUE(tree_.erase(5, 6, 3).ok());
+  EXPECT_FALSE(tree_.may_overlap(0, 100));
+}
+
+TEST_F(IntervalTreeTest, CursorPausesBetweenEntriesAndKnowsItsSnapshot) {
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(tree_.insert(10 * i, 10 * i + 15, i).ok());
+  const std::vector<Entry> expected = overlaps(95, 305);
+  auto guard = srcu_.read_lock();
+  IntervalTree<int>::Cursor cursor = tree_.overlaps(95, 305);
+  std::vector<int> seen;
+  for (const int* v = cursor.next(); v != nullptr; v = cursor.next()) {
+    seen.push_back(*v);
+    EXPECT_TRUE(cursor.current(tree_));
+  }
+  EXPECT_EQ(cursor.next(), nullptr) << "an ended cursor stays ended";
+  ASSERT_EQ(seen.size(), expected.size());
+  for (std::size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], std::get<2>(expected[i]));
+  ASSERT_TRUE(tree_.insert(1000, 1001, 99).ok());
+  EXPECT_FALSE(cursor.current(tree_)) << "a publish replaced the cursor's snapshot";
+}
+
 TEST_F(IntervalTreeTest, BatchPublishesAllChangesAtOnce) {
   ASSERT_TRUE(tree_.insert(1, 1, 1).ok());
   {

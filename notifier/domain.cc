@@ -1,6 +1,7 @@
 #include "notifier/domain.h"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -321,16 +322,30 @@ absl::StatusOr<InvalidationToken> NotifierDomain::invalidate_range_start(const R
         absl::StrCat("NotifierDomain::invalidate_range_start: empty range [", range.start, ", ",
                      range.end, ")"));
   }
-  bool hit = false;
+  const std::uint64_t last = range.interval().last();
   // Acquire: pairs with the release store in publish_list_locked(); only compared with null.
   if (notifiers_.load(std::memory_order_acquire) == nullptr) {
     const int shard = fast_shard_index();
-    const FastStart fast = fast_start(shard, range);
-    if (fast == FastStart::kFast) return InvalidationToken(this, range, shard);
-    hit = fast == FastStart::kHit;
+    if (fast_enter(shard)) {
+      // Most misses never touch a node: past every notifier, no read section is needed.
+      if (!tree_.may_overlap(range.start, last)) return InvalidationToken(this, range, shard);
+      auto guard = srcu_.read_lock();  // the cursor's snapshot, until the walk is done
+      WalkedTree::Cursor cursor = tree_.overlaps(range.start, last);
+      const TreeEntry* first = cursor.next();
+      if (first == nullptr) return InvalidationToken(this, range, shard);
+      fast_leave(shard);
+      return start_locked(range, &cursor, first);  // one descent: the walk goes on from here
+    }
+    fast_leave(shard);
   }
+  return start_locked(range, nullptr, nullptr);
+}
+
+absl::StatusOr<InvalidationToken> NotifierDomain::start_locked(const Range& range,
+                                                               WalkedTree::Cursor* cursor,
+                                                               const TreeEntry* first) {
   std::uint64_t calls = 0;
-  absl::Status status = start_interval_part(range, calls, hit);
+  absl::Status status = start_interval_part(range, calls, cursor, first);
   if (!status.ok()) return status;  // undone already
   // I25, I28: the whole-space list as of now, kept alive (and unregister_notifier()
   // fenced) by a section that the token carries to the end.
@@ -353,30 +368,28 @@ int NotifierDomain::fast_shard_index() {
   return shard;
 }
 
-NotifierDomain::FastStart NotifierDomain::fast_start(int shard, const Range& range) {
-  FastShard& s = fast_[shard];
+bool NotifierDomain::fast_enter(int shard) {
   // Seq_cst, as are the accesses it pairs with: fast_closed_'s store and the shard loads
   // in close_fast_path_locked(). Either that closure's loads see this count, or the load
-  // of fast_closed_ below sees the closure (or the reopening after its publish).
-  s.active.fetch_add(1, std::memory_order_seq_cst);
-  FastStart outcome = FastStart::kClosed;
-  if (!fast_closed_.load(std::memory_order_seq_cst)) {
-    outcome = any_walked_overlap(range) ? FastStart::kHit : FastStart::kFast;
-  }
-  if (outcome == FastStart::kFast) {
-    s.starts.fetch_add(1, std::memory_order_relaxed);  // a statistic
-    return outcome;
-  }
+  // of fast_closed_ below sees the closure (or the reopening after its publish). Counts
+  // the start too, in the same RMW.
+  const std::uint64_t before =
+      fast_[shard].word.fetch_add(kFastStart | kFastActive, std::memory_order_seq_cst);
+  ITN_DCHECK((before & (kFastStart - 1)) != kFastStart - 1,
+             "more than 2^24 - 1 fast invalidations in flight on one thread shard");
+  return !fast_closed_.load(std::memory_order_seq_cst);
+}
+
+void NotifierDomain::fast_leave(int shard) {
   // Not fast after all: uncounted before the locked start, which finishes a drain this
   // count may have held up. Seq_cst: pairs with the shard loads in fast_in_flight().
-  s.active.fetch_sub(1, std::memory_order_seq_cst);
-  return outcome;
+  fast_[shard].word.fetch_sub(kFastStart | kFastActive, std::memory_order_seq_cst);
 }
 
 void NotifierDomain::fast_end(int shard) {
   // Seq_cst: pairs with the closure's store and loads (see fast_start()). A drain that
   // saw this count sees, in its closure, this end's load of fast_closed_ return true.
-  fast_[shard].active.fetch_sub(1, std::memory_order_seq_cst);
+  fast_[shard].word.fetch_sub(kFastActive, std::memory_order_seq_cst);
   if (!fast_closed_.load(std::memory_order_seq_cst)) return;
   MutexLock l(mu_);
   finish_drain_locked();
@@ -385,7 +398,9 @@ void NotifierDomain::fast_end(int shard) {
 std::uint64_t NotifierDomain::fast_in_flight() const {
   std::uint64_t total = 0;
   // Seq_cst: pairs with the RMWs in fast_start() and fast_end().
-  for (const FastShard& s : fast_) total += s.active.load(std::memory_order_seq_cst);
+  for (const FastShard& s : fast_) {
+    total += s.word.load(std::memory_order_seq_cst) & (kFastStart - 1);
+  }
   return total;
 }
 
@@ -417,7 +432,8 @@ void NotifierDomain::finish_drain_locked() {
 }
 
 absl::Status NotifierDomain::start_interval_part(const Range& range, std::uint64_t& calls,
-                                                 bool hit) {
+                                                 WalkedTree::Cursor* cursor,
+                                                 const TreeEntry* first) {
   std::uint64_t cur_seq = 0;
   {
     MutexLock l(mu_);
@@ -425,38 +441,60 @@ absl::Status NotifierDomain::start_interval_part(const Range& range, std::uint64
     ++active_;
     starters_.push_back(thread_key());  // removed by end_locked()
     ++stats_.starts;
-    // A hit seen by fast_start() may be gone now; then no notifier is called and the odd
+    // A hit seen by the cursor may be gone now; then no notifier is called and the odd
     // sequence only makes read_begin() callers of this busy period wait for its end.
-    if (hit || any_walked_overlap(range)) {
+    if (first != nullptr || any_walked_overlap(range)) {
       // Relaxed load: seq_ is written only under mu_, which we hold.
       cur_seq = seq_.load(std::memory_order_relaxed) | 1;
       // Release: pairs with the acquire load in read_begin().
       seq_.store(cur_seq, std::memory_order_release);
     }
   }
-  if (cur_seq != 0) return call_interval_notifiers(range, cur_seq, calls);
+  if (cur_seq != 0) return call_interval_notifiers(range, cur_seq, calls, cursor, first);
   return absl::OkStatus();
 }
 
 absl::Status NotifierDomain::call_interval_notifiers(const Range& range, std::uint64_t cur_seq,
-                                                     std::uint64_t& calls) {
+                                                     std::uint64_t& calls,
+                                                     WalkedTree::Cursor* cursor,
+                                                     const TreeEntry* first) {
   bool refused = false;
   {
     auto guard = srcu_.read_lock();
     ContextScope scope(this);  // callbacks run in this domain's context (I9)
     // The walked tree cannot change under us: the sequence is odd since our start, so
     // erases wait for the last end and inserts go to the deferred tree (I5). Every entry
-    // of this snapshot is a notifier we must call.
-    tree_.for_each_overlap(range.start, range.interval().last(),
-                           [&](std::uint64_t, std::uint64_t, const TreeEntry& e) {
-                             ++calls;
-                             if (e.sub->invalidate(range, cur_seq)) return true;
-                             ITN_CHECK(!range.blockable,
-                                       "IntervalNotifier::invalidate() returned false for a "
-                                       "blockable invalidation");
-                             refused = true;
-                             return false;
-                           });
+    // of this snapshot is a notifier we must call. A cursor the start already moved to its
+    // first entry goes on if its snapshot is that tree; else the walk starts afresh.
+    std::optional<WalkedTree::Cursor> fresh;
+    if (cursor == nullptr || !cursor->current(tree_)) {
+      fresh.emplace(tree_.overlaps(range.start, range.interval().last()));
+      cursor = &*fresh;
+      first = cursor->next();
+    }
+    // Notifiers are called in groups: the walk gathers a group, prefetching each, then
+    // calls it in key order, so that the walk's and the callbacks' cache misses overlap.
+    constexpr int kGroup = 16;
+    IntervalNotifier* group[kGroup];
+    int grouped = 0;
+    auto call_group = [&] {
+      for (int i = 0; i < grouped; ++i) {
+        ++calls;
+        if (group[i]->invalidate(range, cur_seq)) continue;
+        ITN_CHECK(!range.blockable,
+                  "IntervalNotifier::invalidate() returned false for a blockable invalidation");
+        refused = true;
+        break;
+      }
+      grouped = 0;
+      return !refused;
+    };
+    for (const TreeEntry* e = first; e != nullptr; e = cursor->next()) {
+      __builtin_prefetch(e->sub);
+      group[grouped++] = e->sub;
+      if (grouped == kGroup && !call_group()) break;
+    }
+    if (!refused) call_group();
   }
   if (!refused) return absl::OkStatus();
   // R5: the notifiers already called hold cur_seq and will retry; undo our own count so
@@ -592,7 +630,9 @@ void NotifierDomain::barrier() {
 NotifierDomainStats NotifierDomain::stats() const {
   std::uint64_t fast_starts = 0;
   // Relaxed: statistics.
-  for (const FastShard& s : fast_) fast_starts += s.starts.load(std::memory_order_relaxed);
+  for (const FastShard& s : fast_) {
+    fast_starts += s.word.load(std::memory_order_relaxed) / kFastStart;
+  }
   MutexLock l(mu_);
   NotifierDomainStats stats = stats_;
   stats.fast_starts = fast_starts;

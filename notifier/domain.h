@@ -9,10 +9,14 @@
 // - An invalidation (invalidate_range_start .. invalidate_range_end, joined by the token
 //   the start returns) counts itself active; any number may be active at once.
 //   If its range overlaps a walked notifier, the domain sequence becomes odd; every such
-//   notifier's invalidate() is called with that odd sequence. Walks take no lock.
+//   notifier's invalidate() is called with that odd sequence. Walks take no lock. (The
+//   overlap is seen by a lock-free look before the start takes the mutex; a notifier
+//   removed in between leaves the sequence odd with nobody called, which only makes
+//   waiters of this busy period wait for its end.)
 // - The fast path: an invalidation that reaches no notifier, with no whole-space notifier
-//   registered, takes no lock. It counts itself in a per-thread shard instead of under the
-//   mutex. An insert that would let a notifier be walked first closes the fast path and
+//   registered, takes no lock (its end takes the mutex only while a drain is pending). It
+//   counts itself in a per-thread shard instead of under the mutex, and never makes the
+//   sequence odd. An insert that would let a notifier be walked first closes the fast path and
 //   reads the shards (a handshake: either it sees the count, or the invalidation sees the
 //   closure and takes the locked path); if a fast invalidation is in flight, the notifier
 //   waits in the deferred tree, like an insert behind any active invalidation, until the
@@ -85,7 +89,7 @@ struct NotifierDomainStats {
   std::uint64_t unregister_fences = 0;  // unregister_notifier() calls that reached their fence
   std::uint64_t reclaim_waits = 0;      // writers that waited for a grace period (the cap)
   std::uint64_t fast_starts = 0;        // starts that took no lock (counted in `starts` too)
-  std::uint64_t drains = 0;             // inserts held back for fast invalidations in flight
+  std::uint64_t drains = 0;  // times inserts were held back for fast invalidations in flight
 };
 
 // NotifierDomainOptions: limits and tuning of one domain.
@@ -191,8 +195,9 @@ class NotifierDomain : public RefCounted {
   //
   // Subscribes the whole-space notifier `n` (owned by the caller). Every invalidation that
   // starts after this returns calls it, start and end (I28). One already active calls it
-  // for both or for neither: each invalidation loads the notifier list once, after its
-  // interval part, and ends the notifiers of that list (I25). A notifier may be
+  // for both or for neither: each invalidation ends the notifiers of the one list its
+  // start called, loaded after its interval part (I25); a fast start found no list before
+  // its interval part and calls none. A notifier may be
   // registered again after unregister_notifier() returned, and then gets release() again
   // (I27).
   // Errors (nothing changes): kFailedPrecondition if `n` is registered somewhere or the
@@ -203,7 +208,9 @@ class NotifierDomain : public RefCounted {
   //
   // Unsubscribes `n`, delivering release() first if the teardown has not (I14), then
   // waits until no callback of `n` runs on any thread (I15): every invalidation active at
-  // the call ends first, so one whose start reached `n` also reaches it with its end (I25).
+  // the call whose start could have reached `n` (every one but the fast ones, which call
+  // no whole-space notifier) ends first, so one whose start reached `n` also reaches it
+  // with its end (I25).
   // Context: may block; not from a callback of this domain (debug: dies, I9).
   // Errors (nothing changes): kInvalidArgument if `n` is not registered here by
   // register_notifier().
@@ -261,6 +268,7 @@ class NotifierDomain : public RefCounted {
   //
   // A snapshot of the counters, taken under the domain mutex: a count read here
   // happens-after the increment, which each waiting operation makes before it blocks.
+  // fast_starts (and its share of starts) is a relaxed sum read before the mutex.
   NotifierDomainStats stats() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // NotifierDomain::inserted_count()
@@ -310,14 +318,23 @@ class NotifierDomain : public RefCounted {
   [[nodiscard]] absl::Status call_start_notifiers(const Range& range, const NotifierList* list);
   void call_end_notifiers(const Range& range, const NotifierList* list);
   void deliver_release(Notifier& n);
+  using WalkedTree = IntervalTree<TreeEntry, TreeEntryLess>;
+  // The start that takes the mutex. `cursor`, if not null, has found `first`, the first
+  // notifier in range, in a snapshot that a read section of the caller keeps.
+  absl::StatusOr<InvalidationToken> start_locked(const Range& range, WalkedTree::Cursor* cursor,
+                                                 const TreeEntry* first) ABSL_LOCKS_EXCLUDED(mu_);
   // Counts itself active and calls the interval notifiers; `calls` counts the calls.
-  // `hit`: a walk already saw a notifier in range, so the walk under mu_ is skipped.
+  // With a cursor (as for start_locked()), the walk under mu_ is skipped and the calls go
+  // on from the cursor if its snapshot is the walked tree.
   [[nodiscard]] absl::Status start_interval_part(const Range& range, std::uint64_t& calls,
-                                                 bool hit = false) ABSL_LOCKS_EXCLUDED(mu_);
-  // The fast path (see the top of this file). A start counted in shard `shard` that
-  // found no notifier in range is kFast: it is ended by fast_end(shard).
-  enum class FastStart { kFast, kHit, kClosed };
-  FastStart fast_start(int shard, const Range& range);
+                                                 WalkedTree::Cursor* cursor = nullptr,
+                                                 const TreeEntry* first = nullptr)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // The fast path (see the top of this file): fast_enter() counts a start in `shard` and
+  // says whether the path is open; the start then ends with fast_end(), or, if it is not
+  // fast after all, is uncounted by fast_leave() before it takes the locked path.
+  bool fast_enter(int shard);
+  void fast_leave(int shard);
   void fast_end(int shard) ABSL_LOCKS_EXCLUDED(mu_);
   // The calling thread's shard.
   static int fast_shard_index();
@@ -343,7 +360,10 @@ class NotifierDomain : public RefCounted {
   static Found find_in(const IntervalTree<TreeEntry, TreeEntryLess>& tree, const void* key,
                        Interval interval);
   [[nodiscard]] absl::Status call_interval_notifiers(const Range& range, std::uint64_t cur_seq,
-                                                     std::uint64_t& calls) ABSL_LOCKS_EXCLUDED(mu_);
+                                                     std::uint64_t& calls,
+                                                     WalkedTree::Cursor* cursor,
+                                                     const TreeEntry* first)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Ends one invalidation that thread `starter` (its thread_key(); null for a drain)
   // started, which called `calls` interval notifiers; the last active end applies the
   // deferred changes.
@@ -381,11 +401,14 @@ class NotifierDomain : public RefCounted {
   // Removed notifiers whose domain reference waits for its grace period (I26).
   Atomic<std::uint64_t> pinned_notifiers_{0};
 
-  // Fast invalidations in flight, per shard of threads, each shard on its own cache line.
+  // Fast invalidations in flight, per shard of threads, each shard on its own cache line:
+  // one word counts those in flight (low bits, kFastActive each) and those started (high
+  // bits, kFastStart each), so that a fast start is one RMW.
   static constexpr int kFastShards = 16;
+  static constexpr std::uint64_t kFastActive = 1;
+  static constexpr std::uint64_t kFastStart = std::uint64_t{1} << 24;
   struct alignas(64) FastShard {
-    Atomic<std::uint64_t> active{0};
-    Atomic<std::uint64_t> starts{0};  // statistics, relaxed
+    Atomic<std::uint64_t> word{0};
   };
   FastShard fast_[kFastShards];
   // True while the walked tree may gain a notifier that fast invalidations in flight have
@@ -394,8 +417,9 @@ class NotifierDomain : public RefCounted {
 
   alignas(64) mutable Mutex mu_;
   CondVar wq_;  // signalled when the sequence becomes even (deferred ops applied)
-  // Even: idle; odd: an invalidation that reached a notifier (or a deferred insert) is
-  // active. Written under mu_, read without it by read_begin(): its own cache line.
+  // Even: idle; odd: an invalidation that reached a notifier (or a deferred insert, or a
+  // drain; see start_interval_part() for the one more case) is active. Written under mu_,
+  // read without it by read_begin(): its own cache line.
   alignas(64) Atomic<std::uint64_t> seq_{2};
   // Locked invalidations active, plus one while a drain waits for fast ones.
   alignas(64) std::uint64_t active_ ABSL_GUARDED_BY(mu_) = 0;

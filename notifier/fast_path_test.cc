@@ -5,6 +5,7 @@
 // applies deferred inserts while fast invalidations run).
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -137,6 +138,32 @@ TEST(NotifierDomainTest, ADeferredInsertAppliedDuringAFastInvalidationIsReadOnly
   EXPECT_EQ(late->calls.load(), 1);
   ASSERT_TRUE(domain->remove(*late).ok());
   ASSERT_TRUE(domain->remove(*live).ok());
+}
+
+// A start whose lock-free look found a notifier goes on from that look's cursor only if
+// the walked tree has not changed since: here a notifier is inserted between the look and
+// the start's lock, and the walk must reach it too.
+TEST(NotifierDomainTest, AStartWhoseLookWasOvertakenByAnInsertWalksTheNewTree) {
+  if (!ITN_SCHED_SEAM) GTEST_SKIP() << "needs the sync seam (ITN_SCHED_SEAM) to hold a start";
+  std::optional<testing::PauseAt> hooks;  // before the domain: its worker inherits the hooks
+  auto domain = testing::domain_freeing_each_node();
+  Ref<Counting> first = make_ref<Counting>();
+  ASSERT_TRUE(domain->insert(first, Interval::sized(0, kPage), nullptr).ok());
+  hooks.emplace(SchedPoint::kLock, &Peer::mu(*domain), 1);
+  std::thread invalidator([&] {
+    set_thread_hooks(&*hooks);
+    testing::invalidate(*domain, Range{.start = 0, .end = 2 * kPage});
+    set_thread_hooks(nullptr);
+  });
+  wait_until([&] { return hooks->paused.load(); });  // looked, found `first`, not locked yet
+  Ref<Counting> late = make_ref<Counting>();
+  ASSERT_TRUE(domain->insert(late, Interval::sized(kPage, kPage), nullptr).ok());
+  hooks->may_go.store(true);
+  invalidator.join();
+  EXPECT_EQ(first->calls.load(), 1);
+  EXPECT_EQ(late->calls.load(), 1) << "the walk went on in the tree the look saw";
+  ASSERT_TRUE(domain->remove(*late).ok());
+  ASSERT_TRUE(domain->remove(*first).ok());
 }
 
 // A fast token may be ended on another thread, after its starting thread has ended.

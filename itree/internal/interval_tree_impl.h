@@ -40,6 +40,17 @@ absl::Status IntervalTree<T, Less>::erase(std::uint64_t start, std::uint64_t las
 template <class T, class Less>
 void IntervalTree<T, Less>::publish_locked() {
   if (!dirty_) return;
+  std::uint64_t first = ~std::uint64_t{0};
+  std::uint64_t last = 0;
+  if (working_ != nullptr) {
+    const Node* leftmost = working_;
+    while (leftmost->left != nullptr) leftmost = leftmost->left;
+    first = leftmost->start;
+    last = working_->max_last;
+  }
+  // Release: pairs with the acquire loads in may_overlap().
+  span_first_.store(first, std::memory_order_release);
+  span_last_.store(last, std::memory_order_release);
   // Release: pairs with the acquire load in for_each_overlap() and check_invariants();
   // every node of the new snapshot was written before this store and never changes again.
   root_.store(working_, std::memory_order_release);

@@ -37,25 +37,52 @@ bool report(const Node<T>& n, Fn& fn) {
   }
 }
 
+// A walk that can pause: next() returns the entries of one snapshot overlapping
+// [start, last], in key order, then null for ever.
+template <class T>
+class OverlapCursor {
+ public:
+  OverlapCursor(const Node<T>* root, std::uint64_t start, std::uint64_t last)
+      : root_(root), n_(root), start_(start), last_(last) {}
+
+  const Node<T>* root() const { return root_; }
+
+  const Node<T>* next() {
+    for (;;) {
+      // Loop invariant: every entry before `n_`'s subtree in key order has been returned
+      // or ruled out; `pending_` holds, innermost last, the ancestors still to visit.
+      while (n_ != nullptr && n_->max_last >= start_) {  // Cond2 possible in n_'s subtree
+        ITN_DCHECK(depth_ < kMaxHeight, "IntervalTree deeper than an AVL tree can be");
+        pending_[depth_++] = n_;
+        n_ = n_->left;
+      }
+      if (depth_ == 0) return nullptr;
+      const Node<T>* n = pending_[--depth_];
+      if (n->start > last_) {  // Cond1 fails here and for everything after
+        depth_ = 0;
+        n_ = nullptr;
+        return nullptr;
+      }
+      n_ = n->right;
+      if (n->last >= start_) return n;  // Cond1 and Cond2 hold
+    }
+  }
+
+ private:
+  const Node<T>* root_;
+  const Node<T>* n_;
+  std::uint64_t start_, last_;
+  const Node<T>* pending_[kMaxHeight];  // ancestors whose entry and right subtree remain
+  int depth_ = 0;
+};
+
 template <class T, class Fn>
 bool walk_overlaps(const Node<T>* root, std::uint64_t start, std::uint64_t last, Fn&& fn) {
-  const Node<T>* pending[kMaxHeight];  // ancestors whose entry and right subtree remain
-  int depth = 0;
-  const Node<T>* n = root;
-  for (;;) {
-    // Loop invariant: every entry before `n`'s subtree in key order has been reported or
-    // ruled out; `pending` holds, innermost last, the ancestors still to visit.
-    while (n != nullptr && n->max_last >= start) {  // Cond2 possible in n's subtree
-      ITN_DCHECK(depth < kMaxHeight, "IntervalTree deeper than an AVL tree can be");
-      pending[depth++] = n;
-      n = n->left;
-    }
-    if (depth == 0) return true;
-    n = pending[--depth];
-    if (n->start > last) return true;  // Cond1 fails here and for everything after
-    if (n->last >= start && !report(*n, fn)) return false;  // Cond1 and Cond2 hold
-    n = n->right;
+  OverlapCursor<T> cursor(root, start, last);
+  while (const Node<T>* n = cursor.next()) {
+    if (!report(*n, fn)) return false;
   }
+  return true;
 }
 
 }  // namespace itn::itree_internal
