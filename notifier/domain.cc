@@ -348,9 +348,15 @@ absl::StatusOr<InvalidationToken> NotifierDomain::start_locked(const Range& rang
   absl::Status status = start_interval_part(range, calls, cursor, first);
   if (!status.ok()) return status;  // undone already
   // I25, I28: the whole-space list as of now, kept alive (and unregister_notifier()
-  // fenced) by a section that the token carries to the end.
-  SrcuDomain::Section section = srcu_.hold();
-  const NotifierList* list = notifier_list();
+  // fenced) by a section that the token carries to the end. No list, no section: a
+  // register_notifier() that has not returned yet need not reach this invalidation.
+  SrcuDomain::Section section;
+  const NotifierList* list = nullptr;
+  // Acquire: pairs with the release store in publish_list_locked(); only compared with null.
+  if (notifiers_.load(std::memory_order_acquire) != nullptr) {
+    section = srcu_.hold();
+    list = notifier_list();
+  }
   status = call_start_notifiers(range, list);
   if (!status.ok()) {  // R5: undo the interval part too; there is no token to end
     MutexLock l(mu_);
@@ -450,17 +456,19 @@ absl::Status NotifierDomain::start_interval_part(const Range& range, std::uint64
       seq_.store(cur_seq, std::memory_order_release);
     }
   }
-  if (cur_seq != 0) return call_interval_notifiers(range, cur_seq, calls, cursor, first);
-  return absl::OkStatus();
+  if (cur_seq == 0) return absl::OkStatus();
+  if (cursor != nullptr) return call_interval_notifiers(range, cur_seq, calls, cursor, first);
+  auto guard = srcu_.read_lock();  // a cursor comes with its caller's
+  return call_interval_notifiers(range, cur_seq, calls, nullptr, nullptr);
 }
 
 absl::Status NotifierDomain::call_interval_notifiers(const Range& range, std::uint64_t cur_seq,
                                                      std::uint64_t& calls,
                                                      WalkedTree::Cursor* cursor,
                                                      const TreeEntry* first) {
+  ITN_DCHECK(srcu_.in_read_section(), "call_interval_notifiers() runs in a read section");
   bool refused = false;
   {
-    auto guard = srcu_.read_lock();
     ContextScope scope(this);  // callbacks run in this domain's context (I9)
     // The walked tree cannot change under us: the sequence is odd since our start, so
     // erases wait for the last end and inserts go to the deferred tree (I5). Every entry

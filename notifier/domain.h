@@ -359,6 +359,7 @@ class NotifierDomain : public RefCounted {
   static bool found_before(const Found& a, const Found& b);
   static Found find_in(const IntervalTree<TreeEntry, TreeEntryLess>& tree, const void* key,
                        Interval interval);
+  // Context: inside a read section (the cursor's, if there is one).
   [[nodiscard]] absl::Status call_interval_notifiers(const Range& range, std::uint64_t cur_seq,
                                                      std::uint64_t& calls,
                                                      WalkedTree::Cursor* cursor,
