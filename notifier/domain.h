@@ -153,6 +153,9 @@ class NotifierDomain : public RefCounted {
   //   the invalidations.
   // Lifetime: on return no invalidate() for `sub` runs or will run (I8), and `sub` no
   //   longer keeps the domain alive. References from find() keep `sub` alive after that.
+  //   The domain's own reference is dropped after a grace period, handed over with up to
+  //   63 other removed notifiers' (NotifierDomainOptions::free_batch_nodes); barrier()
+  //   hands over and waits for all.
   // Errors (nothing changes): kInvalidArgument if `sub` is not inserted in this domain.
   [[nodiscard]] absl::Status remove(IntervalNotifier& sub) noexcept ABSL_LOCKS_EXCLUDED(mu_);
 
