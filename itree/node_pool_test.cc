@@ -40,10 +40,14 @@ TEST(NodePoolTest, TrimGivesChunksBackOnceEnoughSlotsCameFreeAfterAScanThatFound
   ASSERT_EQ(pool.reserved_bytes(), 4 * kChunk * Pool::kSlotBytes);
   for (TestNode* n : pinned) pool.release(n);
   // The chunks are empty now, but only four slots came free since the scan: trim() waits
-  // for half the free list's worth, so that its scans stay amortised.
+  // for twice the free list's worth, so that its scans stay amortised.
   pool.trim();
   EXPECT_EQ(pool.reserved_bytes(), 4 * kChunk * Pool::kSlotBytes) << "trim() rescanned at once";
-  for (std::size_t i = 0; i < 2 * kChunk; ++i) pool.release(pool.allocate(node()));
+  for (std::size_t i = 0; i < 7 * kChunk; ++i) pool.release(pool.allocate(node()));
+  pool.trim();
+  EXPECT_EQ(pool.reserved_bytes(), 4 * kChunk * Pool::kSlotBytes)
+      << "trim() rescanned before twice the free list's worth came free";
+  for (std::size_t i = 0; i < kChunk; ++i) pool.release(pool.allocate(node()));
   pool.trim();
   EXPECT_LE(pool.reserved_bytes(), kChunk * Pool::kSlotBytes) << "empty chunks were kept";
 }

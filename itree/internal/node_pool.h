@@ -95,13 +95,15 @@ class NodePool {
   // Takes in what give_back() returned and, once three quarters of the pool are free,
   // frees every chunk with no slot in use. Writers call it on every publish, so it must
   // stay cheap: a steady churn, whose free slots come and go in grace-period batches, stays
-  // below that mark; a scan costs O(free slots), so trim() scans again only after at least
-  // half as many slots (and a chunk's worth) came free since the last scan, however
-  // fragmented the pool. trim_fully() uses the lower watermark (half free). Owner only.
+  // below that mark; a scan costs O(free slots), so trim() scans again only after half as
+  // many slots (and a chunk's worth) came free since the last scan, or twice as many if
+  // that scan gave nothing back, however fragmented the pool (a churn that frees ~20
+  // slots per change would otherwise spend half its time rescanning a fragmented pool).
+  // trim_fully() uses the lower watermark (half free). Owner only.
   void trim() {
     take_given_back();
     if (4 * free_.size() < 3 * chunks_.size() * kSlotsPerChunk) return;
-    if (freed_since_scan_ < std::max(kSlotsPerChunk, free_.size() / 2)) return;
+    if (freed_since_scan_ < std::max(kSlotsPerChunk, rescan_after_)) return;
     trim_fully();
   }
 
@@ -131,8 +133,12 @@ class NodePool {
       drop[i] = free_in[i] == kSlotsPerChunk;
       any = any || drop[i];
     }
-    if (!any) return;
+    if (!any) {
+      rescan_after_ = 2 * free_.size();
+      return;
+    }
     std::erase_if(free_, [&](const void* slot) { return drop[chunk_of(slot)]; });
+    rescan_after_ = free_.size() / 2;
     const bool carving_dropped = drop[chunk_of(chunks_.back())];
     std::erase_if(chunks_, [&](std::byte* chunk) {
       if (!drop[chunk_of(chunk)]) return false;
@@ -172,6 +178,7 @@ class NodePool {
   std::size_t carved_ = 0;                  // slots handed out from chunks_.back()
   std::vector<void*> free_;                 // released slots, reused last-in first-out
   std::size_t freed_since_scan_ = 0;        // slots freed since trim() last scanned
+  std::size_t rescan_after_ = 0;            // ... before trim() scans again
   Atomic<GivenBack*> given_back_{nullptr};  // stack of batches from give_back()
 };
 
