@@ -233,6 +233,13 @@ def build_table(d):
             both[i] = notif.value(name % 1, "items_per_second") / notif.value(name % 0, "items_per_second")
         t.figure("two readers (both cores) kept while a third thread writes, n = 10^4",
                  f"itn {both['itn']:.2f}, B1 {both['kernel_design']:.2f}", "")
+    for k in (1, 16, 256):
+        d = {i: notif.ns(f"BM_Notifier_InvalidateRangeDriver/{i}/n:10000/k:{k}")
+             for i in ("itn_per_notifier", "itn_batched", "kernel_design")}
+        t.figure(f"one driver lock for 10^4 subscribers, invalidate k = {k}: batched callback",
+                 ", ".join(f"{i} {fmt_ns(v)}" for i, v in d.items()),
+                 f"per-notifier/batched {fmt_ratio(d['itn_per_notifier'] / d['itn_batched'])}, "
+                 f"B1/batched {fmt_ratio(d['kernel_design'] / d['itn_batched'])}")
     for k in (0, 16, 256):
         t.figure(f"invalidate start+end, n = 10^5, k = {k}",
                  f"itn {fmt_ns(inv('itn', 100000, k))}, B1 {fmt_ns(inv('kernel_design', 100000, k))},"

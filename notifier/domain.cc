@@ -1,12 +1,16 @@
 #include "notifier/domain.h"
 
 #include <algorithm>
+#include <functional>
 #include <optional>
+#include <span>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
 #include "notifier/internal/may_wait.h"
+#include "notifier/invalidation_batcher.h"
 
 // The interleaving the sequence protocol is built for (driver fault path on the left, a
 // CPU invalidation on the right):
@@ -31,6 +35,34 @@ namespace {
 using lock_tracking::ContextScope;
 
 bool is_odd(std::uint64_t seq) { return (seq & 1) != 0; }
+
+// A batched notifier a walk reached, with its batcher.
+using Batched = std::pair<InvalidationBatcher*, IntervalNotifier*>;
+
+// Calls each batcher once with its notifiers (kept in key order: a stable sort). False if
+// one refused; `calls` counts the notifiers of the batches called.
+bool call_batchers(const Range& range, std::uint64_t cur_seq, std::vector<Batched>& batched,
+                   std::uint64_t& calls) {
+  std::stable_sort(batched.begin(), batched.end(), [](const Batched& a, const Batched& b) {
+    return std::less<>()(a.first, b.first);
+  });
+  std::vector<IntervalNotifier*> hits;
+  hits.reserve(batched.size());
+  for (const Batched& b : batched) hits.push_back(b.second);
+  for (std::size_t begin = 0; begin < batched.size();) {
+    std::size_t end = begin + 1;
+    while (end < batched.size() && batched[end].first == batched[begin].first) ++end;
+    calls += end - begin;
+    const std::span<IntervalNotifier* const> group(hits.data() + begin, end - begin);
+    if (!batched[begin].first->invalidate(range, cur_seq, group)) {
+      ITN_CHECK(!range.blockable,
+                "InvalidationBatcher::invalidate() returned false for a blockable invalidation");
+      return false;
+    }
+    begin = end;
+  }
+  return true;
+}
 
 // The lock that serialises inserts of one notifier (into any domain). Striped: inserts
 // of different notifiers rarely share one, and never wait long when they do.
@@ -507,10 +539,18 @@ absl::Status NotifierDomain::call_interval_notifiers(const Range& range, std::ui
     constexpr int kGroup = 16;
     IntervalNotifier* group[kGroup];
     int grouped = 0;
+    // Batched notifiers wait for the end of the walk, to be handed to their batchers
+    // together (notifier/invalidation_batcher.h).
+    std::vector<Batched> batched;
     auto call_group = [&] {
       for (int i = 0; i < grouped; ++i) {
+        IntervalNotifier* n = group[i];
+        if (n->batcher_ != nullptr) {
+          batched.emplace_back(n->batcher_, n);
+          continue;
+        }
         ++calls;
-        if (group[i]->invalidate(range, cur_seq)) continue;
+        if (n->invalidate(range, cur_seq)) continue;
         ITN_CHECK(!range.blockable,
                   "IntervalNotifier::invalidate() returned false for a blockable invalidation");
         refused = true;
@@ -525,6 +565,7 @@ absl::Status NotifierDomain::call_interval_notifiers(const Range& range, std::ui
       if (grouped == kGroup && !call_group()) break;
     }
     if (!refused) call_group();
+    if (!refused && !batched.empty()) refused = !call_batchers(range, cur_seq, batched, calls);
   }
   if (!refused) return absl::OkStatus();
   // R5: the notifiers already called hold cur_seq and will retry; undo our own count so

@@ -47,6 +47,7 @@
 
 namespace itn {
 
+class InvalidationBatcher;
 class NotifierDomain;
 
 class IntervalNotifier : public RefCounted {
@@ -108,6 +109,8 @@ class IntervalNotifier : public RefCounted {
 
  protected:
   IntervalNotifier() = default;
+  // For BatchedNotifier (notifier/invalidation_batcher.h).
+  explicit IntervalNotifier(InvalidationBatcher* batcher) : batcher_(batcher) {}
   // Runs when the last reference is dropped, which can be on the domain's worker thread
   // (a grace period after remove()). Dies if the notifier is still inserted: that would
   // mean its memory was freed while the domain could still use it (I24). Must not drop
@@ -141,17 +144,21 @@ class IntervalNotifier : public RefCounted {
   static constexpr State state_in(std::uint64_t word) { return static_cast<State>(word & 0xff); }
   static constexpr std::uint64_t generation_in(std::uint64_t word) { return word >> 8; }
 
+  // First the fields of the hot paths (read_begin(), walks, find()), so that with the
+  // vtable pointer and the reference count they share the object's first cache line.
   // The domain while inserted (its grab keeps it valid). Written under the domain's
   // mutex; read by read_begin() without it.
   Atomic<NotifierDomain*> domain_{nullptr};
-  Ref<RefCounted> grab_;  // the domain, kept alive while inserted; guarded by its mutex
+  Atomic<std::uint64_t> invalidate_seq_{0};
+  Atomic<std::uint64_t> claim_{claim_word(0, State::kFree)};
+  // find() reads it without the domain's mutex, also while a later insertion writes it.
+  Atomic<const void*> key_{nullptr};
+  // Set at construction (BatchedNotifier): walks hand the notifier to it.
+  InvalidationBatcher* const batcher_ = nullptr;
   // Written by the claiming insert() before it publishes the state; read by the domain
   // and by interval().
   Interval interval_;
-  // find() reads it without the domain's mutex, also while a later insertion writes it.
-  Atomic<const void*> key_{nullptr};
-  Atomic<std::uint64_t> invalidate_seq_{0};
-  Atomic<std::uint64_t> claim_{claim_word(0, State::kFree)};
+  Ref<RefCounted> grab_;  // the domain, kept alive while inserted; guarded by its mutex
   // The domain's reference to this notifier while it is inserted, dropped a grace period
   // after its erase so that lock-free find() never meets a count of zero. Guarded by the
   // domain's mutex.
