@@ -12,6 +12,7 @@
 // itn and both kernel_design variants offer all of the calls below; list offers Impl(n), fault(),
 // invalidate() and hits(); multimap offers Impl(n) and find().
 //   Impl(n[, layout])              n subscribers; the destructor unsubscribes them all
+//                                  (ItnImpl also takes the domain's options)
 //   read_without_lock(i)           read_begin() then read_retry() on subscriber i, without
 //                                  the driver lock (the protocol's own cost)
 //   fault(i[, walk])               the device fault fast path on subscriber i: seq =
@@ -128,8 +129,10 @@ class ItnImpl {
  public:
   using Sub = CountingSub<IntervalNotifier>;
 
-  explicit ItnImpl(std::size_t n, Layout layout = Layout::kAllocationOrder)
-      : subs_(make_subscribers<Ref<Sub>>(n, layout, [](std::size_t) { return make_ref<Sub>(); })) {
+  explicit ItnImpl(std::size_t n, Layout layout = Layout::kAllocationOrder,
+                   NotifierDomainOptions options = {})
+      : domain_(make_ref<NotifierDomain>(options)),
+        subs_(make_subscribers<Ref<Sub>>(n, layout, [](std::size_t) { return make_ref<Sub>(); })) {
     for (std::size_t i = 0; i < n; ++i) {
       check_ok(domain_->insert(subs_[i], Interval::sized(i * kPage, kPage), kOwner));
     }
@@ -182,7 +185,7 @@ class ItnImpl {
   }
 
   static constexpr const void* kOwner = nullptr;
-  Ref<NotifierDomain> domain_ = make_ref<NotifierDomain>();
+  Ref<NotifierDomain> domain_;
   std::vector<Ref<Sub>> subs_;
   std::optional<InvalidationToken> open_;
 };

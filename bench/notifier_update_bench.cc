@@ -8,6 +8,8 @@
 //   active for the whole run, so every insert is deferred and every remove cancels it.
 //   B1 only queues (its deferred inserts are not in the tree); itn also puts the notifier
 //   in the tree at once so that find() sees it (two publishes per iteration).
+// - InsertRemoveFreeBatch/free_batch:B: the same at n = 10^4 with the tree's free batch
+//   (NotifierDomainOptions::free_batch_nodes) set to B.
 // - Find/n:N: the subscriber of a random page; itn's lock-free find() returning a
 //   reference, B1's lookup under its spinlock returning a raw pointer, B3's
 //   std::multimap under a mutex.
@@ -54,6 +56,23 @@ BENCHMARK(BM_Notifier_InsertRemove<KernelSpinImpl>)
     ->Name("BM_Notifier_InsertRemove/kernel_design") ITN_INSERT_REMOVE_ARGS;
 BENCHMARK(BM_Notifier_InsertRemove<KernelMutexImpl>)
     ->Name("BM_Notifier_InsertRemove/kernel_design_mutex") ITN_INSERT_REMOVE_ARGS;
+
+// The reclamation granularity: replaced tree nodes (and removed notifiers, up to 64) are
+// handed to grace periods in groups of free_batch; n = 10^4 subscribers.
+void BM_Notifier_InsertRemoveFreeBatch(benchmark::State& state) {
+  const auto batch = static_cast<std::size_t>(state.range(0));
+  ItnImpl impl(10000, Layout::kAllocationOrder, NotifierDomainOptions{.free_batch_nodes = batch});
+  std::uint64_t i = 0;
+  for (auto _ : state) impl.insert_remove(10000 + i++ % 4096);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+  state.counters["retired_bytes_at_end"] = static_cast<double>(impl.memory().retired_bytes);
+}
+BENCHMARK(BM_Notifier_InsertRemoveFreeBatch)
+    ->Name("BM_Notifier_InsertRemoveFreeBatch/itn")
+    ->ArgName("free_batch")
+    ->Arg(64)
+    ->Arg(1024)
+    ->Arg(16384);
 
 #define ITN_FIND_ARGS ->ArgName("n")->Arg(100)->Arg(1000)->Arg(10000)->Arg(100000)
 BENCHMARK(BM_Notifier_Find<ItnImpl>)->Name("BM_Notifier_Find/itn") ITN_FIND_ARGS;

@@ -233,6 +233,10 @@ def build_table(d):
             both[i] = notif.value(name % 1, "items_per_second") / notif.value(name % 0, "items_per_second")
         t.figure("two readers (both cores) kept while a third thread writes, n = 10^4",
                  f"itn {both['itn']:.2f}, B1 {both['kernel_design']:.2f}", "")
+    fb = {b: notif.ns(f"BM_Notifier_InsertRemoveFreeBatch/itn/free_batch:{b}") for b in (64, 1024, 16384)}
+    t.figure("notifier insert+remove, n = 10^4, by free batch (nodes per grace-period hand-over)",
+             ", ".join(f"{b}: {fmt_ns(v)}" for b, v in fb.items()),
+             f"64/1024 {fmt_ratio(fb[64] / fb[1024])}, 16384/1024 {fmt_ratio(fb[16384] / fb[1024])}")
     for k in (1, 16, 256):
         d = {i: notif.ns(f"BM_Notifier_InvalidateRangeDriver/{i}/n:10000/k:{k}")
              for i in ("itn_per_notifier", "itn_batched", "kernel_design")}
