@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 
 #include "notifier/internal/may_wait.h"
@@ -36,17 +37,19 @@ using lock_tracking::ContextScope;
 
 bool is_odd(std::uint64_t seq) { return (seq & 1) != 0; }
 
-// A batched notifier a walk reached, with its batcher.
+// A batched notifier a walk reached, with its batcher. Up to a group's worth without a
+// heap allocation.
 using Batched = std::pair<InvalidationBatcher*, IntervalNotifier*>;
+using BatchedHits = absl::InlinedVector<Batched, 16>;
 
 // Calls each batcher once with its notifiers (kept in key order: a stable sort). False if
 // one refused; `calls` counts the notifiers of the batches called.
-bool call_batchers(const Range& range, std::uint64_t cur_seq, std::vector<Batched>& batched,
+bool call_batchers(const Range& range, std::uint64_t cur_seq, BatchedHits& batched,
                    std::uint64_t& calls) {
   std::stable_sort(batched.begin(), batched.end(), [](const Batched& a, const Batched& b) {
     return std::less<>()(a.first, b.first);
   });
-  std::vector<IntervalNotifier*> hits;
+  absl::InlinedVector<IntervalNotifier*, 16> hits;
   hits.reserve(batched.size());
   for (const Batched& b : batched) hits.push_back(b.second);
   for (std::size_t begin = 0; begin < batched.size();) {
@@ -541,7 +544,7 @@ absl::Status NotifierDomain::call_interval_notifiers(const Range& range, std::ui
     int grouped = 0;
     // Batched notifiers wait for the end of the walk, to be handed to their batchers
     // together (notifier/invalidation_batcher.h).
-    std::vector<Batched> batched;
+    BatchedHits batched;
     auto call_group = [&] {
       for (int i = 0; i < grouped; ++i) {
         IntervalNotifier* n = group[i];

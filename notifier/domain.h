@@ -179,6 +179,8 @@ class NotifierDomain : public RefCounted {
   //   remove() skip the retired-memory wait on the thread that started the token; a
   //   thread that holds a token another thread started must not call them either (at
   //   the cap they would wait for a grace period, which waits for the token: a hang).
+  //   Only a token whose start found a whole-space notifier registered holds a read
+  //   section (without one, no hang), but a caller cannot tell which kind it holds.
   // Errors: kInvalidArgument for an empty range (nothing happened); kUnavailable when
   //   !range.blockable and a callback refused: the start has undone its own bookkeeping,
   //   the whole-space notifiers whose start ran got their end (R5), and there is no token.
