@@ -57,8 +57,8 @@ BENCHMARK(BM_Notifier_InsertRemove<KernelSpinImpl>)
 BENCHMARK(BM_Notifier_InsertRemove<KernelMutexImpl>)
     ->Name("BM_Notifier_InsertRemove/kernel_design_mutex") ITN_INSERT_REMOVE_ARGS;
 
-// The reclamation granularity: replaced tree nodes (and removed notifiers, up to 64) are
-// handed to grace periods in groups of free_batch; n = 10^4 subscribers.
+// The reclamation granularity: replaced tree nodes are handed to grace periods in groups
+// of free_batch; n = 10^4 subscribers.
 void BM_Notifier_InsertRemoveFreeBatch(benchmark::State& state) {
   const auto batch = static_cast<std::size_t>(state.range(0));
   ItnImpl impl(10000, Layout::kAllocationOrder, NotifierDomainOptions{.free_batch_nodes = batch});

@@ -91,7 +91,6 @@ NotifierDomain::~NotifierDomain() {
   }
   // The callbacks still queued (removed notifiers' last references, old lists) run while
   // every member they touch is alive.
-  flush_removed();
   srcu_.barrier();
 }
 
@@ -207,8 +206,8 @@ absl::Status NotifierDomain::remove(IntervalNotifier& sub) noexcept {
   // Taken out of `sub` under the mutex, so that nothing else ever hands them off: the
   // domain's reference keeps `sub` alive until this call is done with it (the caller may
   // hold none), and the grab is dropped on this thread, possibly destroying the domain.
+  Ref<IntervalNotifier> reference;
   Ref<RefCounted> grab;
-  std::vector<Ref<IntervalNotifier>> group;
   {
     MutexLock l(mu_);
     const State state = state_of(sub);
@@ -237,45 +236,25 @@ absl::Status NotifierDomain::remove(IntervalNotifier& sub) noexcept {
       // publishes the erase before it releases mu_.
       while (state_of(sub) != State::kErased) wq_.wait(mu_);
     }
-    // I24: the erase is published. A find() or walk that loaded an older root may still
-    // hold `sub` without a count; the grace period that the reference waits for covers it.
-    // Relaxed: a count for the cap; the barrier in bound_retired_memory() orders the rest.
-    pinned_notifiers_.fetch_add(1, std::memory_order_relaxed);
-    removed_.push_back(std::move(sub.domain_ref_));
-    if (removed_.size() >= removed_group_size()) group = std::exchange(removed_, {});
+    reference = std::move(sub.domain_ref_);
     grab = std::move(sub.grab_);
     sub.domain_.store(nullptr, std::memory_order_relaxed);  // read_begin() races are bugs
     // The last access to `sub` here: from this store on another insert() may claim it (I27).
     set_state(sub, State::kFree);
   }
-  queue_removed(std::move(group));
+  // I24: the erase is published and this call no longer touches `sub`. A find() or walk
+  // that loaded an older root may still hold `sub` without a count; the grace period
+  // covers it. The reference may be the last: `sub` is then destroyed on the worker, in
+  // this domain's context, so that locks its destructor takes are known to the I9 checks.
+  // Relaxed: a count for the cap; the barrier in bound_retired_memory() orders the rest.
+  pinned_notifiers_.fetch_add(1, std::memory_order_relaxed);
+  srcu_.call([this, reference = std::move(reference)]() mutable {
+    ContextScope scope(this);
+    reference.reset();
+    pinned_notifiers_.fetch_sub(1, std::memory_order_relaxed);
+  });
   bound_retired_memory();
   return absl::OkStatus();
-}
-
-std::size_t NotifierDomain::removed_group_size() const {
-  return std::min<std::size_t>(options_.free_batch_nodes, kRemovedGroup);
-}
-
-void NotifierDomain::flush_removed() {
-  std::vector<Ref<IntervalNotifier>> group;
-  {
-    MutexLock l(mu_);
-    group = std::exchange(removed_, {});
-  }
-  queue_removed(std::move(group));
-}
-
-void NotifierDomain::queue_removed(std::vector<Ref<IntervalNotifier>> group) {
-  if (group.empty()) return;
-  // A reference may be the last: its notifier is then destroyed on the worker, in this
-  // domain's context, so that locks its destructor takes are known to the I9 checks.
-  srcu_.call([this, group = std::move(group)]() mutable {
-    ContextScope scope(this);
-    const std::size_t n = group.size();
-    group.clear();
-    pinned_notifiers_.fetch_sub(n, std::memory_order_relaxed);  // a count for the cap
-  });
 }
 
 std::uint64_t NotifierDomain::subscriber_count() const {
@@ -309,7 +288,6 @@ void NotifierDomain::bound_retired_memory() {
   }
   // Every retired node and pinned notifier was queued (or is queued now) before this
   // grace period, so it is freed when reclaim() returns (I26).
-  flush_removed();
   deferred_inserts_.reclaim();
   tree_.reclaim();
 }
@@ -695,9 +673,7 @@ std::uint64_t NotifierDomain::wait_for_seq_change(std::uint64_t seq) {
 
 void NotifierDomain::barrier() {
   ITN_CHECK_MAY_WAIT(this, "NotifierDomain::barrier");
-  // Queue the removed notifiers and the nodes of unfilled free batches too, wait for all
-  // and trim the pools.
-  flush_removed();
+  // Queue the nodes of unfilled free batches too, wait for all and trim the pools.
   deferred_inserts_.reclaim();
   tree_.reclaim();
   srcu_.barrier();  // and for what remove() and the whole-space changes queued

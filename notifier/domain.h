@@ -102,9 +102,8 @@ struct NotifierDomainOptions {
   // Replaced whole-space notifier lists and put notifiers are not counted.
   std::uint64_t max_retired_bytes = std::uint64_t{64} << 20;
   // Replaced tree nodes are handed to the grace-period machinery in groups of this many
-  // (IntervalTreeOptions::free_batch_nodes), removed notifiers in groups of 64 or this
-  // many if fewer. 1 frees after every change: tests use it so that AddressSanitizer
-  // sees every free.
+  // (IntervalTreeOptions::free_batch_nodes). 1 frees after every change: tests use it so
+  // that AddressSanitizer sees every free.
   std::size_t free_batch_nodes = 1024;
 };
 
@@ -153,9 +152,6 @@ class NotifierDomain : public RefCounted {
   //   the invalidations.
   // Lifetime: on return no invalidate() for `sub` runs or will run (I8), and `sub` no
   //   longer keeps the domain alive. References from find() keep `sub` alive after that.
-  //   The domain's own reference is dropped after a grace period, handed over with up to
-  //   63 other removed notifiers' (NotifierDomainOptions::free_batch_nodes); barrier()
-  //   hands over and waits for all.
   // Errors (nothing changes): kInvalidArgument if `sub` is not inserted in this domain.
   [[nodiscard]] absl::Status remove(IntervalNotifier& sub) noexcept ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -407,13 +403,6 @@ class NotifierDomain : public RefCounted {
   IntervalTree<TreeEntry, TreeEntryLess> deferred_inserts_;
   // Removed notifiers whose domain reference waits for its grace period (I26).
   Atomic<std::uint64_t> pinned_notifiers_{0};
-  // Removed notifiers' references not yet handed to a grace period: one SRCU callback,
-  // and at most one wake-up of its worker, per group.
-  static constexpr std::size_t kRemovedGroup = 64;
-  std::size_t removed_group_size() const;
-  // Hands every removed reference not yet handed over to a grace period.
-  void flush_removed() ABSL_LOCKS_EXCLUDED(mu_);
-  void queue_removed(std::vector<Ref<IntervalNotifier>> group);
 
   // Fast invalidations in flight, per shard of threads, each shard on its own cache line:
   // one word counts those in flight (low bits, kFastActive each) and those started (high
@@ -438,7 +427,6 @@ class NotifierDomain : public RefCounted {
   // Locked invalidations active, plus one while a drain waits for fast ones.
   alignas(64) std::uint64_t active_ ABSL_GUARDED_BY(mu_) = 0;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<Ref<IntervalNotifier>> removed_ ABSL_GUARDED_BY(mu_);
   // The thread_key() of each active invalidation's starting thread (one entry each).
   std::vector<const void*> starters_ ABSL_GUARDED_BY(mu_);
   std::vector<DeferredOp> deferred_ ABSL_GUARDED_BY(mu_);
