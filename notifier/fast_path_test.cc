@@ -207,12 +207,16 @@ TEST(NotifierDomainStressTest, ReadersNeverSeeAPageAFastInvalidationIsChanging) 
       }
     });
   }
-  // Rounds until the invalidators have run a while beside them (they may start late).
+  // Rounds until the invalidators have run a while beside them (they may start late) and
+  // an insert has met a fast invalidation in flight (a drain), within a bound.
   constexpr int kMinRounds = 500;
+  constexpr int kMaxRounds = 200000;
   constexpr int kMinInvalidations = 20000;
   int rounds = 0;
   int good_walks = 0;
-  for (; rounds < kMinRounds || invalidations.load() < kMinInvalidations; ++rounds) {
+  for (; rounds < kMaxRounds && (rounds < kMinRounds || invalidations.load() < kMinInvalidations ||
+                                 domain->stats().drains == 0);
+       ++rounds) {
     Ref<Driver> n = make_ref<Driver>();
     ASSERT_TRUE(domain->insert(n, Interval::sized(0, kPage), nullptr).ok());
     for (bool retry = true; retry;) {
