@@ -24,15 +24,7 @@ using Peer = NotifierDomainTestPeer;
 constexpr std::uint64_t kPage = 4096;
 const int kOwner = 0;
 
-class Counting : public IntervalNotifier {
- public:
-  bool invalidate(const Range&, std::uint64_t cur_seq) override {
-    set_seq(cur_seq);
-    calls.fetch_add(1);
-    return true;
-  }
-  std::atomic<int> calls{0};
-};
+using Counting = testing::CountedNotifier;
 
 Range page(std::uint64_t p) { return Range{.start = p * kPage, .end = (p + 1) * kPage}; }
 

@@ -28,15 +28,7 @@ constexpr std::uint64_t kPage = 4096;
 
 Range page(std::uint64_t p) { return Range{.start = p * kPage, .end = (p + 1) * kPage}; }
 
-class Counting : public IntervalNotifier {
- public:
-  bool invalidate(const Range&, std::uint64_t cur_seq) override {
-    set_seq(cur_seq);
-    calls.fetch_add(1);
-    return true;
-  }
-  std::atomic<int> calls{0};
-};
+using Counting = testing::CountedNotifier;
 
 // A driver's notifier: set_seq() under the driver lock, as read_retry() is.
 class Driver : public IntervalNotifier {
@@ -177,6 +169,166 @@ TEST(NotifierDomainTest, AFastTokenEndsOnAnotherThread) {
   EXPECT_EQ(domain->active_for_testing(), 0u);
   EXPECT_EQ(domain->seq_for_testing() % 2, 0u);
   ASSERT_TRUE(domain->remove(*n).ok());
+}
+
+// The caller drops its reference at insert(); another thread's find() holds the only
+// other one. Removing the drained (deferred) insert cancels it without waiting for the fast
+// invalidation; the object is then inserted again while another one runs.
+TEST(NotifierDomainTest, ANotifierOwnedOnlyByTheDomainIsRemovedAndReusedAroundFastInvalidations) {
+  auto domain = testing::domain_freeing_each_node();
+  static const int kKey = 0;
+  std::atomic<int> destroyed{0};
+  InvalidationToken fast = start_ok(*domain, page(0));
+  ASSERT_TRUE(
+      domain->insert(make_ref<Counting>(&destroyed), Interval::sized(0, kPage), &kKey).ok());
+  Ref<IntervalNotifier> found;
+  std::thread finder([&] { found = domain->find(&kKey, Interval::sized(0, kPage)); });
+  finder.join();
+  ASSERT_NE(found, nullptr);
+  auto* counting = static_cast<Counting*>(found.get());
+  ASSERT_TRUE(domain->remove(*found).ok()) << "a deferred insert's remove does not wait";
+  EXPECT_EQ(domain->stats().deferred_removes, 0u);
+  domain->invalidate_range_end(std::move(fast));
+  EXPECT_EQ(domain->seq_for_testing() % 2, 0u);
+  EXPECT_EQ(domain->active_for_testing(), 0u);
+
+  InvalidationToken again = start_ok(*domain, page(0));
+  ASSERT_TRUE(domain->insert(found, Interval::sized(0, kPage), &kKey).ok());
+  EXPECT_EQ(domain->stats().drains, 2u);
+  std::atomic<bool> read{false};
+  std::thread reader([&] {
+    (void)found->read_begin();
+    read.store(true);
+  });
+  wait_until([&] { return read.load() || domain->stats().read_begin_waits == 1; });
+  EXPECT_FALSE(read.load()) << "the reused notifier was read during a fast invalidation";
+  domain->invalidate_range_end(std::move(again));
+  reader.join();
+  testing::invalidate(*domain, page(0));
+  EXPECT_EQ(counting->calls.load(), 1);
+  ASSERT_TRUE(domain->remove(*found).ok());
+  found.reset();
+  domain->barrier();
+  EXPECT_EQ(destroyed.load(), 1);
+}
+
+// Two fast invalidations on two threads are in flight when an insert drains: the notifier
+// is read only after both ended, whichever ends first.
+TEST(NotifierDomainTest, ADrainWaitsForEveryFastInvalidationInFlight) {
+  for (const bool first_ends_first : {true, false}) {
+    SCOPED_TRACE(first_ends_first ? "the first ends first" : "the second ends first");
+    auto domain = testing::domain_freeing_each_node();
+    std::optional<InvalidationToken> tokens[2];
+    for (int t = 0; t < 2; ++t) {
+      std::thread starter([&, t] { tokens[t].emplace(start_ok(*domain, page(t))); });
+      starter.join();
+    }
+    ASSERT_EQ(domain->stats().fast_starts, 2u);
+    Ref<Counting> n = make_ref<Counting>();
+    ASSERT_TRUE(domain->insert(n, Interval::sized(0, 2 * kPage), nullptr).ok());
+    std::atomic<bool> read{false};
+    std::thread reader([&] {
+      (void)n->read_begin();
+      read.store(true);
+    });
+    wait_until([&] { return read.load() || domain->stats().read_begin_waits == 1; });
+    const int first = first_ends_first ? 0 : 1;
+    domain->invalidate_range_end(*std::move(tokens[first]));
+    EXPECT_FALSE(read.load()) << "read during the other fast invalidation";
+    EXPECT_EQ(domain->seq_for_testing() % 2, 1u);
+    domain->invalidate_range_end(*std::move(tokens[1 - first]));
+    reader.join();
+    EXPECT_EQ(domain->seq_for_testing() % 2, 0u);
+    EXPECT_EQ(domain->active_for_testing(), 0u);
+    testing::invalidate(*domain, page(1));
+    EXPECT_EQ(n->calls.load(), 1);
+    ASSERT_TRUE(domain->remove(*n).ok());
+  }
+}
+
+// A notifier whose invalidate() lasts until the test lets it go.
+class Slow : public IntervalNotifier {
+ public:
+  bool invalidate(const Range&, std::uint64_t cur_seq) override {
+    set_seq(cur_seq);
+    entered.store(true);
+    wait_until([&] { return may_return.load(); });
+    return true;
+  }
+  std::atomic<bool> entered{false};
+  std::atomic<bool> may_return{false};
+};
+
+// A locked invalidation starts during a drain and its callback outlasts the fast
+// invalidation: the drained insert is applied by the locked one's end, not before.
+TEST(NotifierDomainTest, ALongCallbackStartedDuringADrainHoldsTheInsertBackUntilItsEnd) {
+  auto domain = testing::domain_freeing_each_node();
+  Ref<Slow> slow = make_ref<Slow>();
+  ASSERT_TRUE(domain->insert(slow, Interval::sized(5 * kPage, kPage), nullptr).ok());
+  InvalidationToken fast = start_ok(*domain, page(0));
+  ASSERT_EQ(domain->stats().fast_starts, 1u);
+  Ref<Counting> n = make_ref<Counting>();
+  ASSERT_TRUE(domain->insert(n, Interval::sized(0, kPage), nullptr).ok());  // drains
+  std::atomic<bool> locked_ended{false};
+  std::thread locked([&] {
+    testing::invalidate(*domain, page(5));
+    locked_ended.store(true);
+  });
+  wait_until([&] { return slow->entered.load(); });
+  domain->invalidate_range_end(std::move(fast));
+  EXPECT_EQ(domain->seq_for_testing() % 2, 1u) << "the locked invalidation is still active";
+  std::atomic<bool> read{false};
+  std::thread reader([&] {
+    (void)n->read_begin();
+    read.store(true);
+  });
+  wait_until([&] { return read.load() || domain->stats().read_begin_waits == 1; });
+  EXPECT_FALSE(read.load()) << "read while a callback of an active invalidation runs";
+  testing::invalidate(*domain, page(0));
+  EXPECT_EQ(n->calls.load(), 0) << "a deferred insert was walked before the last end";
+  slow->may_return.store(true);
+  locked.join();
+  reader.join();
+  EXPECT_TRUE(locked_ended.load());
+  EXPECT_EQ(domain->seq_for_testing() % 2, 0u);
+  testing::invalidate(*domain, page(0));
+  EXPECT_EQ(n->calls.load(), 1);
+  ASSERT_TRUE(domain->remove(*n).ok());
+  ASSERT_TRUE(domain->remove(*slow).ok());
+}
+
+// A live notifier's remove() during a drain waits, as for any active invalidation (the
+// sequence is odd); invalidations still call the notifier until it returns, and the end of
+// the fast invalidation, which finishes the drain, applies the erase and wakes it.
+TEST(NotifierDomainTest, ARemoveDuringADrainIsWokenByTheFastInvalidationsEnd) {
+  auto domain = testing::domain_freeing_each_node();
+  std::atomic<int> destroyed{0};
+  Counting* live = nullptr;
+  {
+    Ref<Counting> n = make_ref<Counting>(&destroyed);
+    live = n.get();
+    ASSERT_TRUE(domain->insert(std::move(n), Interval::sized(0, kPage), nullptr).ok());
+  }
+  InvalidationToken fast = start_ok(*domain, page(1));
+  ASSERT_EQ(domain->stats().fast_starts, 1u);
+  Ref<Counting> late = make_ref<Counting>();
+  ASSERT_TRUE(domain->insert(late, Interval::sized(kPage, kPage), nullptr).ok());  // drains
+  std::atomic<bool> removed{false};
+  std::thread remover([&] {
+    EXPECT_TRUE(domain->remove(*live).ok());
+    removed.store(true);
+  });
+  wait_until([&] { return domain->stats().deferred_removes == 1; });
+  EXPECT_FALSE(removed.load()) << "remove() returned during the drain";
+  testing::invalidate(*domain, page(0));
+  EXPECT_EQ(live->calls.load(), 1) << "called until its remove() returns";
+  EXPECT_FALSE(removed.load());
+  EXPECT_EQ(destroyed.load(), 0);
+  domain->invalidate_range_end(std::move(fast));
+  remover.join();
+  domain->barrier();
+  EXPECT_EQ(destroyed.load(), 1) << "the domain held the only reference";
+  ASSERT_TRUE(domain->remove(*late).ok());
 }
 
 // Coherence with the fast path under load: invalidators bump a page's version on both

@@ -44,15 +44,7 @@ class Buffer : public BatchedNotifier {
   using BatchedNotifier::BatchedNotifier;
 };
 
-class Plain : public IntervalNotifier {
- public:
-  bool invalidate(const Range&, std::uint64_t cur_seq) override {
-    set_seq(cur_seq);
-    calls.fetch_add(1);
-    return true;
-  }
-  std::atomic<int> calls{0};
-};
+using Plain = testing::CountedNotifier;
 
 TEST(InvalidationBatcherTest, OneCallPerInvalidationWithEveryHitInKeyOrder) {
   auto domain = testing::domain_freeing_each_node();

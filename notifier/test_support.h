@@ -21,12 +21,14 @@ inline Ref<NotifierDomain> domain_freeing_each_node() {
   return make_ref<NotifierDomain>(NotifierDomainOptions{.free_batch_nodes = 1});
 }
 
-// A notifier that counts its invalidate() calls and, in `*destroyed`, its destruction:
-// for tests of who frees a notifier when.
+// A notifier that counts its invalidate() calls and, in `*destroyed` if given, its
+// destruction (for tests of who frees a notifier when).
 class CountedNotifier : public IntervalNotifier {
  public:
-  explicit CountedNotifier(std::atomic<int>* destroyed) : destroyed_(destroyed) {}
-  ~CountedNotifier() override { destroyed_->fetch_add(1); }
+  explicit CountedNotifier(std::atomic<int>* destroyed = nullptr) : destroyed_(destroyed) {}
+  ~CountedNotifier() override {
+    if (destroyed_ != nullptr) destroyed_->fetch_add(1);
+  }
   bool invalidate(const Range&, std::uint64_t cur_seq) override {
     set_seq(cur_seq);
     calls.fetch_add(1);
