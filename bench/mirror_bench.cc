@@ -8,9 +8,13 @@
 //   2  mprotect()s the faulted buffer itself: invalidations that drop device entries and
 //      make faults in flight retry (counter retries_per_fault; aborted_per_fault counts
 //      faults that gave up after MirrorOptions::max_fault_attempts collisions).
+// BM_Mirror_WriteOverZeroPages: one device write over `pages` pages that the CPU only
+// read (each one the shared zero page), so every page's fault breaks copy-on-write and
+// invalidates the device itself; time per page, which must not grow with the length.
 #include <atomic>
 #include <cstdint>
 #include <thread>
+#include <vector>
 
 #include "benchmark/benchmark.h"
 
@@ -60,6 +64,40 @@ void BM_Mirror_Fault(benchmark::State& state) {
 }
 
 BENCHMARK(BM_Mirror_Fault)->ArgName("cpu_churn")->Arg(0)->Arg(1)->Arg(2)->UseRealTime();
+
+void BM_Mirror_WriteOverZeroPages(benchmark::State& state) {
+  const auto pages = static_cast<std::uint64_t>(state.range(0));
+  Ref<hw::Process> process = make_ref<hw::Process>();
+  hw::AddressSpace& mm = process->mm();
+  Ref<hw::MirrorDevice> device = *hw::MirrorDevice::open(*process);
+  const std::vector<std::uint64_t> words(pages, 1);
+  std::uint64_t retries = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    const std::uint64_t buf =
+        *mm.mmap(pages * hw::kPageSize, hw::Prot::kReadWrite, hw::MapKind::kAnonPrivate);
+    for (std::uint64_t p = 0; p < pages; ++p) {
+      ITN_CHECK_OK(mm.cpu_read(buf + p * hw::kPageSize), "mirror_bench setup");
+    }
+    const std::uint64_t before = device->counters().retries;
+    state.ResumeTiming();
+    ITN_CHECK_OK(device->write(buf, words), "a device write of mapped memory");
+    state.PauseTiming();
+    retries += device->counters().retries - before;
+    ITN_CHECK_OK(mm.munmap(buf, pages * hw::kPageSize), "mirror_bench teardown");
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * pages));
+  state.counters["retries_per_write"] =
+      static_cast<double>(retries) / static_cast<double>(state.iterations());
+  device->close();
+}
+
+BENCHMARK(BM_Mirror_WriteOverZeroPages)
+    ->ArgName("pages")
+    ->RangeMultiplier(4)
+    ->Range(64, 4096)
+    ->UseRealTime();
 
 }  // namespace
 }  // namespace itn::bench

@@ -42,6 +42,7 @@
 
 #include <cstdint>
 #include <map>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
@@ -82,6 +83,8 @@ class AddressSpace : public RefCounted {
   //
   // The domain devices insert their notifiers into.
   NotifierDomain& notifiers() const { return *domain_; }
+  // The mmap lock's identity as the sync seam reports it, for schedule-driven tests.
+  const void* mmap_lock_for_testing() const { return &mmap_mu_; }
 
   // AddressSpace::mmap()
   //
@@ -148,29 +151,43 @@ class AddressSpace : public RefCounted {
 
   // Device side -------------------------------------------------------------------------
 
-  // AddressSpace::fault_page()
+  // AddressSpace::fault_range()
   //
-  // The entry of the page holding `addr` after faulting it in for a read or write by
-  // `device`, as hmm_range_fault does: a page on `device` is reported as it is, a page on
-  // another device migrates back, another device's exclusive access is revoked.
-  // Errors: as cpu_read()/cpu_write().
-  [[nodiscard]] absl::StatusOr<PageEntry> fault_page(std::uint64_t addr, bool write,
-                                                     const void* device)
+  // Faults every page of [addr, addr + length) in for a read or write by `device`, in one
+  // hold of the mmap lock, as hmm_range_fault does: a page on `device` (or held
+  // exclusively by it) is reported as it is, a page on another device migrates back,
+  // another device's exclusive access is revoked, a write breaks copy-on-write. Those
+  // changes invalidate, `device`'s own notifier included: a caller that began a read
+  // section before this call must retry it, and then finds the pages ready.
+  // Errors: kInvalidArgument for a bad range; else as cpu_read()/cpu_write() for the
+  // first page that cannot be faulted in (the pages before it stay faulted in).
+  struct FaultedRange {
+    std::vector<PageEntry> entries;  // one per page, in address order
+    std::uint64_t faulted = 0;       // pages that were not yet as the access needs
+  };
+  [[nodiscard]] absl::StatusOr<FaultedRange> fault_range(std::uint64_t addr, std::uint64_t length,
+                                                         bool write, const void* device)
       ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
-  // AddressSpace::lookup()
+  // AddressSpace::lookup() / lookup_range()
   //
   // The entry of the page holding `addr` without faulting (frame null if not present).
-  // Errors: kNotFound if unmapped, kPermissionDenied for PROT_NONE; kFailedPrecondition
-  // after teardown.
+  // lookup_range() looks `pages` pages up from `addr` in one hold of the mmap lock, so
+  // that no change (a migration, say) is seen half done.
+  // Errors (per page for lookup_range()): kNotFound if unmapped, kPermissionDenied for
+  // PROT_NONE; kFailedPrecondition after teardown.
   [[nodiscard]] absl::StatusOr<PageEntry> lookup(std::uint64_t addr) const
+      ABSL_LOCKS_EXCLUDED(mmap_mu_);
+  [[nodiscard]] std::vector<absl::StatusOr<PageEntry>> lookup_range(std::uint64_t addr,
+                                                                    std::uint64_t pages) const
       ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
   // AddressSpace::migrate_to_device() / migrate_to_system()
   //
   // Moves the anonymous private pages of [addr, addr + length) into frames of `device`'s
   // memory (absent pages arrive zero-filled), or those on `device` back to system RAM,
-  // under one kMigrate invalidation owned by `device`; `hook` sees every moved page.
+  // under one kMigrate invalidation owned by `device`; `hook` sees every moved page, and
+  // for a migration to the device also every page of the range that was there already.
   // Errors (nothing changes): kInvalidArgument for a bad range; kNotFound for a hole;
   // kFailedPrecondition for shared memory, a page on another device, or after teardown;
   // kPermissionDenied for PROT_NONE.
@@ -210,6 +227,13 @@ class AddressSpace : public RefCounted {
   using VmaMap = std::map<std::uint64_t, Vma>;
   enum class DeviceChange : std::uint8_t { kToDevice, kToSystem, kExclusive };
 
+  // fault_range() for one page; counts it in `*faulted` if it was not ready.
+  [[nodiscard]] absl::StatusOr<PageEntry> fault_for_device_locked(std::uint64_t addr, bool write,
+                                                                  const void* device,
+                                                                  std::uint64_t& faulted)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
+  [[nodiscard]] absl::StatusOr<PageEntry> lookup_locked(std::uint64_t addr) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   // Makes the page of `addr` present for the CPU (and writable, for a write).
   [[nodiscard]] absl::StatusOr<Pte*> fault_locked(std::uint64_t addr, bool write)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);

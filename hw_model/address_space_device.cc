@@ -9,18 +9,40 @@
 
 namespace itn::hw {
 
-absl::StatusOr<PageEntry> AddressSpace::fault_page(std::uint64_t addr, bool write,
-                                                   const void* device) {
+absl::StatusOr<AddressSpace::FaultedRange> AddressSpace::fault_range(std::uint64_t addr,
+                                                                     std::uint64_t length,
+                                                                     bool write,
+                                                                     const void* device) {
+  if (absl::Status s = internal::check_page_range("fault_range", addr, length); !s.ok()) return s;
+  FaultedRange out;
+  out.entries.reserve(length / kPageSize);
   MutexLock l(mmap_mu_);
+  for (std::uint64_t page = addr; page < addr + length; page += kPageSize) {
+    absl::StatusOr<PageEntry> entry = fault_for_device_locked(page, write, device, out.faulted);
+    if (!entry.ok()) return entry.status();
+    out.entries.push_back(*std::move(entry));
+  }
+  return out;
+}
+
+absl::StatusOr<PageEntry> AddressSpace::fault_for_device_locked(std::uint64_t addr, bool write,
+                                                                const void* device,
+                                                                std::uint64_t& faulted) {
   absl::StatusOr<VmaMap::iterator> vma = vma_for_locked(addr, write);
   if (!vma.ok()) return vma.status();
   auto pte = ptes_.find(page_of(addr));
-  if (pte != ptes_.end() && device != nullptr &&
-      (pte->second.device == device || pte->second.exclusive == device)) {
-    // Already the device's own: the VMA permits a write, so the entry may carry one.
-    if (write) pte->second.writable = true;
-    return pte->second;
+  if (pte != ptes_.end()) {
+    Pte& entry = pte->second;
+    if (device != nullptr && (entry.device == device || entry.exclusive == device)) {
+      // Already the device's own: the VMA permits a write, so the entry may carry one.
+      if (write) entry.writable = true;
+      return entry;
+    }
+    if (entry.device == nullptr && entry.exclusive == nullptr && (!write || entry.writable)) {
+      return entry;  // ready as it is
+    }
   }
+  ++faulted;
   absl::StatusOr<Pte*> entry = fault_locked(addr, write);
   if (!entry.ok()) return entry.status();
   return **entry;
@@ -28,6 +50,19 @@ absl::StatusOr<PageEntry> AddressSpace::fault_page(std::uint64_t addr, bool writ
 
 absl::StatusOr<PageEntry> AddressSpace::lookup(std::uint64_t addr) const {
   MutexLock l(mmap_mu_);
+  return lookup_locked(addr);
+}
+
+std::vector<absl::StatusOr<PageEntry>> AddressSpace::lookup_range(std::uint64_t addr,
+                                                                  std::uint64_t pages) const {
+  std::vector<absl::StatusOr<PageEntry>> out;
+  out.reserve(pages);
+  MutexLock l(mmap_mu_);
+  for (std::uint64_t i = 0; i < pages; ++i) out.push_back(lookup_locked(addr + i * kPageSize));
+  return out;
+}
+
+absl::StatusOr<PageEntry> AddressSpace::lookup_locked(std::uint64_t addr) const {
   if (absl::Status s = check_alive_locked("lookup"); !s.ok()) return s;
   auto vma = find_vma_locked(addr);
   if (vma == vmas_.end()) return absl::NotFoundError(absl::StrCat("no mapping at ", addr));
@@ -111,7 +146,9 @@ absl::Status AddressSpace::device_change(DeviceChange change, std::uint64_t addr
     const bool writable = find_vma_locked(page)->second.prot == Prot::kReadWrite;
     switch (change) {
       case DeviceChange::kToDevice:
-        if (entry.device == device) continue;
+        // Already here: not copied, so the device's entry may stay writable (its own
+        // kMigrate write-protected it).
+        if (entry.device == device) break;
         entry = Pte{make_ref<Frame>(entry.frame ? entry.frame->read() : 0, device), writable, false,
                     device};
         break;

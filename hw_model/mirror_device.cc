@@ -91,51 +91,52 @@ void MirrorDevice::invalidate_locked(const Range& range, std::uint64_t cur_seq) 
   entries_.erase(first, last);
 }
 
-absl::Status MirrorDevice::walk(std::uint64_t addr, std::uint64_t end, bool write,
-                                std::uint64_t seq, std::vector<PageEntry>& out) {
+absl::StatusOr<AddressSpace::FaultedRange> MirrorDevice::walk(std::uint64_t addr,
+                                                              std::uint64_t length, bool write) {
   if (!mm_->mmget_not_zero()) {
     return absl::FailedPreconditionError("device access: the address space has exited");
   }
-  absl::Status status;
-  for (std::uint64_t page = addr; page < end && status.ok(); page += kPageSize) {
-    absl::StatusOr<PageEntry> entry = mm_->fault_page(page, write, this);
-    if (!entry.ok()) {
-      status = entry.status();
-    } else if (sub_->check_retry(seq)) {
-      status = absl::AbortedError("collided");  // read_retry() would fail: stop walking
-    } else {
-      out.push_back(*std::move(entry));
-    }
-  }
+  absl::StatusOr<AddressSpace::FaultedRange> walked = mm_->fault_range(addr, length, write, this);
   mm_->mmput();  // may be the last user: the teardown then runs here
-  return status;
+  return walked;
 }
 
 absl::Status MirrorDevice::range_fault(std::uint64_t addr, std::uint64_t length, bool write) {
   if (absl::Status s = internal::check_page_range("range_fault", addr, length); !s.ok()) return s;
   if (absl::Status s = check_open(); !s.ok()) return s;
-  const std::uint64_t end = addr + length;
-  for (int attempt = 0; attempt < options_.max_fault_attempts; ++attempt) {
+  // Walks invalidated although their own faults changed nothing (someone else's change
+  // came between read_begin() and read_retry()), and walks whose faults had to redo work
+  // that a change had undone. A walk whose own faults invalidated (a copy-on-write
+  // break, a page pulled back from another device) is not a collision: the next one
+  // finds those pages ready.
+  int collisions = 0;
+  int redone = 0;
+  bool faulted_before = false;
+  while (collisions < options_.max_fault_attempts && redone < options_.max_fault_attempts) {
     const std::uint64_t seq = sub_->read_begin();
-    std::vector<PageEntry> entries;
-    if (absl::Status s = walk(addr, end, write, seq, entries); !s.ok()) {
-      if (!absl::IsAborted(s)) return s;
-      retries_.fetch_add(1, std::memory_order_relaxed);
-      continue;
+    absl::StatusOr<AddressSpace::FaultedRange> walked = walk(addr, length, write);
+    if (!walked.ok()) return walked.status();
+    {
+      MutexLock l(mu_);
+      if (!sub_->read_retry(seq)) {  // no invalidation reached us after read_begin
+        for (std::uint64_t i = 0; i < walked->entries.size(); ++i) {
+          install_locked(addr + i * kPageSize, walked->entries[i]);
+        }
+        faults_.fetch_add(1, std::memory_order_relaxed);
+        return absl::OkStatus();
+      }
     }
-    MutexLock l(mu_);
-    if (sub_->read_retry(seq)) {  // an invalidation reached us after read_begin
-      retries_.fetch_add(1, std::memory_order_relaxed);
-      continue;
+    retries_.fetch_add(1, std::memory_order_relaxed);
+    if (walked->faulted == 0) {
+      ++collisions;
+    } else if (faulted_before) {
+      ++redone;
     }
-    for (std::uint64_t i = 0; i < entries.size(); ++i) {
-      install_locked(addr + i * kPageSize, entries[i]);
-    }
-    faults_.fetch_add(1, std::memory_order_relaxed);
-    return absl::OkStatus();
+    faulted_before = faulted_before || walked->faulted != 0;
   }
-  return absl::AbortedError(absl::StrCat("range_fault: [", addr, ", ", end, ") collided with ",
-                                         options_.max_fault_attempts, " invalidations in a row"));
+  return absl::AbortedError(absl::StrCat("range_fault: [", addr, ", ", addr + length,
+                                         ") kept being invalidated: ", collisions,
+                                         " walks collided, ", redone, " redid undone faults"));
 }
 
 void MirrorDevice::install(std::uint64_t page, const PageEntry& entry) {
@@ -192,8 +193,9 @@ absl::Status MirrorDevice::write(std::uint64_t addr, std::span<const std::uint64
 
 std::vector<PageSnapshot> MirrorDevice::snapshot(std::uint64_t addr, std::uint64_t pages) const {
   std::vector<PageSnapshot> out;
-  for (std::uint64_t i = 0; i < pages; ++i) {
-    absl::StatusOr<PageEntry> e = mm_->lookup(addr + i * kPageSize);
+  out.reserve(pages);
+  // One look at the whole range: a migration or fork in progress is seen before or after.
+  for (const absl::StatusOr<PageEntry>& e : mm_->lookup_range(addr, pages)) {
     if (!e.ok()) {
       out.push_back(PageSnapshot::kError);
     } else if (e->device != nullptr) {

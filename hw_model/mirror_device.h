@@ -4,9 +4,9 @@
 // own page table (the kernel's lib/test_hmm.c "dmirror"), kept coherent by one interval
 // notifier over the whole space and the read_begin/read_retry protocol:
 //
-//   range_fault:  seq = read_begin(); walk the CPU page table (faulting as needed, no
-//                 driver lock; check_retry() stops a doomed walk early); take the driver
-//                 lock; read_retry(seq) ? start again : install device entries.
+//   range_fault:  seq = read_begin(); walk the CPU page table, faulting the whole range
+//                 in (no driver lock); take the driver lock; read_retry(seq) ? start
+//                 again : install device entries.
 //   invalidate:   take the driver lock (try_lock when the range is not blockable, refusing
 //                 if busy); set_seq(); drop the device entries in the range.
 //
@@ -21,8 +21,11 @@
 //
 // So, outside an invalidation of page p, a device entry for p is absent or maps the CPU
 // entry's frame, writable only if the CPU's is (I17); entries are installed only under
-// the driver lock with read_retry() false, and a fault that keeps colliding gives up with
-// kAborted after MirrorOptions::max_fault_attempts (I18).
+// the driver lock with read_retry() false (I18). A walk's own faults invalidate too (a
+// copy-on-write break, a page pulled back from another device): the walk still faults
+// the rest of the range, and the retry finds every page ready, so a fault costs one walk
+// more, not one per page. Only walks that others invalidated count against
+// MirrorOptions::max_fault_attempts.
 //
 // Device accesses (read, write) go through the device page table and fault on a miss.
 // After the address space exits, every access fails with kFailedPrecondition (I20).
@@ -70,7 +73,9 @@ enum class PageSnapshot : std::uint8_t {
 };
 
 struct MirrorOptions {
-  // range_fault() gives up with kAborted after this many walks in a row were invalidated.
+  // range_fault() gives up with kAborted after this many walks were invalidated by others
+  // (their own faults changed nothing), or this many had to fault again pages that a
+  // change undid after an earlier walk faulted them.
   int max_fault_attempts = 64;
 };
 
@@ -101,9 +106,9 @@ class MirrorDevice : public RefCounted {
   //
   // Installs device entries for the pages of [addr, addr + length), writable if `write`.
   // Errors (device page table unchanged): kInvalidArgument for a bad range, kNotFound if
-  // unmapped, kPermissionDenied if the protection forbids the access, kAborted after
-  // max_fault_attempts collisions, kFailedPrecondition if the address space exited or the
-  // device was closed.
+  // unmapped, kPermissionDenied if the protection forbids the access, kAborted when
+  // invalidations kept coming (MirrorOptions::max_fault_attempts), kFailedPrecondition if
+  // the address space exited or the device was closed.
   [[nodiscard]] absl::Status range_fault(std::uint64_t addr, std::uint64_t length, bool write)
       ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -121,7 +126,8 @@ class MirrorDevice : public RefCounted {
 
   // MirrorDevice::snapshot()
   //
-  // The CPU-side state of each page, without faulting.
+  // The CPU-side state of each page, without faulting, as of one instant: a migration or
+  // fork in progress shows entirely before or entirely after.
   std::vector<PageSnapshot> snapshot(std::uint64_t addr, std::uint64_t pages) const;
 
   // MirrorDevice::migrate_to_device() / migrate_to_system() / make_exclusive()
@@ -165,8 +171,9 @@ class MirrorDevice : public RefCounted {
   // True if every page of the access has an entry (writable, for a write).
   bool present_locked(std::uint64_t addr, std::uint64_t pages, bool write) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  [[nodiscard]] absl::Status walk(std::uint64_t addr, std::uint64_t end, bool write,
-                                  std::uint64_t seq, std::vector<PageEntry>& out);
+  // The CPU page table walk of a fault: fault_range() with a user of the address space.
+  [[nodiscard]] absl::StatusOr<AddressSpace::FaultedRange> walk(std::uint64_t addr,
+                                                                std::uint64_t length, bool write);
   void install_locked(std::uint64_t page, const PageEntry& entry)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The MigrateHook of this device's own migrations and exclusive accesses.
