@@ -142,11 +142,12 @@ absl::StatusOr<AddressSpace::Pte*> AddressSpace::fault_locked(std::uint64_t addr
     return &ptes_.emplace(page, std::move(fresh)).first->second;
   }
   Pte& entry = pte->second;
-  if (entry.device != nullptr || entry.exclusive != nullptr) restore_for_cpu_locked(page, entry);
+  if (!cpu_reachable(entry)) restore_for_cpu_locked(page, entry);
   if (!write || entry.writable) return &entry;
   if (v.kind == MapKind::kAnonPrivate) {
-    // Break copy-on-write (the zero page, or a frame shared after fork): devices must drop
-    // the old frame before the page gets a new one.
+    // Break copy-on-write (the zero page, or a frame shared after fork, in system RAM or
+    // coherent device memory): devices must drop the old frame before the page gets a new
+    // one, in system RAM.
     Invalidation invalidation(*domain_, page, page + kPageSize, Event::kClear);
     entry = Pte{make_ref<Frame>(entry.frame->read()), true};
   } else {
@@ -157,8 +158,9 @@ absl::StatusOr<AddressSpace::Pte*> AddressSpace::fault_locked(std::uint64_t addr
 
 void AddressSpace::restore_for_cpu_locked(std::uint64_t page, Pte& entry) {
   if (entry.device != nullptr) {
-    // The CPU cannot reach device memory: copy the page back. Owner null: every device,
-    // the one that held it included, must drop its entry.
+    // Back to system RAM (the CPU cannot reach private device memory, or the device
+    // goes away). Owner null: every device, the one that held it included, must drop its
+    // entry.
     Invalidation invalidation(*domain_, page, page + kPageSize, Event::kMigrate);
     entry = Pte{make_ref<Frame>(entry.frame->read()), entry.writable};
   } else {

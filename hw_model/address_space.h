@@ -13,7 +13,9 @@
 //   write fault on a read-only private page (zero page, copy-on-write)
 //                                   kClear over the page, then a fresh writable frame
 //   migrate_to_device / _to_system  kMigrate, owner = the device moving the pages
-//   CPU touch of a device page      kMigrate, owner = null (every device drops it)
+//   CPU touch of a private device page
+//                                   kMigrate, owner = null (every device drops it); a
+//                                   coherent device page is used where it is
 //   make_exclusive                  kExclusive, owner = the device
 //   CPU touch of an exclusive page  kExclusive, owner = null (the device loses it)
 //   last mmput                      the domain's release(): kRelease over everything
@@ -66,7 +68,8 @@ struct PageEntry {
   Ref<Frame> frame;                 // null: nothing present (never touched)
   bool writable = false;            // the CPU may write through this entry
   bool zero_page = false;           // the shared zero page
-  const void* device = nullptr;     // device-private: the frame lives in this device
+  const void* device = nullptr;     // the frame lives in this device's memory
+  bool coherent = false;            // ... which the CPU maps directly (device-coherent)
   const void* exclusive = nullptr;  // this device holds exclusive access
 };
 
@@ -155,8 +158,9 @@ class AddressSpace : public RefCounted {
   //
   // Faults every page of [addr, addr + length) in for a read or write by `device`, in one
   // hold of the mmap lock, as hmm_range_fault does: a page on `device` (or held
-  // exclusively by it) is reported as it is, a page on another device migrates back,
-  // another device's exclusive access is revoked, a write breaks copy-on-write. Those
+  // exclusively by it) is reported as it is, another device's private page migrates back
+  // (its coherent page is reported as it is), another device's exclusive access is
+  // revoked, a write breaks copy-on-write. Those
   // changes invalidate, `device`'s own notifier included: a caller that began a read
   // section before this call must retry it, and then finds the pages ready.
   // Errors: kInvalidArgument for a bad range; else as cpu_read()/cpu_write() for the
@@ -185,14 +189,16 @@ class AddressSpace : public RefCounted {
   // AddressSpace::migrate_to_device() / migrate_to_system()
   //
   // Moves the anonymous private pages of [addr, addr + length) into frames of `device`'s
-  // memory (absent pages arrive zero-filled), or those on `device` back to system RAM,
+  // memory of kind `memory` (absent pages arrive zero-filled), or those on `device` back
+  // to system RAM,
   // under one kMigrate invalidation owned by `device`; `hook` sees every moved page, and
   // for a migration to the device also every page of the range that was there already.
   // Errors (nothing changes): kInvalidArgument for a bad range; kNotFound for a hole;
   // kFailedPrecondition for shared memory, a page on another device, or after teardown;
   // kPermissionDenied for PROT_NONE.
   [[nodiscard]] absl::Status migrate_to_device(std::uint64_t addr, std::uint64_t length,
-                                               const void* device, MigrateHook hook)
+                                               const void* device, MigrateHook hook,
+                                               DeviceMemory memory = DeviceMemory::kPrivate)
       ABSL_LOCKS_EXCLUDED(mmap_mu_);
   [[nodiscard]] absl::Status migrate_to_system(std::uint64_t addr, std::uint64_t length,
                                                const void* device, MigrateHook hook)
@@ -227,7 +233,7 @@ class AddressSpace : public RefCounted {
   using VmaMap = std::map<std::uint64_t, Vma>;
   enum class DeviceChange : std::uint8_t { kToDevice, kToSystem, kExclusive };
 
-  // fault_range() for one page; counts it in `*faulted` if it was not ready.
+  // fault_range() for one page; counts it in `faulted` if it was not ready.
   [[nodiscard]] absl::StatusOr<PageEntry> fault_for_device_locked(std::uint64_t addr, bool write,
                                                                   const void* device,
                                                                   std::uint64_t& faulted)
@@ -240,13 +246,19 @@ class AddressSpace : public RefCounted {
   // The VMA of `addr` if it permits the access.
   [[nodiscard]] absl::StatusOr<VmaMap::iterator> vma_for_locked(std::uint64_t addr, bool write)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
+  // True if the CPU can use `entry` as it is: not a private device page, not held
+  // exclusively by a device.
+  static bool cpu_reachable(const Pte& entry) {
+    return entry.exclusive == nullptr && (entry.device == nullptr || entry.coherent);
+  }
   // Gives a device page or exclusive entry back to the CPU (kMigrate / kExclusive, owner
   // null).
   void restore_for_cpu_locked(std::uint64_t page, Pte& entry)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   [[nodiscard]] absl::Status device_change(DeviceChange change, std::uint64_t addr,
                                            std::uint64_t length, const void* device,
-                                           MigrateHook hook) ABSL_LOCKS_EXCLUDED(mmap_mu_);
+                                           MigrateHook hook, DeviceMemory memory)
+      ABSL_LOCKS_EXCLUDED(mmap_mu_);
   [[nodiscard]] absl::Status check_device_change_locked(DeviceChange change, std::uint64_t start,
                                                         std::uint64_t end, const void* device)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);

@@ -38,9 +38,7 @@ absl::StatusOr<PageEntry> AddressSpace::fault_for_device_locked(std::uint64_t ad
       if (write) entry.writable = true;
       return entry;
     }
-    if (entry.device == nullptr && entry.exclusive == nullptr && (!write || entry.writable)) {
-      return entry;  // ready as it is
-    }
+    if (cpu_reachable(entry) && (!write || entry.writable)) return entry;  // ready as it is
   }
   ++faulted;
   absl::StatusOr<Pte*> entry = fault_locked(addr, write);
@@ -81,18 +79,21 @@ void AddressSpace::evict_device(const void* device) {
 }
 
 absl::Status AddressSpace::migrate_to_device(std::uint64_t addr, std::uint64_t length,
-                                             const void* device, MigrateHook hook) {
-  return device_change(DeviceChange::kToDevice, addr, length, device, hook);
+                                             const void* device, MigrateHook hook,
+                                             DeviceMemory memory) {
+  return device_change(DeviceChange::kToDevice, addr, length, device, hook, memory);
 }
 
 absl::Status AddressSpace::migrate_to_system(std::uint64_t addr, std::uint64_t length,
                                              const void* device, MigrateHook hook) {
-  return device_change(DeviceChange::kToSystem, addr, length, device, hook);
+  return device_change(DeviceChange::kToSystem, addr, length, device, hook,
+                       DeviceMemory::kPrivate);  // the kind matters only on the way in
 }
 
 absl::Status AddressSpace::make_exclusive(std::uint64_t addr, std::uint64_t length,
                                           const void* device, MigrateHook hook) {
-  return device_change(DeviceChange::kExclusive, addr, length, device, hook);
+  return device_change(DeviceChange::kExclusive, addr, length, device, hook,
+                       DeviceMemory::kPrivate);
 }
 
 absl::Status AddressSpace::check_device_change_locked(DeviceChange change, std::uint64_t start,
@@ -119,8 +120,8 @@ absl::Status AddressSpace::check_device_change_locked(DeviceChange change, std::
 }
 
 absl::Status AddressSpace::device_change(DeviceChange change, std::uint64_t addr,
-                                         std::uint64_t length, const void* device,
-                                         MigrateHook hook) {
+                                         std::uint64_t length, const void* device, MigrateHook hook,
+                                         DeviceMemory memory) {
   if (absl::Status s = internal::check_page_range("migrate", addr, length); !s.ok()) return s;
   ITN_CHECK(device != nullptr, "a device change needs the device that makes it");
   const std::uint64_t end = addr + length;
@@ -149,8 +150,10 @@ absl::Status AddressSpace::device_change(DeviceChange change, std::uint64_t addr
         // Already here: not copied, so the device's entry may stay writable (its own
         // kMigrate write-protected it).
         if (entry.device == device) break;
-        entry = Pte{make_ref<Frame>(entry.frame ? entry.frame->read() : 0, device), writable, false,
-                    device};
+        entry = Pte{.frame = make_ref<Frame>(entry.frame ? entry.frame->read() : 0, device),
+                    .writable = writable,
+                    .device = device,
+                    .coherent = memory == DeviceMemory::kCoherent};
         break;
       case DeviceChange::kToSystem:
         entry = Pte{make_ref<Frame>(entry.frame->read()), entry.writable};

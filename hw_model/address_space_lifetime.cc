@@ -58,9 +58,10 @@ absl::StatusOr<Ref<AddressSpace>> AddressSpace::fork() {
   Ref<AddressSpace> child = make_ref<AddressSpace>();
   MutexLock l(mmap_mu_);
   if (absl::Status s = check_alive_locked("fork"); !s.ok()) return s;
-  // The child gets CPU pages only: device pages come back, exclusive access ends.
+  // The child gets pages the CPU can reach: private device pages come back, exclusive
+  // access ends (coherent device pages are shared copy-on-write like any other).
   for (auto& [page, entry] : ptes_) {
-    if (entry.device != nullptr || entry.exclusive != nullptr) restore_for_cpu_locked(page, entry);
+    if (!cpu_reachable(entry)) restore_for_cpu_locked(page, entry);
   }
   for (const auto& [start, vma] : vmas_) {
     if (vma.kind != MapKind::kAnonPrivate) continue;

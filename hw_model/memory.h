@@ -1,8 +1,9 @@
 // hw_model/memory.h
 //
 // The simulated physical memory of itn::hw: pages of 4 KiB addresses whose content is one
-// 64-bit word, held in reference-counted Frames (system RAM, or the private memory of one
-// device after a migration), and Files: backing objects whose frames
+// 64-bit word, held in reference-counted Frames (system RAM, or the memory of one device
+// after a migration: private, which the CPU cannot reach, or coherent, which it can), and
+// Files: backing objects whose frames
 // several mappings (of one or many address spaces) share, so that a write through any
 // mapping reaches every other. An anonymous shared mapping is backed by a File of its own.
 //
@@ -29,13 +30,19 @@ inline constexpr std::uint64_t kPageSize = 4096;
 
 inline std::uint64_t page_of(std::uint64_t addr) { return addr & ~(kPageSize - 1); }
 
+// The two kinds of device memory (the kernel's MEMORY_DEVICE_PRIVATE and
+// MEMORY_DEVICE_COHERENT). A CPU access to a private device page migrates it back to
+// system RAM first; the CPU maps a coherent device page directly, so it stays on the
+// device until the device migrates it back (or goes away).
+enum class DeviceMemory : std::uint8_t { kPrivate, kCoherent };
+
 class Frame : public RefCounted {
  public:
   explicit Frame(std::uint64_t word = 0, const void* device = nullptr)
       : word_(word), device_(device) {}
   std::uint64_t read() const { return word_.load(std::memory_order_relaxed); }  // see header
   void write(std::uint64_t word) { word_.store(word, std::memory_order_relaxed); }
-  // The device whose private memory holds this frame, or null for system RAM.
+  // The device whose memory holds this frame, or null for system RAM.
   const void* device() const { return device_; }
 
  private:

@@ -198,14 +198,21 @@ std::vector<PageSnapshot> MirrorDevice::snapshot(std::uint64_t addr, std::uint64
   for (const absl::StatusOr<PageEntry>& e : mm_->lookup_range(addr, pages)) {
     if (!e.ok()) {
       out.push_back(PageSnapshot::kError);
-    } else if (e->device != nullptr) {
-      out.push_back(e->device == this ? PageSnapshot::kDeviceLocal : PageSnapshot::kDeviceRemote);
-    } else if (!e->frame) {
+      continue;
+    }
+    const PageSnapshot access = e->writable ? PageSnapshot::kWrite : PageSnapshot::kRead;
+    if (e->device != nullptr && e->coherent) {
+      out.push_back((e->device == this ? PageSnapshot::kDeviceCoherentLocal
+                                       : PageSnapshot::kDeviceCoherentRemote) |
+                    access);
+    } else if (e->device == this) {
+      out.push_back(PageSnapshot::kDevicePrivateLocal | access);
+    } else if (e->device != nullptr || !e->frame) {
       out.push_back(PageSnapshot::kNone);
     } else if (e->zero_page) {
-      out.push_back(PageSnapshot::kZero);
+      out.push_back(PageSnapshot::kZero | PageSnapshot::kRead);
     } else {
-      out.push_back(e->writable ? PageSnapshot::kWrite : PageSnapshot::kRead);
+      out.push_back(access);
     }
   }
   return out;
@@ -214,7 +221,8 @@ std::vector<PageSnapshot> MirrorDevice::snapshot(std::uint64_t addr, std::uint64
 absl::Status MirrorDevice::migrate_to_device(std::uint64_t addr, std::uint64_t length) {
   if (absl::Status s = check_open(); !s.ok()) return s;
   return mm_->migrate_to_device(
-      addr, length, this, [this](std::uint64_t page, const PageEntry& e) { install(page, e); });
+      addr, length, this, [this](std::uint64_t page, const PageEntry& e) { install(page, e); },
+      options_.memory);
 }
 
 absl::Status MirrorDevice::migrate_to_system(std::uint64_t addr, std::uint64_t length) {

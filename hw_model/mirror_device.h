@@ -61,18 +61,26 @@
 
 namespace itn::hw {
 
-// What snapshot() reports per page (test_hmm's HMM_DMIRROR_PROT_* values).
+// What snapshot() reports per page: the byte of lib/test_hmm.c's snapshot, so that tests
+// compare with the kernel's values. A present page is one kind ORed with kRead or kWrite
+// (as the CPU entry allows).
 enum class PageSnapshot : std::uint8_t {
-  kError,         // unmapped or PROT_NONE
-  kNone,          // mapped, nothing present yet
-  kZero,          // the shared zero page
-  kRead,          // present read-only
-  kWrite,         // present writable
-  kDeviceLocal,   // in this device's memory
-  kDeviceRemote,  // in another device's memory
+  kNone = 0x00,                  // mapped, nothing present (see snapshot())
+  kRead = 0x01,                  // present, read-only
+  kWrite = 0x02,                 // present, writable
+  kZero = 0x10,                  // the shared zero page (with kRead)
+  kDevicePrivateLocal = 0x20,    // in this device's private memory
+  kDeviceCoherentLocal = 0x40,   // in this device's coherent memory
+  kDeviceCoherentRemote = 0x50,  // in another device's coherent memory
+  kError = 0xFF,                 // unmapped or PROT_NONE
 };
+constexpr PageSnapshot operator|(PageSnapshot a, PageSnapshot b) {
+  return static_cast<PageSnapshot>(static_cast<std::uint8_t>(a) | static_cast<std::uint8_t>(b));
+}
 
 struct MirrorOptions {
+  // The kind of memory migrate_to_device() moves pages into.
+  DeviceMemory memory = DeviceMemory::kPrivate;
   // range_fault() gives up with kAborted after this many walks were invalidated by others
   // (their own faults changed nothing), or this many had to fault again pages that a
   // change undid after an earlier walk faulted them.
@@ -127,7 +135,9 @@ class MirrorDevice : public RefCounted {
   // MirrorDevice::snapshot()
   //
   // The CPU-side state of each page, without faulting, as of one instant: a migration or
-  // fork in progress shows entirely before or entirely after.
+  // fork in progress shows entirely before or entirely after. As in the kernel, another
+  // device's private page is kNone (the CPU page table holds no page this device could
+  // map without faulting it back).
   std::vector<PageSnapshot> snapshot(std::uint64_t addr, std::uint64_t pages) const;
 
   // MirrorDevice::migrate_to_device() / migrate_to_system() / make_exclusive()

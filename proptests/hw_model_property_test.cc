@@ -387,13 +387,15 @@ struct Snapshot : DeviceCommand {
       }
       const int holder = m.device_of(spot.process, at);
       if (holder == d) {
-        expect(s == PageSnapshot::kDeviceLocal, where + ": not kDeviceLocal");
+        expect(s == (PageSnapshot::kDevicePrivateLocal | PageSnapshot::kRead) ||
+                   s == (PageSnapshot::kDevicePrivateLocal | PageSnapshot::kWrite),
+               where + ": not kDevicePrivateLocal");
       } else if (holder != kSystemRam) {
-        expect(s == PageSnapshot::kDeviceRemote, where + ": not kDeviceRemote");
+        expect(s == PageSnapshot::kNone, where + ": another device's private page not kNone");
       } else {
         expect(s == PageSnapshot::kNone || s == PageSnapshot::kRead || s == PageSnapshot::kWrite ||
-                   (s == PageSnapshot::kZero && m.is_private(spot.process, at) &&
-                    m.word(spot.process, at) == 0),
+                   (s == (PageSnapshot::kZero | PageSnapshot::kRead) &&
+                    m.is_private(spot.process, at) && m.word(spot.process, at) == 0),
                where + ": a CPU page reported as an error, a device page or a bad zero page");
       }
     }
