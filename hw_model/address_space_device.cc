@@ -33,8 +33,10 @@ absl::StatusOr<PageEntry> AddressSpace::fault_for_device_locked(std::uint64_t ad
   auto pte = ptes_.find(page_of(addr));
   if (pte != ptes_.end()) {
     Pte& entry = pte->second;
-    if (device != nullptr && (entry.device == device || entry.exclusive == device)) {
-      // Already the device's own: the VMA permits a write, so the entry may carry one.
+    // Already the device's own: the VMA permits a write, so the entry may carry one,
+    // unless it is a coherent page that fork() shares: a write copies that one.
+    const bool own = device != nullptr && (entry.device == device || entry.exclusive == device);
+    if (own && (!write || entry.writable || !entry.coherent)) {
       if (write) entry.writable = true;
       return entry;
     }
@@ -128,8 +130,13 @@ absl::Status AddressSpace::device_change(DeviceChange change, std::uint64_t addr
   MutexLock l(mmap_mu_);
   if (absl::Status s = check_device_change_locked(change, addr, end, device); !s.ok()) return s;
   if (change == DeviceChange::kExclusive) {
-    // Like the kernel's get_user_pages: present and writable first (may break CoW).
+    // Like the kernel's get_user_pages: present and writable first (may break CoW), and
+    // in system RAM (a coherent device page comes back too).
     for (std::uint64_t page = addr; page < end; page += kPageSize) {
+      auto pte = ptes_.find(page);
+      if (pte != ptes_.end() && pte->second.device != nullptr) {
+        restore_for_cpu_locked(page, pte->second);
+      }
       ITN_CHECK_OK(fault_locked(page, /*write=*/true), "checked writable above");
     }
   }

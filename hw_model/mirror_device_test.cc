@@ -157,6 +157,36 @@ TEST_F(MirrorDeviceTest, OwnMigrationInstallsTheNewFramesThroughTheHook) {
   EXPECT_EQ(device->counters().faults, 1u) << "only the first write faulted";
 }
 
+// Coherent device memory: the CPU and other devices use the pages where they are; after
+// fork they are shared copy-on-write, so a write by anyone, the owning device included,
+// copies the page to system RAM and the other process keeps the old word.
+TEST(MirrorDeviceCoherentTest, CoherentPagesAreUsedInPlaceAndCopiedOnWriteAfterFork) {
+  Ref<Process> process = make_ref<Process>();
+  AddressSpace& mm = process->mm();
+  Ref<MirrorDevice> device = *MirrorDevice::open(*process, {.memory = DeviceMemory::kCoherent});
+  Ref<MirrorDevice> other = *MirrorDevice::open(*process);
+  const std::uint64_t buf = *mm.mmap(2 * kPage, Prot::kReadWrite, MapKind::kAnonPrivate);
+  ASSERT_TRUE(device->write(buf, std::vector<std::uint64_t>{1, 2}).ok());
+  ASSERT_TRUE(device->migrate_to_device(buf, 2 * kPage).ok());
+  ASSERT_TRUE(mm.cpu_write(buf, 10).ok());  // in place: no migration back
+  EXPECT_THAT(*other->read(buf, 2), ElementsAre(10u, 2u));
+  const PageSnapshot coherent_local = PageSnapshot::kDeviceCoherentLocal | PageSnapshot::kWrite;
+  EXPECT_THAT(device->snapshot(buf, 2), Each(coherent_local));
+  EXPECT_THAT(other->snapshot(buf, 2),
+              Each(PageSnapshot::kDeviceCoherentRemote | PageSnapshot::kWrite));
+  EXPECT_EQ(invalidations(*device, Event::kMigrate), 1u) << "only its own migration";
+
+  Ref<Process> child = *process->fork();
+  ASSERT_TRUE(device->write(buf, std::vector<std::uint64_t>{20, 21}).ok());
+  EXPECT_EQ(*child->mm().cpu_read(buf), 10u) << "the parent's device wrote the child's page";
+  EXPECT_EQ(*child->mm().cpu_read(buf + kPage), 2u);
+  EXPECT_THAT(device->snapshot(buf, 2), Each(PageSnapshot::kWrite)) << "copied to system RAM";
+  EXPECT_EQ(*mm.cpu_read(buf), 20u);
+  EXPECT_TRUE(check_coherence(*device).ok()) << check_coherence(*device);
+  EXPECT_TRUE(check_coherence(*other).ok()) << check_coherence(*other);
+  child->exit();
+}
+
 TEST_F(MirrorDeviceTest, ClosingADeviceBringsItsPagesBack) {
   const std::uint64_t buf = map(2);
   Ref<MirrorDevice> other = *MirrorDevice::open(*process);
