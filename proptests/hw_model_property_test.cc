@@ -224,21 +224,26 @@ struct CpuAccess : Command {
 
 struct OpenDevice : Command {
   int p;
+  bool coherent = *rc::gen::arbitrary<bool>();
   explicit OpenDevice(const MemoryModel& m) : p(pick_process(m)) {}
   void checkPreconditions(const MemoryModel& m) const override {
     require(p < static_cast<int>(m.procs.size()) && room_for_device(m));
   }
   void apply(MemoryModel& m) const override {
-    if (m.procs[p].alive) m.devices.push_back(models::MDevice{p});
+    if (m.procs[p].alive) m.devices.push_back(models::MDevice{.process = p, .coherent = coherent});
   }
   void run(const MemoryModel& m, Sut& sut) const override {
-    absl::StatusOr<Ref<hw::MirrorDevice>> d = hw::MirrorDevice::open(*sut.procs[p]);
+    absl::StatusOr<Ref<hw::MirrorDevice>> d = hw::MirrorDevice::open(
+        *sut.procs[p],
+        {.memory = coherent ? hw::DeviceMemory::kCoherent : hw::DeviceMemory::kPrivate});
     expect_code(d.status(), m.procs[p].alive ? StatusCode::kOk : StatusCode::kFailedPrecondition,
                 "open");
     if (d.ok()) sut.devices.push_back(*std::move(d));
     check_machine(after(m, *this), sut);
   }
-  void show(std::ostream& os) const override { os << "open device on p" << p; }
+  void show(std::ostream& os) const override {
+    os << "open " << (coherent ? "coherent" : "private") << " device on p" << p;
+  }
 };
 
 struct CloseDevice : Command {
@@ -386,10 +391,15 @@ struct Snapshot : DeviceCommand {
         continue;
       }
       const int holder = m.device_of(spot.process, at);
-      if (holder == d) {
-        expect(s == (PageSnapshot::kDevicePrivateLocal | PageSnapshot::kRead) ||
-                   s == (PageSnapshot::kDevicePrivateLocal | PageSnapshot::kWrite),
-               where + ": not kDevicePrivateLocal");
+      const auto either = [&](PageSnapshot kind) {
+        return s == (kind | PageSnapshot::kRead) || s == (kind | PageSnapshot::kWrite);
+      };
+      if (holder != kSystemRam && m.devices[holder].coherent) {
+        expect(either(holder == d ? PageSnapshot::kDeviceCoherentLocal
+                                  : PageSnapshot::kDeviceCoherentRemote),
+               where + ": a coherent device page not reported as one");
+      } else if (holder == d) {
+        expect(either(PageSnapshot::kDevicePrivateLocal), where + ": not kDevicePrivateLocal");
       } else if (holder != kSystemRam) {
         expect(s == PageSnapshot::kNone, where + ": another device's private page not kNone");
       } else {

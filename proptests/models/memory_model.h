@@ -48,6 +48,9 @@ struct MPage {
   std::uint64_t word = 0;
   int device = kSystemRam;  // the mirror device whose memory holds the page
   int exclusive = kNobody;  // the mirror device with exclusive access to it
+  // The CPU entry is read-only (fork, mprotect, a migration of read-only memory): a write
+  // copies the page, which moves a coherent device page to system RAM.
+  bool write_protected = false;
 };
 
 struct MProcess {
@@ -62,6 +65,7 @@ struct MProcess {
 struct MDevice {
   int process;
   bool open = true;
+  bool coherent = false;  // its memory is device-coherent: the CPU uses its pages in place
 };
 
 struct MBond {
@@ -148,6 +152,9 @@ struct MemoryModel {
     return it == procs[p].pages.end() ? MPage{} : it->second;
   }
   int device_of(int p, std::uint64_t addr) const { return page_state(p, addr).device; }
+  bool on_coherent_device(const MPage& pg) const {
+    return pg.device != kSystemRam && devices[pg.device].coherent;
+  }
   int exclusive_of(int p, std::uint64_t addr) const { return page_state(p, addr).exclusive; }
 
   // MirrorDevice::close(): the device's pages (in its memory or exclusive to it) go back
@@ -163,7 +170,8 @@ struct MemoryModel {
   // Accesses ---------------------------------------------------------------------------
 
   // cpu_read/cpu_write (and SVA DMA, which walks the CPU's tables): the page comes back
-  // to system RAM and exclusive access ends. `*out` gets the word read.
+  // to system RAM (a coherent device page only if a write copies it) and exclusive access
+  // ends. `*out` gets the word read.
   StatusCode cpu_access(int p, std::uint64_t addr, bool write, std::uint64_t value,
                         std::uint64_t* out) {
     const StatusCode code = access_code(p, addr, write);
@@ -171,9 +179,12 @@ struct MemoryModel {
     const std::uint64_t page = addr - addr % kModelPage;
     if (is_private(p, addr)) {
       MPage& pg = procs[p].pages[page];
-      pg.device = kSystemRam;
+      if (!on_coherent_device(pg) || (write && pg.write_protected)) pg.device = kSystemRam;
       pg.exclusive = kNobody;
-      if (write) pg.word = value;
+      if (write) {
+        pg.word = value;
+        pg.write_protected = false;
+      }
       *out = pg.word;
       return code;
     }
@@ -195,10 +206,19 @@ struct MemoryModel {
       const StatusCode code = access_code(p, at, write);
       if (code != StatusCode::kOk) return code;
       // hmm_range_fault: a page of the device's own (in its memory or exclusive to it)
-      // stays so; otherwise it comes back to system RAM and exclusive access ends.
+      // stays so, and so does any coherent device page; otherwise it comes back to system
+      // RAM and exclusive access ends. A write copies a write-protected coherent page.
       if (is_private(p, at)) {
         MPage& pg = procs[p].pages[at];
-        if (pg.device != dev && pg.exclusive != dev) pg = MPage{pg.word};
+        const bool copied = write && pg.write_protected && on_coherent_device(pg);
+        if (pg.device == dev || pg.exclusive == dev) {
+          if (copied) pg = MPage{pg.word};
+        } else if (on_coherent_device(pg) && !copied) {
+          pg.exclusive = kNobody;
+        } else {
+          pg = MPage{pg.word};
+        }
+        if (write) pg.write_protected = false;
       }
     }
     for (std::uint64_t i = 0; i < words.size(); ++i) {
@@ -238,6 +258,7 @@ struct MemoryModel {
         case Migration::kToDevice:  // a fresh device frame: not exclusive to anyone
           procs[p].pages[at].device = dev;
           procs[p].pages[at].exclusive = kNobody;
+          procs[p].pages[at].write_protected = vma_at(p, at)->prot != Prot::kReadWrite;
           break;
         case Migration::kToSystem:
           if (device_of(p, at) == dev) procs[p].pages[at].device = kSystemRam;
@@ -245,6 +266,7 @@ struct MemoryModel {
         case Migration::kExclusive:  // faulted in for write first: back from any device
           procs[p].pages[at].device = kSystemRam;
           procs[p].pages[at].exclusive = dev;
+          procs[p].pages[at].write_protected = false;
           break;
       }
     }
@@ -309,6 +331,12 @@ struct MemoryModel {
     for (auto& [start, v] : procs[p].vmas) {
       if (addr <= start && start < end) v.prot = prot;
     }
+    if (prot != Prot::kReadWrite) {
+      for (auto it = procs[p].pages.lower_bound(addr);
+           it != procs[p].pages.end() && it->first < end; ++it) {
+        it->second.write_protected = true;
+      }
+    }
     return StatusCode::kOk;
   }
 
@@ -319,13 +347,18 @@ struct MemoryModel {
     return static_cast<int>(procs.size()) - 1;
   }
 
-  // The parent's device pages come back to system RAM and exclusive accesses end; the
-  // child gets a copy of the parent's mappings and private contents (copy-on-write: later
-  // writes stay on one side) and continues its address counter. Shared mappings keep
-  // their backing.
+  // The parent's private device pages come back to system RAM and exclusive accesses end
+  // (coherent device pages stay where they are); the child gets a copy of the parent's
+  // mappings and private contents (copy-on-write: both sides write-protected, later writes
+  // stay on one side) and continues its address counter. Shared mappings keep their
+  // backing.
   StatusCode fork(int p) {
     if (!procs[p].alive) return StatusCode::kFailedPrecondition;
-    for (auto& [page, pg] : procs[p].pages) pg = MPage{pg.word};
+    for (auto& [page, pg] : procs[p].pages) {
+      pg = MPage{.word = pg.word,
+                 .device = on_coherent_device(pg) ? pg.device : kSystemRam,
+                 .write_protected = true};
+    }
     MProcess child = procs[p];
     procs.push_back(std::move(child));
     return StatusCode::kOk;
