@@ -34,7 +34,11 @@ TEST(HwModelStressTest, CpuChangesAgainstDeviceFaultsStayCoherent) {
   constexpr int kOpsPerThread = 2000;
   Ref<Process> process = make_ref<Process>();
   AddressSpace& mm = process->mm();
-  Ref<MirrorDevice> devices[2] = {*MirrorDevice::open(*process), *MirrorDevice::open(*process)};
+  // One dmirror-like device (private memory, one whole-space notifier) and one with
+  // coherent memory and a notifier per 4-page chunk.
+  Ref<MirrorDevice> devices[2] = {*MirrorDevice::open(*process),
+                                  *MirrorDevice::open(*process, {.memory = DeviceMemory::kCoherent,
+                                                                 .notifier_chunk_pages = 4})};
   const std::uint64_t buf = *mm.mmap(kPages * kPage, Prot::kReadWrite, MapKind::kAnonPrivate);
   std::atomic<int> wrong_values{0}, device_ops_ok{0};
 

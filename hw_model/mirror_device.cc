@@ -1,5 +1,6 @@
 #include "hw_model/mirror_device.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -12,7 +13,7 @@ class MirrorDevice::Subscription : public IntervalNotifier {
  public:
   explicit Subscription(MirrorDevice& device) : device_(device) {}
   bool invalidate(const Range& range, std::uint64_t cur_seq) override {
-    return device_.invalidate(range, cur_seq);
+    return device_.invalidate(*this, range, cur_seq);
   }
 
  private:
@@ -26,10 +27,17 @@ absl::StatusOr<Ref<MirrorDevice>> MirrorDevice::open(Process& process, MirrorOpt
   if (options.max_fault_attempts < 1) {
     return absl::InvalidArgumentError("open: max_fault_attempts must be at least 1");
   }
+  if (options.notifier_chunk_pages > (std::uint64_t{1} << 28)) {
+    return absl::InvalidArgumentError("open: notifier_chunk_pages is past 2^28 (1 TiB chunks)");
+  }
   Ref<MirrorDevice> device = make_ref<MirrorDevice>(process.mm_ref(), options);
-  // Every address: the device may mirror any of them.
-  absl::Status s =
-      device->mm_->notifiers().insert(device->sub_, Interval::whole_space(), device.get());
+  absl::Status s = absl::OkStatus();
+  if (options.notifier_chunk_pages == 0) {
+    // Every address: the device may mirror any of them.
+    s = device->mm_->notifiers().insert(device->sub_, Interval::whole_space(), device.get());
+  } else if (device->mm_->notifiers().released()) {
+    s = absl::FailedPreconditionError("the address space has exited");
+  }
   if (!s.ok()) {
     MutexLock l(device->mu_);
     device->closed_ = true;  // nothing to remove
@@ -48,7 +56,15 @@ void MirrorDevice::close() {
   }
   // The device's memory goes away with it: its pages return to system RAM first.
   mm_->evict_device(this);
-  ITN_CHECK_OK(mm_->notifiers().remove(*sub_), "the subscription was inserted by open()");
+  if (options_.notifier_chunk_pages == 0) {
+    ITN_CHECK_OK(mm_->notifiers().remove(*sub_), "the subscription was inserted by open()");
+  } else {
+    MutexLock l(chunks_mu_);
+    for (auto& [start, sub] : chunks_) {
+      ITN_CHECK_OK(mm_->notifiers().remove(*sub), "chunk notifiers are inserted by cover()");
+    }
+    chunks_.clear();
+  }
   MutexLock l(mu_);
   entries_.clear();
 }
@@ -59,22 +75,24 @@ absl::Status MirrorDevice::check_open() const {
   return absl::OkStatus();
 }
 
-bool MirrorDevice::invalidate(const Range& range, std::uint64_t cur_seq) {
+bool MirrorDevice::invalidate(Subscription& sub, const Range& range, std::uint64_t cur_seq) {
   invalidations_[static_cast<int>(range.event)].fetch_add(1, std::memory_order_relaxed);
   if (range.blockable) {
     MutexLock l(mu_);
-    invalidate_locked(range, cur_seq);
+    invalidate_locked(sub, range, cur_seq);
     return true;
   }
   if (!mu_.try_lock()) return false;  // would sleep: refuse the non-blocking invalidation
-  invalidate_locked(range, cur_seq);
+  invalidate_locked(sub, range, cur_seq);
   mu_.unlock();
   return true;
 }
 
-void MirrorDevice::invalidate_locked(const Range& range, std::uint64_t cur_seq) {
-  // Always: a fault of this device that walked the old CPU entries must retry (I18).
-  sub_->set_seq(cur_seq);
+void MirrorDevice::invalidate_locked(Subscription& sub, const Range& range, std::uint64_t cur_seq) {
+  // Always: a fault of this device under `sub` that walked the old CPU entries must
+  // retry (I18). The entries of the whole range go: those outside `sub`'s chunk belong
+  // to chunks whose notifiers this invalidation calls too.
+  sub.set_seq(cur_seq);
   auto first = entries_.lower_bound(range.start);
   auto last = range.end == kRangeEndMax ? entries_.end() : entries_.lower_bound(range.end);
   if (range.owner == this && range.event == Event::kExclusive) {
@@ -101,9 +119,47 @@ absl::StatusOr<AddressSpace::FaultedRange> MirrorDevice::walk(std::uint64_t addr
   return walked;
 }
 
+absl::StatusOr<std::vector<MirrorDevice::Span>> MirrorDevice::cover(std::uint64_t addr,
+                                                                    std::uint64_t length) {
+  if (absl::Status s = internal::check_page_range("device access", addr, length); !s.ok()) {
+    return s;
+  }
+  if (options_.notifier_chunk_pages == 0) return std::vector<Span>{{sub_.get(), addr, length}};
+  const std::uint64_t chunk = options_.notifier_chunk_pages * kPageSize;
+  std::vector<Span> spans;
+  MutexLock l(chunks_mu_);
+  for (std::uint64_t at = addr; at < addr + length;) {
+    const std::uint64_t start = at - at % chunk;
+    const std::uint64_t next = std::min(start + chunk, addr + length);
+    Ref<Subscription>& sub = chunks_[start];
+    if (!sub) {
+      Ref<Subscription> fresh = make_ref<Subscription>(*this);
+      if (absl::Status s = mm_->notifiers().insert(fresh, Interval::sized(start, chunk), this);
+          !s.ok()) {
+        chunks_.erase(start);
+        return absl::FailedPreconditionError(absl::StrCat("device access: ", s.message()));
+      }
+      sub = std::move(fresh);
+    }
+    spans.push_back({sub.get(), at, next - at});
+    at = next;
+  }
+  return spans;
+}
+
 absl::Status MirrorDevice::range_fault(std::uint64_t addr, std::uint64_t length, bool write) {
   if (absl::Status s = internal::check_page_range("range_fault", addr, length); !s.ok()) return s;
   if (absl::Status s = check_open(); !s.ok()) return s;
+  absl::StatusOr<std::vector<Span>> spans = cover(addr, length);
+  if (!spans.ok()) return spans.status();
+  for (const Span& span : *spans) {
+    if (absl::Status s = fault_span(span, write); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MirrorDevice::fault_span(const Span& span, bool write) {
+  Subscription& sub = *span.sub;
   // Walks invalidated although their own faults changed nothing (someone else's change
   // came between read_begin() and read_retry()), and walks whose faults had to redo work
   // that a change had undone. A walk whose own faults invalidated (a copy-on-write
@@ -113,14 +169,14 @@ absl::Status MirrorDevice::range_fault(std::uint64_t addr, std::uint64_t length,
   int redone = 0;
   bool faulted_before = false;
   while (collisions < options_.max_fault_attempts && redone < options_.max_fault_attempts) {
-    const std::uint64_t seq = sub_->read_begin();
-    absl::StatusOr<AddressSpace::FaultedRange> walked = walk(addr, length, write);
+    const std::uint64_t seq = sub.read_begin();
+    absl::StatusOr<AddressSpace::FaultedRange> walked = walk(span.addr, span.length, write);
     if (!walked.ok()) return walked.status();
     {
       MutexLock l(mu_);
-      if (!sub_->read_retry(seq)) {  // no invalidation reached us after read_begin
+      if (!sub.read_retry(seq)) {  // no invalidation reached us after read_begin
         for (std::uint64_t i = 0; i < walked->entries.size(); ++i) {
-          install_locked(addr + i * kPageSize, walked->entries[i]);
+          install_locked(span.addr + i * kPageSize, walked->entries[i]);
         }
         faults_.fetch_add(1, std::memory_order_relaxed);
         return absl::OkStatus();
@@ -134,7 +190,7 @@ absl::Status MirrorDevice::range_fault(std::uint64_t addr, std::uint64_t length,
     }
     faulted_before = faulted_before || walked->faulted != 0;
   }
-  return absl::AbortedError(absl::StrCat("range_fault: [", addr, ", ", addr + length,
+  return absl::AbortedError(absl::StrCat("range_fault: [", span.addr, ", ", span.addr + span.length,
                                          ") kept being invalidated: ", collisions,
                                          " walks collided, ", redone, " redid undone faults"));
 }
@@ -220,6 +276,10 @@ std::vector<PageSnapshot> MirrorDevice::snapshot(std::uint64_t addr, std::uint64
 
 absl::Status MirrorDevice::migrate_to_device(std::uint64_t addr, std::uint64_t length) {
   if (absl::Status s = check_open(); !s.ok()) return s;
+  // Its notifiers first: the hook installs entries that later invalidations must reach.
+  if (absl::StatusOr<std::vector<Span>> spans = cover(addr, length); !spans.ok()) {
+    return spans.status();
+  }
   return mm_->migrate_to_device(
       addr, length, this, [this](std::uint64_t page, const PageEntry& e) { install(page, e); },
       options_.memory);
@@ -227,12 +287,18 @@ absl::Status MirrorDevice::migrate_to_device(std::uint64_t addr, std::uint64_t l
 
 absl::Status MirrorDevice::migrate_to_system(std::uint64_t addr, std::uint64_t length) {
   if (absl::Status s = check_open(); !s.ok()) return s;
+  if (absl::StatusOr<std::vector<Span>> spans = cover(addr, length); !spans.ok()) {
+    return spans.status();
+  }
   return mm_->migrate_to_system(
       addr, length, this, [this](std::uint64_t page, const PageEntry& e) { install(page, e); });
 }
 
 absl::Status MirrorDevice::make_exclusive(std::uint64_t addr, std::uint64_t length) {
   if (absl::Status s = check_open(); !s.ok()) return s;
+  if (absl::StatusOr<std::vector<Span>> spans = cover(addr, length); !spans.ok()) {
+    return spans.status();
+  }
   return mm_->make_exclusive(addr, length, this,
                              [this](std::uint64_t page, const PageEntry& e) { install(page, e); });
 }

@@ -1,12 +1,15 @@
 // hw_model/mirror_device.h
 //
 // itn::hw::MirrorDevice: a simulated device that mirrors a process's address space in its
-// own page table (the kernel's lib/test_hmm.c "dmirror"), kept coherent by one interval
-// notifier over the whole space and the read_begin/read_retry protocol:
+// own page table (the kernel's lib/test_hmm.c "dmirror"), kept coherent by interval
+// notifiers and the read_begin/read_retry protocol: one over the whole space (as dmirror),
+// or, with MirrorOptions::notifier_chunk_pages, one per aligned chunk the device touched
+// (as SVM drivers insert one per buffer), so that invalidations elsewhere never make its
+// faults retry:
 //
-//   range_fault:  seq = read_begin(); walk the CPU page table, faulting the whole range
-//                 in (no driver lock); take the driver lock; read_retry(seq) ? start
-//                 again : install device entries.
+//   range_fault:  per notifier covering part of the range: seq = read_begin(); walk the
+//                 CPU page table, faulting that part in (no driver lock); take the
+//                 driver lock; read_retry(seq) ? start again : install device entries.
 //   invalidate:   take the driver lock (try_lock when the range is not blockable, refusing
 //                 if busy); set_seq(); drop the device entries in the range.
 //
@@ -81,6 +84,10 @@ constexpr PageSnapshot operator|(PageSnapshot a, PageSnapshot b) {
 struct MirrorOptions {
   // The kind of memory migrate_to_device() moves pages into.
   DeviceMemory memory = DeviceMemory::kPrivate;
+  // 0: one notifier over the whole address space. Otherwise one interval notifier per
+  // chunk of this many pages (aligned to its size) that a fault or migration of the
+  // device covers, inserted on first use and removed by close().
+  std::uint64_t notifier_chunk_pages = 0;
   // range_fault() gives up with kAborted after this many walks were invalidated by others
   // (their own faults changed nothing), or this many had to fault again pages that a
   // change undid after an earlier walk faulted them.
@@ -170,9 +177,22 @@ class MirrorDevice : public RefCounted {
   template <class U, class... Args>
   friend Ref<U> itn::make_ref(Args&&... args);
 
-  bool invalidate(const Range& range, std::uint64_t cur_seq) ABSL_LOCKS_EXCLUDED(mu_);
-  void invalidate_locked(const Range& range, std::uint64_t cur_seq)
+  bool invalidate(Subscription& sub, const Range& range, std::uint64_t cur_seq)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void invalidate_locked(Subscription& sub, const Range& range, std::uint64_t cur_seq)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The notifiers covering [addr, addr + length), each with the part it covers; inserts
+  // the missing chunk notifiers. Errors: kFailedPrecondition once the address space
+  // exited.
+  struct Span {
+    Subscription* sub;
+    std::uint64_t addr;
+    std::uint64_t length;
+  };
+  [[nodiscard]] absl::StatusOr<std::vector<Span>> cover(std::uint64_t addr, std::uint64_t length)
+      ABSL_LOCKS_EXCLUDED(chunks_mu_);
+  // range_fault() of a part covered by one notifier.
+  [[nodiscard]] absl::Status fault_span(const Span& span, bool write) ABSL_LOCKS_EXCLUDED(mu_);
   // Runs fn on the frame of each page of a device access in one driver-lock critical
   // section, faulting the pages in first on a miss.
   [[nodiscard]] absl::Status access(std::uint64_t addr, std::uint64_t pages, bool write,
@@ -192,7 +212,12 @@ class MirrorDevice : public RefCounted {
 
   const Ref<AddressSpace> mm_;
   const MirrorOptions options_;
-  const Ref<Subscription> sub_;  // inserted by open(), removed by close()
+  const Ref<Subscription> sub_;  // whole-space mode: inserted by open(), removed by close()
+
+  // Chunk mode: the chunk notifiers by chunk start. Never taken by callbacks, so inserts
+  // (which may wait for a grace period) run under it.
+  Mutex chunks_mu_;
+  std::map<std::uint64_t, Ref<Subscription>> chunks_ ABSL_GUARDED_BY(chunks_mu_);
 
   mutable Mutex mu_;  // the driver lock
   std::map<std::uint64_t, DeviceEntry> entries_ ABSL_GUARDED_BY(mu_);

@@ -414,6 +414,84 @@ TEST_F(MirrorDeviceTest, ASnapshotNeverShowsHalfAMigration) {
   EXPECT_THAT(seen, Each(seen[0])) << "a snapshot mixed pages from before and after";
 }
 
+// Per-range notifiers: a fault held between its walk and its install while the CPU
+// changes another buffer retries with one whole-space notifier and not with chunk ones.
+TEST(MirrorDevicePerRangeTest, InvalidationsElsewhereDoNotMakeAFaultRetry) {
+  if (!ITN_SCHED_SEAM) {
+    GTEST_SKIP() << "needs the sync seam (ITN_SCHED_SEAM) to pause the device thread at its "
+                    "driver lock";
+  }
+  for (const std::uint64_t chunk_pages : {0u, 1u}) {
+    SCOPED_TRACE(chunk_pages);
+    Ref<Process> process = make_ref<Process>();
+    AddressSpace& mm = process->mm();
+    Ref<MirrorDevice> device = *MirrorDevice::open(*process, {.notifier_chunk_pages = chunk_pages});
+    const std::uint64_t buf = *mm.mmap(kPage, Prot::kReadWrite, MapKind::kAnonPrivate);
+    const std::uint64_t other = *mm.mmap(kPage, Prot::kReadWrite, MapKind::kAnonPrivate);
+    ASSERT_TRUE(mm.cpu_write(buf, 1).ok());
+    ASSERT_TRUE(mm.cpu_write(other, 2).ok());
+    PauseAt hooks(SchedPoint::kLock, device->driver_lock_for_testing(), 2);  // before install
+    std::thread fault([&] {
+      set_thread_hooks(&hooks);
+      EXPECT_TRUE(device->range_fault(buf, kPage, /*write=*/false).ok());
+      set_thread_hooks(nullptr);
+    });
+    testing::wait_until([&] { return hooks.paused.load(); });
+    ASSERT_TRUE(mm.mprotect(other, kPage, Prot::kRead).ok());
+    hooks.may_go.store(true);
+    fault.join();
+    EXPECT_EQ(device->counters().retries, chunk_pages == 0 ? 1u : 0u);
+    EXPECT_EQ(invalidations(*device, Event::kProtectionVma), chunk_pages == 0 ? 1u : 0u);
+    EXPECT_EQ(device->entries_for_testing().size(), 1u);
+    EXPECT_TRUE(check_coherence(*device).ok()) << check_coherence(*device);
+  }
+}
+
+// A fault across chunks inserts one notifier per chunk; each chunk's invalidations reach
+// it, migrations insert the notifiers of their range too, and close() removes them all.
+TEST(MirrorDevicePerRangeTest, ChunkNotifiersCoverEveryPageTheDeviceMaps) {
+  Ref<Process> process = make_ref<Process>();
+  AddressSpace& mm = process->mm();
+  Ref<MirrorDevice> device = *MirrorDevice::open(*process, {.notifier_chunk_pages = 2});
+  EXPECT_EQ(mm.notifiers().subscriber_count(), 0u) << "nothing until the device touches memory";
+  const std::uint64_t buf = *mm.mmap(8 * kPage, Prot::kReadWrite, MapKind::kAnonPrivate);
+  ASSERT_TRUE(device->write(buf, std::vector<std::uint64_t>(5, 7)).ok());
+  const std::uint64_t touched = mm.notifiers().subscriber_count();
+  EXPECT_GE(touched, 3u);
+  EXPECT_LE(touched, 4u) << "five pages span three chunks, four if unaligned";
+  ASSERT_TRUE(mm.mprotect(buf + 4 * kPage, kPage, Prot::kRead).ok());
+  EXPECT_EQ(device->entries_for_testing().count(buf + 4 * kPage), 0u);
+  EXPECT_EQ(device->entries_for_testing().size(), 4u);
+  ASSERT_TRUE(device->migrate_to_device(buf + 6 * kPage, 2 * kPage).ok());
+  EXPECT_GT(mm.notifiers().subscriber_count(), touched);
+  EXPECT_EQ(*mm.cpu_read(buf + 7 * kPage), 0u);  // pulls the page back: the device drops it
+  EXPECT_EQ(device->entries_for_testing().count(buf + 7 * kPage), 0u);
+  EXPECT_TRUE(check_coherence(*device).ok()) << check_coherence(*device);
+  device->close();
+  EXPECT_EQ(mm.notifiers().subscriber_count(), 0u);
+  EXPECT_EQ(MirrorDevice::open(*process, {.notifier_chunk_pages = std::uint64_t{1} << 29})
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// The exit's kRelease reaches chunk notifiers too: later accesses fail, close() works.
+TEST(MirrorDevicePerRangeTest, AfterExitAccessFailsAndCloseStillWorks) {
+  Ref<Process> process = make_ref<Process>();
+  Ref<MirrorDevice> device = *MirrorDevice::open(*process, {.notifier_chunk_pages = 4});
+  const std::uint64_t buf = *process->mm().mmap(2 * kPage, Prot::kReadWrite, MapKind::kAnonPrivate);
+  ASSERT_TRUE(device->write(buf, std::vector<std::uint64_t>{1, 2}).ok());
+  process->exit();
+  EXPECT_TRUE(device->entries_for_testing().empty());
+  EXPECT_EQ(invalidations(*device, Event::kRelease), 1u);
+  EXPECT_EQ(device->read(buf, 2).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(device->read(buf + 8 * kPage, 1).status().code(), absl::StatusCode::kFailedPrecondition)
+      << "no chunk notifier may be inserted after the exit";
+  device->close();
+  EXPECT_EQ(MirrorDevice::open(*process, {.notifier_chunk_pages = 4}).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
 TEST_F(MirrorDeviceTest, ANonBlockableInvalidationIsRefusedWhileTheDriverLockIsBusy) {
   if (!ITN_SCHED_SEAM) {
     GTEST_SKIP() << "needs the sync seam (ITN_SCHED_SEAM) to pause the device thread at its "

@@ -225,6 +225,7 @@ struct CpuAccess : Command {
 struct OpenDevice : Command {
   int p;
   bool coherent = *rc::gen::arbitrary<bool>();
+  std::uint64_t chunk_pages = *rc::gen::element<std::uint64_t>(0, 1, 4);  // 0: whole space
   explicit OpenDevice(const MemoryModel& m) : p(pick_process(m)) {}
   void checkPreconditions(const MemoryModel& m) const override {
     require(p < static_cast<int>(m.procs.size()) && room_for_device(m));
@@ -235,7 +236,8 @@ struct OpenDevice : Command {
   void run(const MemoryModel& m, Sut& sut) const override {
     absl::StatusOr<Ref<hw::MirrorDevice>> d = hw::MirrorDevice::open(
         *sut.procs[p],
-        {.memory = coherent ? hw::DeviceMemory::kCoherent : hw::DeviceMemory::kPrivate});
+        {.memory = coherent ? hw::DeviceMemory::kCoherent : hw::DeviceMemory::kPrivate,
+         .notifier_chunk_pages = chunk_pages});
     expect_code(d.status(), m.procs[p].alive ? StatusCode::kOk : StatusCode::kFailedPrecondition,
                 "open");
     if (d.ok()) sut.devices.push_back(*std::move(d));
@@ -243,6 +245,7 @@ struct OpenDevice : Command {
   }
   void show(std::ostream& os) const override {
     os << "open " << (coherent ? "coherent" : "private") << " device on p" << p;
+    if (chunk_pages != 0) os << " (a notifier per " << chunk_pages << " pages)";
   }
 };
 

@@ -255,7 +255,8 @@ struct MemoryModel {
     for (std::uint64_t i = 0; i < pages; ++i) {
       const std::uint64_t at = addr + i * kModelPage;
       switch (kind) {
-        case Migration::kToDevice:  // a fresh device frame: not exclusive to anyone
+        case Migration::kToDevice:             // a fresh device frame: not exclusive to anyone
+          if (device_of(p, at) == dev) break;  // already there: not moved, entry unchanged
           procs[p].pages[at].device = dev;
           procs[p].pages[at].exclusive = kNobody;
           procs[p].pages[at].write_protected = vma_at(p, at)->prot != Prot::kReadWrite;
