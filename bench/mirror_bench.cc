@@ -8,6 +8,8 @@
 //   2  mprotect()s the faulted buffer itself: invalidations that drop device entries and
 //      make faults in flight retry (counter retries_per_fault; aborted_per_fault counts
 //      faults that gave up after MirrorOptions::max_fault_attempts collisions).
+// per_range selects the device's notifiers: 0 one over the whole space (dmirror), 1 one
+// per 256-page chunk (MirrorOptions::notifier_chunk_pages), so that churn 1 reaches none.
 // BM_Mirror_WriteOverZeroPages: one device write over `pages` pages that the CPU only
 // read (each one the shared zero page), so every page's fault breaks copy-on-write and
 // invalidates the device itself; time per page, which must not grow with the length.
@@ -30,9 +32,11 @@ constexpr std::uint64_t kBytes = kPages * hw::kPageSize;
 
 void BM_Mirror_Fault(benchmark::State& state) {
   const int churn = static_cast<int>(state.range(0));
+  const bool per_range = state.range(1) != 0;
   Ref<hw::Process> process = make_ref<hw::Process>();
   hw::AddressSpace& mm = process->mm();
-  Ref<hw::MirrorDevice> device = *hw::MirrorDevice::open(*process);
+  Ref<hw::MirrorDevice> device =
+      *hw::MirrorDevice::open(*process, {.notifier_chunk_pages = per_range ? kPages : 0});
   const std::uint64_t buf = *mm.mmap(kBytes, hw::Prot::kReadWrite, hw::MapKind::kAnonPrivate);
   const std::uint64_t other = *mm.mmap(kBytes, hw::Prot::kReadWrite, hw::MapKind::kAnonPrivate);
   for (std::uint64_t p = 0; p < kPages; ++p) {  // present and writable: faults only walk
@@ -63,7 +67,10 @@ void BM_Mirror_Fault(benchmark::State& state) {
   device->close();
 }
 
-BENCHMARK(BM_Mirror_Fault)->ArgName("cpu_churn")->Arg(0)->Arg(1)->Arg(2)->UseRealTime();
+BENCHMARK(BM_Mirror_Fault)
+    ->ArgNames({"cpu_churn", "per_range"})
+    ->ArgsProduct({{0, 1, 2}, {0, 1}})
+    ->UseRealTime();
 
 void BM_Mirror_WriteOverZeroPages(benchmark::State& state) {
   const auto pages = static_cast<std::uint64_t>(state.range(0));

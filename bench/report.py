@@ -276,12 +276,13 @@ def build_table(d):
                  f"{memory.value(name, 'heap_bytes_during') / 1e6:.1f} MB at the cap, "
                  f"{memory.value(name, 'heap_bytes_after') / 1e6:.1f} MB after",
                  f"max/cap {fmt_ratio(memory.value(name, 'max_retired_bytes') / memory.value(name, 'cap_bytes'))}")
-    solo = mirror.ns("BM_Mirror_Fault/cpu_churn:0/real_time")
-    for c, what in ((1, "another buffer"), (2, "the faulted buffer")):
-        name = f"BM_Mirror_Fault/cpu_churn:{c}/real_time"
-        t.figure(f"dmirror fault, CPU mprotect()s {what} meanwhile",
-                 f"{fmt_ns(mirror.ns(name))} ({mirror.value(name, 'retries_per_fault'):.2f} retries/fault)"
-                 f" vs solo {fmt_ns(solo)}", f"churn/solo {fmt_ratio(mirror.ns(name) / solo)}")
+    for per_range, notifiers in ((0, "one whole-space notifier"), (1, "a notifier per 256 pages")):
+        solo = mirror.ns(f"BM_Mirror_Fault/cpu_churn:0/per_range:{per_range}/real_time")
+        for c, what in ((1, "another buffer"), (2, "the faulted buffer")):
+            name = f"BM_Mirror_Fault/cpu_churn:{c}/per_range:{per_range}/real_time"
+            t.figure(f"dmirror fault ({notifiers}), CPU mprotect()s {what} meanwhile",
+                     f"{fmt_ns(mirror.ns(name))} ({mirror.value(name, 'retries_per_fault'):.2f} retries/fault)"
+                     f" vs solo {fmt_ns(solo)}", f"churn/solo {fmt_ratio(mirror.ns(name) / solo)}")
     per_page = {n: mirror.ns(f"BM_Mirror_WriteOverZeroPages/pages:{n}/real_time") / n
                 for n in (64, 256, 1024, 4096)}
     t.figure("dmirror write over N copy-on-write zero pages, time per page (N = 64 / 256 / 1024 / 4096)",

@@ -172,7 +172,9 @@ absl::Status MirrorDevice::fault_span(const Span& span, bool write) {
     const std::uint64_t seq = sub.read_begin();
     absl::StatusOr<AddressSpace::FaultedRange> walked = walk(span.addr, span.length, write);
     if (!walked.ok()) return walked.status();
-    {
+    // check_retry() first: a walk known to be stale does not contend for the driver lock
+    // with the invalidation that made it so.
+    if (!sub.check_retry(seq)) {
       MutexLock l(mu_);
       if (!sub.read_retry(seq)) {  // no invalidation reached us after read_begin
         for (std::uint64_t i = 0; i < walked->entries.size(); ++i) {
