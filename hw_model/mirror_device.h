@@ -8,8 +8,9 @@
 // faults retry:
 //
 //   range_fault:  per notifier covering part of the range: seq = read_begin(); walk the
-//                 CPU page table, faulting that part in (no driver lock); take the
-//                 driver lock; read_retry(seq) ? start again : install device entries.
+//                 CPU page table, faulting that part in (no driver lock);
+//                 check_retry(seq) ? start again : take the driver lock;
+//                 read_retry(seq) ? start again : install device entries.
 //   invalidate:   take the driver lock (try_lock when the range is not blockable, refusing
 //                 if busy); set_seq(); drop the device entries in the range.
 //
