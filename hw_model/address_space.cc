@@ -111,6 +111,26 @@ absl::Status AddressSpace::mprotect(std::uint64_t addr, std::uint64_t length, Pr
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::uint64_t> AddressSpace::reap() {
+  MutexLock l(mmap_mu_);
+  if (absl::Status s = check_alive_locked("reap"); !s.ok()) return s;
+  std::uint64_t skipped = 0;
+  for (const auto& [start, vma] : vmas_) {
+    if (vma.kind != MapKind::kAnonPrivate) continue;  // shared pages outlive the process
+    absl::StatusOr<InvalidationToken> token = domain_->invalidate_range_start(
+        Range{.start = start, .end = vma.end, .event = Event::kUnmap, .blockable = false});
+    if (!token.ok()) {
+      // R5: the refused start undid itself; nothing to end, the pages stay.
+      ITN_CHECK(absl::IsUnavailable(token.status()), "only a refusal fails a page range start");
+      ++skipped;
+      continue;
+    }
+    ptes_.erase(ptes_.lower_bound(start), ptes_.lower_bound(vma.end));
+    domain_->invalidate_range_end(*std::move(token));
+  }
+  return skipped;
+}
+
 absl::StatusOr<AddressSpace::VmaMap::iterator> AddressSpace::vma_for_locked(std::uint64_t addr,
                                                                             bool write) {
   if (absl::Status s = check_alive_locked(write ? "write" : "read"); !s.ok()) return s;

@@ -18,6 +18,7 @@
 //                                   coherent device page is used where it is
 //   make_exclusive                  kExclusive, owner = the device
 //   CPU touch of an exclusive page  kExclusive, owner = null (the device loses it)
+//   reap (the OOM reaper)           kUnmap over each private VMA, not blockable
 //   last mmput                      the domain's release(): kRelease over everything
 //
 // Installing an entry where there was none needs no invalidation (no device can hold a
@@ -126,6 +127,17 @@ class AddressSpace : public RefCounted {
       ABSL_LOCKS_EXCLUDED(mmap_mu_);
   [[nodiscard]] absl::Status cpu_write(std::uint64_t addr, std::uint64_t value)
       ABSL_LOCKS_EXCLUDED(mmap_mu_);
+
+  // AddressSpace::reap()
+  //
+  // What the kernel's OOM reaper does to the memory of a process being killed: for each
+  // anonymous private VMA, one non-blockable kUnmap invalidation (a device that would
+  // have to sleep for its lock refuses it) and, unless refused, the VMA's pages dropped:
+  // their words are lost and later accesses see zero pages; the mapping stays. Returns
+  // how many VMAs were skipped because a notifier refused (the kernel's reaper tries
+  // those again later); their pages are untouched.
+  // Errors: kFailedPrecondition after teardown.
+  [[nodiscard]] absl::StatusOr<std::uint64_t> reap() ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
   // AddressSpace::fork()
   //

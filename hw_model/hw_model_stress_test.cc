@@ -64,6 +64,13 @@ TEST(HwModelStressTest, CpuChangesAgainstDeviceFaultsStayCoherent) {
             if (!belongs_to(*v, p)) wrong_values.fetch_add(1);
             break;
           }
+          case 3:
+            // The OOM reaper, now and then: non-blockable invalidations a device that
+            // holds its lock refuses (a refused VMA keeps its pages).
+            if (rng() % 16 == 0) {
+              ASSERT_TRUE(mm.reap().ok());
+            }
+            break;
           default:
             // Fails only if a device flipped nothing: protections are restored at once.
             (void)mm.cpu_write(buf + p * kPage, tagged(p, rng()));

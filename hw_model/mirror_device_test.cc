@@ -520,6 +520,56 @@ TEST_F(MirrorDeviceTest, ANonBlockableInvalidationIsRefusedWhileTheDriverLockIsB
   mm.notifiers().invalidate_range_end(*std::move(token));
 }
 
+// The OOM reaper's invalidations cannot sleep: with nothing holding the driver lock it
+// drops every private page (device copies and device pages included) and keeps shared
+// ones and the mappings.
+TEST_F(MirrorDeviceTest, TheReaperDropsPrivatePagesAndKeepsSharedOnes) {
+  const std::uint64_t priv = map(2);
+  const std::uint64_t shared = map(1, Prot::kReadWrite, MapKind::kAnonShared);
+  ASSERT_TRUE(device->write(priv, std::vector<std::uint64_t>{1, 2}).ok());
+  ASSERT_TRUE(device->write(shared, std::vector<std::uint64_t>{3}).ok());
+  ASSERT_TRUE(device->migrate_to_device(priv + kPage, kPage).ok());
+  absl::StatusOr<std::uint64_t> skipped = mm.reap();
+  ASSERT_TRUE(skipped.ok()) << skipped.status();
+  EXPECT_EQ(*skipped, 0u);
+  EXPECT_EQ(device->entries_for_testing().size(), 1u) << "only the shared page's entry stays";
+  EXPECT_THAT(device->snapshot(priv, 2), Each(PageSnapshot::kNone));
+  EXPECT_THAT(*device->read(priv, 2), ElementsAre(0u, 0u));
+  EXPECT_EQ(*mm.cpu_read(shared), 3u);
+  EXPECT_EQ(invalidations(*device, Event::kUnmap), 1u) << "one per private VMA";
+}
+
+// While a device thread holds its driver lock, the reaper's non-blockable invalidations
+// are refused: it skips those VMAs, changes nothing there, and leaves the domain as it
+// was (R5). Once the lock is free the same reap goes through.
+TEST_F(MirrorDeviceTest, TheReaperSkipsWhatABusyDeviceRefuses) {
+  if (!ITN_SCHED_SEAM) {
+    GTEST_SKIP() << "needs the sync seam (ITN_SCHED_SEAM) to pause the device thread at its "
+                    "driver lock";
+  }
+  const std::uint64_t a = map(1);
+  const std::uint64_t b = map(1);
+  ASSERT_TRUE(device->write(a, std::vector<std::uint64_t>{1}).ok());
+  ASSERT_TRUE(mm.cpu_write(b, 2).ok());
+  PauseAt hooks(SchedPoint::kUnlock, device->driver_lock_for_testing(), 1);
+  std::thread reader([&] {
+    set_thread_hooks(&hooks);
+    EXPECT_TRUE(device->read(a, 1).ok());
+    set_thread_hooks(nullptr);
+  });
+  testing::wait_until([&] { return hooks.paused.load(); });
+  EXPECT_EQ(*mm.reap(), 2u) << "the whole-space notifier refuses both VMAs";
+  EXPECT_EQ(mm.notifiers().active_for_testing(), 0u);
+  EXPECT_EQ(mm.notifiers().seq_for_testing() % 2, 0u) << "R5: the refused starts undid themselves";
+  hooks.may_go.store(true);
+  reader.join();
+  EXPECT_EQ(device->entries_for_testing().size(), 1u);
+  EXPECT_EQ(*mm.cpu_read(b), 2u);
+  EXPECT_EQ(*mm.reap(), 0u);
+  EXPECT_EQ(*mm.cpu_read(a), 0u);
+  EXPECT_TRUE(device->entries_for_testing().empty());
+}
+
 TEST_F(MirrorDeviceTest, MunmapDropsDeviceEntriesAndLaterAccessesFail) {
   const std::uint64_t buf = map(4);
   ASSERT_TRUE(device->write(buf, std::vector<std::uint64_t>{1, 2, 3, 4}).ok());

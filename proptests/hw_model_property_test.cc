@@ -71,6 +71,24 @@ struct Fork : Command {
   void show(std::ostream& os) const override { os << "fork p" << p; }
 };
 
+// The OOM reaper: between commands no driver lock is held, so nothing refuses.
+struct Reap : Command {
+  int p;
+  explicit Reap(const MemoryModel& m) : p(pick_process(m)) {}
+  void checkPreconditions(const MemoryModel& m) const override {
+    require(p < static_cast<int>(m.procs.size()));
+  }
+  void apply(MemoryModel& m) const override { (void)m.reap(p); }
+  void run(const MemoryModel& m, Sut& sut) const override {
+    absl::StatusOr<std::uint64_t> skipped = sut.procs[p]->mm().reap();
+    expect_code(skipped.status(),
+                m.procs[p].alive ? StatusCode::kOk : StatusCode::kFailedPrecondition, "reap");
+    if (skipped.ok()) expect(*skipped == 0, "reap: a VMA was refused with no driver lock held");
+    check_machine(after(m, *this), sut);
+  }
+  void show(std::ostream& os) const override { os << "reap p" << p; }
+};
+
 struct Exit : Command {
   int p;
   explicit Exit(const MemoryModel& m) : p(pick_process(m)) {}
@@ -542,7 +560,7 @@ RC_GTEST_PROP(HwModelProperty, MatchesSerialModel, ()) {
   Sut sut;
   rc::state::check(initial_model(), sut,
                    rc::state::gen::execOneOfWithArgs<
-                       NewProcess, Fork, Fork, Exit, Mmap, Mmap, Mmap, Mmap, Munmap, Munmap,
+                       NewProcess, Fork, Fork, Exit, Reap, Mmap, Mmap, Mmap, Mmap, Munmap, Munmap,
                        Mprotect, Mprotect, CpuAccess, CpuAccess, CpuAccess, CpuAccess, OpenDevice,
                        OpenDevice, CloseDevice, RangeFault, RangeFault, DeviceRead, DeviceRead,
                        DeviceRead, DeviceWrite, DeviceWrite, DeviceWrite, Migrate, Migrate, Migrate,

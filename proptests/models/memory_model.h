@@ -341,6 +341,15 @@ struct MemoryModel {
     return StatusCode::kOk;
   }
 
+  // AddressSpace::reap() with no notifier refusing: every private VMA loses its pages
+  // (later reads see zero) and keeps its mapping.
+  StatusCode reap(int p) {
+    MProcess& proc = procs[p];
+    if (!proc.alive) return StatusCode::kFailedPrecondition;
+    std::erase_if(proc.pages, [&](const auto& e) { return is_private(p, e.first); });
+    return StatusCode::kOk;
+  }
+
   // Processes --------------------------------------------------------------------------
 
   int new_process() {
