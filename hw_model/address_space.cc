@@ -19,9 +19,10 @@ absl::StatusOr<std::uint64_t> AddressSpace::mmap(std::uint64_t length, Prot prot
   if (length == 0 || length > (std::uint64_t{1} << 40)) {
     return absl::InvalidArgumentError(absl::StrCat("mmap: bad length ", length));
   }
-  if ((kind == MapKind::kFileShared) != static_cast<bool>(file) || !page_aligned(file_offset)) {
+  const bool file_mapping = kind == MapKind::kFileShared || kind == MapKind::kFilePrivate;
+  if (file_mapping != static_cast<bool>(file) || !page_aligned(file_offset)) {
     return absl::InvalidArgumentError(
-        "mmap: a file (and page-aligned offset) for kFileShared only");
+        "mmap: a file (and page-aligned offset) for the file mappings only");
   }
   if (kind == MapKind::kAnonShared) file = make_ref<File>();
   const std::uint64_t pages = (length + kPageSize - 1) / kPageSize;
@@ -116,7 +117,7 @@ absl::StatusOr<std::uint64_t> AddressSpace::reap() {
   if (absl::Status s = check_alive_locked("reap"); !s.ok()) return s;
   std::uint64_t skipped = 0;
   for (const auto& [start, vma] : vmas_) {
-    if (vma.kind != MapKind::kAnonPrivate) continue;  // shared pages outlive the process
+    if (!is_private(vma.kind)) continue;  // shared pages outlive the process
     absl::StatusOr<InvalidationToken> token = domain_->invalidate_range_start(
         Range{.start = start, .end = vma.end, .event = Event::kUnmap, .blockable = false});
     if (!token.ok()) {
@@ -157,17 +158,24 @@ absl::StatusOr<AddressSpace::Pte*> AddressSpace::fault_locked(std::uint64_t addr
     if (v.kind == MapKind::kAnonPrivate) {
       fresh = write ? Pte{make_ref<Frame>(0), true} : Pte{zero_page_, false, /*zero_page=*/true};
     } else {
-      fresh = Pte{v.file->frame_at(v.file_offset + (page - vma_start)), write};
+      Ref<Frame> cached = v.file->frame_at(v.file_offset + (page - vma_start));
+      if (!is_private(v.kind)) {  // shared: the file's frame itself
+        fresh = Pte{std::move(cached), write};
+      } else if (write) {
+        fresh = Pte{make_ref<Frame>(cached->read()), true};
+      } else {
+        fresh = Pte{.frame = std::move(cached), .page_cache = true};
+      }
     }
     return &ptes_.emplace(page, std::move(fresh)).first->second;
   }
   Pte& entry = pte->second;
   if (!cpu_reachable(entry)) restore_for_cpu_locked(page, entry);
   if (!write || entry.writable) return &entry;
-  if (v.kind == MapKind::kAnonPrivate) {
-    // Break copy-on-write (the zero page, or a frame shared after fork, in system RAM or
-    // coherent device memory): devices must drop the old frame before the page gets a new
-    // one, in system RAM.
+  if (is_private(v.kind)) {
+    // Break copy-on-write (the zero page, a file's page, or a frame shared after fork, in
+    // system RAM or coherent device memory): devices must drop the old frame before the
+    // page gets a new one, in system RAM.
     Invalidation invalidation(*domain_, page, page + kPageSize, Event::kClear);
     entry = Pte{make_ref<Frame>(entry.frame->read()), true};
   } else {

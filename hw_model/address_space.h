@@ -26,7 +26,8 @@
 //
 // Mappings: anonymous private (zero page on read, a new frame on write), anonymous shared
 // and file-backed shared (frames come from a File shared by every mapping of it; an
-// anonymous shared mapping gets a File of its own, shared with children after fork).
+// anonymous shared mapping gets a File of its own, shared with children after fork), and
+// file-backed private (the File's frames read-only, a copy on the first write).
 //
 // Users and memory (the split SVA's exit ordering needs, R6): mmget_not_zero()/mmput() count users
 // of the address space (processes, device walks); the last mmput tears it down (domain release,
@@ -62,7 +63,14 @@ namespace itn::hw {
 
 enum class Prot : std::uint8_t { kNone, kRead, kReadWrite };
 
-enum class MapKind : std::uint8_t { kAnonPrivate, kAnonShared, kFileShared };
+// A private file mapping maps the file's pages read-only until its first write to each,
+// which copies the page (from then on an anonymous page of this address space).
+enum class MapKind : std::uint8_t { kAnonPrivate, kAnonShared, kFileShared, kFilePrivate };
+
+// Writes stay in this address space (copy-on-write), as opposed to reaching a File.
+inline bool is_private(MapKind kind) {
+  return kind == MapKind::kAnonPrivate || kind == MapKind::kFilePrivate;
+}
 
 // One page table entry as a device walk sees it (what hmm_range_fault reports).
 struct PageEntry {
@@ -71,6 +79,7 @@ struct PageEntry {
   bool zero_page = false;           // the shared zero page
   const void* device = nullptr;     // the frame lives in this device's memory
   bool coherent = false;            // ... which the CPU maps directly (device-coherent)
+  bool page_cache = false;          // a file's page mapped by a private mapping (read-only)
   const void* exclusive = nullptr;  // this device holds exclusive access
 };
 
@@ -93,7 +102,7 @@ class AddressSpace : public RefCounted {
   // AddressSpace::mmap()
   //
   // Maps `length` bytes (rounded up to pages) at a fresh address and returns it. `file`
-  // and `file_offset` (page-aligned) are for kFileShared only.
+  // and `file_offset` (page-aligned) are for the file mappings only.
   // Errors (nothing changes): kInvalidArgument for length 0, a missing or unexpected file,
   // or an unaligned offset; kFailedPrecondition after teardown.
   [[nodiscard]] absl::StatusOr<std::uint64_t> mmap(std::uint64_t length, Prot prot, MapKind kind,
@@ -200,13 +209,15 @@ class AddressSpace : public RefCounted {
 
   // AddressSpace::migrate_to_device() / migrate_to_system()
   //
-  // Moves the anonymous private pages of [addr, addr + length) into frames of `device`'s
+  // Moves the anonymous pages of private mappings in [addr, addr + length) (of a private
+  // file mapping, the pages written since it was mapped) into frames of `device`'s
   // memory of kind `memory` (absent pages arrive zero-filled), or those on `device` back
   // to system RAM,
   // under one kMigrate invalidation owned by `device`; `hook` sees every moved page, and
   // for a migration to the device also every page of the range that was there already.
   // Errors (nothing changes): kInvalidArgument for a bad range; kNotFound for a hole;
-  // kFailedPrecondition for shared memory, a page on another device, or after teardown;
+  // kFailedPrecondition for shared memory or a private file mapping's page that is still
+  // the file's (or not there yet), a page on another device, or after teardown;
   // kPermissionDenied for PROT_NONE.
   [[nodiscard]] absl::Status migrate_to_device(std::uint64_t addr, std::uint64_t length,
                                                const void* device, MigrateHook hook,

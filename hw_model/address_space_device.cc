@@ -104,7 +104,7 @@ absl::Status AddressSpace::check_device_change_locked(DeviceChange change, std::
   for (std::uint64_t page = start; page < end; page += kPageSize) {
     auto vma = find_vma_locked(page);
     if (vma == vmas_.end()) return absl::NotFoundError(absl::StrCat("no mapping at ", page));
-    if (vma->second.kind != MapKind::kAnonPrivate) {
+    if (!is_private(vma->second.kind)) {
       return absl::FailedPreconditionError(
           absl::StrCat("page ", page, " is shared memory: only anonymous private pages move"));
     }
@@ -113,6 +113,11 @@ absl::Status AddressSpace::check_device_change_locked(DeviceChange change, std::
       return absl::PermissionDeniedError(absl::StrCat("protection forbids it at ", page));
     }
     auto pte = ptes_.find(page);
+    if (change == DeviceChange::kToDevice && vma->second.kind == MapKind::kFilePrivate &&
+        (pte == ptes_.end() || pte->second.page_cache)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("page ", page, " is the file's: only anonymous private pages move"));
+    }
     if (change == DeviceChange::kToDevice && pte != ptes_.end() && pte->second.device != nullptr &&
         pte->second.device != device) {
       return absl::FailedPreconditionError(absl::StrCat("page ", page, " is on another device"));

@@ -64,7 +64,7 @@ absl::StatusOr<Ref<AddressSpace>> AddressSpace::fork() {
     if (!cpu_reachable(entry)) restore_for_cpu_locked(page, entry);
   }
   for (const auto& [start, vma] : vmas_) {
-    if (vma.kind != MapKind::kAnonPrivate) continue;
+    if (!is_private(vma.kind)) continue;
     auto first = ptes_.lower_bound(start);
     if (first == ptes_.end() || first->first >= vma.end) continue;  // never faulted
     // Copy-on-write from now on: both sides map the frame read-only.
@@ -82,7 +82,7 @@ void AddressSpace::copy_into_child_locked(AddressSpace& child) {
   child.vmas_ = vmas_;  // shared mappings keep naming the same File
   child.next_addr_ = next_addr_;
   for (const auto& [start, vma] : vmas_) {
-    if (vma.kind != MapKind::kAnonPrivate) continue;  // the child faults shared pages in
+    if (!is_private(vma.kind)) continue;  // the child faults shared pages in
     for (auto it = ptes_.lower_bound(start); it != ptes_.end() && it->first < vma.end; ++it) {
       child.ptes_.emplace(it->first, it->second);  // read-only by now
     }

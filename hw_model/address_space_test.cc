@@ -189,3 +189,41 @@ TEST_F(AddressSpaceTest, TheLastUserTearsDownWithOneReleaseAndLaterCallsFail) {
 
 }  // namespace
 }  // namespace itn::hw
+
+namespace itn::hw {
+namespace {
+
+// A private file mapping reads the file's pages (and later writes to the file) until it
+// writes a page, which copies it: the file and other mappings never see that write.
+TEST(AddressSpaceFilePrivateTest, ReadsTheFileUntilItsFirstWriteCopiesThePage) {
+  Ref<AddressSpace> mm = make_ref<AddressSpace>();
+  Ref<File> file = make_ref<File>();
+  file->write(0, 5);
+  const std::uint64_t priv =
+      *mm->mmap(2 * kPageSize, Prot::kReadWrite, MapKind::kFilePrivate, file);
+  const std::uint64_t shared =
+      *mm->mmap(2 * kPageSize, Prot::kReadWrite, MapKind::kFileShared, file);
+  EXPECT_EQ(*mm->cpu_read(priv), 5u);
+  EXPECT_TRUE(mm->lookup(priv)->page_cache);
+  EXPECT_FALSE(mm->lookup(priv)->writable);
+  file->write(0, 6);  // pwrite: the private mapping still shares the page
+  EXPECT_EQ(*mm->cpu_read(priv), 6u);
+  ASSERT_TRUE(mm->cpu_write(priv, 7).ok());
+  EXPECT_FALSE(mm->lookup(priv)->page_cache);
+  EXPECT_EQ(file->read(0), 6u) << "a private write reached the file";
+  EXPECT_EQ(*mm->cpu_read(shared), 6u);
+  ASSERT_TRUE(mm->cpu_write(shared, 8).ok());
+  EXPECT_EQ(*mm->cpu_read(priv), 7u) << "the copy follows the file no more";
+  // Only the copied page may move to a device.
+  const int device = 0;
+  auto hook = [](std::uint64_t, const PageEntry&) {};
+  EXPECT_EQ(mm->migrate_to_device(priv + kPageSize, kPageSize, &device, hook).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(mm->migrate_to_device(priv, kPageSize, &device, hook).ok());
+  EXPECT_EQ(mm->mmap(kPageSize, Prot::kRead, MapKind::kFilePrivate).status().code(),
+            absl::StatusCode::kInvalidArgument)
+      << "a file mapping without a file";
+}
+
+}  // namespace
+}  // namespace itn::hw

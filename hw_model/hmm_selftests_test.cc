@@ -19,11 +19,11 @@
 //     keeps them on the device, copy-on-write in both processes); coherent device pages
 //     are shared copy-on-write like any other.
 // Not here yet, for want of the concepts they test: anon_write_huge, anon_write_hugetlbfs,
-// migrate_file_private, mixedmap, compound, hmm_gup_test, migrate_anon_huge_free,
+// mixedmap, compound, hmm_gup_test, migrate_anon_huge_free,
 // migrate_remap_fault, migrate_anon_huge_err, migrate_anon_huge_zero_err, and the huge-page
 // halves of anon_write_child, migrate_anon_huge_empty, migrate_anon_huge_zero,
 // migrate_anon_huge_fault, migrate_partial_unmap_fault and benchmark_thp_migration
-// (transparent huge pages, hugetlbfs, private file mappings, mapping the device file,
+// (transparent huge pages, hugetlbfs, mapping the device file,
 // pinning, MADV_FREE, mremap, injected allocation failures).
 #include <chrono>
 #include <cstdint>
@@ -233,7 +233,7 @@ TEST_P(Hmm, anon_write_child_shared) {
 // A shared file mapping read by the device sees what was written to the file.
 TEST_P(Hmm, file_read) {
   Ref<File> file = make_ref<File>();
-  for (std::uint64_t i = 0; i < kNpages; ++i) file->frame_at(i * kPage)->write(i);  // pwrite
+  for (std::uint64_t i = 0; i < kNpages; ++i) file->write(i * kPage, i);  // pwrite
   const std::uint64_t buf = map(kNpages, Prot::kRead, MapKind::kFileShared, file);
   absl::StatusOr<std::vector<std::uint64_t>> read;
   EXPECT_EQ(faults_of(*device, [&] { read = device->read(buf, kNpages); }), 1u);
@@ -248,7 +248,7 @@ TEST_P(Hmm, file_write) {
   EXPECT_EQ(faults_of(*device, [&] { s = device->write(buf, pattern(kNpages)); }), 1u);
   ASSERT_TRUE(s.ok()) << s;
   EXPECT_EQ(cpu_words(mm, buf, kNpages), pattern(kNpages));
-  for (std::uint64_t i = 0; i < kNpages; ++i) EXPECT_EQ(file->frame_at(i * kPage)->read(), i);
+  for (std::uint64_t i = 0; i < kNpages; ++i) EXPECT_EQ(file->read(i * kPage), i);  // pread
 }
 
 TEST_P(Hmm, migrate) {
@@ -259,6 +259,18 @@ TEST_P(Hmm, migrate) {
   absl::StatusOr<std::vector<std::uint64_t>> read;
   EXPECT_EQ(faults_of(*device, [&] { read = device->read(buf, kNpages); }), 0u);
   EXPECT_EQ(*read, pattern(kNpages));
+}
+
+// A private file mapping the CPU wrote everywhere (each page now its own copy) migrates
+// like anonymous memory; the file keeps its zeros.
+TEST_P(Hmm, migrate_file_private) {
+  Ref<File> file = make_ref<File>();
+  const std::uint64_t buf = map(kNpages, Prot::kReadWrite, MapKind::kFilePrivate, file);
+  cpu_fill(mm, buf, kNpages);
+  ASSERT_TRUE(device->migrate_to_device(buf, kNpages * kPage).ok());
+  EXPECT_THAT(device->snapshot(buf, kNpages), Each(local()));
+  EXPECT_EQ(*device->read(buf, kNpages), pattern(kNpages));
+  for (std::uint64_t i = 0; i < kNpages; ++i) EXPECT_EQ(file->read(i * kPage), 0u);
 }
 
 // The CPU reads half the migrated pages (private ones come back, coherent ones stay);

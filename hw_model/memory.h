@@ -62,6 +62,17 @@ class File : public RefCounted {
     return f;
   }
 
+  // File::read() / write()
+  //
+  // pread/pwrite of the word at page-aligned `offset`, through the page cache: shared
+  // mappings of the file, and private ones that have not written the page, see it.
+  std::uint64_t read(std::uint64_t offset) ABSL_LOCKS_EXCLUDED(mu_) {
+    return frame_at(offset)->read();
+  }
+  void write(std::uint64_t offset, std::uint64_t word) ABSL_LOCKS_EXCLUDED(mu_) {
+    frame_at(offset)->write(word);
+  }
+
  private:
   Mutex mu_;
   std::map<std::uint64_t, Ref<Frame>> frames_ ABSL_GUARDED_BY(mu_);

@@ -160,7 +160,8 @@ inline void check_page(const MemoryModel& m, const Sut& sut, int p, std::uint64_
   const void* holder = sut.device_ptr(m.device_of(p, addr));
   const void* exclusive = sut.device_ptr(m.exclusive_of(p, addr));
   if (!e->frame) {
-    if (m.is_private(p, addr) && (want != 0 || holder != nullptr || exclusive != nullptr)) {
+    if (m.is_private(p, addr) && !m.in_page_cache(p, addr) &&
+        (want != 0 || holder != nullptr || exclusive != nullptr)) {
       fail(absl::StrCat(where(), " is absent, the model has word ", want, " in ",
                         sut.device_name(holder)));
     }
@@ -184,7 +185,11 @@ inline void check_page(const MemoryModel& m, const Sut& sut, int p, std::uint64_
   if (e->writable && m.vma_at(p, addr)->prot != Prot::kReadWrite) {
     fail(where() + ": the CPU entry is writable, the mapping is not");
   }
-  if (m.is_private(p, addr)) {
+  if (e->page_cache != m.in_page_cache(p, addr)) {
+    fail(absl::StrCat(where(), e->page_cache ? " maps the file's page" : " maps its own copy",
+                      ", the model says otherwise"));
+  }
+  if (m.is_private(p, addr) && !e->page_cache) {  // the page cache's frames are the file's
     FrameUse& use = uses[e->frame.get()];
     if (use.places++ == 0) use.first = where();
     use.writable |= e->writable;

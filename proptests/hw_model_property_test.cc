@@ -118,8 +118,10 @@ struct Mmap : Command {
                                              kPage - 1);  // rounds up
   Prot prot =
       *rc::gen::weightedElement<Prot>({{6, Prot::kReadWrite}, {2, Prot::kRead}, {1, Prot::kNone}});
-  MapKind kind = *rc::gen::weightedElement<MapKind>(
-      {{5, MapKind::kAnonPrivate}, {1, MapKind::kAnonShared}, {2, MapKind::kFileShared}});
+  MapKind kind = *rc::gen::weightedElement<MapKind>({{5, MapKind::kAnonPrivate},
+                                                     {1, MapKind::kAnonShared},
+                                                     {2, MapKind::kFileShared},
+                                                     {1, MapKind::kFilePrivate}});
   int file = *rc::gen::inRange(0, kFiles);
   std::uint64_t file_page = *rc::gen::inRange<std::uint64_t>(0, 4);
   explicit Mmap(const MemoryModel& m) : p(pick_process(m)) {}
@@ -137,7 +139,7 @@ struct Mmap : Command {
     MemoryModel next = m;
     std::uint64_t want_addr = 0;
     const StatusCode want = model(next, &want_addr);
-    const bool file_backed = kind == MapKind::kFileShared;
+    const bool file_backed = kind == MapKind::kFileShared || kind == MapKind::kFilePrivate;
     absl::StatusOr<std::uint64_t> addr = sut.procs[p]->mm().mmap(
         pages * kPage - short_by, prot, kind, file_backed ? sut.files[file] : nullptr,
         file_backed ? file_page * kPage : 0);
@@ -152,8 +154,11 @@ struct Mmap : Command {
     os << "mmap p" << p << " " << pages << " pages " << prot_name(prot) << " "
        << (kind == MapKind::kAnonPrivate  ? "private"
            : kind == MapKind::kAnonShared ? "shared"
-                                          : "file")
-       << (kind == MapKind::kFileShared ? absl::StrCat(" #", file, "@", file_page) : "");
+           : kind == MapKind::kFileShared ? "file"
+                                          : "file-private")
+       << (kind == MapKind::kFileShared || kind == MapKind::kFilePrivate
+               ? absl::StrCat(" #", file, "@", file_page)
+               : "");
   }
 };
 

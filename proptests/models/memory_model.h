@@ -122,7 +122,22 @@ struct MemoryModel {
 
   bool is_private(int p, std::uint64_t addr) const {
     const MVma* v = vma_at(p, addr);
-    return v != nullptr && v->kind == MapKind::kAnonPrivate;
+    return v != nullptr && hw::is_private(v->kind);
+  }
+  // A private file mapping's page this address space has not written: the file's.
+  bool in_page_cache(int p, std::uint64_t addr) const {
+    const MVma* v = vma_at(p, addr);
+    return v != nullptr && v->kind == MapKind::kFilePrivate &&
+           !procs[p].pages.contains(addr - addr % kModelPage);
+  }
+  // The private page of `page`, made this address space's own (a copy of the file's word
+  // for a private file mapping) if it was not.
+  MPage& own_page(int p, std::uint64_t page) {
+    if (in_page_cache(p, page)) {
+      const std::uint64_t cached = word(p, page);
+      return procs[p].pages[page] = MPage{.word = cached};
+    }
+    return procs[p].pages[page];
   }
 
   // The backing offset of a shared page.
@@ -135,7 +150,7 @@ struct MemoryModel {
   // The word of the mapped page holding `addr`.
   std::uint64_t word(int p, std::uint64_t addr) const {
     const std::uint64_t page = addr - addr % kModelPage;
-    if (is_private(p, addr)) {
+    if (is_private(p, addr) && !in_page_cache(p, addr)) {
       auto it = procs[p].pages.find(page);
       return it == procs[p].pages.end() ? 0 : it->second.word;
     }
@@ -177,8 +192,8 @@ struct MemoryModel {
     const StatusCode code = access_code(p, addr, write);
     if (code != StatusCode::kOk) return code;
     const std::uint64_t page = addr - addr % kModelPage;
-    if (is_private(p, addr)) {
-      MPage& pg = procs[p].pages[page];
+    if (is_private(p, addr) && !(in_page_cache(p, addr) && !write)) {
+      MPage& pg = own_page(p, page);
       if (!on_coherent_device(pg) || (write && pg.write_protected)) pg.device = kSystemRam;
       pg.exclusive = kNobody;
       if (write) {
@@ -208,8 +223,8 @@ struct MemoryModel {
       // hmm_range_fault: a page of the device's own (in its memory or exclusive to it)
       // stays so, and so does any coherent device page; otherwise it comes back to system
       // RAM and exclusive access ends. A write copies a write-protected coherent page.
-      if (is_private(p, at)) {
-        MPage& pg = procs[p].pages[at];
+      if (is_private(p, at) && !(in_page_cache(p, at) && !write)) {
+        MPage& pg = own_page(p, at);
         const bool copied = write && pg.write_protected && on_coherent_device(pg);
         if (pg.device == dev || pg.exclusive == dev) {
           if (copied) pg = MPage{pg.word};
@@ -242,10 +257,13 @@ struct MemoryModel {
       const std::uint64_t at = addr + i * kModelPage;
       const MVma* v = vma_at(p, at);
       if (v == nullptr) return StatusCode::kNotFound;
-      if (v->kind != MapKind::kAnonPrivate) return StatusCode::kFailedPrecondition;
+      if (!hw::is_private(v->kind)) return StatusCode::kFailedPrecondition;
       if (v->prot == Prot::kNone ||
           (kind == Migration::kExclusive && v->prot != Prot::kReadWrite)) {
         return StatusCode::kPermissionDenied;
+      }
+      if (kind == Migration::kToDevice && in_page_cache(p, at)) {
+        return StatusCode::kFailedPrecondition;  // only anonymous pages move
       }
       const int holder = device_of(p, at);
       if (kind == Migration::kToDevice && holder != kSystemRam && holder != dev) {
@@ -265,6 +283,7 @@ struct MemoryModel {
           if (device_of(p, at) == dev) procs[p].pages[at].device = kSystemRam;
           break;
         case Migration::kExclusive:  // faulted in for write first: back from any device
+          own_page(p, at);
           procs[p].pages[at].device = kSystemRam;
           procs[p].pages[at].exclusive = dev;
           procs[p].pages[at].write_protected = false;
@@ -287,7 +306,7 @@ struct MemoryModel {
       backing = static_cast<int>(backings.size());
       backings.emplace_back();
       file_offset = 0;
-    } else if (kind == MapKind::kFileShared) {
+    } else if (kind == MapKind::kFileShared || kind == MapKind::kFilePrivate) {
       backing = file;
     } else {
       file_offset = 0;
