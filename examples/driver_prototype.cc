@@ -1,11 +1,11 @@
 // driver_prototype: a simulated GPU driver that mirrors a process with itn::hw::MirrorDevice,
 // and the checks a driver prototype would run against it.
 //
-// The "GPU" keeps its own page table of the process's memory, made coherent by one interval
-// notifier and the read_begin/read_retry protocol. Three threads share the process, in rounds:
+// The "GPU" keeps its own page table of the process's memory, made coherent by interval
+// notifiers and the read_begin/read_retry protocol. Three threads share the process, in rounds:
 //   cpu      writes and reads pages, mprotects buffers read-only and back, munmaps a buffer
 //            and maps a fresh one, forks a child that overwrites its copy of everything, and
-//            reads pages that may live in GPU memory (the touch migrates them back);
+//            reads pages that may live in GPU memory (the touch migrates private ones back);
 //   compute  faults buffers into the GPU (range_fault), reads and writes through the GPU's
 //            page table;
 //   dma      migrates buffers into GPU memory and back, and takes exclusive access.
@@ -19,9 +19,13 @@
 // only by the GPU, so each writer knows the exact content of its own pages, and any reader
 // can tell a word from another page, a stale frame or the forked child.
 //
-//   driver_prototype [--pages N] [--seed S] [--ops N]
+//   driver_prototype [--pages N] [--seed S] [--ops N] [--memory private|coherent]
+//                    [--chunk-pages N]
 //
-// --ops is per thread, over all rounds.
+// --ops is per thread, over all rounds. --memory is the kind of GPU memory buffers migrate
+// into (MirrorOptions::memory: private memory the CPU faults back, or coherent memory it
+// uses in place); --chunk-pages N gives the GPU one notifier per N-page chunk instead of
+// one over the whole address space (MirrorOptions::notifier_chunk_pages).
 // The seed fixes each thread's sequence of operations, not their interleaving.
 // Exit status: 0 if every check passed, 1 if one failed, 2 for bad flags.
 #include <array>
@@ -333,6 +337,8 @@ struct Config {
   std::uint64_t pages = 64;
   std::uint64_t seed = 1;
   std::uint64_t ops = 16000;  // per thread, over all rounds
+  std::uint64_t chunk_pages = 0;
+  itn::hw::DeviceMemory memory = itn::hw::DeviceMemory::kPrivate;
 };
 
 std::optional<Config> parse_flags(int argc, char** argv) {
@@ -340,10 +346,22 @@ std::optional<Config> parse_flags(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view flag = argv[i];
     if (flag == "--help" || flag == "-h") return std::nullopt;
-    std::uint64_t* value = flag == "--pages"  ? &c.pages
-                           : flag == "--seed" ? &c.seed
-                           : flag == "--ops"  ? &c.ops
-                                              : nullptr;
+    if (flag == "--memory") {
+      const std::string_view kind = ++i < argc ? argv[i] : "";
+      if (kind != "private" && kind != "coherent") {
+        std::fprintf(stderr, "driver_prototype: --memory is private or coherent, got '%s'\n",
+                     std::string(kind).c_str());
+        return std::nullopt;
+      }
+      c.memory =
+          kind == "coherent" ? itn::hw::DeviceMemory::kCoherent : itn::hw::DeviceMemory::kPrivate;
+      continue;
+    }
+    std::uint64_t* value = flag == "--pages"         ? &c.pages
+                           : flag == "--seed"        ? &c.seed
+                           : flag == "--ops"         ? &c.ops
+                           : flag == "--chunk-pages" ? &c.chunk_pages
+                                                     : nullptr;
     if (value == nullptr) {
       std::fprintf(stderr, "driver_prototype: unknown flag '%s'\n", argv[i]);
       return std::nullopt;
@@ -356,8 +374,11 @@ std::optional<Config> parse_flags(int argc, char** argv) {
       return std::nullopt;
     }
   }
-  if (c.pages < kBufferPages || c.pages > 65536 || c.ops == 0 || c.ops > 10'000'000) {
-    std::fprintf(stderr, "driver_prototype: need 4 <= --pages <= 65536, 1 <= --ops <= 10^7\n");
+  if (c.pages < kBufferPages || c.pages > 65536 || c.ops == 0 || c.ops > 10'000'000 ||
+      c.chunk_pages > 65536) {
+    std::fprintf(stderr,
+                 "driver_prototype: need 4 <= --pages <= 65536, 1 <= --ops <= 10^7, "
+                 "--chunk-pages <= 65536\n");
     return std::nullopt;
   }
   return c;
@@ -377,7 +398,9 @@ void print_ops(const char* thread, const Tally& t, Op first, Op last) {
 int main(int argc, char** argv) {
   const std::optional<Config> config = parse_flags(argc, argv);
   if (!config) {
-    std::fprintf(stderr, "usage: driver_prototype [--pages N] [--seed S] [--ops N]\n");
+    std::fprintf(stderr,
+                 "usage: driver_prototype [--pages N] [--seed S] [--ops N] "
+                 "[--memory private|coherent] [--chunk-pages N]\n");
     return 2;
   }
   const auto begin = std::chrono::steady_clock::now();
@@ -385,7 +408,10 @@ int main(int argc, char** argv) {
   const std::uint64_t ops_per_round = (config->ops + kRounds - 1) / kRounds;
 
   itn::Ref<itn::hw::Process> process = itn::make_ref<itn::hw::Process>();
-  itn::Ref<itn::hw::MirrorDevice> gpu = itn::hw::MirrorDevice::open(*process).value();
+  itn::Ref<itn::hw::MirrorDevice> gpu =
+      itn::hw::MirrorDevice::open(
+          *process, {.memory = config->memory, .notifier_chunk_pages = config->chunk_pages})
+          .value();
   Shared s(*process, *gpu, buffer_count);
   for (auto& b : s.buffers) {
     b = process->mm()
@@ -422,6 +448,11 @@ int main(int argc, char** argv) {
 
   const Tally& t = s.tally;
   std::printf("driver_prototype: a GPU mirrors one process; 3 threads, %d rounds\n", kRounds);
+  std::printf("  gpu           %s memory, %s\n",
+              config->memory == itn::hw::DeviceMemory::kCoherent ? "coherent" : "private",
+              config->chunk_pages == 0
+                  ? "one whole-space notifier"
+                  : absl::StrCat("a notifier per ", config->chunk_pages, " pages").c_str());
   std::printf("  config        %llu pages (%llu buffers of %llu), seed %llu, %llu ops per thread\n",
               static_cast<unsigned long long>(buffer_count * kBufferPages),
               static_cast<unsigned long long>(buffer_count),
