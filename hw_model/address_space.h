@@ -142,7 +142,8 @@ class AddressSpace : public RefCounted {
   // What the kernel's OOM reaper does to the memory of a process being killed: for each
   // anonymous private VMA, one non-blockable kUnmap invalidation (a device that would
   // have to sleep for its lock refuses it) and, unless refused, the VMA's pages dropped:
-  // their words are lost and later accesses see zero pages; the mapping stays. Returns
+  // their words are lost and later accesses see zero pages (a private file mapping the
+  // file's); the mapping stays. Returns
   // how many VMAs were skipped because a notifier refused (the kernel's reaper tries
   // those again later); their pages are untouched.
   // Errors: kFailedPrecondition after teardown.
@@ -152,7 +153,9 @@ class AddressSpace : public RefCounted {
   //
   // A child address space (one user) with a copy of every VMA: private pages are shared
   // read-only by both sides until one writes (copy-on-write), shared mappings stay shared.
-  // Device pages of the parent migrate back and exclusive accesses are revoked first.
+  // The parent's private device pages migrate back and exclusive accesses are revoked
+  // first; its coherent device pages stay (read-only), the child gets copies of them in
+  // system RAM.
   // Errors: kFailedPrecondition after teardown.
   [[nodiscard]] absl::StatusOr<Ref<AddressSpace>> fork() ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
@@ -193,6 +196,15 @@ class AddressSpace : public RefCounted {
   [[nodiscard]] absl::StatusOr<FaultedRange> fault_range(std::uint64_t addr, std::uint64_t length,
                                                          bool write, const void* device)
       ABSL_LOCKS_EXCLUDED(mmap_mu_);
+
+  // AddressSpace::check_access()
+  //
+  // What a read (or write) of every page of [addr, addr + length) would fail with, without
+  // faulting or changing anything: OK, or the status of the first page it fails at.
+  // Errors: kInvalidArgument for a bad range, kNotFound for a hole, kPermissionDenied for
+  // a protection that forbids the access, kFailedPrecondition after teardown.
+  [[nodiscard]] absl::Status check_access(std::uint64_t addr, std::uint64_t length,
+                                          bool write) const ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
   // AddressSpace::lookup() / lookup_range()
   //
@@ -238,7 +250,8 @@ class AddressSpace : public RefCounted {
   //
   // Gives `device` exclusive access to the writable anonymous private pages of [addr,
   // addr + length) (faulting them in for write first) under one kExclusive invalidation
-  // owned by `device`; a CPU access revokes it. Errors as migrate_to_device(), plus
+  // owned by `device`; a CPU access revokes it (a private file mapping's page still the
+  // file's is copied first). Errors as migrate_to_device() but for that page, plus
   // kPermissionDenied for read-only memory.
   [[nodiscard]] absl::Status make_exclusive(std::uint64_t addr, std::uint64_t length,
                                             const void* device, MigrateHook hook)

@@ -1,5 +1,6 @@
 // AddressSpace: the device side (hmm_range_fault, snapshot lookups, migration, exclusive
 // access).
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -15,7 +16,8 @@ absl::StatusOr<AddressSpace::FaultedRange> AddressSpace::fault_range(std::uint64
                                                                      const void* device) {
   if (absl::Status s = internal::check_page_range("fault_range", addr, length); !s.ok()) return s;
   FaultedRange out;
-  out.entries.reserve(length / kPageSize);
+  // A hint only: a range past its mapping fails at its first hole.
+  out.entries.reserve(std::min<std::uint64_t>(length / kPageSize, 1024));
   MutexLock l(mmap_mu_);
   for (std::uint64_t page = addr; page < addr + length; page += kPageSize) {
     absl::StatusOr<PageEntry> entry = fault_for_device_locked(page, write, device, out.faulted);
@@ -46,6 +48,27 @@ absl::StatusOr<PageEntry> AddressSpace::fault_for_device_locked(std::uint64_t ad
   absl::StatusOr<Pte*> entry = fault_locked(addr, write);
   if (!entry.ok()) return entry.status();
   return **entry;
+}
+
+absl::Status AddressSpace::check_access(std::uint64_t addr, std::uint64_t length,
+                                        bool write) const {
+  if (absl::Status s = internal::check_page_range("check_access", addr, length); !s.ok()) {
+    return s;
+  }
+  MutexLock l(mmap_mu_);
+  if (absl::Status s = check_alive_locked(write ? "write" : "read"); !s.ok()) return s;
+  for (std::uint64_t at = addr; at < addr + length;) {
+    auto vma = find_vma_locked(at);
+    if (vma == vmas_.end()) return absl::NotFoundError(absl::StrCat("no mapping at ", at));
+    const Prot prot = vma->second.prot;
+    if (prot == Prot::kNone || (write && prot != Prot::kReadWrite)) {
+      return absl::PermissionDeniedError(
+          absl::StrCat(write ? "write" : "read", " not permitted at ", at));
+    }
+    if (vma->second.end >= addr + length) break;
+    at = vma->second.end;
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<PageEntry> AddressSpace::lookup(std::uint64_t addr) const {

@@ -59,7 +59,7 @@ absl::StatusOr<Ref<AddressSpace>> AddressSpace::fork() {
   MutexLock l(mmap_mu_);
   if (absl::Status s = check_alive_locked("fork"); !s.ok()) return s;
   // The child gets pages the CPU can reach: private device pages come back, exclusive
-  // access ends (coherent device pages are shared copy-on-write like any other).
+  // access ends (coherent device pages stay, and the child gets copies of them).
   for (auto& [page, entry] : ptes_) {
     if (!cpu_reachable(entry)) restore_for_cpu_locked(page, entry);
   }
@@ -84,7 +84,14 @@ void AddressSpace::copy_into_child_locked(AddressSpace& child) {
   for (const auto& [start, vma] : vmas_) {
     if (!is_private(vma.kind)) continue;  // the child faults shared pages in
     for (auto it = ptes_.lower_bound(start); it != ptes_.end() && it->first < vma.end; ++it) {
-      child.ptes_.emplace(it->first, it->second);  // read-only by now
+      Pte entry = it->second;  // read-only by now
+      if (entry.device != nullptr) {
+        // A coherent device page: the child's own copy in system RAM, so that no page
+        // table of another address space names a device that may go away with its memory
+        // (close() evicts only the address space it mirrors).
+        entry = Pte{make_ref<Frame>(entry.frame->read()), false};
+      }
+      child.ptes_.emplace(it->first, std::move(entry));
     }
   }
 }

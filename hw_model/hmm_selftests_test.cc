@@ -17,7 +17,8 @@
 //     CHECK_EXCLUSIVE is "no CPU entry of the range is held exclusively".
 //   - fork() brings private device pages back to system RAM before it copies (the kernel
 //     keeps them on the device, copy-on-write in both processes); coherent device pages
-//     are shared copy-on-write like any other.
+//     stay in the parent and the child gets copies in system RAM (the kernel shares
+//     them copy-on-write).
 // Not here yet, for want of the concepts they test: anon_write_huge, anon_write_hugetlbfs,
 // mixedmap, compound, hmm_gup_test, migrate_anon_huge_free,
 // migrate_remap_fault, migrate_anon_huge_err, migrate_anon_huge_zero_err, and the huge-page

@@ -33,7 +33,8 @@ inline std::uint64_t page_of(std::uint64_t addr) { return addr & ~(kPageSize - 1
 // The two kinds of device memory (the kernel's MEMORY_DEVICE_PRIVATE and
 // MEMORY_DEVICE_COHERENT). A CPU access to a private device page migrates it back to
 // system RAM first; the CPU maps a coherent device page directly, so it stays on the
-// device until the device migrates it back (or goes away).
+// device until the device migrates it back (or goes away); fork() gives the child a copy
+// in system RAM.
 enum class DeviceMemory : std::uint8_t { kPrivate, kCoherent };
 
 class Frame : public RefCounted {

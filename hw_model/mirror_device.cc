@@ -119,47 +119,56 @@ absl::StatusOr<AddressSpace::FaultedRange> MirrorDevice::walk(std::uint64_t addr
   return walked;
 }
 
-absl::StatusOr<std::vector<MirrorDevice::Span>> MirrorDevice::cover(std::uint64_t addr,
-                                                                    std::uint64_t length) {
+absl::StatusOr<std::vector<MirrorDevice::Subscription*>> MirrorDevice::cover(std::uint64_t addr,
+                                                                             std::uint64_t length,
+                                                                             bool write) {
   if (absl::Status s = internal::check_page_range("device access", addr, length); !s.ok()) {
     return s;
   }
-  if (options_.notifier_chunk_pages == 0) return std::vector<Span>{{sub_.get(), addr, length}};
+  if (options_.notifier_chunk_pages == 0) return std::vector<Subscription*>{sub_.get()};
+  // Notifiers only for memory the access could reach: a range with a hole or a protection
+  // that forbids the access would leave notifiers behind for nothing (until close()).
+  if (absl::Status s = mm_->check_access(addr, length, write); !s.ok()) return s;
   const std::uint64_t chunk = options_.notifier_chunk_pages * kPageSize;
-  std::vector<Span> spans;
+  std::vector<Subscription*> subs;
   MutexLock l(chunks_mu_);
   for (std::uint64_t at = addr; at < addr + length;) {
     const std::uint64_t start = at - at % chunk;
-    const std::uint64_t next = std::min(start + chunk, addr + length);
+    // The top chunk stops at the end of the address space.
+    const std::uint64_t size = std::min(chunk, ~std::uint64_t{0} - start + 1);
     Ref<Subscription>& sub = chunks_[start];
     if (!sub) {
       Ref<Subscription> fresh = make_ref<Subscription>(*this);
-      if (absl::Status s = mm_->notifiers().insert(fresh, Interval::sized(start, chunk), this);
+      if (absl::Status s = mm_->notifiers().insert(fresh, Interval::sized(start, size), this);
           !s.ok()) {
         chunks_.erase(start);
         return absl::FailedPreconditionError(absl::StrCat("device access: ", s.message()));
       }
       sub = std::move(fresh);
     }
-    spans.push_back({sub.get(), at, next - at});
-    at = next;
+    subs.push_back(sub.get());
+    if (size < chunk) break;  // the top of the address space
+    at = start + chunk;
   }
-  return spans;
+  return subs;
 }
 
 absl::Status MirrorDevice::range_fault(std::uint64_t addr, std::uint64_t length, bool write) {
   if (absl::Status s = internal::check_page_range("range_fault", addr, length); !s.ok()) return s;
   if (absl::Status s = check_open(); !s.ok()) return s;
-  absl::StatusOr<std::vector<Span>> spans = cover(addr, length);
-  if (!spans.ok()) return spans.status();
-  for (const Span& span : *spans) {
-    if (absl::Status s = fault_span(span, write); !s.ok()) return s;
+  absl::StatusOr<std::vector<Subscription*>> subs = cover(addr, length, write);
+  if (absl::IsNotFound(subs.status()) || absl::IsPermissionDenied(subs.status())) {
+    // The walk fails too, after faulting the pages before the one it fails at; nothing is
+    // installed. (If the range became accessible meanwhile, the caller may try again.)
+    absl::StatusOr<AddressSpace::FaultedRange> walked = walk(addr, length, write);
+    return walked.ok() ? subs.status() : walked.status();
   }
-  return absl::OkStatus();
+  if (!subs.ok()) return subs.status();
+  return fault(*subs, addr, length, write);
 }
 
-absl::Status MirrorDevice::fault_span(const Span& span, bool write) {
-  Subscription& sub = *span.sub;
+absl::Status MirrorDevice::fault(const std::vector<Subscription*>& subs, std::uint64_t addr,
+                                 std::uint64_t length, bool write) {
   // Walks invalidated although their own faults changed nothing (someone else's change
   // came between read_begin() and read_retry()), and walks whose faults had to redo work
   // that a change had undone. A walk whose own faults invalidated (a copy-on-write
@@ -168,17 +177,26 @@ absl::Status MirrorDevice::fault_span(const Span& span, bool write) {
   int collisions = 0;
   int redone = 0;
   bool faulted_before = false;
+  std::vector<std::uint64_t> seqs(subs.size());
+  auto stale = [&](auto retry) {
+    for (std::size_t i = 0; i < subs.size(); ++i) {
+      if (retry(*subs[i], seqs[i])) return true;
+    }
+    return false;
+  };
   while (collisions < options_.max_fault_attempts && redone < options_.max_fault_attempts) {
-    const std::uint64_t seq = sub.read_begin();
-    absl::StatusOr<AddressSpace::FaultedRange> walked = walk(span.addr, span.length, write);
+    for (std::size_t i = 0; i < subs.size(); ++i) seqs[i] = subs[i]->read_begin();
+    absl::StatusOr<AddressSpace::FaultedRange> walked = walk(addr, length, write);
     if (!walked.ok()) return walked.status();
     // check_retry() first: a walk known to be stale does not contend for the driver lock
     // with the invalidation that made it so.
-    if (!sub.check_retry(seq)) {
+    if (!stale([](Subscription& sub, std::uint64_t seq) { return sub.check_retry(seq); })) {
       MutexLock l(mu_);
-      if (!sub.read_retry(seq)) {  // no invalidation reached us after read_begin
+      // No invalidation reached a notifier of the range after its read_begin: the walk
+      // holds, for every chunk at once.
+      if (!stale([](Subscription& sub, std::uint64_t seq) { return sub.read_retry(seq); })) {
         for (std::uint64_t i = 0; i < walked->entries.size(); ++i) {
-          install_locked(span.addr + i * kPageSize, walked->entries[i]);
+          install_locked(addr + i * kPageSize, walked->entries[i]);
         }
         faults_.fetch_add(1, std::memory_order_relaxed);
         return absl::OkStatus();
@@ -192,7 +210,7 @@ absl::Status MirrorDevice::fault_span(const Span& span, bool write) {
     }
     faulted_before = faulted_before || walked->faulted != 0;
   }
-  return absl::AbortedError(absl::StrCat("range_fault: [", span.addr, ", ", span.addr + span.length,
+  return absl::AbortedError(absl::StrCat("range_fault: [", addr, ", ", addr + length,
                                          ") kept being invalidated: ", collisions,
                                          " walks collided, ", redone, " redid undone faults"));
 }
@@ -276,33 +294,39 @@ std::vector<PageSnapshot> MirrorDevice::snapshot(std::uint64_t addr, std::uint64
   return out;
 }
 
-absl::Status MirrorDevice::migrate_to_device(std::uint64_t addr, std::uint64_t length) {
+absl::Status MirrorDevice::change_pages(std::uint64_t addr, std::uint64_t length,
+                                        absl::FunctionRef<absl::Status(MigrateHook)> change) {
   if (absl::Status s = check_open(); !s.ok()) return s;
-  // Its notifiers first: the hook installs entries that later invalidations must reach.
-  if (absl::StatusOr<std::vector<Span>> spans = cover(addr, length); !spans.ok()) {
-    return spans.status();
+  // The notifiers first: the hook installs entries that later invalidations must reach.
+  // A range they cannot cover (a hole, PROT_NONE) fails the change too; should it have
+  // become accessible meanwhile, the hook installs nothing rather than an entry no
+  // notifier of this device hears about.
+  absl::StatusOr<std::vector<Subscription*>> subs = cover(addr, length, /*write=*/false);
+  if (!subs.ok() && !absl::IsNotFound(subs.status()) && !absl::IsPermissionDenied(subs.status())) {
+    return subs.status();
   }
-  return mm_->migrate_to_device(
-      addr, length, this, [this](std::uint64_t page, const PageEntry& e) { install(page, e); },
-      options_.memory);
+  const bool covered = subs.ok();
+  return change([this, covered](std::uint64_t page, const PageEntry& e) {
+    if (covered) install(page, e);
+  });
+}
+
+absl::Status MirrorDevice::migrate_to_device(std::uint64_t addr, std::uint64_t length) {
+  return change_pages(addr, length, [&](MigrateHook hook) {
+    return mm_->migrate_to_device(addr, length, this, hook, options_.memory);
+  });
 }
 
 absl::Status MirrorDevice::migrate_to_system(std::uint64_t addr, std::uint64_t length) {
-  if (absl::Status s = check_open(); !s.ok()) return s;
-  if (absl::StatusOr<std::vector<Span>> spans = cover(addr, length); !spans.ok()) {
-    return spans.status();
-  }
-  return mm_->migrate_to_system(
-      addr, length, this, [this](std::uint64_t page, const PageEntry& e) { install(page, e); });
+  return change_pages(addr, length, [&](MigrateHook hook) {
+    return mm_->migrate_to_system(addr, length, this, hook);
+  });
 }
 
 absl::Status MirrorDevice::make_exclusive(std::uint64_t addr, std::uint64_t length) {
-  if (absl::Status s = check_open(); !s.ok()) return s;
-  if (absl::StatusOr<std::vector<Span>> spans = cover(addr, length); !spans.ok()) {
-    return spans.status();
-  }
-  return mm_->make_exclusive(addr, length, this,
-                             [this](std::uint64_t page, const PageEntry& e) { install(page, e); });
+  return change_pages(addr, length, [&](MigrateHook hook) {
+    return mm_->make_exclusive(addr, length, this, hook);
+  });
 }
 
 MirrorCounters MirrorDevice::counters() const {

@@ -182,18 +182,20 @@ class MirrorDevice : public RefCounted {
       ABSL_LOCKS_EXCLUDED(mu_);
   void invalidate_locked(Subscription& sub, const Range& range, std::uint64_t cur_seq)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The notifiers covering [addr, addr + length), each with the part it covers; inserts
-  // the missing chunk notifiers. Errors: kFailedPrecondition once the address space
-  // exited.
-  struct Span {
-    Subscription* sub;
-    std::uint64_t addr;
-    std::uint64_t length;
-  };
-  [[nodiscard]] absl::StatusOr<std::vector<Span>> cover(std::uint64_t addr, std::uint64_t length)
+  // The notifiers covering [addr, addr + length); inserts the missing chunk notifiers.
+  // Errors: as AddressSpace::check_access() (nothing inserted); kFailedPrecondition once
+  // the address space exited.
+  [[nodiscard]] absl::StatusOr<std::vector<Subscription*>> cover(std::uint64_t addr,
+                                                                 std::uint64_t length, bool write)
       ABSL_LOCKS_EXCLUDED(chunks_mu_);
-  // range_fault() of a part covered by one notifier.
-  [[nodiscard]] absl::Status fault_span(const Span& span, bool write) ABSL_LOCKS_EXCLUDED(mu_);
+  // range_fault() with the range's notifiers: one walk, installed only if no notifier saw
+  // an invalidation since its read_begin().
+  [[nodiscard]] absl::Status fault(const std::vector<Subscription*>& subs, std::uint64_t addr,
+                                   std::uint64_t length, bool write) ABSL_LOCKS_EXCLUDED(mu_);
+  // A migration or exclusive access (`change`, given the hook that installs its pages).
+  [[nodiscard]] absl::Status change_pages(std::uint64_t addr, std::uint64_t length,
+                                          absl::FunctionRef<absl::Status(MigrateHook)> change)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Runs fn on the frame of each page of a device access in one driver-lock critical
   // section, faulting the pages in first on a miss.
   [[nodiscard]] absl::Status access(std::uint64_t addr, std::uint64_t pages, bool write,

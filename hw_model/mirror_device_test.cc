@@ -157,9 +157,10 @@ TEST_F(MirrorDeviceTest, OwnMigrationInstallsTheNewFramesThroughTheHook) {
   EXPECT_EQ(device->counters().faults, 1u) << "only the first write faulted";
 }
 
-// Coherent device memory: the CPU and other devices use the pages where they are; after
-// fork they are shared copy-on-write, so a write by anyone, the owning device included,
-// copies the page to system RAM and the other process keeps the old word.
+// Coherent device memory: the CPU and other devices use the pages where they are; fork
+// gives the child copies in system RAM and write-protects the parent's pages, so a write
+// by the owning device too copies the page to system RAM, and each process keeps its own
+// word.
 TEST(MirrorDeviceCoherentTest, CoherentPagesAreUsedInPlaceAndCopiedOnWriteAfterFork) {
   Ref<Process> process = make_ref<Process>();
   AddressSpace& mm = process->mm();
@@ -473,6 +474,51 @@ TEST(MirrorDevicePerRangeTest, ChunkNotifiersCoverEveryPageTheDeviceMaps) {
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// Review findings: a fault that fails part-way installs nothing in any mode, a range
+// past the mapping costs neither memory nor notifiers, and closing a coherent device
+// leaves no page of a forked child naming it.
+TEST(MirrorDevicePerRangeTest, AFailedFaultAcrossChunksInstallsNothing) {
+  for (const std::uint64_t chunk_pages : {0u, 1u}) {
+    SCOPED_TRACE(chunk_pages);
+    Ref<Process> p = make_ref<Process>();
+    Ref<MirrorDevice> d = *MirrorDevice::open(*p, {.notifier_chunk_pages = chunk_pages});
+    const std::uint64_t buf = *p->mm().mmap(2 * kPage, Prot::kReadWrite, MapKind::kAnonPrivate);
+    ASSERT_TRUE(p->mm().mprotect(buf + kPage, kPage, Prot::kNone).ok());
+    EXPECT_EQ(d->range_fault(buf, 2 * kPage, /*write=*/false).code(),
+              absl::StatusCode::kPermissionDenied);
+    EXPECT_EQ(d->range_fault(buf, 3 * kPage, /*write=*/false).code(),
+              absl::StatusCode::kPermissionDenied);
+    EXPECT_TRUE(d->entries_for_testing().empty());
+    const std::uint64_t before = p->mm().notifiers().subscriber_count();
+    EXPECT_EQ(d->range_fault(buf, std::uint64_t{1} << 50, /*write=*/false).code(),
+              absl::StatusCode::kPermissionDenied);
+    EXPECT_EQ(d->migrate_to_device(buf, std::uint64_t{1} << 32).code(),
+              absl::StatusCode::kPermissionDenied);
+    EXPECT_EQ(p->mm().notifiers().subscriber_count(), before) << "notifiers for unreachable memory";
+    ASSERT_TRUE(d->range_fault(buf, kPage, /*write=*/false).ok());
+    EXPECT_EQ(d->entries_for_testing().size(), 1u);
+    EXPECT_TRUE(check_coherence(*d).ok()) << check_coherence(*d);
+  }
+}
+
+TEST(MirrorDeviceCoherentTest, AForkedChildNeverNamesTheDeviceItsParentClosed) {
+  Ref<Process> parent = make_ref<Process>();
+  Ref<MirrorDevice> d = *MirrorDevice::open(*parent, {.memory = DeviceMemory::kCoherent});
+  const std::uint64_t buf = *parent->mm().mmap(kPage, Prot::kReadWrite, MapKind::kAnonPrivate);
+  ASSERT_TRUE(parent->mm().cpu_write(buf, 7).ok());
+  ASSERT_TRUE(d->migrate_to_device(buf, kPage).ok());
+  Ref<Process> child = *parent->fork();
+  EXPECT_EQ(child->mm().lookup(buf)->device, nullptr) << "the child's copy is in system RAM";
+  EXPECT_EQ(parent->mm().lookup(buf)->device, d.get());
+  d->close();
+  EXPECT_EQ(parent->mm().lookup(buf)->device, nullptr);
+  Ref<MirrorDevice> e = *MirrorDevice::open(*child);
+  EXPECT_TRUE(e->migrate_to_device(buf, kPage).ok());
+  EXPECT_EQ(*child->mm().cpu_read(buf), 7u);
+  EXPECT_EQ(*parent->mm().cpu_read(buf), 7u);
+  child->exit();
 }
 
 // The exit's kRelease reaches chunk notifiers too: later accesses fail, close() works.

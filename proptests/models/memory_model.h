@@ -377,7 +377,8 @@ struct MemoryModel {
   }
 
   // The parent's private device pages come back to system RAM and exclusive accesses end
-  // (coherent device pages stay where they are); the child gets a copy of the parent's
+  // (coherent device pages stay where they are, the child's copies of them are in system
+  // RAM); the child gets a copy of the parent's
   // mappings and private contents (copy-on-write: both sides write-protected, later writes
   // stay on one side) and continues its address counter. Shared mappings keep their
   // backing.
@@ -389,6 +390,7 @@ struct MemoryModel {
                  .write_protected = true};
     }
     MProcess child = procs[p];
+    for (auto& [page, pg] : child.pages) pg.device = kSystemRam;  // copies of coherent pages
     procs.push_back(std::move(child));
     return StatusCode::kOk;
   }
