@@ -136,13 +136,19 @@ absl::StatusOr<AddressSpace::VmaMap::iterator> AddressSpace::vma_for_locked(std:
                                                                             bool write) {
   if (absl::Status s = check_alive_locked(write ? "write" : "read"); !s.ok()) return s;
   auto vma = find_vma_locked(addr);
+  if (absl::Status s = permits_locked(vma, addr, write); !s.ok()) return s;
+  return vma;
+}
+
+absl::Status AddressSpace::permits_locked(VmaMap::const_iterator vma, std::uint64_t addr,
+                                          bool write) const {
   if (vma == vmas_.end()) return absl::NotFoundError(absl::StrCat("no mapping at ", addr));
   const Prot prot = vma->second.prot;
   if (prot == Prot::kNone || (write && prot != Prot::kReadWrite)) {
     return absl::PermissionDeniedError(
         absl::StrCat(write ? "write" : "read", " not permitted at ", addr));
   }
-  return vma;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<AddressSpace::Pte*> AddressSpace::fault_locked(std::uint64_t addr, bool write) {

@@ -279,6 +279,10 @@ class AddressSpace : public RefCounted {
   // Makes the page of `addr` present for the CPU (and writable, for a write).
   [[nodiscard]] absl::StatusOr<Pte*> fault_locked(std::uint64_t addr, bool write)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
+  // OK if `vma` (that of `addr`, or the end: none) permits the access.
+  [[nodiscard]] absl::Status permits_locked(VmaMap::const_iterator vma, std::uint64_t addr,
+                                            bool write) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   // The VMA of `addr` if it permits the access.
   [[nodiscard]] absl::StatusOr<VmaMap::iterator> vma_for_locked(std::uint64_t addr, bool write)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);

@@ -59,12 +59,7 @@ absl::Status AddressSpace::check_access(std::uint64_t addr, std::uint64_t length
   if (absl::Status s = check_alive_locked(write ? "write" : "read"); !s.ok()) return s;
   for (std::uint64_t at = addr; at < addr + length;) {
     auto vma = find_vma_locked(at);
-    if (vma == vmas_.end()) return absl::NotFoundError(absl::StrCat("no mapping at ", at));
-    const Prot prot = vma->second.prot;
-    if (prot == Prot::kNone || (write && prot != Prot::kReadWrite)) {
-      return absl::PermissionDeniedError(
-          absl::StrCat(write ? "write" : "read", " not permitted at ", at));
-    }
+    if (absl::Status s = permits_locked(vma, at, write); !s.ok()) return s;
     if (vma->second.end >= addr + length) break;
     at = vma->second.end;
   }

@@ -85,14 +85,9 @@ TEST(NotifierDomainTest, AnInsertDuringAFastInvalidationIsReadOnlyAfterItsEnd) {
   ASSERT_TRUE(domain->insert(n, Interval::sized(0, kPage), nullptr).ok());
   EXPECT_EQ(domain->stats().drains, 1u);
   EXPECT_EQ(domain->find(nullptr, Interval::sized(0, kPage)).get(), n.get());
-  std::atomic<bool> read{false};
-  std::thread reader([&] {
-    (void)n->read_begin();
-    read.store(true);
-  });
-  wait_until([&] { return read.load() || domain->stats().read_begin_waits == 1; });
-  EXPECT_FALSE(read.load()) << "read_begin() returned while an invalidation that missed the "
-                               "notifier was still running";
+  testing::ReadBeginCall reader(*domain, *n);
+  EXPECT_FALSE(reader.returned()) << "read_begin() returned while an invalidation that missed the "
+                                     "notifier was still running";
   domain->invalidate_range_end(std::move(token));
   reader.join();
   EXPECT_EQ(domain->seq_for_testing() % 2, 0u);
@@ -116,13 +111,8 @@ TEST(NotifierDomainTest, ADeferredInsertAppliedDuringAFastInvalidationIsReadOnly
   domain->invalidate_range_end(std::move(locked));
   EXPECT_EQ(domain->stats().drains, 1u);
   EXPECT_EQ(domain->seq_for_testing() % 2, 1u) << "the drain keeps the sequence odd";
-  std::atomic<bool> read{false};
-  std::thread reader([&] {
-    (void)late->read_begin();
-    read.store(true);
-  });
-  wait_until([&] { return read.load() || domain->stats().read_begin_waits == 1; });
-  EXPECT_FALSE(read.load());
+  testing::ReadBeginCall reader(*domain, *late);
+  EXPECT_FALSE(reader.returned());
   domain->invalidate_range_end(std::move(fast));
   reader.join();
   EXPECT_EQ(domain->seq_for_testing() % 2, 0u);
@@ -195,13 +185,8 @@ TEST(NotifierDomainTest, ANotifierOwnedOnlyByTheDomainIsRemovedAndReusedAroundFa
   InvalidationToken again = start_ok(*domain, page(0));
   ASSERT_TRUE(domain->insert(found, Interval::sized(0, kPage), &kKey).ok());
   EXPECT_EQ(domain->stats().drains, 2u);
-  std::atomic<bool> read{false};
-  std::thread reader([&] {
-    (void)found->read_begin();
-    read.store(true);
-  });
-  wait_until([&] { return read.load() || domain->stats().read_begin_waits == 1; });
-  EXPECT_FALSE(read.load()) << "the reused notifier was read during a fast invalidation";
+  testing::ReadBeginCall reader(*domain, *found);
+  EXPECT_FALSE(reader.returned()) << "the reused notifier was read during a fast invalidation";
   domain->invalidate_range_end(std::move(again));
   reader.join();
   testing::invalidate(*domain, page(0));
@@ -226,15 +211,10 @@ TEST(NotifierDomainTest, ADrainWaitsForEveryFastInvalidationInFlight) {
     ASSERT_EQ(domain->stats().fast_starts, 2u);
     Ref<Counting> n = make_ref<Counting>();
     ASSERT_TRUE(domain->insert(n, Interval::sized(0, 2 * kPage), nullptr).ok());
-    std::atomic<bool> read{false};
-    std::thread reader([&] {
-      (void)n->read_begin();
-      read.store(true);
-    });
-    wait_until([&] { return read.load() || domain->stats().read_begin_waits == 1; });
+    testing::ReadBeginCall reader(*domain, *n);
     const int first = first_ends_first ? 0 : 1;
     domain->invalidate_range_end(*std::move(tokens[first]));
-    EXPECT_FALSE(read.load()) << "read during the other fast invalidation";
+    EXPECT_FALSE(reader.returned()) << "read during the other fast invalidation";
     EXPECT_EQ(domain->seq_for_testing() % 2, 1u);
     domain->invalidate_range_end(*std::move(tokens[1 - first]));
     reader.join();
@@ -277,13 +257,8 @@ TEST(NotifierDomainTest, ALongCallbackStartedDuringADrainHoldsTheInsertBackUntil
   wait_until([&] { return slow->entered.load(); });
   domain->invalidate_range_end(std::move(fast));
   EXPECT_EQ(domain->seq_for_testing() % 2, 1u) << "the locked invalidation is still active";
-  std::atomic<bool> read{false};
-  std::thread reader([&] {
-    (void)n->read_begin();
-    read.store(true);
-  });
-  wait_until([&] { return read.load() || domain->stats().read_begin_waits == 1; });
-  EXPECT_FALSE(read.load()) << "read while a callback of an active invalidation runs";
+  testing::ReadBeginCall reader(*domain, *n);
+  EXPECT_FALSE(reader.returned()) << "read while a callback of an active invalidation runs";
   testing::invalidate(*domain, page(0));
   EXPECT_EQ(n->calls.load(), 0) << "a deferred insert was walked before the last end";
   slow->may_return.store(true);

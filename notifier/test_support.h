@@ -8,10 +8,12 @@
 
 #include <atomic>
 #include <cstdint>
+#include <thread>
 #include <utility>
 
 #include "notifier/domain.h"
 #include "sync/check.h"
+#include "sync/test_util.h"
 
 namespace itn::testing {
 
@@ -38,6 +40,29 @@ class CountedNotifier : public IntervalNotifier {
 
  private:
   std::atomic<int>* destroyed_;
+};
+
+// A thread that calls `n.read_begin()`. The constructor returns once that call returned or
+// `domain` counted it waiting; returned() says which. The destructor joins the thread.
+class ReadBeginCall {
+ public:
+  ReadBeginCall(NotifierDomain& domain, IntervalNotifier& n)
+      : waits_before_(domain.stats().read_begin_waits), thread_([this, &n] {
+          (void)n.read_begin();
+          returned_.store(true);
+        }) {
+    wait_until([&] { return returned() || domain.stats().read_begin_waits > waits_before_; });
+  }
+  ~ReadBeginCall() { join(); }
+  bool returned() const { return returned_.load(); }
+  void join() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  const std::uint64_t waits_before_;
+  std::atomic<bool> returned_{false};
+  std::thread thread_;  // last: starts once the members above exist
 };
 
 // Starts `range` on `domain`; dies with the status if the start failed.
