@@ -26,7 +26,7 @@ absl::StatusOr<std::uint64_t> AddressSpace::mmap(std::uint64_t length, Prot prot
   }
   if (kind == MapKind::kAnonShared) file = make_ref<File>();
   const std::uint64_t pages = (length + kPageSize - 1) / kPageSize;
-  MutexLock l(mmap_mu_);
+  WriteLock l(mmap_mu_);
   if (absl::Status s = check_alive_locked("mmap"); !s.ok()) return s;
   const std::uint64_t addr = next_addr_;
   next_addr_ += (pages + 1) * kPageSize;  // a guard page between mappings
@@ -69,6 +69,7 @@ bool AddressSpace::fully_mapped_locked(std::uint64_t start, std::uint64_t end) {
 AddressSpace::Invalidation::Invalidation(NotifierDomain& domain, std::uint64_t start,
                                          std::uint64_t end, Event event, const void* owner)
     : domain_(domain),
+      event_(event),
       token_(domain.invalidate_range_start(
           Range{.start = start, .end = end, .event = event, .owner = owner})) {
   ITN_CHECK_OK(token_, "a blockable invalidation of a page range cannot fail");
@@ -79,10 +80,11 @@ AddressSpace::Invalidation::~Invalidation() { domain_.invalidate_range_end(*std:
 absl::Status AddressSpace::munmap(std::uint64_t addr, std::uint64_t length) {
   if (absl::Status s = check_page_range("munmap", addr, length); !s.ok()) return s;
   const std::uint64_t end = addr + length;
-  MutexLock l(mmap_mu_);
+  WriteLock l(mmap_mu_);
   if (absl::Status s = check_alive_locked("munmap"); !s.ok()) return s;
   Invalidation invalidation(*domain_, addr, end, Event::kUnmap);
-  ptes_.erase(ptes_.lower_bound(addr), ptes_.lower_bound(end));
+  Ptes& ptes = ptes_for_writer();
+  ptes.erase(ptes.lower_bound(addr), ptes.lower_bound(end));
   split_locked(addr);
   split_locked(end);
   vmas_.erase(vmas_.lower_bound(addr), vmas_.lower_bound(end));
@@ -92,7 +94,7 @@ absl::Status AddressSpace::munmap(std::uint64_t addr, std::uint64_t length) {
 absl::Status AddressSpace::mprotect(std::uint64_t addr, std::uint64_t length, Prot prot) {
   if (absl::Status s = check_page_range("mprotect", addr, length); !s.ok()) return s;
   const std::uint64_t end = addr + length;
-  MutexLock l(mmap_mu_);
+  WriteLock l(mmap_mu_);
   if (absl::Status s = check_alive_locked("mprotect"); !s.ok()) return s;
   if (!fully_mapped_locked(addr, end)) {
     return absl::NotFoundError(
@@ -106,14 +108,15 @@ absl::Status AddressSpace::mprotect(std::uint64_t addr, std::uint64_t length, Pr
   }
   // Entries lose write access now; a later write fault restores it if allowed. Frames
   // stay: a private page's content lives only in its frame.
-  for (auto it = ptes_.lower_bound(addr); it != ptes_.end() && it->first < end; ++it) {
+  Ptes& ptes = ptes_for_writer();
+  for (auto it = ptes.lower_bound(addr); it != ptes.end() && it->first < end; ++it) {
     if (prot != Prot::kReadWrite) it->second.writable = false;
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::uint64_t> AddressSpace::reap() {
-  MutexLock l(mmap_mu_);
+  WriteLock l(mmap_mu_);
   if (absl::Status s = check_alive_locked("reap"); !s.ok()) return s;
   std::uint64_t skipped = 0;
   for (const auto& [start, vma] : vmas_) {
@@ -126,14 +129,15 @@ absl::StatusOr<std::uint64_t> AddressSpace::reap() {
       ++skipped;
       continue;
     }
-    ptes_.erase(ptes_.lower_bound(start), ptes_.lower_bound(vma.end));
+    Ptes& ptes = ptes_for_writer();
+    ptes.erase(ptes.lower_bound(start), ptes.lower_bound(vma.end));
     domain_->invalidate_range_end(*std::move(token));
   }
   return skipped;
 }
 
-absl::StatusOr<AddressSpace::VmaMap::iterator> AddressSpace::vma_for_locked(std::uint64_t addr,
-                                                                            bool write) {
+absl::StatusOr<AddressSpace::VmaMap::const_iterator> AddressSpace::vma_for_locked(
+    std::uint64_t addr, bool write) const {
   if (absl::Status s = check_alive_locked(write ? "write" : "read"); !s.ok()) return s;
   auto vma = find_vma_locked(addr);
   if (absl::Status s = permits_locked(vma, addr, write); !s.ok()) return s;
@@ -151,71 +155,103 @@ absl::Status AddressSpace::permits_locked(VmaMap::const_iterator vma, std::uint6
   return absl::OkStatus();
 }
 
-absl::StatusOr<AddressSpace::Pte*> AddressSpace::fault_locked(std::uint64_t addr, bool write) {
-  absl::StatusOr<VmaMap::iterator> vma = vma_for_locked(addr, write);
+AddressSpace::Pte AddressSpace::fresh_entry_locked(VmaMap::const_iterator vma, std::uint64_t page,
+                                                   bool write) const {
+  const Vma& v = vma->second;
+  if (v.kind == MapKind::kAnonPrivate) {
+    return write ? Pte{make_ref<Frame>(0), true} : Pte{zero_page_, false, /*zero_page=*/true};
+  }
+  Ref<Frame> cached = v.file->frame_at(v.file_offset + (page - vma->first));
+  if (!is_private(v.kind)) return Pte{std::move(cached), write};  // shared: the file's frame
+  if (write) return Pte{make_ref<Frame>(cached->read()), true};
+  return Pte{.frame = std::move(cached), .page_cache = true};
+}
+
+std::optional<Event> AddressSpace::cpu_fault_change(const Pte& entry, bool write,
+                                                    bool private_vma) {
+  if (!cpu_reachable(entry)) return entry.device != nullptr ? Event::kMigrate : Event::kExclusive;
+  if (write && !entry.writable && private_vma) return Event::kClear;
+  return std::nullopt;
+}
+
+void AddressSpace::apply_cpu_fault_change(Pte& entry, Event change) {
+  switch (change) {
+    case Event::kMigrate:
+      // Back to system RAM (the CPU cannot reach private device memory, or the device
+      // goes away). Owner null: every device, the one that held it included, drops it.
+      entry = Pte{make_ref<Frame>(entry.frame->read()), entry.writable};
+      break;
+    case Event::kExclusive:
+      entry.exclusive = nullptr;
+      break;
+    case Event::kClear:
+      // Break copy-on-write (the zero page, a file's page, or a frame shared after fork,
+      // in system RAM or coherent device memory): a new frame, in system RAM.
+      entry = Pte{make_ref<Frame>(entry.frame->read()), true};
+      break;
+    default:
+      ITN_CHECK(false, "not a change a CPU fault makes");
+  }
+}
+
+absl::Status AddressSpace::fault_locked(std::uint64_t addr, bool write,
+                                        absl::FunctionRef<void(Pte&)> use) {
+  absl::StatusOr<VmaMap::const_iterator> vma = vma_for_locked(addr, write);
   if (!vma.ok()) return vma.status();
-  const std::uint64_t vma_start = (*vma)->first;
-  const Vma& v = (*vma)->second;
+  const bool private_vma = is_private((*vma)->second.kind);
   const std::uint64_t page = page_of(addr);
-  auto pte = ptes_.find(page);
-  if (pte == ptes_.end()) {
-    // Nothing to invalidate: no device can hold a copy of an absent entry.
-    Pte fresh;
-    if (v.kind == MapKind::kAnonPrivate) {
-      fresh = write ? Pte{make_ref<Frame>(0), true} : Pte{zero_page_, false, /*zero_page=*/true};
-    } else {
-      Ref<Frame> cached = v.file->frame_at(v.file_offset + (page - vma_start));
-      if (!is_private(v.kind)) {  // shared: the file's frame itself
-        fresh = Pte{std::move(cached), write};
-      } else if (write) {
-        fresh = Pte{make_ref<Frame>(cached->read()), true};
-      } else {
-        fresh = Pte{.frame = std::move(cached), .page_cache = true};
+  // Devices must drop their copies before an existing entry changes, and their callbacks
+  // may sleep: the invalidation runs without the page table lock, and the change is made
+  // under it only if the entry, looked at again, still needs it (a concurrent fault of
+  // the same page may have made it meanwhile, like the kernel's pte_same() check).
+  std::optional<Invalidation> invalidation;
+  for (;;) {
+    std::optional<Event> change;
+    {
+      MutexLock l(ptl_);
+      auto pte = ptes_.find(page);
+      if (pte == ptes_.end()) {
+        // Nothing to invalidate: no device can hold a copy of an absent entry.
+        use(ptes_.emplace(page, fresh_entry_locked(*vma, page, write)).first->second);
+        return absl::OkStatus();
+      }
+      Pte& entry = pte->second;
+      change = cpu_fault_change(entry, write, private_vma);
+      if (!change) {
+        if (write) entry.writable = true;  // a shared page: same frame, no copy goes stale
+        use(entry);
+        return absl::OkStatus();
+      }
+      if (invalidation && invalidation->event() == *change) {
+        apply_cpu_fault_change(entry, *change);
+        continue;  // a write to a page just brought back may need a copy too
       }
     }
-    return &ptes_.emplace(page, std::move(fresh)).first->second;
+    invalidation.reset();
+    invalidation.emplace(*domain_, page, page + kPageSize, *change);
   }
-  Pte& entry = pte->second;
-  if (!cpu_reachable(entry)) restore_for_cpu_locked(page, entry);
-  if (!write || entry.writable) return &entry;
-  if (is_private(v.kind)) {
-    // Break copy-on-write (the zero page, a file's page, or a frame shared after fork, in
-    // system RAM or coherent device memory): devices must drop the old frame before the
-    // page gets a new one, in system RAM.
-    Invalidation invalidation(*domain_, page, page + kPageSize, Event::kClear);
-    entry = Pte{make_ref<Frame>(entry.frame->read()), true};
-  } else {
-    entry.writable = true;  // same frame: no copy anywhere can go stale
-  }
-  return &entry;
 }
 
 void AddressSpace::restore_for_cpu_locked(std::uint64_t page, Pte& entry) {
-  if (entry.device != nullptr) {
-    // Back to system RAM (the CPU cannot reach private device memory, or the device
-    // goes away). Owner null: every device, the one that held it included, must drop its
-    // entry.
-    Invalidation invalidation(*domain_, page, page + kPageSize, Event::kMigrate);
-    entry = Pte{make_ref<Frame>(entry.frame->read()), entry.writable};
-  } else {
-    Invalidation invalidation(*domain_, page, page + kPageSize, Event::kExclusive);
-    entry.exclusive = nullptr;
-  }
+  // A coherent device page too (the device goes away, or exclusive access needs RAM).
+  const Event change = entry.device != nullptr ? Event::kMigrate : Event::kExclusive;
+  Invalidation invalidation(*domain_, page, page + kPageSize, change);
+  apply_cpu_fault_change(entry, change);
 }
 
 absl::StatusOr<std::uint64_t> AddressSpace::cpu_read(std::uint64_t addr) {
-  MutexLock l(mmap_mu_);
-  absl::StatusOr<Pte*> pte = fault_locked(addr, /*write=*/false);
-  if (!pte.ok()) return pte.status();
-  return (*pte)->frame->read();
+  ReadLock l(mmap_mu_);
+  std::uint64_t word = 0;
+  if (absl::Status s = fault_locked(addr, /*write=*/false, [&](Pte& e) { word = e.frame->read(); });
+      !s.ok()) {
+    return s;
+  }
+  return word;
 }
 
 absl::Status AddressSpace::cpu_write(std::uint64_t addr, std::uint64_t value) {
-  MutexLock l(mmap_mu_);
-  absl::StatusOr<Pte*> pte = fault_locked(addr, /*write=*/true);
-  if (!pte.ok()) return pte.status();
-  (*pte)->frame->write(value);
-  return absl::OkStatus();
+  ReadLock l(mmap_mu_);
+  return fault_locked(addr, /*write=*/true, [&](Pte& e) { e.frame->write(value); });
 }
 
 }  // namespace itn::hw

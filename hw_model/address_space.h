@@ -35,9 +35,17 @@
 // is a separate count: every Ref<AddressSpace> is a "grab" (mmgrab/mmdrop), and notifiers hold a
 // grab of the domain only, never a user.
 //
-// Thread safety: every method may be called from any thread; the mmap lock serialises
-// them. Notifier callbacks and MigrateHooks run with the mmap lock held and must not call
-// back into the address space (as in the kernel, where invalidations run under mmap_lock).
+// Thread safety: every method may be called from any thread. As in the kernel, faults
+// (cpu_read, cpu_write, fault_range) and lookups hold the mmap lock for reading only, so
+// they run at once, their invalidations included: a page table lock serialises their
+// changes of entries but is never held across an invalidation (a fault looks at the
+// entry, starts the invalidation its change needs, then makes the change only if no
+// concurrent fault made it meanwhile). Everything else holds the mmap lock for writing:
+// mmap, munmap, mprotect, fork, reap, teardown, and also migrations and exclusive access
+// (the kernel runs those under the read side too, with migration entries that make
+// concurrent faults wait; the model has none). Notifier callbacks and MigrateHooks run
+// with the mmap lock held and must not call back into the address space (as in the
+// kernel, where invalidations run under mmap_lock).
 // Lifetime: created with make_ref; users are counted separately (above), starting at one.
 // Memory ordering: the mmap lock orders page table changes; an invalidation's callbacks
 // run before the change it announces, and its end after.
@@ -46,6 +54,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -58,6 +67,7 @@
 #include "sync/atomic.h"
 #include "sync/mutex.h"
 #include "sync/ref.h"
+#include "sync/rw_mutex.h"
 
 namespace itn::hw {
 
@@ -273,26 +283,38 @@ class AddressSpace : public RefCounted {
   [[nodiscard]] absl::StatusOr<PageEntry> fault_for_device_locked(std::uint64_t addr, bool write,
                                                                   const void* device,
                                                                   std::uint64_t& faulted)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
+      ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_) ABSL_LOCKS_EXCLUDED(ptl_);
   [[nodiscard]] absl::StatusOr<PageEntry> lookup_locked(std::uint64_t addr) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
-  // Makes the page of `addr` present for the CPU (and writable, for a write).
-  [[nodiscard]] absl::StatusOr<Pte*> fault_locked(std::uint64_t addr, bool write)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
+      ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ptl_);
+  // Makes the page of `addr` present for the CPU (and writable, for a write), then runs
+  // `use` on its entry under the page table lock (so no concurrent fault changes it
+  // during the access).
+  [[nodiscard]] absl::Status fault_locked(std::uint64_t addr, bool write,
+                                          absl::FunctionRef<void(Pte&)> use)
+      ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_) ABSL_LOCKS_EXCLUDED(ptl_);
+  // The entry of a page that was never touched, as the fault of `addr` in `vma` makes it.
+  Pte fresh_entry_locked(VmaMap::const_iterator vma, std::uint64_t page, bool write) const
+      ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_);
   // OK if `vma` (that of `addr`, or the end: none) permits the access.
   [[nodiscard]] absl::Status permits_locked(VmaMap::const_iterator vma, std::uint64_t addr,
-                                            bool write) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
+                                            bool write) const ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_);
   // The VMA of `addr` if it permits the access.
-  [[nodiscard]] absl::StatusOr<VmaMap::iterator> vma_for_locked(std::uint64_t addr, bool write)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
+  [[nodiscard]] absl::StatusOr<VmaMap::const_iterator> vma_for_locked(std::uint64_t addr,
+                                                                      bool write) const
+      ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_);
   // True if the CPU can use `entry` as it is: not a private device page, not held
   // exclusively by a device.
   static bool cpu_reachable(const Pte& entry) {
     return entry.exclusive == nullptr && (entry.device == nullptr || entry.coherent);
   }
+  // The change (named by its invalidation's event) a CPU access must make to `entry`
+  // first, if any: kMigrate brings a private device page back to system RAM, kExclusive
+  // revokes a device's exclusive access, kClear breaks copy-on-write for a write to a
+  // private mapping. A write to a read-only shared page needs none (the frame stays).
+  static std::optional<Event> cpu_fault_change(const Pte& entry, bool write, bool private_vma);
+  static void apply_cpu_fault_change(Pte& entry, Event change);
   // Gives a device page or exclusive entry back to the CPU (kMigrate / kExclusive, owner
-  // null).
+  // null). With the mmap lock held for writing: no fault runs meanwhile.
   void restore_for_cpu_locked(std::uint64_t page, Pte& entry)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   [[nodiscard]] absl::Status device_change(DeviceChange change, std::uint64_t addr,
@@ -303,10 +325,10 @@ class AddressSpace : public RefCounted {
                                                         std::uint64_t end, const void* device)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   [[nodiscard]] absl::Status check_alive_locked(const char* what) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
+      ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_);
   VmaMap::iterator find_vma_locked(std::uint64_t addr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   VmaMap::const_iterator find_vma_locked(std::uint64_t addr) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
+      ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_);
   // Splits the VMA that strictly contains `addr`, if any, so that a VMA starts there.
   void split_locked(std::uint64_t addr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   bool fully_mapped_locked(std::uint64_t start, std::uint64_t end)
@@ -322,9 +344,11 @@ class AddressSpace : public RefCounted {
     ~Invalidation();
     Invalidation(const Invalidation&) = delete;
     Invalidation& operator=(const Invalidation&) = delete;
+    Event event() const { return event_; }
 
    private:
     NotifierDomain& domain_;
+    const Event event_;
     absl::StatusOr<InvalidationToken> token_;
   };
 
@@ -332,11 +356,22 @@ class AddressSpace : public RefCounted {
   const Ref<Frame> zero_page_;  // shared read-only by every untouched private page
   Atomic<std::uint64_t> users_{1};
 
-  mutable Mutex mmap_mu_;
+  using Ptes = std::map<std::uint64_t, Pte>;  // page address -> entry
+
+  // The page table with the mmap lock held for writing. ptl_ is only ever taken with the
+  // mmap lock held (for reading, by faults), so the writer owns every entry outright.
+  Ptes& ptes_for_writer() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    mmap_mu_.assert_held();
+    return ptes_;
+  }
+
+  mutable RwMutex mmap_mu_;
   VmaMap vmas_ ABSL_GUARDED_BY(mmap_mu_);
-  std::map<std::uint64_t, Pte> ptes_ ABSL_GUARDED_BY(mmap_mu_);   // page address -> entry
   std::uint64_t next_addr_ ABSL_GUARDED_BY(mmap_mu_) = 0x100000;  // never reused
   bool exited_ ABSL_GUARDED_BY(mmap_mu_) = false;
+  // The page table lock: taken inside the mmap lock, never across an invalidation.
+  mutable Mutex ptl_ ABSL_ACQUIRED_AFTER(mmap_mu_);
+  Ptes ptes_ ABSL_GUARDED_BY(ptl_);
 };
 
 // mmdrop()

@@ -18,7 +18,7 @@ absl::StatusOr<AddressSpace::FaultedRange> AddressSpace::fault_range(std::uint64
   FaultedRange out;
   // A hint only: a range past its mapping fails at its first hole.
   out.entries.reserve(std::min<std::uint64_t>(length / kPageSize, 1024));
-  MutexLock l(mmap_mu_);
+  ReadLock l(mmap_mu_);
   for (std::uint64_t page = addr; page < addr + length; page += kPageSize) {
     absl::StatusOr<PageEntry> entry = fault_for_device_locked(page, write, device, out.faulted);
     if (!entry.ok()) return entry.status();
@@ -30,24 +30,27 @@ absl::StatusOr<AddressSpace::FaultedRange> AddressSpace::fault_range(std::uint64
 absl::StatusOr<PageEntry> AddressSpace::fault_for_device_locked(std::uint64_t addr, bool write,
                                                                 const void* device,
                                                                 std::uint64_t& faulted) {
-  absl::StatusOr<VmaMap::iterator> vma = vma_for_locked(addr, write);
+  absl::StatusOr<VmaMap::const_iterator> vma = vma_for_locked(addr, write);
   if (!vma.ok()) return vma.status();
-  auto pte = ptes_.find(page_of(addr));
-  if (pte != ptes_.end()) {
-    Pte& entry = pte->second;
-    // Already the device's own: the VMA permits a write, so the entry may carry one,
-    // unless it is a coherent page that fork() shares: a write copies that one.
-    const bool own = device != nullptr && (entry.device == device || entry.exclusive == device);
-    if (own && (!write || entry.writable || !entry.coherent)) {
-      if (write) entry.writable = true;
-      return entry;
+  {
+    MutexLock l(ptl_);
+    auto pte = ptes_.find(page_of(addr));
+    if (pte != ptes_.end()) {
+      Pte& entry = pte->second;
+      // Already the device's own: the VMA permits a write, so the entry may carry one,
+      // unless it is a coherent page that fork() shares: a write copies that one.
+      const bool own = device != nullptr && (entry.device == device || entry.exclusive == device);
+      if (own && (!write || entry.writable || !entry.coherent)) {
+        if (write) entry.writable = true;
+        return entry;
+      }
+      if (cpu_reachable(entry) && (!write || entry.writable)) return entry;  // ready as it is
     }
-    if (cpu_reachable(entry) && (!write || entry.writable)) return entry;  // ready as it is
   }
   ++faulted;
-  absl::StatusOr<Pte*> entry = fault_locked(addr, write);
-  if (!entry.ok()) return entry.status();
-  return **entry;
+  PageEntry out;
+  if (absl::Status s = fault_locked(addr, write, [&](Pte& e) { out = e; }); !s.ok()) return s;
+  return out;
 }
 
 absl::Status AddressSpace::check_access(std::uint64_t addr, std::uint64_t length,
@@ -55,7 +58,7 @@ absl::Status AddressSpace::check_access(std::uint64_t addr, std::uint64_t length
   if (absl::Status s = internal::check_page_range("check_access", addr, length); !s.ok()) {
     return s;
   }
-  MutexLock l(mmap_mu_);
+  ReadLock l(mmap_mu_);
   if (absl::Status s = check_alive_locked(write ? "write" : "read"); !s.ok()) return s;
   for (std::uint64_t at = addr; at < addr + length;) {
     auto vma = find_vma_locked(at);
@@ -67,7 +70,8 @@ absl::Status AddressSpace::check_access(std::uint64_t addr, std::uint64_t length
 }
 
 absl::StatusOr<PageEntry> AddressSpace::lookup(std::uint64_t addr) const {
-  MutexLock l(mmap_mu_);
+  ReadLock l(mmap_mu_);
+  MutexLock p(ptl_);
   return lookup_locked(addr);
 }
 
@@ -75,7 +79,8 @@ std::vector<absl::StatusOr<PageEntry>> AddressSpace::lookup_range(std::uint64_t 
                                                                   std::uint64_t pages) const {
   std::vector<absl::StatusOr<PageEntry>> out;
   out.reserve(pages);
-  MutexLock l(mmap_mu_);
+  ReadLock l(mmap_mu_);
+  MutexLock p(ptl_);  // one instant for the whole range: no fault's change is seen half done
   for (std::uint64_t i = 0; i < pages; ++i) out.push_back(lookup_locked(addr + i * kPageSize));
   return out;
 }
@@ -92,8 +97,8 @@ absl::StatusOr<PageEntry> AddressSpace::lookup_locked(std::uint64_t addr) const 
 }
 
 void AddressSpace::evict_device(const void* device) {
-  MutexLock l(mmap_mu_);
-  for (auto& [page, entry] : ptes_) {
+  WriteLock l(mmap_mu_);
+  for (auto& [page, entry] : ptes_for_writer()) {
     if (entry.device == device || entry.exclusive == device) restore_for_cpu_locked(page, entry);
   }
 }
@@ -130,14 +135,14 @@ absl::Status AddressSpace::check_device_change_locked(DeviceChange change, std::
     if (prot == Prot::kNone || (change == DeviceChange::kExclusive && prot != Prot::kReadWrite)) {
       return absl::PermissionDeniedError(absl::StrCat("protection forbids it at ", page));
     }
-    auto pte = ptes_.find(page);
+    auto pte = ptes_for_writer().find(page);
     if (change == DeviceChange::kToDevice && vma->second.kind == MapKind::kFilePrivate &&
-        (pte == ptes_.end() || pte->second.page_cache)) {
+        (pte == ptes_for_writer().end() || pte->second.page_cache)) {
       return absl::FailedPreconditionError(
           absl::StrCat("page ", page, " is the file's: only anonymous private pages move"));
     }
-    if (change == DeviceChange::kToDevice && pte != ptes_.end() && pte->second.device != nullptr &&
-        pte->second.device != device) {
+    if (change == DeviceChange::kToDevice && pte != ptes_for_writer().end() &&
+        pte->second.device != nullptr && pte->second.device != device) {
       return absl::FailedPreconditionError(absl::StrCat("page ", page, " is on another device"));
     }
   }
@@ -150,30 +155,31 @@ absl::Status AddressSpace::device_change(DeviceChange change, std::uint64_t addr
   if (absl::Status s = internal::check_page_range("migrate", addr, length); !s.ok()) return s;
   ITN_CHECK(device != nullptr, "a device change needs the device that makes it");
   const std::uint64_t end = addr + length;
-  MutexLock l(mmap_mu_);
+  WriteLock l(mmap_mu_);
   if (absl::Status s = check_device_change_locked(change, addr, end, device); !s.ok()) return s;
   if (change == DeviceChange::kExclusive) {
     // Like the kernel's get_user_pages: present and writable first (may break CoW), and
     // in system RAM (a coherent device page comes back too).
     for (std::uint64_t page = addr; page < end; page += kPageSize) {
-      auto pte = ptes_.find(page);
-      if (pte != ptes_.end() && pte->second.device != nullptr) {
+      auto pte = ptes_for_writer().find(page);
+      if (pte != ptes_for_writer().end() && pte->second.device != nullptr) {
         restore_for_cpu_locked(page, pte->second);
       }
-      ITN_CHECK_OK(fault_locked(page, /*write=*/true), "checked writable above");
+      ITN_CHECK_OK(fault_locked(page, /*write=*/true, [](Pte&) {}), "checked writable above");
     }
   }
+  Ptes& ptes = ptes_for_writer();
   const Event event = change == DeviceChange::kExclusive ? Event::kExclusive : Event::kMigrate;
   Invalidation invalidation(*domain_, addr, end, event, device);
   for (std::uint64_t page = addr; page < end; page += kPageSize) {
     // Only a migration to the device creates entries (absent pages arrive zero-filled);
     // the other changes touch entries that exist (exclusive access faulted them in above).
-    auto existing = ptes_.find(page);
+    auto existing = ptes.find(page);
     if (change == DeviceChange::kToSystem &&
-        (existing == ptes_.end() || existing->second.device != device)) {
+        (existing == ptes.end() || existing->second.device != device)) {
       continue;
     }
-    Pte& entry = existing != ptes_.end() ? existing->second : ptes_[page];
+    Pte& entry = existing != ptes.end() ? existing->second : ptes[page];
     const bool writable = find_vma_locked(page)->second.prot == Prot::kReadWrite;
     switch (change) {
       case DeviceChange::kToDevice:

@@ -34,17 +34,17 @@ void AddressSpace::mmput() {
   if (before != 1) return;
   {
     // From here every page table operation fails, so nothing changes behind the release.
-    MutexLock l(mmap_mu_);
+    WriteLock l(mmap_mu_);
     exited_ = true;
   }
   domain_->release();  // kRelease to every device, release() to whole-space notifiers
-  MutexLock l(mmap_mu_);
-  ptes_.clear();  // no invalidation: every subscriber was just told the space is gone
+  WriteLock l(mmap_mu_);
+  ptes_for_writer().clear();  // no invalidation: every subscriber was just told the space is gone
   vmas_.clear();
 }
 
 bool AddressSpace::exited() const {
-  MutexLock l(mmap_mu_);
+  ReadLock l(mmap_mu_);
   return exited_;
 }
 
@@ -56,24 +56,25 @@ absl::Status AddressSpace::check_alive_locked(const char* what) const {
 
 absl::StatusOr<Ref<AddressSpace>> AddressSpace::fork() {
   Ref<AddressSpace> child = make_ref<AddressSpace>();
-  MutexLock l(mmap_mu_);
+  WriteLock l(mmap_mu_);
   if (absl::Status s = check_alive_locked("fork"); !s.ok()) return s;
   // The child gets pages the CPU can reach: private device pages come back, exclusive
   // access ends (coherent device pages stay, and the child gets copies of them).
-  for (auto& [page, entry] : ptes_) {
+  Ptes& ptes = ptes_for_writer();
+  for (auto& [page, entry] : ptes) {
     if (!cpu_reachable(entry)) restore_for_cpu_locked(page, entry);
   }
   for (const auto& [start, vma] : vmas_) {
     if (!is_private(vma.kind)) continue;
-    auto first = ptes_.lower_bound(start);
-    if (first == ptes_.end() || first->first >= vma.end) continue;  // never faulted
+    auto first = ptes.lower_bound(start);
+    if (first == ptes.end() || first->first >= vma.end) continue;  // never faulted
     // Copy-on-write from now on: both sides map the frame read-only.
     Invalidation invalidation(*domain_, start, vma.end, Event::kProtectionPage);
-    for (auto it = first; it != ptes_.end() && it->first < vma.end; ++it) {
+    for (auto it = first; it != ptes.end() && it->first < vma.end; ++it) {
       it->second.writable = false;
     }
   }
-  MutexLock child_lock(child->mmap_mu_);
+  WriteLock child_lock(child->mmap_mu_);
   copy_into_child_locked(*child);
   return child;
 }
@@ -83,7 +84,8 @@ void AddressSpace::copy_into_child_locked(AddressSpace& child) {
   child.next_addr_ = next_addr_;
   for (const auto& [start, vma] : vmas_) {
     if (!is_private(vma.kind)) continue;  // the child faults shared pages in
-    for (auto it = ptes_.lower_bound(start); it != ptes_.end() && it->first < vma.end; ++it) {
+    const Ptes& ptes = ptes_for_writer();
+    for (auto it = ptes.lower_bound(start); it != ptes.end() && it->first < vma.end; ++it) {
       Pte entry = it->second;  // read-only by now
       if (entry.device != nullptr) {
         // A coherent device page: the child's own copy in system RAM, so that no page
@@ -91,7 +93,7 @@ void AddressSpace::copy_into_child_locked(AddressSpace& child) {
         // (close() evicts only the address space it mirrors).
         entry = Pte{make_ref<Frame>(entry.frame->read()), false};
       }
-      child.ptes_.emplace(it->first, std::move(entry));
+      child.ptes_for_writer().emplace(it->first, std::move(entry));
     }
   }
 }

@@ -56,6 +56,12 @@ void on_destroy(const void* mutex) {
   registry().erase(mutex);
 }
 
+bool holds(const void* mutex) {
+  if (!ITN_DEBUG_CHECKS || tl_gone) return false;
+  const std::vector<const void*>& held = tl_held.locks;
+  return std::find(held.begin(), held.end(), mutex) != held.end();
+}
+
 bool holds_lock_taken_in(const void* context) {
   if (!ITN_DEBUG_CHECKS || tl_gone || tl_held.locks.empty()) return false;
   std::lock_guard<std::mutex> g(registry_mu());

@@ -46,10 +46,13 @@ class ContextScope {
   const ContextScope* outer_;
 };
 
-// Called by itn::Mutex in debug builds.
+// Called by itn::Mutex and itn::RwMutex in debug builds.
 void on_acquire(const void* mutex);
 void on_release(const void* mutex);
 void on_destroy(const void* mutex);
+
+// True if the calling thread holds `mutex` (in any mode). Always false in release builds.
+bool holds(const void* mutex);
 
 // True if the calling thread holds a mutex that has been taken inside `context`. Always
 // false in release builds.

@@ -1,6 +1,6 @@
 # Tests of itn::sync (included from sync/CMakeLists.txt when ITN_BUILD_TESTS is on).
 itn_test(sync_test
-  SOURCES check_test.cc mutex_test.cc ref_test.cc sched_hooks_test.cc srcu_test.cc
+  SOURCES check_test.cc mutex_test.cc ref_test.cc rw_mutex_test.cc sched_hooks_test.cc srcu_test.cc
   DEPS itn::sync)
 itn_test(sync_stress_test
   SOURCES ref_stress_test.cc srcu_stress_test.cc
