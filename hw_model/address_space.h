@@ -35,20 +35,23 @@
 // is a separate count: every Ref<AddressSpace> is a "grab" (mmgrab/mmdrop), and notifiers hold a
 // grab of the domain only, never a user.
 //
-// Thread safety: every method may be called from any thread. As in the kernel, faults
-// (cpu_read, cpu_write, fault_range) and lookups hold the mmap lock for reading only, so
-// they run at once, their invalidations included: a page table lock serialises their
-// changes of entries but is never held across an invalidation (a fault looks at the
-// entry, starts the invalidation its change needs, then makes the change only if no
-// concurrent fault made it meanwhile). Everything else holds the mmap lock for writing:
-// mmap, munmap, mprotect, fork, reap, teardown, and also migrations and exclusive access
-// (the kernel runs those under the read side too, with migration entries that make
-// concurrent faults wait; the model has none). Notifier callbacks and MigrateHooks run
-// with the mmap lock held and must not call back into the address space (as in the
-// kernel, where invalidations run under mmap_lock).
-// Lifetime: created with make_ref; users are counted separately (above), starting at one.
-// Memory ordering: the mmap lock orders page table changes; an invalidation's callbacks
-// run before the change it announces, and its end after.
+// Thread safety: every method may be called from any thread. As in the kernel, CPU
+// faults (cpu_read, cpu_write) and lookups hold the mmap lock for reading only, so they
+// run at once, their invalidations included: a page table lock serialises their changes
+// of entries but is never held across an invalidation (a fault looks at the entry,
+// starts the invalidation its change needs, then makes the change only if no concurrent
+// fault made it meanwhile). Everything else holds the mmap lock for writing: mmap,
+// munmap, mprotect, fork, reap, teardown, and, unlike the kernel (which runs them under
+// the read side), device walks (fault_range), migrations and exclusive access. Walks on
+// the read side starved behind a device migrating its own pages in a loop (the stress
+// test MirrorDeviceStressTest.DeviceWritesRacingItsOwnMigrationsAreNeverLost gave up
+// with kAborted every time): that needs a retry rule bounded by time, as the kernel's
+// drivers have, before walks move there. Migrations would need migration entries. Notifier
+// callbacks and MigrateHooks run with the mmap lock held and must not call back into the address
+// space (as in the kernel, where invalidations run under mmap_lock). Lifetime: created with
+// make_ref; users are counted separately (above), starting at one. Memory ordering: the mmap lock
+// orders page table changes; an invalidation's callbacks run before the change it announces, and
+// its end after.
 #ifndef ITN_HW_MODEL_ADDRESS_SPACE_H_
 #define ITN_HW_MODEL_ADDRESS_SPACE_H_
 

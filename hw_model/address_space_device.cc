@@ -18,7 +18,8 @@ absl::StatusOr<AddressSpace::FaultedRange> AddressSpace::fault_range(std::uint64
   FaultedRange out;
   // A hint only: a range past its mapping fails at its first hole.
   out.entries.reserve(std::min<std::uint64_t>(length / kPageSize, 1024));
-  ReadLock l(mmap_mu_);
+  // The write side, unlike the kernel's hmm_range_fault (see the header).
+  WriteLock l(mmap_mu_);
   for (std::uint64_t page = addr; page < addr + length; page += kPageSize) {
     absl::StatusOr<PageEntry> entry = fault_for_device_locked(page, write, device, out.faulted);
     if (!entry.ok()) return entry.status();

@@ -198,7 +198,8 @@ TEST(MirrorDeviceStressTest, DeviceWritesRacingItsOwnMigrationsAreNeverLost) {
   });
   int lost = 0;
   for (std::uint64_t i = 1; i <= 20000 || migrations.load() < 100; ++i) {
-    ASSERT_TRUE(device->write(page, std::vector<std::uint64_t>{i}).ok());
+    const absl::Status written = device->write(page, std::vector<std::uint64_t>{i});
+    ASSERT_TRUE(written.ok()) << written;
     if ((*device->read(page, 1))[0] != i) ++lost;
   }
   stop.store(true);

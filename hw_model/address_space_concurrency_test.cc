@@ -1,0 +1,145 @@
+// Faults hold the mmap lock for reading only: their invalidations run at once, and two
+// faults of one page make one change between them.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <thread>
+
+#include "gtest/gtest.h"
+
+#include "hw_model/address_space.h"
+#include "hw_model/mirror_device.h"
+#include "hw_model/process.h"
+#include "sync/test_util.h"
+
+namespace itn::hw {
+namespace {
+
+using itn::testing::wait_until;
+
+// Holds the first invalidation of `page` in its callback until release(); counts the
+// invalidations that reach it.
+class HoldingNotifier : public IntervalNotifier {
+ public:
+  explicit HoldingNotifier(std::uint64_t page) : page_(page) {}
+  bool invalidate(const Range& r, std::uint64_t seq) override {
+    set_seq(seq);
+    calls.fetch_add(1);
+    if (r.start <= page_ && page_ < r.end && !held_once_.exchange(true)) {
+      holding.store(true);
+      wait_until([&] { return released_.load(); });
+    }
+    return true;
+  }
+  void release() { released_.store(true); }
+  std::atomic<bool> holding{false};
+  std::atomic<int> calls{0};
+
+ private:
+  const std::uint64_t page_;
+  std::atomic<bool> held_once_{false}, released_{false};
+};
+
+// True once `pred` holds; false if it still does not after a generous deadline (a fault
+// serialised behind another would otherwise hang the test instead of failing it).
+template <class Pred>
+bool eventually(Pred pred) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+class AddressSpaceConcurrencyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::uint64_t> a =
+        mm_->mmap(2 * kPageSize, Prot::kReadWrite, MapKind::kAnonPrivate);
+    ASSERT_TRUE(a.ok());
+    a_ = *a;
+    b_ = a_ + kPageSize;
+    ASSERT_EQ(*mm_->cpu_read(a_), 0u);  // both on the zero page: a write breaks CoW
+    ASSERT_EQ(*mm_->cpu_read(b_), 0u);
+    holder_ = make_ref<HoldingNotifier>(a_);
+    ASSERT_TRUE(mm_->notifiers().insert(holder_, Interval::whole_space(), nullptr).ok());
+  }
+  void TearDown() override {
+    holder_->release();
+    ASSERT_TRUE(mm_->notifiers().remove(*holder_).ok());
+  }
+  // Starts a CPU write of `a_` whose copy-on-write invalidation stays in its callback.
+  std::thread held_write(std::uint64_t value) {
+    std::thread t([this, value] { EXPECT_TRUE(mm_->cpu_write(a_, value).ok()); });
+    wait_until([&] { return holder_->holding.load(); });
+    return t;
+  }
+
+  Ref<Process> process_ = make_ref<Process>();
+  Ref<AddressSpace> mm_ = process_->mm_ref();
+  Ref<HoldingNotifier> holder_;
+  std::uint64_t a_ = 0, b_ = 0;
+};
+
+TEST_F(AddressSpaceConcurrencyTest, FaultsOfTwoPagesInvalidateAtOnce) {
+  std::thread first = held_write(1);
+  // The second fault's whole invalidation runs while the first one's callback lasts.
+  std::atomic<bool> second_done{false};
+  std::thread second([&] {
+    EXPECT_TRUE(mm_->cpu_write(b_, 2).ok());
+    second_done.store(true);
+  });
+  EXPECT_TRUE(eventually([&] { return second_done.load(); }))
+      << "a CPU fault waited for another page's invalidation to end";
+  EXPECT_TRUE(holder_->holding.load());
+  holder_->release();
+  first.join();
+  second.join();
+  EXPECT_EQ(*mm_->cpu_read(a_), 1u);
+  EXPECT_EQ(*mm_->cpu_read(b_), 2u);
+}
+
+TEST_F(AddressSpaceConcurrencyTest, TwoFaultsOfOnePageMakeOneCopy) {
+  std::thread first = held_write(1);
+  // The second write breaks copy-on-write itself while the first is held ...
+  ASSERT_TRUE(eventually([&] { return mm_->cpu_write(a_, 2).ok(); }));
+  absl::StatusOr<PageEntry> copy = mm_->lookup(a_);
+  ASSERT_TRUE(copy.ok());
+  ASSERT_TRUE(copy->writable);
+  // ... so the first, once its invalidation ends, finds the page writable and writes into
+  // that copy instead of copying it again.
+  holder_->release();
+  first.join();
+  absl::StatusOr<PageEntry> after = mm_->lookup(a_);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->frame.get(), copy->frame.get()) << "the page was copied twice";
+  EXPECT_EQ(*mm_->cpu_read(a_), 1u);    // the first write landed last
+  EXPECT_EQ(holder_->calls.load(), 2);  // one kClear each; no third
+}
+
+TEST_F(AddressSpaceConcurrencyTest, ADeviceFaultWaitsUntilTheCpuFaultsInvalidationEnds) {
+  absl::StatusOr<Ref<MirrorDevice>> device = MirrorDevice::open(*process_);
+  ASSERT_TRUE(device.ok());
+  std::thread first = held_write(7);
+  // Until the CPU fault's invalidation ends, the device cannot map the page: its fault
+  // waits in read_begin() (it would otherwise map the zero page about to be replaced).
+  const std::uint64_t waits = mm_->notifiers().stats().read_begin_waits;
+  std::atomic<bool> read_done{false};
+  std::thread reader([&] {
+    absl::StatusOr<std::vector<std::uint64_t>> words = (*device)->read(a_, 1);
+    ASSERT_TRUE(words.ok());
+    EXPECT_EQ((*words)[0], 7u);
+    read_done.store(true);
+  });
+  wait_until([&] { return mm_->notifiers().stats().read_begin_waits > waits; });
+  EXPECT_FALSE(read_done.load());
+  holder_->release();
+  first.join();
+  reader.join();
+  EXPECT_TRUE(read_done.load());
+  (*device)->close();
+}
+
+}  // namespace
+}  // namespace itn::hw
