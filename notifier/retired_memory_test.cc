@@ -123,15 +123,25 @@ TEST(NotifierDomainTest, RemovedNotifiersCountUntilTheirGracePeriodEnds) {
   auto domain = make_ref<NotifierDomain>(NotifierDomainOptions{.free_batch_nodes = 1});
   Ref<Sub> n = make_ref<Sub>();
   ASSERT_TRUE(domain->insert(n, Interval::sized(0, kPage), nullptr).ok());
-  // An open invalidation (elsewhere) is a read section: the grace period waits for it.
-  InvalidationToken reader =
-      testing::start_ok(*domain, Range{.start = 100 * kPage, .end = 101 * kPage});
+  // A thread inside a whole-space callback sits in a read section: the grace period of the
+  // removal waits for it. (An invalidation that reaches no notifier holds none.)
+  Holding holder;
+  ASSERT_TRUE(domain->register_notifier(holder).ok());
+  std::thread reader(
+      [&] { testing::invalidate(*domain, Range{.start = 100 * kPage, .end = 101 * kPage}); });
+  wait_until([&] { return holder.inside.load(); });
+  const std::uint64_t before = domain->memory().retired_bytes;
   ASSERT_TRUE(domain->remove(*n).ok());
-  EXPECT_GE(domain->memory().retired_bytes, sizeof(IntervalNotifier))
+  n.reset();  // the domain's pin is now the only one
+  // The erase also retires the tree nodes it copied (two 64-byte nodes here): without the
+  // pinned notifier the growth stays below this bound.
+  EXPECT_GE(domain->memory().retired_bytes - before, sizeof(IntervalNotifier) + 64)
       << "a removed notifier the domain still pins is retired memory";
-  domain->invalidate_range_end(std::move(reader));
+  holder.may_leave.store(true);
+  reader.join();
   domain->barrier();
   EXPECT_EQ(domain->memory().retired_bytes, 0u);
+  ASSERT_TRUE(domain->unregister_notifier(holder).ok());
 }
 
 TEST(NotifierDomainTest, ThePoolGivesChunksBackAfterAChurnEnds) {
