@@ -1,5 +1,6 @@
 #include "hw_model/address_space.h"
 
+#include <iterator>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -51,6 +52,7 @@ AddressSpace::VmaMap::const_iterator AddressSpace::find_vma_locked(std::uint64_t
 void AddressSpace::split_locked(std::uint64_t addr) {
   auto it = find_vma_locked(addr);
   if (it == vmas_.end() || it->first == addr) return;
+  if (addr != huge_page_of(addr)) split_huge_page_locked(huge_page_of(addr));
   Vma tail = it->second;
   tail.file_offset += addr - it->first;
   it->second.end = addr;
@@ -69,6 +71,8 @@ bool AddressSpace::fully_mapped_locked(std::uint64_t start, std::uint64_t end) {
 AddressSpace::Invalidation::Invalidation(NotifierDomain& domain, std::uint64_t start,
                                          std::uint64_t end, Event event, const void* owner)
     : domain_(domain),
+      start_(start),
+      end_(end),
       event_(event),
       token_(domain.invalidate_range_start(
           Range{.start = start, .end = end, .event = event, .owner = owner})) {
@@ -82,11 +86,11 @@ absl::Status AddressSpace::munmap(std::uint64_t addr, std::uint64_t length) {
   const std::uint64_t end = addr + length;
   WriteLock l(mmap_mu_);
   if (absl::Status s = check_alive_locked("munmap"); !s.ok()) return s;
+  split_locked(addr);  // first: a huge page cut in two splits under its own invalidation
+  split_locked(end);
   Invalidation invalidation(*domain_, addr, end, Event::kUnmap);
   Ptes& ptes = ptes_for_writer();
   ptes.erase(ptes.lower_bound(addr), ptes.lower_bound(end));
-  split_locked(addr);
-  split_locked(end);
   vmas_.erase(vmas_.lower_bound(addr), vmas_.lower_bound(end));
   return absl::OkStatus();
 }
@@ -100,9 +104,9 @@ absl::Status AddressSpace::mprotect(std::uint64_t addr, std::uint64_t length, Pr
     return absl::NotFoundError(
         absl::StrCat("mprotect: [", addr, ", ", end, ") has unmapped pages"));
   }
-  Invalidation invalidation(*domain_, addr, end, Event::kProtectionVma);
   split_locked(addr);
   split_locked(end);
+  Invalidation invalidation(*domain_, addr, end, Event::kProtectionVma);
   for (auto it = vmas_.lower_bound(addr); it != vmas_.end() && it->first < end; ++it) {
     it->second.prot = prot;
   }
@@ -113,6 +117,38 @@ absl::Status AddressSpace::mprotect(std::uint64_t addr, std::uint64_t length, Pr
     if (prot != Prot::kReadWrite) it->second.writable = false;
   }
   return absl::OkStatus();
+}
+
+absl::Status AddressSpace::madvise(std::uint64_t addr, std::uint64_t length, Advice advice) {
+  if (absl::Status s = check_page_range("madvise", addr, length); !s.ok()) return s;
+  const std::uint64_t end = addr + length;
+  WriteLock l(mmap_mu_);
+  if (absl::Status s = check_alive_locked("madvise"); !s.ok()) return s;
+  if (!fully_mapped_locked(addr, end)) {
+    return absl::NotFoundError(absl::StrCat("madvise: [", addr, ", ", end, ") has unmapped pages"));
+  }
+  split_locked(addr);
+  split_locked(end);
+  for (auto it = vmas_.lower_bound(addr); it != vmas_.end() && it->first < end; ++it) {
+    it->second.huge_pages = advice == Advice::kHugePage;
+  }
+  return absl::OkStatus();
+}
+
+void AddressSpace::split_huge_page_locked(std::uint64_t block) {
+  Ptes& ptes = ptes_for_writer();
+  auto first = ptes.find(block);
+  if (first == ptes.end() || !first->second.huge) return;
+  Invalidation invalidation(*domain_, block, block + kHugePageSize, Event::kClear);
+  for (auto it = first; it != ptes.end() && it->first < block + kHugePageSize; ++it) {
+    it->second.huge = false;
+  }
+}
+
+void AddressSpace::split_huge_pages_locked(std::uint64_t start, std::uint64_t end) {
+  for (std::uint64_t block = huge_page_of(start); block < end; block += kHugePageSize) {
+    split_huge_page_locked(block);
+  }
 }
 
 absl::StatusOr<std::uint64_t> AddressSpace::reap() {
@@ -167,6 +203,34 @@ AddressSpace::Pte AddressSpace::fresh_entry_locked(VmaMap::const_iterator vma, s
   return Pte{.frame = std::move(cached), .page_cache = true};
 }
 
+bool AddressSpace::maps_huge_page_locked(VmaMap::const_iterator vma, std::uint64_t page) const {
+  const Vma& v = vma->second;
+  const std::uint64_t block = huge_page_of(page);
+  if (v.kind != MapKind::kAnonPrivate || !v.huge_pages || block < vma->first ||
+      block + kHugePageSize > v.end) {
+    return false;
+  }
+  auto first = ptes_.lower_bound(block);
+  return first == ptes_.end() || first->first >= block + kHugePageSize;  // nothing mapped yet
+}
+
+void AddressSpace::map_huge_page_locked(std::uint64_t block, bool write) {
+  auto hint = ptes_.lower_bound(block);
+  for (std::uint64_t page = block; page < block + kHugePageSize; page += kPageSize) {
+    Pte entry = write ? Pte{.frame = make_ref<Frame>(0), .writable = true}
+                      : Pte{.frame = zero_page_, .zero_page = true};  // the huge zero page
+    entry.huge = true;
+    hint = std::next(ptes_.emplace_hint(hint, page, std::move(entry)));
+  }
+}
+
+void AddressSpace::copy_huge_page_locked(std::uint64_t block) {
+  for (auto it = ptes_.find(block); it != ptes_.end() && it->first < block + kHugePageSize; ++it) {
+    it->second =
+        Pte{.frame = make_ref<Frame>(it->second.frame->read()), .writable = true, .huge = true};
+  }
+}
+
 std::optional<Event> AddressSpace::cpu_fault_change(const Pte& entry, bool write,
                                                     bool private_vma) {
   if (!cpu_reachable(entry)) return entry.device != nullptr ? Event::kMigrate : Event::kExclusive;
@@ -207,12 +271,18 @@ absl::Status AddressSpace::fault_locked(std::uint64_t addr, bool write,
   std::optional<Invalidation> invalidation;
   for (;;) {
     std::optional<Event> change;
+    std::uint64_t start = 0, end = 0;  // the range `change` invalidates
     {
       MutexLock l(ptl_);
       auto pte = ptes_.find(page);
       if (pte == ptes_.end()) {
         // Nothing to invalidate: no device can hold a copy of an absent entry.
-        use(ptes_.emplace(page, fresh_entry_locked(*vma, page, write)).first->second);
+        if (maps_huge_page_locked(*vma, page)) {
+          map_huge_page_locked(huge_page_of(page), write);
+          use(ptes_.at(page));
+        } else {
+          use(ptes_.emplace(page, fresh_entry_locked(*vma, page, write)).first->second);
+        }
         return absl::OkStatus();
       }
       Pte& entry = pte->second;
@@ -222,13 +292,23 @@ absl::Status AddressSpace::fault_locked(std::uint64_t addr, bool write,
         use(entry);
         return absl::OkStatus();
       }
-      if (invalidation && invalidation->event() == *change) {
-        apply_cpu_fault_change(entry, *change);
+      // A huge page changes as a whole (only copy-on-write reaches one: device memory and
+      // exclusive access hold small pages).
+      start = entry.huge ? huge_page_of(page) : page;
+      end = entry.huge ? start + kHugePageSize : page + kPageSize;
+      if (invalidation && invalidation->event() == *change && invalidation->start() == start &&
+          invalidation->end() == end) {
+        if (entry.huge) {
+          ITN_DCHECK(*change == Event::kClear, "a huge page is only ever copied on write");
+          copy_huge_page_locked(start);
+        } else {
+          apply_cpu_fault_change(entry, *change);
+        }
         continue;  // a write to a page just brought back may need a copy too
       }
     }
     invalidation.reset();
-    invalidation.emplace(*domain_, page, page + kPageSize, *change);
+    invalidation.emplace(*domain_, start, end, *change);
   }
 }
 

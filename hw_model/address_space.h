@@ -17,6 +17,9 @@
 //                                   kMigrate, owner = null (every device drops it); a
 //                                   coherent device page is used where it is
 //   make_exclusive                  kExclusive, owner = the device
+//   splitting a huge page           kClear over its 2 MiB (see below)
+//   write fault on a read-only huge page (the huge zero page, copy-on-write)
+//                                   kClear over its 2 MiB, then 512 fresh frames
 //   CPU touch of an exclusive page  kExclusive, owner = null (the device loses it)
 //   reap (the OOM reaper)           kUnmap over each private VMA, not blockable
 //   last mmput                      the domain's release(): kRelease over everything
@@ -28,6 +31,17 @@
 // and file-backed shared (frames come from a File shared by every mapping of it; an
 // anonymous shared mapping gets a File of its own, shared with children after fork), and
 // file-backed private (the File's frames read-only, a copy on the first write).
+//
+// Transparent huge pages (the kernel's THP in its "madvise" mode): in an anonymous private
+// mapping advised with madvise(kHugePage), the first fault of a page whose aligned 2 MiB
+// block lies inside the VMA and holds no entry yet maps the whole block at once, as one
+// PMD entry would: a read maps the huge zero page, a write 512 fresh frames; their
+// PageEntry::huge is set. The 512 entries of a huge page change together: a write to a
+// read-only one copies the whole block (still huge). Anything that would treat part of it
+// differently splits it first into 512 small pages (one kClear over the block, as the
+// kernel's split_huge_pmd): munmap, mprotect or madvise of part of the block (the VMA
+// splits inside it), and, for now, every migration or exclusive access that reaches it
+// (device memory holds small pages only).
 //
 // Users and memory (the split SVA's exit ordering needs, R6): mmget_not_zero()/mmput() count users
 // of the address space (processes, device walks); the last mmput tears it down (domain release,
@@ -80,6 +94,10 @@ enum class Prot : std::uint8_t { kNone, kRead, kReadWrite };
 // which copies the page (from then on an anonymous page of this address space).
 enum class MapKind : std::uint8_t { kAnonPrivate, kAnonShared, kFileShared, kFilePrivate };
 
+// madvise() hints: whether later faults may map transparent huge pages (MADV_HUGEPAGE,
+// MADV_NOHUGEPAGE). Neither changes a page already mapped.
+enum class Advice : std::uint8_t { kHugePage, kNoHugePage };
+
 // Writes stay in this address space (copy-on-write), as opposed to reaching a File.
 inline bool is_private(MapKind kind) {
   return kind == MapKind::kAnonPrivate || kind == MapKind::kFilePrivate;
@@ -94,6 +112,7 @@ struct PageEntry {
   bool coherent = false;            // ... which the CPU maps directly (device-coherent)
   bool page_cache = false;          // a file's page mapped by a private mapping (read-only)
   const void* exclusive = nullptr;  // this device holds exclusive access
+  bool huge = false;                // one page of a transparent huge page (a PMD mapping)
 };
 
 // Called for each page a device-initiated change moved to `entry`, inside the change's
@@ -137,6 +156,15 @@ class AddressSpace : public RefCounted {
   // Errors (nothing changes): kInvalidArgument for an unaligned or empty range, kNotFound
   // if part of it is unmapped; kFailedPrecondition after teardown.
   [[nodiscard]] absl::Status mprotect(std::uint64_t addr, std::uint64_t length, Prot prot)
+      ABSL_LOCKS_EXCLUDED(mmap_mu_);
+
+  // AddressSpace::madvise()
+  //
+  // Sets the hint of [addr, addr + length), which must be fully mapped, splitting VMAs
+  // (and a huge page the new VMA boundary cuts).
+  // Errors (nothing changes): kInvalidArgument for an unaligned or empty range, kNotFound
+  // if part of it is unmapped; kFailedPrecondition after teardown.
+  [[nodiscard]] absl::Status madvise(std::uint64_t addr, std::uint64_t length, Advice advice)
       ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
   // AddressSpace::cpu_read() / cpu_write()
@@ -277,6 +305,7 @@ class AddressSpace : public RefCounted {
     MapKind kind;
     Ref<File> file;
     std::uint64_t file_offset;  // of the VMA's start
+    bool huge_pages = false;    // madvise(kHugePage): faults may map huge pages
   };
   using Pte = PageEntry;
   using VmaMap = std::map<std::uint64_t, Vma>;
@@ -298,6 +327,20 @@ class AddressSpace : public RefCounted {
   // The entry of a page that was never touched, as the fault of `addr` in `vma` makes it.
   Pte fresh_entry_locked(VmaMap::const_iterator vma, std::uint64_t page, bool write) const
       ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_);
+  // True if a fault of `page` maps the whole huge page around it (see the header).
+  bool maps_huge_page_locked(VmaMap::const_iterator vma, std::uint64_t page) const
+      ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ptl_);
+  // Maps the huge page at `block` (absent so far) for a read (the huge zero page) or write.
+  void map_huge_page_locked(std::uint64_t block, bool write) ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ptl_);
+  // A write fault's copy of the read-only huge page at `block`: 512 fresh writable frames.
+  void copy_huge_page_locked(std::uint64_t block) ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ptl_);
+  // Splits the huge page at `block`, if there is one, into small pages (kClear over it).
+  void split_huge_page_locked(std::uint64_t block) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
+  // Splits every huge page that [start, end) reaches.
+  void split_huge_pages_locked(std::uint64_t start, std::uint64_t end)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   // OK if `vma` (that of `addr`, or the end: none) permits the access.
   [[nodiscard]] absl::Status permits_locked(VmaMap::const_iterator vma, std::uint64_t addr,
                                             bool write) const ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_);
@@ -332,7 +375,8 @@ class AddressSpace : public RefCounted {
   VmaMap::iterator find_vma_locked(std::uint64_t addr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   VmaMap::const_iterator find_vma_locked(std::uint64_t addr) const
       ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_);
-  // Splits the VMA that strictly contains `addr`, if any, so that a VMA starts there.
+  // Splits the VMA that strictly contains `addr`, if any, so that a VMA starts there (and
+  // the huge page `addr` cuts, if any).
   void split_locked(std::uint64_t addr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   bool fully_mapped_locked(std::uint64_t start, std::uint64_t end)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
@@ -348,9 +392,12 @@ class AddressSpace : public RefCounted {
     Invalidation(const Invalidation&) = delete;
     Invalidation& operator=(const Invalidation&) = delete;
     Event event() const { return event_; }
+    std::uint64_t start() const { return start_; }
+    std::uint64_t end() const { return end_; }
 
    private:
     NotifierDomain& domain_;
+    const std::uint64_t start_, end_;
     const Event event_;
     absl::StatusOr<InvalidationToken> token_;
   };

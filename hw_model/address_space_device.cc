@@ -158,6 +158,8 @@ absl::Status AddressSpace::device_change(DeviceChange change, std::uint64_t addr
   const std::uint64_t end = addr + length;
   WriteLock l(mmap_mu_);
   if (absl::Status s = check_device_change_locked(change, addr, end, device); !s.ok()) return s;
+  // Device memory holds small pages only: a huge page the change reaches splits first.
+  if (change != DeviceChange::kToSystem) split_huge_pages_locked(addr, end);
   if (change == DeviceChange::kExclusive) {
     // Like the kernel's get_user_pages: present and writable first (may break CoW), and
     // in system RAM (a coherent device page comes back too).

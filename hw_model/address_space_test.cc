@@ -5,31 +5,12 @@
 
 #include "gtest/gtest.h"
 
+#include "hw_model/testing/invalidation_recorder.h"
+
 namespace itn::hw {
 namespace {
 
-// Records every invalidation the address space announces.
-class Recorder : public IntervalNotifier {
- public:
-  struct Call {
-    Event event;
-    std::uint64_t start, end;
-    const void* owner = nullptr;
-    bool operator==(const Call&) const = default;
-  };
-  bool invalidate(const Range& r, std::uint64_t seq) override {
-    MutexLock l(mu);
-    set_seq(seq);
-    calls.push_back({r.event, r.start, r.end, r.owner});
-    return true;
-  }
-  std::vector<Call> take() {
-    MutexLock l(mu);
-    return std::exchange(calls, {});
-  }
-  Mutex mu;
-  std::vector<Call> calls ABSL_GUARDED_BY(mu);
-};
+using Recorder = testing::InvalidationRecorder;
 
 class AddressSpaceTest : public ::testing::Test {
  protected:

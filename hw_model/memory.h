@@ -30,6 +30,11 @@ inline constexpr std::uint64_t kPageSize = 4096;
 
 inline std::uint64_t page_of(std::uint64_t addr) { return addr & ~(kPageSize - 1); }
 
+// A transparent huge page: 512 pages mapped by one PMD entry, aligned to its size.
+inline constexpr std::uint64_t kHugePageSize = 512 * kPageSize;
+
+inline std::uint64_t huge_page_of(std::uint64_t addr) { return addr & ~(kHugePageSize - 1); }
+
 // The two kinds of device memory (the kernel's MEMORY_DEVICE_PRIVATE and
 // MEMORY_DEVICE_COHERENT). A CPU access to a private device page migrates it back to
 // system RAM first; the CPU maps a coherent device page directly, so it stays on the

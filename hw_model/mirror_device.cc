@@ -276,7 +276,8 @@ std::vector<PageSnapshot> MirrorDevice::snapshot(std::uint64_t addr, std::uint64
       out.push_back(PageSnapshot::kError);
       continue;
     }
-    const PageSnapshot access = e->writable ? PageSnapshot::kWrite : PageSnapshot::kRead;
+    const PageSnapshot access = (e->writable ? PageSnapshot::kWrite : PageSnapshot::kRead) |
+                                (e->huge ? PageSnapshot::kPmd : PageSnapshot::kNone);
     if (e->device != nullptr && e->coherent) {
       out.push_back((e->device == this ? PageSnapshot::kDeviceCoherentLocal
                                        : PageSnapshot::kDeviceCoherentRemote) |
@@ -286,7 +287,7 @@ std::vector<PageSnapshot> MirrorDevice::snapshot(std::uint64_t addr, std::uint64
     } else if (e->device != nullptr || !e->frame) {
       out.push_back(PageSnapshot::kNone);
     } else if (e->zero_page) {
-      out.push_back(PageSnapshot::kZero | PageSnapshot::kRead);
+      out.push_back(PageSnapshot::kZero | access);
     } else {
       out.push_back(access);
     }

@@ -72,6 +72,7 @@ enum class PageSnapshot : std::uint8_t {
   kNone = 0x00,                  // mapped, nothing present (see snapshot())
   kRead = 0x01,                  // present, read-only
   kWrite = 0x02,                 // present, writable
+  kPmd = 0x04,                   // part of a huge page (mapped by one PMD entry)
   kZero = 0x10,                  // the shared zero page (with kRead)
   kDevicePrivateLocal = 0x20,    // in this device's private memory
   kDeviceCoherentLocal = 0x40,   // in this device's coherent memory
