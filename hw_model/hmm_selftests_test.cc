@@ -19,7 +19,7 @@
 //     keeps them on the device, copy-on-write in both processes); coherent device pages
 //     stay in the parent and the child gets copies in system RAM (the kernel shares
 //     them copy-on-write).
-// Not here yet, for want of the concepts they test: anon_write_huge, anon_write_hugetlbfs,
+// Not here yet, for want of the concepts they test: anon_write_hugetlbfs,
 // mixedmap, compound, hmm_gup_test, migrate_anon_huge_free,
 // migrate_remap_fault, migrate_anon_huge_err, migrate_anon_huge_zero_err, and the huge-page
 // halves of anon_write_child, migrate_anon_huge_empty, migrate_anon_huge_zero,
@@ -55,7 +55,7 @@ using ::testing::ElementsAre;
 
 constexpr std::uint64_t kPage = kPageSize;
 constexpr std::uint64_t kNpages = 1024;   // HMM_BUFFER_SIZE / 4 KiB
-constexpr std::uint64_t kPmdPages = 512;  // one 2 MiB PMD of 4 KiB pages
+constexpr std::uint64_t kPmdPages = kHugePageSize / kPageSize;  // one 2 MiB PMD of 4 KiB pages
 constexpr int kNtimes = 10;
 constexpr PageSnapshot R = PageSnapshot::kRead;
 constexpr PageSnapshot W = PageSnapshot::kWrite;
@@ -88,6 +88,14 @@ class Hmm : public ::testing::TestWithParam<DeviceMemory> {
     absl::StatusOr<std::uint64_t> addr = mm.mmap(pages * kPage, prot, kind, std::move(file));
     ITN_CHECK_OK(addr, "mmap in a test");
     return *addr;
+  }
+  // As the kernel's THP tests do: two huge pages' worth mapped, and the aligned huge page
+  // inside it advised for transparent huge pages.
+  std::uint64_t map_huge() {
+    const std::uint64_t buf = map(2 * kPmdPages);
+    const std::uint64_t block = huge_page_of(buf + kHugePageSize - 1);
+    ITN_CHECK_OK(mm.madvise(block, kHugePageSize, Advice::kHugePage), "madvise in a test");
+    return block;
   }
   // The CPU writes word i + plus into page i of [buf, buf + pages).
   void cpu_fill(AddressSpace& space, std::uint64_t buf, std::uint64_t pages,
@@ -172,6 +180,16 @@ TEST_P(Hmm, anon_write) {
   EXPECT_EQ(faults_of(*device, [&] { s = device->write(buf, pattern(kNpages)); }), 1u);
   ASSERT_TRUE(s.ok()) << s;
   EXPECT_EQ(cpu_words(mm, buf, kNpages), pattern(kNpages));
+}
+
+// A device write to an advised block faults it in once, as one huge page of fresh frames.
+TEST_P(Hmm, anon_write_huge) {
+  const std::uint64_t buf = map_huge();
+  absl::Status s;
+  EXPECT_EQ(faults_of(*device, [&] { s = device->write(buf, pattern(kPmdPages)); }), 1u);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_THAT(device->snapshot(buf, kPmdPages), Each(W | PageSnapshot::kPmd));
+  EXPECT_EQ(cpu_words(mm, buf, kPmdPages), pattern(kPmdPages));
 }
 
 TEST_P(Hmm, anon_write_prot) {

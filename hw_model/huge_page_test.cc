@@ -25,13 +25,21 @@ class HugePageTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_TRUE(mm_->notifiers().insert(recorder_, Interval::whole_space(), nullptr).ok());
   }
-  void TearDown() override { ASSERT_TRUE(mm_->notifiers().remove(*recorder_).ok()); }
+  // Whatever a test did, each block it mapped holds a whole huge page or none of one.
+  void TearDown() override {
+    for (const std::uint64_t block : blocks_) {
+      const std::uint64_t huge = huge_entries(block);
+      EXPECT_TRUE(huge == 0 || huge == kHugePages) << huge << " huge entries in one block";
+    }
+    ASSERT_TRUE(mm_->notifiers().remove(*recorder_).ok());
+  }
 
   // As the kernel's tests do: two huge pages' worth mapped, the aligned block inside it
   // returned (advised kHugePage if `advise`).
   std::uint64_t map_block(bool advise = true, Prot prot = Prot::kReadWrite) {
     const std::uint64_t addr = *mm_->mmap(2 * kHugePageSize, prot, MapKind::kAnonPrivate);
     const std::uint64_t block = huge_page_of(addr + kHugePageSize - 1);
+    blocks_.push_back(block);
     if (advise) {
       EXPECT_TRUE(mm_->madvise(block, kHugePageSize, Advice::kHugePage).ok());
     }
@@ -53,6 +61,7 @@ class HugePageTest : public ::testing::Test {
 
   Ref<AddressSpace> mm_ = make_ref<AddressSpace>();
   Ref<Recorder> recorder_ = make_ref<Recorder>();
+  std::vector<std::uint64_t> blocks_;  // what map_block() returned
 };
 
 TEST_F(HugePageTest, AReadOfAnAdvisedBlockMapsTheHugeZeroPageWithoutInvalidating) {
