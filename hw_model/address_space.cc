@@ -145,12 +145,6 @@ void AddressSpace::split_huge_page_locked(std::uint64_t block) {
   }
 }
 
-void AddressSpace::split_huge_pages_locked(std::uint64_t start, std::uint64_t end) {
-  for (std::uint64_t block = huge_page_of(start); block < end; block += kHugePageSize) {
-    split_huge_page_locked(block);
-  }
-}
-
 absl::StatusOr<std::uint64_t> AddressSpace::reap() {
   WriteLock l(mmap_mu_);
   if (absl::Status s = check_alive_locked("reap"); !s.ok()) return s;
@@ -204,12 +198,8 @@ AddressSpace::Pte AddressSpace::fresh_entry_locked(VmaMap::const_iterator vma, s
 }
 
 bool AddressSpace::maps_huge_page_locked(VmaMap::const_iterator vma, std::uint64_t page) const {
-  const Vma& v = vma->second;
   const std::uint64_t block = huge_page_of(page);
-  if (v.kind != MapKind::kAnonPrivate || !v.huge_pages || block < vma->first ||
-      block + kHugePageSize > v.end) {
-    return false;
-  }
+  if (!fits_huge_page(*vma, block)) return false;
   auto first = ptes_.lower_bound(block);
   return first == ptes_.end() || first->first >= block + kHugePageSize;  // nothing mapped yet
 }
@@ -224,10 +214,24 @@ void AddressSpace::map_huge_page_locked(std::uint64_t block, bool write) {
   }
 }
 
-void AddressSpace::copy_huge_page_locked(std::uint64_t block) {
-  for (auto it = ptes_.find(block); it != ptes_.end() && it->first < block + kHugePageSize; ++it) {
-    it->second =
-        Pte{.frame = make_ref<Frame>(it->second.frame->read()), .writable = true, .huge = true};
+void AddressSpace::make_writable_locked(std::uint64_t page) {
+  auto it = ptes_.find(page);
+  if (!it->second.huge) {
+    it->second.writable = true;
+    return;
+  }
+  const std::uint64_t block = huge_page_of(page);  // one writable bit for the whole PMD
+  for (it = ptes_.find(block); it != ptes_.end() && it->first < block + kHugePageSize; ++it) {
+    it->second.writable = true;
+  }
+}
+
+void AddressSpace::change_huge_page(Ptes& ptes, std::uint64_t block, Event change) {
+  ITN_DCHECK(change == Event::kClear || change == Event::kMigrate,
+             "a huge page is copied or brought back whole; exclusive access splits it first");
+  for (auto it = ptes.find(block); it != ptes.end() && it->first < block + kHugePageSize; ++it) {
+    apply_cpu_fault_change(it->second, change);
+    it->second.huge = true;
   }
 }
 
@@ -288,19 +292,19 @@ absl::Status AddressSpace::fault_locked(std::uint64_t addr, bool write,
       Pte& entry = pte->second;
       change = cpu_fault_change(entry, write, private_vma);
       if (!change) {
-        if (write) entry.writable = true;  // a shared page: same frame, no copy goes stale
+        if (write && !entry.writable) {
+          make_writable_locked(page);  // a shared page: same frame, no copy goes stale
+        }
         use(entry);
         return absl::OkStatus();
       }
-      // A huge page changes as a whole (only copy-on-write reaches one: device memory and
-      // exclusive access hold small pages).
+      // A huge page changes as a whole.
       start = entry.huge ? huge_page_of(page) : page;
       end = entry.huge ? start + kHugePageSize : page + kPageSize;
       if (invalidation && invalidation->event() == *change && invalidation->start() == start &&
           invalidation->end() == end) {
         if (entry.huge) {
-          ITN_DCHECK(*change == Event::kClear, "a huge page is only ever copied on write");
-          copy_huge_page_locked(start);
+          change_huge_page(ptes_, start, *change);
         } else {
           apply_cpu_fault_change(entry, *change);
         }
@@ -315,6 +319,12 @@ absl::Status AddressSpace::fault_locked(std::uint64_t addr, bool write,
 void AddressSpace::restore_for_cpu_locked(std::uint64_t page, Pte& entry) {
   // A coherent device page too (the device goes away, or exclusive access needs RAM).
   const Event change = entry.device != nullptr ? Event::kMigrate : Event::kExclusive;
+  if (entry.huge) {  // the whole block comes back (later pages of it need nothing more)
+    const std::uint64_t block = huge_page_of(page);
+    Invalidation invalidation(*domain_, block, block + kHugePageSize, change);
+    change_huge_page(ptes_for_writer(), block, change);
+    return;
+  }
   Invalidation invalidation(*domain_, page, page + kPageSize, change);
   apply_cpu_fault_change(entry, change);
 }

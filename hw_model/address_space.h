@@ -37,11 +37,14 @@
 // block lies inside the VMA and holds no entry yet maps the whole block at once, as one
 // PMD entry would: a read maps the huge zero page, a write 512 fresh frames; their
 // PageEntry::huge is set. The 512 entries of a huge page change together: a write to a
-// read-only one copies the whole block (still huge). Anything that would treat part of it
-// differently splits it first into 512 small pages (one kClear over the block, as the
-// kernel's split_huge_pmd): munmap, mprotect or madvise of part of the block (the VMA
-// splits inside it), and, for now, every migration or exclusive access that reaches it
-// (device memory holds small pages only).
+// read-only one copies the whole block (still huge), and a CPU touch of a private device
+// huge page brings the whole block back. A migration moves a block it covers whole as one
+// huge page, if the HugeAllocator gives it one: to the device, a huge page (or the huge
+// zero page, or nothing yet, in an advised VMA); back, a huge page in device memory.
+// Anything that would treat part of a huge page differently splits it first into 512
+// small pages (one kClear over the block, as the kernel's split_huge_pmd): munmap,
+// mprotect or madvise of part of the block (the VMA splits inside it), a migration that
+// covers part of it or gets no huge page, and exclusive access.
 //
 // Users and memory (the split SVA's exit ordering needs, R6): mmget_not_zero()/mmput() count users
 // of the address space (processes, device walks); the last mmput tears it down (domain release,
@@ -119,6 +122,12 @@ struct PageEntry {
 // invalidation and under the mmap lock, so the device updates its own page table before
 // the invalidation ends (see MirrorDevice for how it treats its own invalidations).
 using MigrateHook = absl::FunctionRef<void(std::uint64_t page, const PageEntry& entry)>;
+
+// Asked once for each huge page a migration would move whole, before anything moves:
+// true if the destination (device memory, or system RAM on the way back) has a huge page
+// for it; false makes the block split and move as 512 small pages.
+using HugeAllocator = absl::FunctionRef<bool()>;
+inline bool huge_pages_available() { return true; }
 
 class AddressSpace : public RefCounted {
  public:
@@ -268,16 +277,19 @@ class AddressSpace : public RefCounted {
   // to system RAM,
   // under one kMigrate invalidation owned by `device`; `hook` sees every moved page, and
   // for a migration to the device also every page of the range that was there already.
+  // Huge pages move whole if `allocate_huge` says so (see the header).
   // Errors (nothing changes): kInvalidArgument for a bad range; kNotFound for a hole;
   // kFailedPrecondition for shared memory or a private file mapping's page that is still
   // the file's (or not there yet), a page on another device, or after teardown;
   // kPermissionDenied for PROT_NONE.
   [[nodiscard]] absl::Status migrate_to_device(std::uint64_t addr, std::uint64_t length,
                                                const void* device, MigrateHook hook,
-                                               DeviceMemory memory = DeviceMemory::kPrivate)
+                                               DeviceMemory memory = DeviceMemory::kPrivate,
+                                               HugeAllocator allocate_huge = huge_pages_available)
       ABSL_LOCKS_EXCLUDED(mmap_mu_);
   [[nodiscard]] absl::Status migrate_to_system(std::uint64_t addr, std::uint64_t length,
-                                               const void* device, MigrateHook hook)
+                                               const void* device, MigrateHook hook,
+                                               HugeAllocator allocate_huge = huge_pages_available)
       ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
   // AddressSpace::evict_device()
@@ -308,6 +320,7 @@ class AddressSpace : public RefCounted {
     bool huge_pages = false;    // madvise(kHugePage): faults may map huge pages
   };
   using Pte = PageEntry;
+  using Ptes = std::map<std::uint64_t, Pte>;  // page address -> entry
   using VmaMap = std::map<std::uint64_t, Vma>;
   enum class DeviceChange : std::uint8_t { kToDevice, kToSystem, kExclusive };
 
@@ -327,19 +340,31 @@ class AddressSpace : public RefCounted {
   // The entry of a page that was never touched, as the fault of `addr` in `vma` makes it.
   Pte fresh_entry_locked(VmaMap::const_iterator vma, std::uint64_t page, bool write) const
       ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_);
+  // True if `vma` is an advised anonymous private mapping holding all of the block at
+  // `block`.
+  static bool fits_huge_page(const VmaMap::value_type& vma, std::uint64_t block) {
+    return vma.second.kind == MapKind::kAnonPrivate && vma.second.huge_pages &&
+           vma.first <= block && block + kHugePageSize <= vma.second.end;
+  }
   // True if a fault of `page` maps the whole huge page around it (see the header).
   bool maps_huge_page_locked(VmaMap::const_iterator vma, std::uint64_t page) const
       ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ptl_);
   // Maps the huge page at `block` (absent so far) for a read (the huge zero page) or write.
   void map_huge_page_locked(std::uint64_t block, bool write) ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(ptl_);
-  // A write fault's copy of the read-only huge page at `block`: 512 fresh writable frames.
-  void copy_huge_page_locked(std::uint64_t block) ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_)
+  // Lets the CPU write the present `page` (and the rest of its huge page) in place.
+  void make_writable_locked(std::uint64_t page) ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(ptl_);
+  // A CPU fault's `change` (kClear: a copy; kMigrate: back from device memory) made to
+  // all 512 entries of the huge page at `block` in `ptes`; it stays huge.
+  static void change_huge_page(Ptes& ptes, std::uint64_t block, Event change);
   // Splits the huge page at `block`, if there is one, into small pages (kClear over it).
   void split_huge_page_locked(std::uint64_t block) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
-  // Splits every huge page that [start, end) reaches.
-  void split_huge_pages_locked(std::uint64_t start, std::uint64_t end)
+  // The blocks of [start, end) that `change` moves as huge pages; splits every other huge
+  // page the range reaches.
+  std::vector<std::uint64_t> plan_huge_pages_locked(DeviceChange change, std::uint64_t start,
+                                                    std::uint64_t end, const void* device,
+                                                    HugeAllocator allocate_huge)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   // OK if `vma` (that of `addr`, or the end: none) permits the access.
   [[nodiscard]] absl::Status permits_locked(VmaMap::const_iterator vma, std::uint64_t addr,
@@ -365,7 +390,8 @@ class AddressSpace : public RefCounted {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   [[nodiscard]] absl::Status device_change(DeviceChange change, std::uint64_t addr,
                                            std::uint64_t length, const void* device,
-                                           MigrateHook hook, DeviceMemory memory)
+                                           MigrateHook hook, DeviceMemory memory,
+                                           HugeAllocator allocate_huge)
       ABSL_LOCKS_EXCLUDED(mmap_mu_);
   [[nodiscard]] absl::Status check_device_change_locked(DeviceChange change, std::uint64_t start,
                                                         std::uint64_t end, const void* device)
@@ -405,8 +431,6 @@ class AddressSpace : public RefCounted {
   const Ref<NotifierDomain> domain_;
   const Ref<Frame> zero_page_;  // shared read-only by every untouched private page
   Atomic<std::uint64_t> users_{1};
-
-  using Ptes = std::map<std::uint64_t, Pte>;  // page address -> entry
 
   // The page table with the mmap lock held for writing. ptl_ is only ever taken with the
   // mmap lock held (for reading, by faults), so the writer owns every entry outright.

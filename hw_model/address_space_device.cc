@@ -42,7 +42,7 @@ absl::StatusOr<PageEntry> AddressSpace::fault_for_device_locked(std::uint64_t ad
       // unless it is a coherent page that fork() shares: a write copies that one.
       const bool own = device != nullptr && (entry.device == device || entry.exclusive == device);
       if (own && (!write || entry.writable || !entry.coherent)) {
-        if (write) entry.writable = true;
+        if (write && !entry.writable) make_writable_locked(page_of(addr));
         return entry;
       }
       if (cpu_reachable(entry) && (!write || entry.writable)) return entry;  // ready as it is
@@ -106,20 +106,50 @@ void AddressSpace::evict_device(const void* device) {
 
 absl::Status AddressSpace::migrate_to_device(std::uint64_t addr, std::uint64_t length,
                                              const void* device, MigrateHook hook,
-                                             DeviceMemory memory) {
-  return device_change(DeviceChange::kToDevice, addr, length, device, hook, memory);
+                                             DeviceMemory memory, HugeAllocator allocate_huge) {
+  return device_change(DeviceChange::kToDevice, addr, length, device, hook, memory, allocate_huge);
 }
 
 absl::Status AddressSpace::migrate_to_system(std::uint64_t addr, std::uint64_t length,
-                                             const void* device, MigrateHook hook) {
+                                             const void* device, MigrateHook hook,
+                                             HugeAllocator allocate_huge) {
   return device_change(DeviceChange::kToSystem, addr, length, device, hook,
-                       DeviceMemory::kPrivate);  // the kind matters only on the way in
+                       DeviceMemory::kPrivate,  // the kind matters only on the way in
+                       allocate_huge);
 }
 
 absl::Status AddressSpace::make_exclusive(std::uint64_t addr, std::uint64_t length,
                                           const void* device, MigrateHook hook) {
-  return device_change(DeviceChange::kExclusive, addr, length, device, hook,
-                       DeviceMemory::kPrivate);
+  return device_change(DeviceChange::kExclusive, addr, length, device, hook, DeviceMemory::kPrivate,
+                       huge_pages_available);
+}
+
+std::vector<std::uint64_t> AddressSpace::plan_huge_pages_locked(DeviceChange change,
+                                                                std::uint64_t start,
+                                                                std::uint64_t end,
+                                                                const void* device,
+                                                                HugeAllocator allocate_huge) {
+  std::vector<std::uint64_t> whole;
+  for (std::uint64_t block = huge_page_of(start); block < end; block += kHugePageSize) {
+    auto first = ptes_for_writer().lower_bound(block);
+    const bool empty = first == ptes_for_writer().end() || first->first >= block + kHugePageSize;
+    // A huge entry stands for the whole block: all 512 are huge, or none.
+    const bool huge = !empty && first->first == block && first->second.huge;
+    const auto vma = find_vma_locked(block);
+    const bool may_become_huge = change == DeviceChange::kToDevice && empty && vma != vmas_.end() &&
+                                 fits_huge_page(*vma, block);
+    if (!huge && !may_become_huge) continue;
+    if (change == DeviceChange::kToSystem && first->second.device != device) continue;  // stays
+    const bool covered = block >= start && block + kHugePageSize <= end;
+    const bool here = change == DeviceChange::kToDevice && huge && first->second.device == device;
+    // Pages already here need no allocation; exclusive access holds small pages.
+    if (covered && change != DeviceChange::kExclusive && (here || allocate_huge())) {
+      whole.push_back(block);
+    } else if (huge) {
+      split_huge_page_locked(block);
+    }
+  }
+  return whole;
 }
 
 absl::Status AddressSpace::check_device_change_locked(DeviceChange change, std::uint64_t start,
@@ -152,14 +182,14 @@ absl::Status AddressSpace::check_device_change_locked(DeviceChange change, std::
 
 absl::Status AddressSpace::device_change(DeviceChange change, std::uint64_t addr,
                                          std::uint64_t length, const void* device, MigrateHook hook,
-                                         DeviceMemory memory) {
+                                         DeviceMemory memory, HugeAllocator allocate_huge) {
   if (absl::Status s = internal::check_page_range("migrate", addr, length); !s.ok()) return s;
   ITN_CHECK(device != nullptr, "a device change needs the device that makes it");
   const std::uint64_t end = addr + length;
   WriteLock l(mmap_mu_);
   if (absl::Status s = check_device_change_locked(change, addr, end, device); !s.ok()) return s;
-  // Device memory holds small pages only: a huge page the change reaches splits first.
-  if (change != DeviceChange::kToSystem) split_huge_pages_locked(addr, end);
+  const std::vector<std::uint64_t> whole =
+      plan_huge_pages_locked(change, addr, end, device, allocate_huge);
   if (change == DeviceChange::kExclusive) {
     // Like the kernel's get_user_pages: present and writable first (may break CoW), and
     // in system RAM (a coherent device page comes back too).
@@ -184,6 +214,7 @@ absl::Status AddressSpace::device_change(DeviceChange change, std::uint64_t addr
     }
     Pte& entry = existing != ptes.end() ? existing->second : ptes[page];
     const bool writable = find_vma_locked(page)->second.prot == Prot::kReadWrite;
+    const bool huge = std::binary_search(whole.begin(), whole.end(), huge_page_of(page));
     switch (change) {
       case DeviceChange::kToDevice:
         // Already here: not copied, so the device's entry may stay writable (its own
@@ -192,10 +223,13 @@ absl::Status AddressSpace::device_change(DeviceChange change, std::uint64_t addr
         entry = Pte{.frame = make_ref<Frame>(entry.frame ? entry.frame->read() : 0, device),
                     .writable = writable,
                     .device = device,
-                    .coherent = memory == DeviceMemory::kCoherent};
+                    .coherent = memory == DeviceMemory::kCoherent,
+                    .huge = huge};
         break;
       case DeviceChange::kToSystem:
-        entry = Pte{make_ref<Frame>(entry.frame->read()), entry.writable};
+        entry = Pte{.frame = make_ref<Frame>(entry.frame->read()),
+                    .writable = entry.writable,
+                    .huge = huge};
         break;
       case DeviceChange::kExclusive:
         entry.exclusive = device;

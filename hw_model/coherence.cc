@@ -1,10 +1,32 @@
 #include "hw_model/coherence.h"
 
+#include <cstdint>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 
 namespace itn::hw {
 
+namespace {
+
+// The CPU huge page at `block` is whole: 512 huge entries, all in one place (system RAM or
+// one device's memory), all writable or none.
+absl::Status check_huge_page(const AddressSpace& mm, std::uint64_t block) {
+  const std::vector<absl::StatusOr<PageEntry>> pages =
+      mm.lookup_range(block, kHugePageSize / kPageSize);
+  for (const absl::StatusOr<PageEntry>& e : pages) {
+    if (!e.ok() || !e->huge || e->device != pages[0]->device || e->writable != pages[0]->writable) {
+      return absl::InternalError(
+          absl::StrCat("I17: the huge page at ", block, " is not whole and uniform"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status check_coherence(const MirrorDevice& device) {
+  std::uint64_t checked_block = 1;  // not a block address
   // Copied under the driver lock and compared after it: the driver lock nests inside the
   // mmap lock (migration hooks), never the other way round.
   for (const auto& [page, dev] : device.entries_for_testing()) {
@@ -20,6 +42,10 @@ absl::Status check_coherence(const MirrorDevice& device) {
     if (dev.writable && !cpu->writable) {
       return absl::InternalError(
           absl::StrCat("I17: device may write page ", page, ", which the CPU maps read-only"));
+    }
+    if (cpu->huge && huge_page_of(page) != checked_block) {
+      checked_block = huge_page_of(page);
+      if (absl::Status s = check_huge_page(device.mm(), checked_block); !s.ok()) return s;
     }
   }
   return absl::OkStatus();

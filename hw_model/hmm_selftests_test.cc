@@ -34,6 +34,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -54,7 +55,7 @@ using ::testing::Each;
 using ::testing::ElementsAre;
 
 constexpr std::uint64_t kPage = kPageSize;
-constexpr std::uint64_t kNpages = 1024;   // HMM_BUFFER_SIZE / 4 KiB
+constexpr std::uint64_t kNpages = 1024;                         // HMM_BUFFER_SIZE / 4 KiB
 constexpr std::uint64_t kPmdPages = kHugePageSize / kPageSize;  // one 2 MiB PMD of 4 KiB pages
 constexpr int kNtimes = 10;
 constexpr PageSnapshot R = PageSnapshot::kRead;
@@ -89,13 +90,18 @@ class Hmm : public ::testing::TestWithParam<DeviceMemory> {
     ITN_CHECK_OK(addr, "mmap in a test");
     return *addr;
   }
-  // As the kernel's THP tests do: two huge pages' worth mapped, and the aligned huge page
-  // inside it advised for transparent huge pages.
-  std::uint64_t map_huge() {
-    const std::uint64_t buf = map(2 * kPmdPages);
-    const std::uint64_t block = huge_page_of(buf + kHugePageSize - 1);
-    ITN_CHECK_OK(mm.madvise(block, kHugePageSize, Advice::kHugePage), "madvise in a test");
-    return block;
+  // As the kernel's THP tests do: twice `pages` mapped, and `pages` from the first huge
+  // page boundary inside it advised with `advice`.
+  std::uint64_t map_aligned(std::uint64_t pages = kPmdPages, Prot prot = Prot::kReadWrite,
+                            Advice advice = Advice::kHugePage) {
+    const std::uint64_t buf = map(2 * pages, prot);
+    const std::uint64_t aligned = huge_page_of(buf + kHugePageSize - 1);
+    ITN_CHECK_OK(mm.madvise(aligned, pages * kPage, advice), "madvise in a test");
+    return aligned;
+  }
+  // The device page of a migrated huge page.
+  PageSnapshot local_huge(PageSnapshot access = W) const {
+    return local(access) | PageSnapshot::kPmd;
   }
   // The CPU writes word i + plus into page i of [buf, buf + pages).
   void cpu_fill(AddressSpace& space, std::uint64_t buf, std::uint64_t pages,
@@ -184,7 +190,7 @@ TEST_P(Hmm, anon_write) {
 
 // A device write to an advised block faults it in once, as one huge page of fresh frames.
 TEST_P(Hmm, anon_write_huge) {
-  const std::uint64_t buf = map_huge();
+  const std::uint64_t buf = map_aligned();
   absl::Status s;
   EXPECT_EQ(faults_of(*device, [&] { s = device->write(buf, pattern(kPmdPages)); }), 1u);
   ASSERT_TRUE(s.ok()) << s;
@@ -208,29 +214,33 @@ TEST_P(Hmm, anon_write_prot) {
 }
 
 // A child's device write copies on write: the parent keeps its pages, whether they were
-// on the device at fork or not. (The kernel's THP iterations are not here yet.)
+// on the device at fork or not, in huge pages or small.
 TEST_P(Hmm, anon_write_child) {
-  for (const bool migrate : {false, true}) {
-    SCOPED_TRACE(migrate ? "migrated first" : "in system RAM");
-    const std::uint64_t buf = map(kNpages);
-    cpu_fill(mm, buf, kNpages);
-    if (migrate) {
-      ASSERT_TRUE(device->migrate_to_device(buf, kNpages * kPage).ok());
-      EXPECT_THAT(device->snapshot(buf, kNpages), Each(local()));
+  for (const bool use_thp : {false, true}) {
+    for (const bool migrate : {false, true}) {
+      SCOPED_TRACE(absl::StrCat(migrate ? "migrated first" : "in system RAM",
+                                use_thp ? ", huge pages" : ""));
+      const std::uint64_t buf = use_thp ? map_aligned(kNpages) : map(kNpages);
+      cpu_fill(mm, buf, kNpages);
+      ASSERT_EQ(mm.lookup(buf)->huge, use_thp);
+      if (migrate) {
+        ASSERT_TRUE(device->migrate_to_device(buf, kNpages * kPage).ok());
+        EXPECT_THAT(device->snapshot(buf, kNpages), Each(use_thp ? local_huge() : local()));
+      }
+      Ref<Process> child = *process->fork();
+      EXPECT_EQ(cpu_words(child->mm(), buf, kNpages), pattern(kNpages));
+      // The kernel's child opens device 0, a private one, in both variants.
+      Ref<MirrorDevice> child_device = *MirrorDevice::open(*child);
+      absl::Status s;
+      EXPECT_EQ(
+          faults_of(*child_device, [&] { s = child_device->write(buf, pattern(kNpages, 7)); }), 1u);
+      ASSERT_TRUE(s.ok()) << s;
+      EXPECT_EQ(cpu_words(child->mm(), buf, kNpages), pattern(kNpages, 7));
+      EXPECT_TRUE(check_coherence(*child_device).ok()) << check_coherence(*child_device);
+      child_device->close();
+      child->exit();
+      EXPECT_EQ(cpu_words(mm, buf, kNpages), pattern(kNpages)) << "the parent is unchanged";
     }
-    Ref<Process> child = *process->fork();
-    EXPECT_EQ(cpu_words(child->mm(), buf, kNpages), pattern(kNpages));
-    // The kernel's child opens device 0, a private one, in both variants.
-    Ref<MirrorDevice> child_device = *MirrorDevice::open(*child);
-    absl::Status s;
-    EXPECT_EQ(faults_of(*child_device, [&] { s = child_device->write(buf, pattern(kNpages, 7)); }),
-              1u);
-    ASSERT_TRUE(s.ok()) << s;
-    EXPECT_EQ(cpu_words(child->mm(), buf, kNpages), pattern(kNpages, 7));
-    EXPECT_TRUE(check_coherence(*child_device).ok()) << check_coherence(*child_device);
-    child_device->close();
-    child->exit();
-    EXPECT_EQ(cpu_words(mm, buf, kNpages), pattern(kNpages)) << "the parent is unchanged";
   }
 }
 
@@ -501,68 +511,130 @@ TEST_P(Hmm, hmm_cow_in_device) {
 
 // An untouched read-only range migrates zero-filled (the kernel moves it as one empty
 // huge page; here as 512 pages).
+// An advised block nothing touched yet moves to the device as one zero-filled huge page.
 TEST_P(Hmm, migrate_anon_huge_empty) {
-  const std::uint64_t buf = map(kPmdPages, Prot::kRead);
+  const std::uint64_t buf = map_aligned(kPmdPages, Prot::kRead);
   ASSERT_TRUE(device->migrate_to_device(buf, kPmdPages * kPage).ok());
-  EXPECT_THAT(device->snapshot(buf, kPmdPages), Each(local(R)));
+  EXPECT_THAT(device->snapshot(buf, kPmdPages), Each(local_huge(R)));
   EXPECT_THAT(*device->read(buf, kPmdPages), Each(0u));
 }
 
-// A range whose first page the CPU read (the zero page) migrates zero-filled, and the CPU
-// reads zeros back.
+// The huge zero page (the CPU read the block) migrates zero-filled, as one huge page, and
+// the CPU reads zeros back.
 TEST_P(Hmm, migrate_anon_huge_zero) {
-  const std::uint64_t buf = map(kPmdPages, Prot::kRead);
+  const std::uint64_t buf = map_aligned(kPmdPages, Prot::kRead);
   EXPECT_EQ(*mm.cpu_read(buf), 0u);
+  ASSERT_TRUE(mm.lookup(buf)->huge && mm.lookup(buf)->zero_page);
   ASSERT_TRUE(device->migrate_to_device(buf, kPmdPages * kPage).ok());
+  EXPECT_THAT(device->snapshot(buf, kPmdPages), Each(local_huge(R)));
   EXPECT_THAT(*device->read(buf, kPmdPages), Each(0u));
   EXPECT_THAT(cpu_words(mm, buf, kPmdPages), Each(0u));
 }
 
-// Migrated pages show as this device's (private ones as absent from the CPU page table,
-// the kernel's pagemap swap entries); the CPU reads them back.
+// A huge page migrates whole: the device's pages show as one PMD (private ones as absent
+// from the CPU page table, the kernel's pagemap swap entries), and the CPU's first touch
+// brings the whole block back as a huge page again.
 TEST_P(Hmm, migrate_anon_huge_fault) {
-  const std::uint64_t buf = map(kPmdPages);
+  const std::uint64_t buf = map_aligned();
   cpu_fill(mm, buf, kPmdPages);
+  ASSERT_TRUE(mm.lookup(buf)->huge);
   ASSERT_TRUE(device->migrate_to_device(buf, kPmdPages * kPage).ok());
   EXPECT_EQ(*device->read(buf, kPmdPages), pattern(kPmdPages));
   if (!coherent()) {
-    EXPECT_THAT(device->snapshot(buf, kPmdPages), Each(local()));
+    EXPECT_THAT(device->snapshot(buf, kPmdPages), Each(local_huge()));
     for (std::uint64_t i = 0; i < kPmdPages; ++i) {
       const PageEntry e = *mm.lookup(buf + i * kPage);
       EXPECT_TRUE(e.device == device.get() && !e.coherent) << "not a device entry at page " << i;
     }
   }
+  EXPECT_EQ(*mm.cpu_read(buf + 3 * kPage), 3u);
+  for (const absl::StatusOr<PageEntry>& e : mm.lookup_range(buf, kPmdPages)) {
+    EXPECT_TRUE(e->huge && (coherent() || e->device == nullptr)) << "one touch, the whole block";
+  }
   EXPECT_EQ(cpu_words(mm, buf, kPmdPages), pattern(kPmdPages));
 }
 
-// Half of a migrated range is unmapped at three offsets; the CPU reads the rest back.
+// A failed huge allocation splits the block, in either direction: to the device it moves
+// as small device pages (and one CPU touch brings back one page), back from the device as
+// small pages in system RAM.
+TEST_P(Hmm, migrate_anon_huge_err) {
+  std::uint64_t buf = map_aligned();
+  cpu_fill(mm, buf, kPmdPages);
+  device->fail_next_huge_allocation();
+  ASSERT_TRUE(device->migrate_to_device(buf, kPmdPages * kPage).ok());
+  EXPECT_EQ(*device->read(buf, kPmdPages), pattern(kPmdPages));
+  EXPECT_THAT(device->snapshot(buf, kPmdPages), Each(local()));
+  EXPECT_EQ(*mm.cpu_read(buf + 2 * kPage), 2u);
+  if (!coherent()) {
+    EXPECT_EQ(mm.lookup(buf + 3 * kPage)->device, device.get()) << "only the touched page moved";
+  }
+
+  ASSERT_TRUE(mm.munmap(huge_page_of(buf - 1), 2 * kHugePageSize).ok());
+  buf = map_aligned();
+  cpu_fill(mm, buf, kPmdPages);
+  ASSERT_TRUE(device->migrate_to_device(buf, kPmdPages * kPage).ok());
+  EXPECT_THAT(device->snapshot(buf, kPmdPages), Each(local_huge())) << "the failure was consumed";
+  device->fail_next_huge_allocation();
+  ASSERT_TRUE(device->migrate_to_system(buf, kPmdPages * kPage).ok());
+  EXPECT_THAT(device->snapshot(buf, kPmdPages), Each(W)) << "small pages in system RAM";
+  EXPECT_EQ(*mm.cpu_read(buf + 2 * kPage), 2u);
+  EXPECT_EQ(cpu_words(mm, buf, kPmdPages), pattern(kPmdPages));
+}
+
+// The same with the zero-filled block and the huge zero page.
+TEST_P(Hmm, migrate_anon_huge_zero_err) {
+  std::uint64_t buf = map_aligned(kPmdPages, Prot::kRead);
+  device->fail_next_huge_allocation();
+  ASSERT_TRUE(device->migrate_to_device(buf, kPmdPages * kPage).ok());
+  EXPECT_THAT(*device->read(buf, kPmdPages), Each(0u));
+  EXPECT_THAT(device->snapshot(buf, kPmdPages), Each(local(R)));
+  EXPECT_EQ(*mm.cpu_read(buf + 2 * kPage), 0u);
+
+  ASSERT_TRUE(mm.munmap(huge_page_of(buf - 1), 2 * kHugePageSize).ok());
+  buf = map_aligned(kPmdPages, Prot::kRead);
+  EXPECT_EQ(*mm.cpu_read(buf), 0u);
+  ASSERT_TRUE(mm.lookup(buf)->huge && mm.lookup(buf)->zero_page);
+  device->fail_next_huge_allocation();
+  ASSERT_TRUE(device->migrate_to_device(buf, kPmdPages * kPage).ok());
+  EXPECT_THAT(device->snapshot(buf, kPmdPages), Each(local(R)));
+  EXPECT_THAT(cpu_words(mm, buf, kPmdPages), Each(0u));
+}
+
+// Half of a migrated range (a huge page, or 512 small ones) is unmapped at three offsets;
+// the CPU reads the rest back.
 TEST_P(Hmm, migrate_partial_unmap_fault) {
-  for (const std::uint64_t offset : {0ul, kPmdPages / 4, kPmdPages / 2}) {
-    SCOPED_TRACE(offset);
-    const std::uint64_t buf = map(kPmdPages);
-    cpu_fill(mm, buf, kPmdPages);
-    ASSERT_TRUE(device->migrate_to_device(buf, kPmdPages * kPage).ok());
-    EXPECT_EQ(*device->read(buf, kPmdPages), pattern(kPmdPages));
-    ASSERT_TRUE(mm.munmap(buf + offset * kPage, kPmdPages / 2 * kPage).ok());
-    for (std::uint64_t i = 0; i < kPmdPages; ++i) {
-      if (i >= offset && i < offset + kPmdPages / 2) continue;
-      EXPECT_EQ(*mm.cpu_read(buf + i * kPage), i);
+  for (const Advice advice : {Advice::kNoHugePage, Advice::kHugePage}) {
+    for (const std::uint64_t offset : {0ul, kPmdPages / 4, kPmdPages / 2}) {
+      SCOPED_TRACE(absl::StrCat(offset, advice == Advice::kHugePage ? ", huge page" : ""));
+      const std::uint64_t buf = map_aligned(kPmdPages, Prot::kReadWrite, advice);
+      cpu_fill(mm, buf, kPmdPages);
+      ASSERT_TRUE(device->migrate_to_device(buf, kPmdPages * kPage).ok());
+      EXPECT_EQ(device->snapshot(buf, 1)[0], advice == Advice::kHugePage ? local_huge() : local());
+      EXPECT_EQ(*device->read(buf, kPmdPages), pattern(kPmdPages));
+      ASSERT_TRUE(mm.munmap(buf + offset * kPage, kPmdPages / 2 * kPage).ok());
+      for (std::uint64_t i = 0; i < kPmdPages; ++i) {
+        if (i >= offset && i < offset + kPmdPages / 2) continue;
+        EXPECT_EQ(*mm.cpu_read(buf + i * kPage), i);
+      }
     }
   }
 }
 
-// The kernel's migration benchmark, as a check that every round trip succeeds (the
-// timings are in bench/mirror_bench.cc; sizes up to 2 PMDs here).
+// The kernel's migration benchmark, as a check that every round trip succeeds, with and
+// without huge pages (the timings are in bench/mirror_bench.cc; sizes up to 2 PMDs here).
 TEST_P(Hmm, benchmark_thp_migration) {
-  for (const std::uint64_t pages : {kPmdPages / 4, kPmdPages / 2, kPmdPages, 2 * kPmdPages}) {
-    SCOPED_TRACE(pages);
-    const std::uint64_t buf = map(pages);
-    cpu_fill(mm, buf, pages);
-    for (int round = 0; round < 6; ++round) {  // a warm-up and five timed in the kernel
-      ASSERT_TRUE(device->migrate_to_device(buf, pages * kPage).ok());
-      ASSERT_TRUE(device->migrate_to_system(buf, pages * kPage).ok());
+  for (const Advice advice : {Advice::kHugePage, Advice::kNoHugePage}) {
+    for (const std::uint64_t pages : {kPmdPages / 4, kPmdPages / 2, kPmdPages, 2 * kPmdPages}) {
+      SCOPED_TRACE(absl::StrCat(pages, advice == Advice::kHugePage ? ", huge pages" : ""));
+      const std::uint64_t buf = map(pages);
+      ASSERT_TRUE(mm.madvise(buf, pages * kPage, advice).ok());
+      cpu_fill(mm, buf, pages);
+      for (int round = 0; round < 6; ++round) {  // a warm-up and five timed in the kernel
+        ASSERT_TRUE(device->migrate_to_device(buf, pages * kPage).ok());
+        ASSERT_TRUE(device->migrate_to_system(buf, pages * kPage).ok());
+      }
+      EXPECT_EQ(cpu_words(mm, buf, pages), pattern(pages));
     }
-    EXPECT_EQ(cpu_words(mm, buf, pages), pattern(pages));
   }
 }
 

@@ -10,6 +10,9 @@
 #include "gtest/gtest.h"
 
 #include "hw_model/address_space.h"
+#include "hw_model/coherence.h"
+#include "hw_model/mirror_device.h"
+#include "hw_model/process.h"
 #include "hw_model/testing/invalidation_recorder.h"
 
 namespace itn::hw {
@@ -183,6 +186,88 @@ TEST_F(HugePageTest, AMigrationThatReachesAHugePageSplitsIt) {
                                       {Event::kMigrate, block, block + 4 * kPageSize, &device}}));
   EXPECT_EQ(huge_entries(block), 0u);
   EXPECT_EQ(*mm_->cpu_read(block + kPageSize), 5u);
+}
+
+TEST_F(HugePageTest, AMigrationOfAWholeHugePageMovesItAsOneAndBack) {
+  const int device = 0;
+  const std::uint64_t block = map_block();
+  ASSERT_TRUE(mm_->cpu_write(block + kPageSize, 5).ok());
+  recorder_->take();
+  std::uint64_t hooked = 0;
+  const auto count = [&](std::uint64_t, const PageEntry& e) { hooked += e.huge; };
+  ASSERT_TRUE(mm_->migrate_to_device(block, kHugePageSize, &device, count).ok());
+  EXPECT_EQ(recorder_->take(), (Calls{{Event::kMigrate, block, block + kHugePageSize, &device}}))
+      << "no split first";
+  EXPECT_EQ(hooked, kHugePages);
+  for (const PageEntry& e : entries(block)) EXPECT_TRUE(e.huge && e.device == &device);
+  ASSERT_TRUE(mm_->migrate_to_system(block, kHugePageSize, &device, count).ok());
+  EXPECT_EQ(hooked, 2 * kHugePages);
+  for (const PageEntry& e : entries(block)) EXPECT_TRUE(e.huge && e.device == nullptr);
+  EXPECT_EQ(*mm_->cpu_read(block + kPageSize), 5u);
+}
+
+TEST_F(HugePageTest, PartOfADeviceHugePageMovingBackSplitsItFirst) {
+  const int device = 0;
+  const std::uint64_t block = map_block();
+  ASSERT_TRUE(mm_->cpu_write(block + kPageSize, 5).ok());
+  const auto ignore = [](std::uint64_t, const PageEntry&) {};
+  ASSERT_TRUE(mm_->migrate_to_device(block, kHugePageSize, &device, ignore).ok());
+  recorder_->take();
+  ASSERT_TRUE(mm_->migrate_to_system(block, kPageSize, &device, ignore).ok());
+  EXPECT_EQ(recorder_->take(), (Calls{{Event::kClear, block, block + kHugePageSize},
+                                      {Event::kMigrate, block, block + kPageSize, &device}}));
+  EXPECT_EQ(huge_entries(block), 0u);
+  EXPECT_EQ(mm_->lookup(block)->device, nullptr);
+  EXPECT_EQ(mm_->lookup(block + kPageSize)->device, &device);
+  EXPECT_EQ(*mm_->cpu_read(block + kPageSize), 5u);
+}
+
+TEST_F(HugePageTest, EvictionAndForkBringADeviceHugePageBackWhole) {
+  const int device = 0;
+  const auto ignore = [](std::uint64_t, const PageEntry&) {};
+  for (const bool by_fork : {false, true}) {
+    SCOPED_TRACE(by_fork ? "fork" : "evict_device");
+    const std::uint64_t block = map_block();
+    ASSERT_TRUE(mm_->cpu_write(block + kPageSize, 5).ok());
+    ASSERT_TRUE(mm_->migrate_to_device(block, kHugePageSize, &device, ignore).ok());
+    recorder_->take();
+    Ref<AddressSpace> child;
+    if (by_fork) {
+      child = *mm_->fork();
+    } else {
+      mm_->evict_device(&device);
+    }
+    const std::vector<Recorder::Call> calls = recorder_->take();
+    ASSERT_FALSE(calls.empty());
+    EXPECT_EQ(calls[0], (Recorder::Call{Event::kMigrate, block, block + kHugePageSize}))
+        << "one invalidation for the whole block";
+    for (const PageEntry& e : entries(block)) EXPECT_TRUE(e.huge && e.device == nullptr);
+    EXPECT_EQ(*mm_->cpu_read(block + kPageSize), 5u);
+    if (child) child->mmput();
+  }
+}
+
+// A PMD has one writable bit: a device write to its own huge page, write-protected by an
+// mprotect since, makes the whole block writable.
+TEST(HugePageDeviceTest, ADeviceWriteToItsOwnReadOnlyHugePageMakesItAllWritable) {
+  Ref<Process> process = make_ref<Process>();
+  AddressSpace& mm = process->mm();
+  Ref<MirrorDevice> device = *MirrorDevice::open(*process);
+  const std::uint64_t addr = *mm.mmap(2 * kHugePageSize, Prot::kReadWrite, MapKind::kAnonPrivate);
+  const std::uint64_t block = huge_page_of(addr + kHugePageSize - 1);
+  ASSERT_TRUE(mm.madvise(block, kHugePageSize, Advice::kHugePage).ok());
+  ASSERT_TRUE(mm.cpu_write(block, 1).ok());
+  ASSERT_TRUE(device->migrate_to_device(block, kHugePageSize).ok());
+  ASSERT_TRUE(mm.mprotect(block, kHugePageSize, Prot::kRead).ok());
+  ASSERT_TRUE(mm.mprotect(block, kHugePageSize, Prot::kReadWrite).ok());
+  const std::uint64_t words[] = {7};
+  ASSERT_TRUE(device->write(block + kPageSize, words).ok());
+  for (const absl::StatusOr<PageEntry>& e : mm.lookup_range(block, kHugePages)) {
+    EXPECT_TRUE(e->huge && e->writable && e->device == device.get());
+  }
+  EXPECT_TRUE(check_coherence(*device).ok()) << check_coherence(*device);
+  EXPECT_EQ(*mm.cpu_read(block + kPageSize), 7u);
+  device->close();
 }
 
 TEST_F(HugePageTest, MadviseRejectsBadRangesAndChangesNothing) {

@@ -314,13 +314,14 @@ absl::Status MirrorDevice::change_pages(std::uint64_t addr, std::uint64_t length
 
 absl::Status MirrorDevice::migrate_to_device(std::uint64_t addr, std::uint64_t length) {
   return change_pages(addr, length, [&](MigrateHook hook) {
-    return mm_->migrate_to_device(addr, length, this, hook, options_.memory);
+    return mm_->migrate_to_device(addr, length, this, hook, options_.memory,
+                                  [this] { return allocate_huge(); });
   });
 }
 
 absl::Status MirrorDevice::migrate_to_system(std::uint64_t addr, std::uint64_t length) {
   return change_pages(addr, length, [&](MigrateHook hook) {
-    return mm_->migrate_to_system(addr, length, this, hook);
+    return mm_->migrate_to_system(addr, length, this, hook, [this] { return allocate_huge(); });
   });
 }
 

@@ -161,6 +161,17 @@ class MirrorDevice : public RefCounted {
   [[nodiscard]] absl::Status make_exclusive(std::uint64_t addr, std::uint64_t length)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // MirrorDevice::fail_next_huge_allocation()
+  //
+  // The next huge page one of this device's migrations would move whole, in either
+  // direction, finds none (the kernel's HMM_DMIRROR_FLAG_FAIL_ALLOC): that block splits and
+  // moves as small pages. Later migrations get huge pages again.
+  void fail_next_huge_allocation() {
+    // Relaxed: a flag the next migration consumes with an exchange; the caller orders the
+    // migration after this call.
+    fail_huge_.store(true, std::memory_order_relaxed);
+  }
+
   MirrorCounters counters() const;
 
   // The device page table (page -> frame, writable), for coherence checks.
@@ -210,6 +221,12 @@ class MirrorDevice : public RefCounted {
                                                                 std::uint64_t length, bool write);
   void install_locked(std::uint64_t page, const PageEntry& entry)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The HugeAllocator of this device's migrations: consumes fail_next_huge_allocation().
+  bool allocate_huge() {
+    // Relaxed: pairs with the store in fail_next_huge_allocation(); nothing else is
+    // published through the flag.
+    return !fail_huge_.exchange(false, std::memory_order_relaxed);
+  }
   // The MigrateHook of this device's own migrations and exclusive accesses.
   void install(std::uint64_t page, const PageEntry& entry) ABSL_LOCKS_EXCLUDED(mu_);
   [[nodiscard]] absl::Status check_open() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -227,6 +244,7 @@ class MirrorDevice : public RefCounted {
   std::map<std::uint64_t, DeviceEntry> entries_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
 
+  Atomic<bool> fail_huge_{false};
   Atomic<std::uint64_t> faults_{0};
   Atomic<std::uint64_t> retries_{0};
   std::array<Atomic<std::uint64_t>, 8> invalidations_{};
