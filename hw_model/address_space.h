@@ -20,6 +20,8 @@
 //   splitting a huge page           kClear over its 2 MiB (see below)
 //   write fault on a read-only huge page (the huge zero page, copy-on-write)
 //                                   kClear over its 2 MiB, then 512 fresh frames
+//   CPU touch of a private device huge page
+//                                   kMigrate over its 2 MiB, owner = null
 //   CPU touch of an exclusive page  kExclusive, owner = null (the device loses it)
 //   reap (the OOM reaper)           kUnmap over each private VMA, not blockable
 //   last mmput                      the domain's release(): kRelease over everything

@@ -19,13 +19,13 @@
 //     keeps them on the device, copy-on-write in both processes); coherent device pages
 //     stay in the parent and the child gets copies in system RAM (the kernel shares
 //     them copy-on-write).
-// Not here yet, for want of the concepts they test: anon_write_hugetlbfs,
-// mixedmap, compound, hmm_gup_test, migrate_anon_huge_free,
-// migrate_remap_fault, migrate_anon_huge_err, migrate_anon_huge_zero_err, and the huge-page
-// halves of anon_write_child, migrate_anon_huge_empty, migrate_anon_huge_zero,
-// migrate_anon_huge_fault, migrate_partial_unmap_fault and benchmark_thp_migration
-// (transparent huge pages, hugetlbfs, mapping the device file,
-// pinning, MADV_FREE, mremap, injected allocation failures).
+//   - HMM_DMIRROR_FLAG_FAIL_ALLOC is MirrorDevice::fail_next_huge_allocation(); the
+//     kernel's PMD-sized buffers are aligned with huge_page_of() (map_aligned()).
+//   - MADV_COLLAPSE (migrate_anon_huge_fault) is a write fault of an advised block, which
+//     maps it as one huge page in the first place.
+// Not here yet, for want of the concepts they test: anon_write_hugetlbfs, compound
+// (hugetlbfs), mixedmap (mapping the device file), hmm_gup_test (pinning),
+// migrate_anon_huge_free (MADV_FREE), migrate_remap_fault (mremap).
 #include <chrono>
 #include <cstdint>
 #include <ostream>
