@@ -13,6 +13,9 @@
 // BM_Mirror_WriteOverZeroPages: one device write over `pages` pages that the CPU only
 // read (each one the shared zero page), so every page's fault breaks copy-on-write and
 // invalidates the device itself; time per page, which must not grow with the length.
+// BM_Mirror_MigrateRoundTrip: the kernel's benchmark_thp_migration, one migration of
+// `pages` written pages to the device and back, advised for huge pages (huge:1, so the
+// aligned 2 MiB blocks move whole) or not (huge:0); time per page.
 #include <atomic>
 #include <cstdint>
 #include <thread>
@@ -104,6 +107,37 @@ BENCHMARK(BM_Mirror_WriteOverZeroPages)
     ->ArgName("pages")
     ->RangeMultiplier(4)
     ->Range(64, 4096)
+    ->UseRealTime();
+
+void BM_Mirror_MigrateRoundTrip(benchmark::State& state) {
+  const auto pages = static_cast<std::uint64_t>(state.range(0));
+  const bool huge = state.range(1) != 0;
+  Ref<hw::Process> process = make_ref<hw::Process>();
+  hw::AddressSpace& mm = process->mm();
+  Ref<hw::MirrorDevice> device = *hw::MirrorDevice::open(*process);
+  const std::uint64_t bytes = pages * hw::kPageSize;
+  // A huge page more than the buffer, so that it can start at a huge page boundary.
+  const std::uint64_t mapped =
+      *mm.mmap(bytes + hw::kHugePageSize, hw::Prot::kReadWrite, hw::MapKind::kAnonPrivate);
+  const std::uint64_t buf = hw::huge_page_of(mapped + hw::kHugePageSize - 1);
+  ITN_CHECK_OK(mm.madvise(buf, bytes, huge ? hw::Advice::kHugePage : hw::Advice::kNoHugePage),
+               "mirror_bench setup");
+  for (std::uint64_t p = 0; p < pages; ++p) {
+    ITN_CHECK_OK(mm.cpu_write(buf + p * hw::kPageSize, p), "mirror_bench setup");
+  }
+  for (auto _ : state) {
+    ITN_CHECK_OK(device->migrate_to_device(buf, bytes), "a migration of written memory");
+    ITN_CHECK_OK(device->migrate_to_system(buf, bytes), "a migration of written memory");
+  }
+  ITN_CHECK(mm.lookup(buf)->huge == (huge && pages * hw::kPageSize >= hw::kHugePageSize),
+            "huge:1 moves huge pages, huge:0 small ones");
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * pages));
+  device->close();
+}
+
+BENCHMARK(BM_Mirror_MigrateRoundTrip)
+    ->ArgNames({"pages", "huge"})
+    ->ArgsProduct({{128, 512, 1024}, {0, 1}})
     ->UseRealTime();
 
 }  // namespace

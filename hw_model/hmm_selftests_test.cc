@@ -621,7 +621,8 @@ TEST_P(Hmm, migrate_partial_unmap_fault) {
 }
 
 // The kernel's migration benchmark, as a check that every round trip succeeds, with and
-// without huge pages (the timings are in bench/mirror_bench.cc; sizes up to 2 PMDs here).
+// without huge pages (the timings: BM_Mirror_MigrateRoundTrip in bench/mirror_bench.cc; sizes
+// up to 2 PMDs here).
 TEST_P(Hmm, benchmark_thp_migration) {
   for (const Advice advice : {Advice::kHugePage, Advice::kNoHugePage}) {
     for (const std::uint64_t pages : {kPmdPages / 4, kPmdPages / 2, kPmdPages, 2 * kPmdPages}) {
