@@ -127,12 +127,36 @@ absl::Status AddressSpace::madvise(std::uint64_t addr, std::uint64_t length, Adv
   if (!fully_mapped_locked(addr, end)) {
     return absl::NotFoundError(absl::StrCat("madvise: [", addr, ", ", end, ") has unmapped pages"));
   }
+  if (advice == Advice::kFree) {
+    for (auto it = find_vma_locked(addr); it != vmas_.end() && it->first < end; ++it) {
+      if (it->second.kind != MapKind::kAnonPrivate) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("madvise: kFree of [", addr, ", ", end,
+                         ") reaches memory that is not anonymous private"));
+      }
+    }
+    free_pages_locked(addr, end);
+    return absl::OkStatus();
+  }
   split_locked(addr);
   split_locked(end);
   for (auto it = vmas_.lower_bound(addr); it != vmas_.end() && it->first < end; ++it) {
     it->second.huge_pages = advice == Advice::kHugePage;
   }
   return absl::OkStatus();
+}
+
+void AddressSpace::free_pages_locked(std::uint64_t start, std::uint64_t end) {
+  for (const std::uint64_t edge : {start, end}) {
+    if (edge != huge_page_of(edge)) split_huge_page_locked(huge_page_of(edge));
+  }
+  Ptes& ptes = ptes_for_writer();
+  Invalidation invalidation(*domain_, start, end, Event::kClear);
+  for (auto it = ptes.lower_bound(start); it != ptes.end() && it->first < end;) {
+    // A huge page inside the range goes whole: all of its entries are in system RAM or
+    // none.
+    it = cpu_reachable(it->second) && it->second.device == nullptr ? ptes.erase(it) : std::next(it);
+  }
 }
 
 void AddressSpace::split_huge_page_locked(std::uint64_t block) {

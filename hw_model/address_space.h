@@ -99,9 +99,11 @@ enum class Prot : std::uint8_t { kNone, kRead, kReadWrite };
 // which copies the page (from then on an anonymous page of this address space).
 enum class MapKind : std::uint8_t { kAnonPrivate, kAnonShared, kFileShared, kFilePrivate };
 
-// madvise() hints: whether later faults may map transparent huge pages (MADV_HUGEPAGE,
-// MADV_NOHUGEPAGE). Neither changes a page already mapped.
-enum class Advice : std::uint8_t { kHugePage, kNoHugePage };
+// madvise() advice: whether later faults may map transparent huge pages (MADV_HUGEPAGE,
+// MADV_NOHUGEPAGE; neither changes a page already mapped), or that the contents of
+// anonymous private pages are no longer needed (MADV_FREE: the kernel frees them lazily,
+// under memory pressure; the model frees them at once, which the kernel may do too).
+enum class Advice : std::uint8_t { kHugePage, kNoHugePage, kFree };
 
 // Writes stay in this address space (copy-on-write), as opposed to reaching a File.
 inline bool is_private(MapKind kind) {
@@ -172,9 +174,13 @@ class AddressSpace : public RefCounted {
   // AddressSpace::madvise()
   //
   // Sets the hint of [addr, addr + length), which must be fully mapped, splitting VMAs
-  // (and a huge page the new VMA boundary cuts).
-  // Errors (nothing changes): kInvalidArgument for an unaligned or empty range, kNotFound
-  // if part of it is unmapped; kFailedPrecondition after teardown.
+  // (and a huge page the new VMA boundary cuts). kFree instead drops the range's pages in
+  // system RAM under one kClear invalidation (later reads see zero pages), splitting a
+  // huge page the range covers in part first; pages in device memory or held exclusively
+  // by a device stay (as the kernel skips entries that are not present).
+  // Errors (nothing changes): kInvalidArgument for an unaligned or empty range, or kFree
+  // of a page that is not anonymous private memory; kNotFound if part of it is unmapped;
+  // kFailedPrecondition after teardown.
   [[nodiscard]] absl::Status madvise(std::uint64_t addr, std::uint64_t length, Advice advice)
       ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
@@ -360,6 +366,9 @@ class AddressSpace : public RefCounted {
   // A CPU fault's `change` (kClear: a copy; kMigrate: back from device memory) made to
   // all 512 entries of the huge page at `block` in `ptes`; it stays huge.
   static void change_huge_page(Ptes& ptes, std::uint64_t block, Event change);
+  // madvise(kFree) of the checked range [start, end).
+  void free_pages_locked(std::uint64_t start, std::uint64_t end)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   // Splits the huge page at `block`, if there is one, into small pages (kClear over it).
   void split_huge_page_locked(std::uint64_t block) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   // The blocks of [start, end) that `change` moves as huge pages; splits every other huge

@@ -25,7 +25,7 @@
 //     maps it as one huge page in the first place.
 // Not here yet, for want of the concepts they test: anon_write_hugetlbfs, compound
 // (hugetlbfs), mixedmap (mapping the device file), hmm_gup_test (pinning),
-// migrate_anon_huge_free (MADV_FREE), migrate_remap_fault (mremap).
+// migrate_remap_fault (mremap).
 #include <chrono>
 #include <cstdint>
 #include <ostream>
@@ -529,6 +529,18 @@ TEST_P(Hmm, migrate_anon_huge_zero) {
   EXPECT_THAT(device->snapshot(buf, kPmdPages), Each(local_huge(R)));
   EXPECT_THAT(*device->read(buf, kPmdPages), Each(0u));
   EXPECT_THAT(cpu_words(mm, buf, kPmdPages), Each(0u));
+}
+
+// MADV_FREE of a huge page on the device succeeds; the device's pages stay (nothing of
+// them is present in the CPU page table to free) and the CPU reads them back.
+TEST_P(Hmm, migrate_anon_huge_free) {
+  const std::uint64_t buf = map_aligned();
+  cpu_fill(mm, buf, kPmdPages);
+  ASSERT_TRUE(device->migrate_to_device(buf, kPmdPages * kPage).ok());
+  EXPECT_EQ(*device->read(buf, kPmdPages), pattern(kPmdPages));
+  ASSERT_TRUE(mm.madvise(buf, kPmdPages * kPage, Advice::kFree).ok());
+  EXPECT_THAT(device->snapshot(buf, kPmdPages), Each(local_huge()));
+  EXPECT_EQ(cpu_words(mm, buf, kPmdPages), pattern(kPmdPages));
 }
 
 // A huge page migrates whole: the device's pages show as one PMD (private ones as absent

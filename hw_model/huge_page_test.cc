@@ -270,6 +270,55 @@ TEST(HugePageDeviceTest, ADeviceWriteToItsOwnReadOnlyHugePageMakesItAllWritable)
   device->close();
 }
 
+TEST_F(HugePageTest, FreeingPartOfAHugePageSplitsItAndDropsOnlyThatPart) {
+  const std::uint64_t block = map_block();
+  for (std::uint64_t i = 0; i < kHugePages; ++i) {
+    ASSERT_TRUE(mm_->cpu_write(block + i * kPageSize, i).ok());
+  }
+  recorder_->take();
+  ASSERT_TRUE(mm_->madvise(block + 4 * kPageSize, 8 * kPageSize, Advice::kFree).ok());
+  EXPECT_EQ(recorder_->take(),
+            (Calls{{Event::kClear, block, block + kHugePageSize},
+                   {Event::kClear, block + 4 * kPageSize, block + 12 * kPageSize}}));
+  EXPECT_EQ(huge_entries(block), 0u);
+  EXPECT_EQ(*mm_->cpu_read(block + 3 * kPageSize), 3u);
+  EXPECT_EQ(*mm_->cpu_read(block + 4 * kPageSize), 0u) << "a freed page reads zero";
+  EXPECT_EQ(*mm_->cpu_read(block + 11 * kPageSize), 0u);
+  EXPECT_EQ(*mm_->cpu_read(block + 12 * kPageSize), 12u);
+}
+
+TEST_F(HugePageTest, FreeingAWholeHugePageDropsItWholeAndKeepsDevicePages) {
+  const int device = 0;
+  const std::uint64_t block = map_block();
+  const std::uint64_t on_device = block + kHugePageSize;  // small pages after the block
+  ASSERT_TRUE(mm_->cpu_write(block + kPageSize, 5).ok());
+  ASSERT_TRUE(mm_->cpu_write(on_device, 6).ok());
+  ASSERT_TRUE(
+      mm_->migrate_to_device(on_device, kPageSize, &device, [](std::uint64_t, const PageEntry&) {})
+          .ok());
+  recorder_->take();
+  ASSERT_TRUE(mm_->madvise(block, kHugePageSize + kPageSize, Advice::kFree).ok());
+  EXPECT_EQ(recorder_->take(), (Calls{{Event::kClear, block, on_device + kPageSize}}));
+  for (const PageEntry& e : entries(block)) EXPECT_FALSE(e.frame) << "the whole block is freed";
+  EXPECT_EQ(mm_->lookup(on_device)->device, &device) << "a device page is not present: it stays";
+  EXPECT_EQ(*mm_->cpu_read(block + kPageSize), 0u);
+  EXPECT_EQ(huge_entries(block), kHugePages) << "the block faults in huge again";
+  EXPECT_EQ(*mm_->cpu_read(on_device), 6u);
+}
+
+TEST_F(HugePageTest, FreeingMemoryThatIsNotAnonymousPrivateFailsAndDropsNothing) {
+  const std::uint64_t block = map_block();
+  const std::uint64_t shared = *mm_->mmap(kPageSize, Prot::kReadWrite, MapKind::kAnonShared);
+  ASSERT_TRUE(mm_->cpu_write(block, 1).ok());
+  ASSERT_TRUE(mm_->cpu_write(shared, 2).ok());
+  recorder_->take();
+  EXPECT_EQ(mm_->madvise(shared, kPageSize, Advice::kFree).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(recorder_->take(), Calls{});
+  EXPECT_EQ(*mm_->cpu_read(shared), 2u);
+  EXPECT_EQ(*mm_->cpu_read(block), 1u);
+}
+
 TEST_F(HugePageTest, MadviseRejectsBadRangesAndChangesNothing) {
   const std::uint64_t block = map_block(/*advise=*/false);
   EXPECT_EQ(mm_->madvise(block + 1, kPageSize, Advice::kHugePage).code(),
