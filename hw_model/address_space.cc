@@ -1,5 +1,6 @@
 #include "hw_model/address_space.h"
 
+#include <algorithm>
 #include <iterator>
 #include <utility>
 
@@ -86,12 +87,67 @@ absl::Status AddressSpace::munmap(std::uint64_t addr, std::uint64_t length) {
   const std::uint64_t end = addr + length;
   WriteLock l(mmap_mu_);
   if (absl::Status s = check_alive_locked("munmap"); !s.ok()) return s;
-  split_locked(addr);  // first: a huge page cut in two splits under its own invalidation
+  unmap_locked(addr, end);
+  return absl::OkStatus();
+}
+
+void AddressSpace::unmap_locked(std::uint64_t start, std::uint64_t end) {
+  split_locked(start);  // first: a huge page cut in two splits under its own invalidation
   split_locked(end);
-  Invalidation invalidation(*domain_, addr, end, Event::kUnmap);
+  Invalidation invalidation(*domain_, start, end, Event::kUnmap);
   Ptes& ptes = ptes_for_writer();
-  ptes.erase(ptes.lower_bound(addr), ptes.lower_bound(end));
-  vmas_.erase(vmas_.lower_bound(addr), vmas_.lower_bound(end));
+  ptes.erase(ptes.lower_bound(start), ptes.lower_bound(end));
+  vmas_.erase(vmas_.lower_bound(start), vmas_.lower_bound(end));
+}
+
+absl::Status AddressSpace::mremap(std::uint64_t old_addr, std::uint64_t length,
+                                  std::uint64_t new_addr, bool keep_old) {
+  if (absl::Status s = check_page_range("mremap", old_addr, length); !s.ok()) return s;
+  if (absl::Status s = check_page_range("mremap", new_addr, length); !s.ok()) return s;
+  const std::uint64_t old_end = old_addr + length, new_end = new_addr + length;
+  if (old_addr < new_end && new_addr < old_end) {
+    return absl::InvalidArgumentError("mremap: the old and new ranges overlap");
+  }
+  WriteLock l(mmap_mu_);
+  if (absl::Status s = check_alive_locked("mremap"); !s.ok()) return s;
+  auto vma = find_vma_locked(old_addr);
+  if (vma == vmas_.end()) {
+    return absl::NotFoundError(absl::StrCat("mremap: no mapping at ", old_addr));
+  }
+  if (vma->second.end < old_end) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("mremap: [", old_addr, ", ", old_end, ") is not one mapping"));
+  }
+  if (keep_old && vma->second.kind != MapKind::kAnonPrivate) {
+    return absl::InvalidArgumentError("mremap: keep_old needs anonymous private memory");
+  }
+  Vma moved = vma->second;
+  moved.file_offset += old_addr - vma->first;
+  moved.end = new_end;
+  unmap_locked(new_addr, new_end);
+  // Huge pages move whole only to an aligned place and only if the range holds them whole.
+  const bool aligned = (new_addr - old_addr) % kHugePageSize == 0;
+  for (std::uint64_t block = huge_page_of(old_addr); block < old_end; block += kHugePageSize) {
+    if (!aligned || block < old_addr || block + kHugePageSize > old_end) {
+      split_huge_page_locked(block);
+    }
+  }
+  {
+    Invalidation invalidation(*domain_, old_addr, old_end, Event::kUnmap);
+    Ptes& ptes = ptes_for_writer();
+    auto hint = ptes.lower_bound(new_addr);
+    for (auto it = ptes.lower_bound(old_addr); it != ptes.end() && it->first < old_end;) {
+      hint = std::next(ptes.emplace_hint(hint, new_addr + (it->first - old_addr), it->second));
+      it = ptes.erase(it);
+    }
+  }
+  if (!keep_old) {
+    split_locked(old_addr);
+    split_locked(old_end);
+    vmas_.erase(vmas_.lower_bound(old_addr), vmas_.lower_bound(old_end));
+  }
+  vmas_.emplace(new_addr, std::move(moved));
+  next_addr_ = std::max(next_addr_, new_end + kPageSize);  // mmap never hands it out again
   return absl::OkStatus();
 }
 

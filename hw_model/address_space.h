@@ -7,6 +7,7 @@
 // the domain stays coherent:
 //
 //   munmap                          kUnmap over the range
+//   mremap                          kUnmap over the new range, then over the old one
 //   mprotect                        kProtectionVma over the range
 //   fork                            kProtectionPage over each private VMA (parent's
 //                                   entries become read-only, copy-on-write)
@@ -161,6 +162,22 @@ class AddressSpace : public RefCounted {
   // Errors (nothing changes): kInvalidArgument for an unaligned or empty range;
   // kFailedPrecondition after teardown.
   [[nodiscard]] absl::Status munmap(std::uint64_t addr, std::uint64_t length)
+      ABSL_LOCKS_EXCLUDED(mmap_mu_);
+
+  // AddressSpace::mremap()
+  //
+  // Moves the mapping of [old_addr, old_addr + length), which must lie in one VMA, to
+  // [new_addr, new_addr + length) (the kernel's MREMAP_MAYMOVE | MREMAP_FIXED, same size):
+  // whatever was mapped there is unmapped first (kUnmap), then the pages move under one
+  // kUnmap of the old range (devices drop what they mirrored; the pages, in device
+  // memory or not, keep their frames). A huge page that would land unaligned, or that the
+  // old range covers in part, splits first. With `keep_old` (MREMAP_DONTUNMAP, anonymous
+  // private memory only) the old range stays mapped, empty: it reads zero pages.
+  // Errors (nothing changes): kInvalidArgument for unaligned or empty ranges, ranges that
+  // overlap, an old range across VMAs, or `keep_old` of other memory; kNotFound if the old
+  // range is not mapped; kFailedPrecondition after teardown.
+  [[nodiscard]] absl::Status mremap(std::uint64_t old_addr, std::uint64_t length,
+                                    std::uint64_t new_addr, bool keep_old = false)
       ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
   // AddressSpace::mprotect()
@@ -366,6 +383,8 @@ class AddressSpace : public RefCounted {
   // A CPU fault's `change` (kClear: a copy; kMigrate: back from device memory) made to
   // all 512 entries of the huge page at `block` in `ptes`; it stays huge.
   static void change_huge_page(Ptes& ptes, std::uint64_t block, Event change);
+  // munmap() of [start, end) with the mmap lock held.
+  void unmap_locked(std::uint64_t start, std::uint64_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   // madvise(kFree) of the checked range [start, end).
   void free_pages_locked(std::uint64_t start, std::uint64_t end)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);

@@ -76,6 +76,57 @@ TEST_F(AddressSpaceTest, MunmapInvalidatesTheRangeAndSplitsTheMapping) {
   EXPECT_EQ(*mm_->cpu_read(a + 2 * kPageSize), 12u);
 }
 
+TEST_F(AddressSpaceTest, MremapMovesThePagesWithTheirFramesUnderTwoUnmaps) {
+  const std::uint64_t a = map(4, Prot::kReadWrite);
+  const std::uint64_t target = map(2, Prot::kRead);  // whatever is there goes first
+  ASSERT_TRUE(mm_->cpu_write(a + kPageSize, 7).ok());
+  const Ref<Frame> frame = mm_->lookup(a + kPageSize)->frame;
+  recorder_->take();
+  ASSERT_TRUE(mm_->mremap(a + kPageSize, 2 * kPageSize, target).ok());
+  using Call = Recorder::Call;
+  EXPECT_EQ(recorder_->take(),
+            (std::vector<Call>{{Event::kUnmap, target, target + 2 * kPageSize},
+                               {Event::kUnmap, a + kPageSize, a + 3 * kPageSize}}));
+  EXPECT_EQ(mm_->lookup(target)->frame, frame) << "the page moved, not copied";
+  EXPECT_EQ(*mm_->cpu_read(target), 7u);
+  ASSERT_TRUE(mm_->cpu_write(target + kPageSize, 8).ok()) << "the mapping's protection moved";
+  EXPECT_EQ(mm_->cpu_read(a + kPageSize).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(mm_->cpu_read(a).ok() && mm_->cpu_read(a + 3 * kPageSize).ok());
+}
+
+TEST_F(AddressSpaceTest, MremapKeepingTheOldRangeLeavesItEmpty) {
+  const std::uint64_t a = map(2, Prot::kReadWrite);
+  const std::uint64_t last = map(1, Prot::kReadWrite);
+  const std::uint64_t target = last + 2 * kPageSize;  // where the next mmap would go
+  ASSERT_TRUE(mm_->cpu_write(a, 7).ok());
+  ASSERT_TRUE(mm_->mremap(a, 2 * kPageSize, target, /*keep_old=*/true).ok());
+  EXPECT_EQ(*mm_->cpu_read(a), 0u);
+  EXPECT_EQ(*mm_->cpu_read(target), 7u);
+  const std::uint64_t later = map(1, Prot::kReadWrite);
+  EXPECT_TRUE(later >= target + 2 * kPageSize || later + kPageSize <= target)
+      << "mmap handed out a moved mapping's address";
+}
+
+TEST_F(AddressSpaceTest, MremapErrorsMoveNothing) {
+  const std::uint64_t a = map(4, Prot::kReadWrite);
+  const std::uint64_t b = map(2, Prot::kReadWrite);
+  const std::uint64_t shared = map(1, Prot::kReadWrite, MapKind::kAnonShared);
+  ASSERT_TRUE(mm_->cpu_write(a, 7).ok());
+  recorder_->take();
+  EXPECT_EQ(mm_->mremap(a, 2 * kPageSize, a + kPageSize).code(), absl::StatusCode::kInvalidArgument)
+      << "overlapping ranges";
+  EXPECT_EQ(mm_->mremap(a + 3 * kPageSize, 2 * kPageSize, b).code(),
+            absl::StatusCode::kInvalidArgument)
+      << "across the guard page";
+  EXPECT_EQ(mm_->mremap(a + 4 * kPageSize, kPageSize, b).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(mm_->mremap(a + 1, kPageSize, b).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(mm_->mremap(shared, kPageSize, b, /*keep_old=*/true).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(recorder_->take().empty());
+  EXPECT_EQ(*mm_->cpu_read(a), 7u);
+  EXPECT_TRUE(mm_->cpu_read(b).ok() && mm_->cpu_read(shared).ok());
+}
+
 TEST_F(AddressSpaceTest, MprotectInvalidatesAndRevokesWriteUntilRestored) {
   const std::uint64_t a = map(2, Prot::kReadWrite);
   ASSERT_TRUE(mm_->cpu_write(a, 5).ok());

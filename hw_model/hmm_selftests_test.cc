@@ -24,8 +24,7 @@
 //   - MADV_COLLAPSE (migrate_anon_huge_fault) is a write fault of an advised block, which
 //     maps it as one huge page in the first place.
 // Not here yet, for want of the concepts they test: anon_write_hugetlbfs, compound
-// (hugetlbfs), mixedmap (mapping the device file), hmm_gup_test (pinning),
-// migrate_remap_fault (mremap).
+// (hugetlbfs), mixedmap (mapping the device file), hmm_gup_test (pinning).
 #include <chrono>
 #include <cstdint>
 #include <ostream>
@@ -564,6 +563,48 @@ TEST_P(Hmm, migrate_anon_huge_fault) {
     EXPECT_TRUE(e->huge && (coherent() || e->device == nullptr)) << "one touch, the whole block";
   }
   EXPECT_EQ(cpu_words(mm, buf, kPmdPages), pattern(kPmdPages));
+}
+
+// A mapping moved (mremap to a fixed place, keeping the old range mapped or not) before
+// or after its pages migrate: the CPU reads them back at the new place. A huge page
+// moved to an unaligned place splits.
+TEST_P(Hmm, migrate_remap_fault) {
+  for (const bool before : {false, true}) {
+    for (const bool keep_old : {false, true}) {
+      for (const Advice advice : {Advice::kNoHugePage, Advice::kHugePage}) {
+        for (const std::uint64_t offset : {0ul, kPmdPages / 4, kPmdPages / 2}) {
+          SCOPED_TRACE(absl::StrCat(before ? "moved before" : "moved after", " migrating",
+                                    keep_old ? ", old range kept" : "",
+                                    advice == Advice::kHugePage ? ", huge page" : "", ", offset ",
+                                    offset));
+          const std::uint64_t buf = map(8 * kPmdPages);
+          const std::uint64_t old_buf = huge_page_of(buf + kHugePageSize - 1);
+          ASSERT_TRUE(mm.madvise(old_buf, kHugePageSize, advice).ok());
+          ASSERT_TRUE(mm.munmap(old_buf + kHugePageSize, 2 * kHugePageSize).ok());
+          cpu_fill(mm, old_buf, kPmdPages);
+          const std::uint64_t new_buf = old_buf + kHugePageSize + offset * kPage;
+          std::uint64_t at = old_buf;
+          if (before) {
+            ASSERT_TRUE(mm.mremap(old_buf, kHugePageSize, new_buf, keep_old).ok());
+            at = new_buf;
+          }
+          ASSERT_TRUE(device->migrate_to_device(at, kPmdPages * kPage).ok());
+          EXPECT_EQ(*device->read(at, kPmdPages), pattern(kPmdPages));
+          if (!before) {
+            ASSERT_TRUE(mm.mremap(old_buf, kHugePageSize, new_buf, keep_old).ok());
+          }
+          EXPECT_EQ(mm.lookup(new_buf)->huge, advice == Advice::kHugePage && offset == 0);
+          EXPECT_EQ(cpu_words(mm, new_buf, kPmdPages), pattern(kPmdPages));
+          if (keep_old) {
+            EXPECT_EQ(*mm.cpu_read(old_buf + kPage), 0u) << "the old range is empty";
+          } else {
+            EXPECT_EQ(mm.cpu_read(old_buf).status().code(), absl::StatusCode::kNotFound);
+          }
+          ASSERT_TRUE(mm.munmap(buf, 8 * kPmdPages * kPage).ok());
+        }
+      }
+    }
+  }
 }
 
 // A failed huge allocation splits the block, in either direction: to the device it moves

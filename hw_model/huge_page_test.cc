@@ -1,6 +1,7 @@
 // Transparent huge pages in AddressSpace: which faults map a whole 2 MiB block, that its
 // 512 entries change together, and that whatever treats part of one differently splits
 // it first under one invalidation of the whole block.
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <set>
@@ -317,6 +318,26 @@ TEST_F(HugePageTest, FreeingMemoryThatIsNotAnonymousPrivateFailsAndDropsNothing)
   EXPECT_EQ(recorder_->take(), Calls{});
   EXPECT_EQ(*mm_->cpu_read(shared), 2u);
   EXPECT_EQ(*mm_->cpu_read(block), 1u);
+}
+
+TEST_F(HugePageTest, MremapMovesAHugePageWholeOnlyToAnAlignedPlace) {
+  for (const std::uint64_t offset : {std::uint64_t{0}, 4 * kPageSize}) {
+    SCOPED_TRACE(offset);
+    const std::uint64_t block = map_block();
+    const std::uint64_t target = map_block() + offset;  // a second advised block
+    ASSERT_TRUE(mm_->cpu_write(block + kPageSize, 5).ok());
+    recorder_->take();
+    ASSERT_TRUE(mm_->mremap(block, kHugePageSize, target).ok());
+    const std::vector<Recorder::Call> calls = recorder_->take();
+    ASSERT_FALSE(calls.empty());
+    EXPECT_EQ(calls.back(), (Recorder::Call{Event::kUnmap, block, block + kHugePageSize}));
+    const bool split =
+        std::find(calls.begin(), calls.end(),
+                  Recorder::Call{Event::kClear, block, block + kHugePageSize}) != calls.end();
+    EXPECT_EQ(split, offset != 0);
+    EXPECT_EQ(mm_->lookup(target)->huge, offset == 0);
+    EXPECT_EQ(*mm_->cpu_read(target + kPageSize), 5u);
+  }
 }
 
 TEST_F(HugePageTest, MadviseRejectsBadRangesAndChangesNothing) {
