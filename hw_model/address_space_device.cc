@@ -188,8 +188,6 @@ absl::Status AddressSpace::device_change(DeviceChange change, std::uint64_t addr
   const std::uint64_t end = addr + length;
   WriteLock l(mmap_mu_);
   if (absl::Status s = check_device_change_locked(change, addr, end, device); !s.ok()) return s;
-  const std::vector<std::uint64_t> whole =
-      plan_huge_pages_locked(change, addr, end, device, allocate_huge);
   if (change == DeviceChange::kExclusive) {
     // Like the kernel's get_user_pages: present and writable first (may break CoW), and
     // in system RAM (a coherent device page comes back too).
@@ -201,6 +199,9 @@ absl::Status AddressSpace::device_change(DeviceChange change, std::uint64_t addr
       ITN_CHECK_OK(fault_locked(page, /*write=*/true, [](Pte&) {}), "checked writable above");
     }
   }
+  // After exclusive access faulted the range in (which may map a huge page, to split).
+  const std::vector<std::uint64_t> whole =
+      plan_huge_pages_locked(change, addr, end, device, allocate_huge);
   Ptes& ptes = ptes_for_writer();
   const Event event = change == DeviceChange::kExclusive ? Event::kExclusive : Event::kMigrate;
   Invalidation invalidation(*domain_, addr, end, event, device);

@@ -10,12 +10,13 @@ namespace itn::hw {
 namespace {
 
 // The CPU huge page at `block` is whole: 512 huge entries, all in one place (system RAM or
-// one device's memory), all writable or none.
+// one device's memory), all writable or none, none held exclusively.
 absl::Status check_huge_page(const AddressSpace& mm, std::uint64_t block) {
   const std::vector<absl::StatusOr<PageEntry>> pages =
       mm.lookup_range(block, kHugePageSize / kPageSize);
   for (const absl::StatusOr<PageEntry>& e : pages) {
-    if (!e.ok() || !e->huge || e->device != pages[0]->device || e->writable != pages[0]->writable) {
+    if (!e.ok() || !e->huge || e->device != pages[0]->device || e->coherent != pages[0]->coherent ||
+        e->writable != pages[0]->writable || e->exclusive != nullptr) {
       return absl::InternalError(
           absl::StrCat("I17: the huge page at ", block, " is not whole and uniform"));
     }

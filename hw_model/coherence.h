@@ -3,7 +3,7 @@
 // itn::hw::check_coherence(): I17 as a check. Every entry in a mirror's device page table
 // must map the frame the CPU page table maps at that page, and be writable only if the
 // CPU entry is; and each huge page the device maps part of must be whole in the CPU page
-// table (512 huge entries in one place, all writable or none).
+// table (512 huge entries in one place, all writable or none, none held exclusively).
 //
 // Thread safety: call only at a quiescent point (no invalidation of the device's address
 // space active, no device change in progress); the device page table and the CPU page

@@ -340,6 +340,21 @@ TEST_F(HugePageTest, MremapMovesAHugePageWholeOnlyToAnAlignedPlace) {
   }
 }
 
+// Exclusive access faults an untouched advised block in first, which maps a huge page:
+// that one splits too, before any entry becomes exclusive.
+TEST_F(HugePageTest, ExclusiveAccessToAnUntouchedBlockHoldsSmallPages) {
+  const int device = 0;
+  const std::uint64_t block = map_block();
+  ASSERT_TRUE(mm_->make_exclusive(block + kPageSize, kPageSize, &device,
+                                  [](std::uint64_t, const PageEntry&) {})
+                  .ok());
+  EXPECT_EQ(huge_entries(block), 0u);
+  EXPECT_EQ(mm_->lookup(block + kPageSize)->exclusive, &device);
+  ASSERT_TRUE(mm_->cpu_write(block + kPageSize, 3).ok());
+  EXPECT_EQ(mm_->lookup(block + kPageSize)->exclusive, nullptr);
+  EXPECT_EQ(*mm_->cpu_read(block + kPageSize), 3u);
+}
+
 TEST_F(HugePageTest, MadviseRejectsBadRangesAndChangesNothing) {
   const std::uint64_t block = map_block(/*advise=*/false);
   EXPECT_EQ(mm_->madvise(block + 1, kPageSize, Advice::kHugePage).code(),
