@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <iterator>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -31,6 +32,9 @@ absl::StatusOr<std::uint64_t> AddressSpace::mmap(std::uint64_t length, Prot prot
   WriteLock l(mmap_mu_);
   if (absl::Status s = check_alive_locked("mmap"); !s.ok()) return s;
   const std::uint64_t addr = next_addr_;
+  if ((pages + 1) * kPageSize > kUserSpaceEnd - addr) {
+    return absl::ResourceExhaustedError("mmap: the user address space is used up");
+  }
   next_addr_ += (pages + 1) * kPageSize;  // a guard page between mappings
   vmas_.emplace(addr, Vma{addr + pages * kPageSize, prot, kind, std::move(file), file_offset});
   return addr;
@@ -105,6 +109,10 @@ absl::Status AddressSpace::mremap(std::uint64_t old_addr, std::uint64_t length,
   if (absl::Status s = check_page_range("mremap", old_addr, length); !s.ok()) return s;
   if (absl::Status s = check_page_range("mremap", new_addr, length); !s.ok()) return s;
   const std::uint64_t old_end = old_addr + length, new_end = new_addr + length;
+  if (new_end > kUserSpaceEnd) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("mremap: [", new_addr, ", ", new_end, ") is past the user address space"));
+  }
   if (old_addr < new_end && new_addr < old_end) {
     return absl::InvalidArgumentError("mremap: the old and new ranges overlap");
   }
@@ -135,11 +143,14 @@ absl::Status AddressSpace::mremap(std::uint64_t old_addr, std::uint64_t length,
   {
     Invalidation invalidation(*domain_, old_addr, old_end, Event::kUnmap);
     Ptes& ptes = ptes_for_writer();
-    auto hint = ptes.lower_bound(new_addr);
-    for (auto it = ptes.lower_bound(old_addr); it != ptes.end() && it->first < old_end;) {
-      hint = std::next(ptes.emplace_hint(hint, new_addr + (it->first - old_addr), it->second));
-      it = ptes.erase(it);
+    // All taken out before any goes in: the new range may lie on either side.
+    const auto first = ptes.lower_bound(old_addr), last = ptes.lower_bound(old_end);
+    std::vector<std::pair<std::uint64_t, Pte>> moving;
+    for (auto it = first; it != last; ++it) {
+      moving.emplace_back(new_addr + (it->first - old_addr), std::move(it->second));
     }
+    ptes.erase(first, last);
+    ptes.insert(std::make_move_iterator(moving.begin()), std::make_move_iterator(moving.end()));
   }
   if (!keep_old) {
     split_locked(old_addr);

@@ -150,7 +150,8 @@ class AddressSpace : public RefCounted {
   // Maps `length` bytes (rounded up to pages) at a fresh address and returns it. `file`
   // and `file_offset` (page-aligned) are for the file mappings only.
   // Errors (nothing changes): kInvalidArgument for length 0, a missing or unexpected file,
-  // or an unaligned offset; kFailedPrecondition after teardown.
+  // or an unaligned offset; kResourceExhausted once fresh addresses run out (at
+  // kUserSpaceEnd); kFailedPrecondition after teardown.
   [[nodiscard]] absl::StatusOr<std::uint64_t> mmap(std::uint64_t length, Prot prot, MapKind kind,
                                                    Ref<File> file = nullptr,
                                                    std::uint64_t file_offset = 0)
@@ -174,7 +175,8 @@ class AddressSpace : public RefCounted {
   // old range covers in part, splits first. With `keep_old` (MREMAP_DONTUNMAP, anonymous
   // private memory only) the old range stays mapped, empty: it reads zero pages.
   // Errors (nothing changes): kInvalidArgument for unaligned or empty ranges, ranges that
-  // overlap, an old range across VMAs, or `keep_old` of other memory; kNotFound if the old
+  // overlap, a new range past kUserSpaceEnd, an old range across VMAs, or `keep_old` of
+  // other memory; kNotFound if the old
   // range is not mapped; kFailedPrecondition after teardown.
   [[nodiscard]] absl::Status mremap(std::uint64_t old_addr, std::uint64_t length,
                                     std::uint64_t new_addr, bool keep_old = false)

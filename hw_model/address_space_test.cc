@@ -107,6 +107,18 @@ TEST_F(AddressSpaceTest, MremapKeepingTheOldRangeLeavesItEmpty) {
       << "mmap handed out a moved mapping's address";
 }
 
+// Downwards, onto a mapping that goes first: every page arrives (the move once reused
+// an iterator to an entry it had just erased).
+TEST_F(AddressSpaceTest, MremapMovesDownwardsOverAnotherMapping) {
+  const std::uint64_t low = map(1, Prot::kReadWrite);
+  const std::uint64_t high = map(2, Prot::kReadWrite);  // right after low's guard page
+  for (std::uint64_t i = 0; i < 2; ++i)
+    ASSERT_TRUE(mm_->cpu_write(high + i * kPageSize, i + 1).ok());
+  ASSERT_TRUE(mm_->mremap(high, 2 * kPageSize, low).ok());
+  for (std::uint64_t i = 0; i < 2; ++i) EXPECT_EQ(*mm_->cpu_read(low + i * kPageSize), i + 1);
+  EXPECT_EQ(mm_->cpu_read(high + kPageSize).status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(AddressSpaceTest, MremapErrorsMoveNothing) {
   const std::uint64_t a = map(4, Prot::kReadWrite);
   const std::uint64_t b = map(2, Prot::kReadWrite);
@@ -121,6 +133,11 @@ TEST_F(AddressSpaceTest, MremapErrorsMoveNothing) {
   EXPECT_EQ(mm_->mremap(a + 4 * kPageSize, kPageSize, b).code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(mm_->mremap(a + 1, kPageSize, b).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(mm_->mremap(shared, kPageSize, b, /*keep_old=*/true).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(mm_->mremap(a, kPageSize, kUserSpaceEnd - kPageSize + kPageSize).code(),
+            absl::StatusCode::kInvalidArgument)
+      << "past the end of the user address space";
+  EXPECT_EQ(mm_->mremap(a, kPageSize, ~std::uint64_t{0} - 2 * kPageSize + 1).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(recorder_->take().empty());
   EXPECT_EQ(*mm_->cpu_read(a), 7u);

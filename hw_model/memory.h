@@ -34,6 +34,9 @@ inline std::uint64_t page_of(std::uint64_t addr) { return addr & ~(kPageSize - 1
 inline constexpr std::uint64_t kHugePageSize = 512 * kPageSize;
 
 inline std::uint64_t huge_page_of(std::uint64_t addr) { return addr & ~(kHugePageSize - 1); }
+// Where user addresses end (the kernel's TASK_SIZE on x86-64 with 4-level page tables):
+// nothing maps at or past it.
+inline constexpr std::uint64_t kUserSpaceEnd = std::uint64_t{1} << 47;
 
 // The two kinds of device memory (the kernel's MEMORY_DEVICE_PRIVATE and
 // MEMORY_DEVICE_COHERENT). A CPU access to a private device page migrates it back to
