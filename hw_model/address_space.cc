@@ -57,20 +57,25 @@ AddressSpace::VmaMap::const_iterator AddressSpace::find_vma_locked(std::uint64_t
 void AddressSpace::split_locked(std::uint64_t addr) {
   auto it = find_vma_locked(addr);
   if (it == vmas_.end() || it->first == addr) return;
-  if (addr != huge_page_of(addr)) split_huge_page_locked(huge_page_of(addr));
+  split_huge_page_at_locked(addr);
   Vma tail = it->second;
   tail.file_offset += addr - it->first;
   it->second.end = addr;
   vmas_.emplace(addr, std::move(tail));
 }
 
-bool AddressSpace::fully_mapped_locked(std::uint64_t start, std::uint64_t end) {
+absl::Status AddressSpace::check_mapped_locked(const char* what, std::uint64_t start,
+                                               std::uint64_t end) const {
+  if (absl::Status s = check_alive_locked(what); !s.ok()) return s;
   for (std::uint64_t at = start; at < end;) {
     auto it = find_vma_locked(at);
-    if (it == vmas_.end()) return false;
+    if (it == vmas_.end()) {
+      return absl::NotFoundError(
+          absl::StrCat(what, ": [", start, ", ", end, ") has unmapped pages"));
+    }
     at = it->second.end;
   }
-  return true;
+  return absl::OkStatus();
 }
 
 AddressSpace::Invalidation::Invalidation(NotifierDomain& domain, std::uint64_t start,
@@ -134,9 +139,11 @@ absl::Status AddressSpace::mremap(std::uint64_t old_addr, std::uint64_t length,
   moved.end = new_end;
   unmap_locked(new_addr, new_end);
   // Huge pages move whole only to an aligned place and only if the range holds them whole.
-  const bool aligned = (new_addr - old_addr) % kHugePageSize == 0;
-  for (std::uint64_t block = huge_page_of(old_addr); block < old_end; block += kHugePageSize) {
-    if (!aligned || block < old_addr || block + kHugePageSize > old_end) {
+  if ((new_addr - old_addr) % kHugePageSize == 0) {
+    split_huge_page_at_locked(old_addr);
+    split_huge_page_at_locked(old_end);
+  } else {
+    for (std::uint64_t block = huge_page_of(old_addr); block < old_end; block += kHugePageSize) {
       split_huge_page_locked(block);
     }
   }
@@ -166,11 +173,7 @@ absl::Status AddressSpace::mprotect(std::uint64_t addr, std::uint64_t length, Pr
   if (absl::Status s = check_page_range("mprotect", addr, length); !s.ok()) return s;
   const std::uint64_t end = addr + length;
   WriteLock l(mmap_mu_);
-  if (absl::Status s = check_alive_locked("mprotect"); !s.ok()) return s;
-  if (!fully_mapped_locked(addr, end)) {
-    return absl::NotFoundError(
-        absl::StrCat("mprotect: [", addr, ", ", end, ") has unmapped pages"));
-  }
+  if (absl::Status s = check_mapped_locked("mprotect", addr, end); !s.ok()) return s;
   split_locked(addr);
   split_locked(end);
   Invalidation invalidation(*domain_, addr, end, Event::kProtectionVma);
@@ -190,10 +193,7 @@ absl::Status AddressSpace::madvise(std::uint64_t addr, std::uint64_t length, Adv
   if (absl::Status s = check_page_range("madvise", addr, length); !s.ok()) return s;
   const std::uint64_t end = addr + length;
   WriteLock l(mmap_mu_);
-  if (absl::Status s = check_alive_locked("madvise"); !s.ok()) return s;
-  if (!fully_mapped_locked(addr, end)) {
-    return absl::NotFoundError(absl::StrCat("madvise: [", addr, ", ", end, ") has unmapped pages"));
-  }
+  if (absl::Status s = check_mapped_locked("madvise", addr, end); !s.ok()) return s;
   if (advice == Advice::kFree) {
     for (auto it = find_vma_locked(addr); it != vmas_.end() && it->first < end; ++it) {
       if (it->second.kind != MapKind::kAnonPrivate) {
@@ -214,9 +214,8 @@ absl::Status AddressSpace::madvise(std::uint64_t addr, std::uint64_t length, Adv
 }
 
 void AddressSpace::free_pages_locked(std::uint64_t start, std::uint64_t end) {
-  for (const std::uint64_t edge : {start, end}) {
-    if (edge != huge_page_of(edge)) split_huge_page_locked(huge_page_of(edge));
-  }
+  split_huge_page_at_locked(start);
+  split_huge_page_at_locked(end);
   Ptes& ptes = ptes_for_writer();
   Invalidation invalidation(*domain_, start, end, Event::kClear);
   for (auto it = ptes.lower_bound(start); it != ptes.end() && it->first < end;) {
@@ -226,14 +225,20 @@ void AddressSpace::free_pages_locked(std::uint64_t start, std::uint64_t end) {
   }
 }
 
+AddressSpace::BlockEntries AddressSpace::block_entries(Ptes& ptes, std::uint64_t block) {
+  return {ptes.lower_bound(block), ptes.lower_bound(block + kHugePageSize)};
+}
+
 void AddressSpace::split_huge_page_locked(std::uint64_t block) {
   Ptes& ptes = ptes_for_writer();
-  auto first = ptes.find(block);
-  if (first == ptes.end() || !first->second.huge) return;
+  const BlockEntries entries = block_entries(ptes, block);
+  if (entries.empty() || !entries.begin()->second.huge) return;
   Invalidation invalidation(*domain_, block, block + kHugePageSize, Event::kClear);
-  for (auto it = first; it != ptes.end() && it->first < block + kHugePageSize; ++it) {
-    it->second.huge = false;
-  }
+  for (auto& [page, entry] : entries) entry.huge = false;
+}
+
+void AddressSpace::split_huge_page_at_locked(std::uint64_t addr) {
+  if (addr != huge_page_of(addr)) split_huge_page_locked(huge_page_of(addr));
 }
 
 absl::StatusOr<std::uint64_t> AddressSpace::reap() {
@@ -311,18 +316,16 @@ void AddressSpace::make_writable_locked(std::uint64_t page) {
     it->second.writable = true;
     return;
   }
-  const std::uint64_t block = huge_page_of(page);  // one writable bit for the whole PMD
-  for (it = ptes_.find(block); it != ptes_.end() && it->first < block + kHugePageSize; ++it) {
-    it->second.writable = true;
-  }
+  // One writable bit for the whole PMD.
+  for (auto& [at, entry] : block_entries(ptes_, huge_page_of(page))) entry.writable = true;
 }
 
 void AddressSpace::change_huge_page(Ptes& ptes, std::uint64_t block, Event change) {
   ITN_DCHECK(change == Event::kClear || change == Event::kMigrate,
              "a huge page is copied or brought back whole; exclusive access splits it first");
-  for (auto it = ptes.find(block); it != ptes.end() && it->first < block + kHugePageSize; ++it) {
-    apply_cpu_fault_change(it->second, change);
-    it->second.huge = true;
+  for (auto& [page, entry] : block_entries(ptes, block)) {
+    apply_cpu_fault_change(entry, change);
+    entry.huge = true;
   }
 }
 

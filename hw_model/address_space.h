@@ -392,6 +392,16 @@ class AddressSpace : public RefCounted {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   // Splits the huge page at `block`, if there is one, into small pages (kClear over it).
   void split_huge_page_locked(std::uint64_t block) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
+  // Splits the huge page `addr` falls inside, if `addr` cuts one (is not its start).
+  void split_huge_page_at_locked(std::uint64_t addr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
+  // The entries of `ptes` in the 2 MiB block at `block`.
+  struct BlockEntries {
+    Ptes::iterator first, last;
+    Ptes::iterator begin() const { return first; }
+    Ptes::iterator end() const { return last; }
+    bool empty() const { return first == last; }
+  };
+  static BlockEntries block_entries(Ptes& ptes, std::uint64_t block);
   // The blocks of [start, end) that `change` moves as huge pages; splits every other huge
   // page the range reaches.
   std::vector<std::uint64_t> plan_huge_pages_locked(DeviceChange change, std::uint64_t start,
@@ -436,8 +446,11 @@ class AddressSpace : public RefCounted {
   // Splits the VMA that strictly contains `addr`, if any, so that a VMA starts there (and
   // the huge page `addr` cuts, if any).
   void split_locked(std::uint64_t addr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
-  bool fully_mapped_locked(std::uint64_t start, std::uint64_t end)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
+  // OK if the space is alive and every page of [start, end) is mapped; else the error
+  // `what` reports.
+  [[nodiscard]] absl::Status check_mapped_locked(const char* what, std::uint64_t start,
+                                                 std::uint64_t end) const
+      ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_);
   void copy_into_child_locked(AddressSpace& child) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(child.mmap_mu_);
   // Brackets a page table change: invalidate_range_start over [start, end) on

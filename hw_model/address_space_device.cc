@@ -131,14 +131,16 @@ std::vector<std::uint64_t> AddressSpace::plan_huge_pages_locked(DeviceChange cha
                                                                 HugeAllocator allocate_huge) {
   std::vector<std::uint64_t> whole;
   for (std::uint64_t block = huge_page_of(start); block < end; block += kHugePageSize) {
-    auto first = ptes_for_writer().lower_bound(block);
-    const bool empty = first == ptes_for_writer().end() || first->first >= block + kHugePageSize;
+    const BlockEntries entries = block_entries(ptes_for_writer(), block);
+    const auto first = entries.begin();
     // A huge entry stands for the whole block: all 512 are huge, or none.
-    const bool huge = !empty && first->first == block && first->second.huge;
-    const auto vma = find_vma_locked(block);
-    const bool may_become_huge = change == DeviceChange::kToDevice && empty && vma != vmas_.end() &&
-                                 fits_huge_page(*vma, block);
-    if (!huge && !may_become_huge) continue;
+    const bool huge = !entries.empty() && first->first == block && first->second.huge;
+    const auto may_become_huge = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_) {
+      if (change != DeviceChange::kToDevice || !entries.empty()) return false;
+      const auto vma = find_vma_locked(block);
+      return vma != vmas_.end() && fits_huge_page(*vma, block);
+    };
+    if (!huge && !may_become_huge()) continue;
     if (change == DeviceChange::kToSystem && first->second.device != device) continue;  // stays
     const bool covered = block >= start && block + kHugePageSize <= end;
     const bool here = change == DeviceChange::kToDevice && huge && first->second.device == device;
