@@ -10,9 +10,11 @@
 //      faults that gave up after MirrorOptions::max_fault_attempts collisions).
 // per_range selects the device's notifiers: 0 one over the whole space (dmirror), 1 one
 // per 256-page chunk (MirrorOptions::notifier_chunk_pages), so that churn 1 reaches none.
-// BM_Mirror_WriteOverZeroPages: one device write over `pages` pages that the CPU only
-// read (each one the shared zero page), so every page's fault breaks copy-on-write and
-// invalidates the device itself; time per page, which must not grow with the length.
+// BM_Mirror_WriteOverFreshPages: one device write over `pages` pages just mapped, which
+// the CPU only read first (read_first:1: each one the shared zero page, so every page's
+// fault breaks copy-on-write and invalidates the device itself) or never touched
+// (read_first:0: every page faults in fresh); time per page, which must not grow with
+// the length.
 // BM_Mirror_MigrateRoundTrip: the kernel's benchmark_thp_migration, one migration of
 // `pages` written pages to the device and back, advised for huge pages (huge:1, so the
 // aligned 2 MiB blocks move whole) or not (huge:0); time per page.
@@ -75,8 +77,9 @@ BENCHMARK(BM_Mirror_Fault)
     ->ArgsProduct({{0, 1, 2}, {0, 1}})
     ->UseRealTime();
 
-void BM_Mirror_WriteOverZeroPages(benchmark::State& state) {
+void BM_Mirror_WriteOverFreshPages(benchmark::State& state) {
   const auto pages = static_cast<std::uint64_t>(state.range(0));
+  const bool read_first = state.range(1) != 0;
   Ref<hw::Process> process = make_ref<hw::Process>();
   hw::AddressSpace& mm = process->mm();
   Ref<hw::MirrorDevice> device = *hw::MirrorDevice::open(*process);
@@ -86,7 +89,7 @@ void BM_Mirror_WriteOverZeroPages(benchmark::State& state) {
     state.PauseTiming();
     const std::uint64_t buf =
         *mm.mmap(pages * hw::kPageSize, hw::Prot::kReadWrite, hw::MapKind::kAnonPrivate);
-    for (std::uint64_t p = 0; p < pages; ++p) {
+    for (std::uint64_t p = 0; read_first && p < pages; ++p) {
       ITN_CHECK_OK(mm.cpu_read(buf + p * hw::kPageSize), "mirror_bench setup");
     }
     const std::uint64_t before = device->counters().retries;
@@ -103,10 +106,9 @@ void BM_Mirror_WriteOverZeroPages(benchmark::State& state) {
   device->close();
 }
 
-BENCHMARK(BM_Mirror_WriteOverZeroPages)
-    ->ArgName("pages")
-    ->RangeMultiplier(4)
-    ->Range(64, 4096)
+BENCHMARK(BM_Mirror_WriteOverFreshPages)
+    ->ArgNames({"pages", "read_first"})
+    ->ArgsProduct({{64, 256, 1024, 4096}, {0, 1}})
     ->UseRealTime();
 
 void BM_Mirror_MigrateRoundTrip(benchmark::State& state) {

@@ -283,13 +283,13 @@ def build_table(d):
             t.figure(f"dmirror fault ({notifiers}), CPU mprotect()s {what} meanwhile",
                      f"{fmt_ns(mirror.ns(name))} ({mirror.value(name, 'retries_per_fault'):.2f} retries/fault)"
                      f" vs solo {fmt_ns(solo)}", f"churn/solo {fmt_ratio(mirror.ns(name) / solo)}")
-    per_page = {n: mirror.ns(f"BM_Mirror_WriteOverZeroPages/pages:{n}/real_time") / n
-                for n in (64, 256, 1024, 4096)}
-    t.figure("dmirror write over N copy-on-write zero pages, time per page (N = 64 / 256 / 1024 / 4096)",
-             " / ".join(fmt_ns(per_page[n]) for n in sorted(per_page)) +
-             f" ({mirror.value('BM_Mirror_WriteOverZeroPages/pages:4096/real_time', 'retries_per_write'):.0f}"
-             " retry per write)",
-             f"4096/64 {fmt_ratio(per_page[4096] / per_page[64])}")
+    for read_first, pages in ((0, "never touched"), (1, "read first (copy-on-write zero pages)")):
+        run = "BM_Mirror_WriteOverFreshPages/pages:{}/read_first:" + f"{read_first}/real_time"
+        per_page = {n: mirror.ns(run.format(n)) / n for n in (64, 256, 1024, 4096)}
+        t.figure(f"dmirror write over N fresh pages, {pages}, time per page (N = 64 / 256 / 1024 / 4096)",
+                 " / ".join(fmt_ns(per_page[n]) for n in sorted(per_page)) +
+                 f" ({mirror.value(run.format(4096), 'retries_per_write'):.0f} retries per write)",
+                 f"4096/64 {fmt_ratio(per_page[4096] / per_page[64])}")
     return t, (itree, notif)
 
 

@@ -310,14 +310,23 @@ void AddressSpace::map_huge_page_locked(std::uint64_t block, bool write) {
   }
 }
 
-void AddressSpace::make_writable_locked(std::uint64_t page) {
-  auto it = ptes_.find(page);
-  if (!it->second.huge) {
-    it->second.writable = true;
+void AddressSpace::make_writable_locked(Ptes::iterator pte) {
+  if (!pte->second.huge) {
+    pte->second.writable = true;
     return;
   }
   // One writable bit for the whole PMD.
-  for (auto& [at, entry] : block_entries(ptes_, huge_page_of(page))) entry.writable = true;
+  for (auto& [at, entry] : block_entries(ptes_, huge_page_of(pte->first))) entry.writable = true;
+}
+
+AddressSpace::Ptes::iterator AddressSpace::find_pte_locked(std::uint64_t page,
+                                                           const PteHint* hint) {
+  if (hint == nullptr || !hint->next) return ptes_.find(page);
+  mmap_mu_.assert_held();  // so the walk alone changes the page table
+  const Ptes::iterator next = *hint->next;
+  ITN_DCHECK(next == ptes_.end() || next->first >= page, "a walk faults pages in order");
+  // The entry after the walk's last page is this page's, or comes after where it would be.
+  return next != ptes_.end() && next->first == page ? next : ptes_.end();
 }
 
 void AddressSpace::change_huge_page(Ptes& ptes, std::uint64_t block, Event change) {
@@ -357,7 +366,7 @@ void AddressSpace::apply_cpu_fault_change(Pte& entry, Event change) {
 }
 
 absl::Status AddressSpace::fault_locked(std::uint64_t addr, bool write,
-                                        absl::FunctionRef<void(Pte&)> use) {
+                                        absl::FunctionRef<void(Pte&)> use, PteHint* hint) {
   absl::StatusOr<VmaMap::const_iterator> vma = vma_for_locked(addr, write);
   if (!vma.ok()) return vma.status();
   const bool private_vma = is_private((*vma)->second.kind);
@@ -367,30 +376,34 @@ absl::Status AddressSpace::fault_locked(std::uint64_t addr, bool write,
   // under it only if the entry, looked at again, still needs it (a concurrent fault of
   // the same page may have made it meanwhile, like the kernel's pte_same() check).
   std::optional<Invalidation> invalidation;
+  std::optional<Ptes::iterator> found;  // stays valid: the mmap lock is held throughout
+  const auto done = [&](Ptes::iterator pte) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ptl_) {
+    use(pte->second);
+    if (hint != nullptr) hint->next = std::next(pte);
+    return absl::OkStatus();
+  };
   for (;;) {
     std::optional<Event> change;
     std::uint64_t start = 0, end = 0;  // the range `change` invalidates
     {
       MutexLock l(ptl_);
-      auto pte = ptes_.find(page);
+      const Ptes::iterator pte = found ? *found : find_pte_locked(page, hint);
       if (pte == ptes_.end()) {
         // Nothing to invalidate: no device can hold a copy of an absent entry.
         if (maps_huge_page_locked(*vma, page)) {
           map_huge_page_locked(huge_page_of(page), write);
-          use(ptes_.at(page));
-        } else {
-          use(ptes_.emplace(page, fresh_entry_locked(*vma, page, write)).first->second);
+          return done(ptes_.find(page));
         }
-        return absl::OkStatus();
+        return done(ptes_.emplace(page, fresh_entry_locked(*vma, page, write)).first);
       }
+      found = pte;
       Pte& entry = pte->second;
       change = cpu_fault_change(entry, write, private_vma);
       if (!change) {
         if (write && !entry.writable) {
-          make_writable_locked(page);  // a shared page: same frame, no copy goes stale
+          make_writable_locked(pte);  // a shared page: same frame, no copy goes stale
         }
-        use(entry);
-        return absl::OkStatus();
+        return done(pte);
       }
       // A huge page changes as a whole.
       start = entry.huge ? huge_page_of(page) : page;

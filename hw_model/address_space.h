@@ -351,18 +351,29 @@ class AddressSpace : public RefCounted {
   using VmaMap = std::map<std::uint64_t, Vma>;
   enum class DeviceChange : std::uint8_t { kToDevice, kToSystem, kExclusive };
 
+  // Where a walk over consecutive pages, holding the mmap lock for writing, stands in the
+  // page table: the entry after the last page it faulted (none before the first).
+  struct PteHint {
+    std::optional<Ptes::iterator> next;
+  };
+  // The entry of `page`, or the end: in constant time from a walk's `hint` (its next
+  // page is `page`), searched for without one.
+  Ptes::iterator find_pte_locked(std::uint64_t page, const PteHint* hint)
+      ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ptl_);
   // fault_range() for one page; counts it in `faulted` if it was not ready.
   [[nodiscard]] absl::StatusOr<PageEntry> fault_for_device_locked(std::uint64_t addr, bool write,
                                                                   const void* device,
-                                                                  std::uint64_t& faulted)
+                                                                  std::uint64_t& faulted,
+                                                                  PteHint& hint)
       ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_) ABSL_LOCKS_EXCLUDED(ptl_);
   [[nodiscard]] absl::StatusOr<PageEntry> lookup_locked(std::uint64_t addr) const
       ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ptl_);
   // Makes the page of `addr` present for the CPU (and writable, for a write), then runs
   // `use` on its entry under the page table lock (so no concurrent fault changes it
-  // during the access).
+  // during the access). A walk passes its `hint`, which then stands after the page.
   [[nodiscard]] absl::Status fault_locked(std::uint64_t addr, bool write,
-                                          absl::FunctionRef<void(Pte&)> use)
+                                          absl::FunctionRef<void(Pte&)> use,
+                                          PteHint* hint = nullptr)
       ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_) ABSL_LOCKS_EXCLUDED(ptl_);
   // The entry of a page that was never touched, as the fault of `addr` in `vma` makes it.
   Pte fresh_entry_locked(VmaMap::const_iterator vma, std::uint64_t page, bool write) const
@@ -380,7 +391,7 @@ class AddressSpace : public RefCounted {
   void map_huge_page_locked(std::uint64_t block, bool write) ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(ptl_);
   // Lets the CPU write the present `page` (and the rest of its huge page) in place.
-  void make_writable_locked(std::uint64_t page) ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_)
+  void make_writable_locked(Ptes::iterator pte) ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(ptl_);
   // A CPU fault's `change` (kClear: a copy; kMigrate: back from device memory) made to
   // all 512 entries of the huge page at `block` in `ptes`; it stays huge.

@@ -20,8 +20,10 @@ absl::StatusOr<AddressSpace::FaultedRange> AddressSpace::fault_range(std::uint64
   out.entries.reserve(std::min<std::uint64_t>(length / kPageSize, 1024));
   // The write side, unlike the kernel's hmm_range_fault (see the header).
   WriteLock l(mmap_mu_);
+  PteHint hint;
   for (std::uint64_t page = addr; page < addr + length; page += kPageSize) {
-    absl::StatusOr<PageEntry> entry = fault_for_device_locked(page, write, device, out.faulted);
+    absl::StatusOr<PageEntry> entry =
+        fault_for_device_locked(page, write, device, out.faulted, hint);
     if (!entry.ok()) return entry.status();
     out.entries.push_back(*std::move(entry));
   }
@@ -30,27 +32,34 @@ absl::StatusOr<AddressSpace::FaultedRange> AddressSpace::fault_range(std::uint64
 
 absl::StatusOr<PageEntry> AddressSpace::fault_for_device_locked(std::uint64_t addr, bool write,
                                                                 const void* device,
-                                                                std::uint64_t& faulted) {
+                                                                std::uint64_t& faulted,
+                                                                PteHint& hint) {
   absl::StatusOr<VmaMap::const_iterator> vma = vma_for_locked(addr, write);
   if (!vma.ok()) return vma.status();
   {
     MutexLock l(ptl_);
-    auto pte = ptes_.find(page_of(addr));
+    const Ptes::iterator pte = find_pte_locked(page_of(addr), &hint);
     if (pte != ptes_.end()) {
       Pte& entry = pte->second;
       // Already the device's own: the VMA permits a write, so the entry may carry one,
       // unless it is a coherent page that fork() shares: a write copies that one.
       const bool own = device != nullptr && (entry.device == device || entry.exclusive == device);
-      if (own && (!write || entry.writable || !entry.coherent)) {
-        if (write && !entry.writable) make_writable_locked(page_of(addr));
+      const bool ready = own ? !write || entry.writable || !entry.coherent
+                             : cpu_reachable(entry) && (!write || entry.writable);
+      if (ready) {
+        if (own && write && !entry.writable) make_writable_locked(pte);
+        hint.next = std::next(pte);
         return entry;
       }
-      if (cpu_reachable(entry) && (!write || entry.writable)) return entry;  // ready as it is
     }
   }
   ++faulted;
   PageEntry out;
-  if (absl::Status s = fault_locked(addr, write, [&](Pte& e) { out = e; }); !s.ok()) return s;
+  if (absl::Status s = fault_locked(
+          addr, write, [&](Pte& e) { out = e; }, &hint);
+      !s.ok()) {
+    return s;
+  }
   return out;
 }
 

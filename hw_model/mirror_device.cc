@@ -195,9 +195,7 @@ absl::Status MirrorDevice::fault(const std::vector<Subscription*>& subs, std::ui
       // No invalidation reached a notifier of the range after its read_begin: the walk
       // holds, for every chunk at once.
       if (!stale([](Subscription& sub, std::uint64_t seq) { return sub.read_retry(seq); })) {
-        for (std::uint64_t i = 0; i < walked->entries.size(); ++i) {
-          install_locked(addr + i * kPageSize, walked->entries[i]);
-        }
+        install_walk_locked(addr, walked->entries);
         faults_.fetch_add(1, std::memory_order_relaxed);
         return absl::OkStatus();
       }
@@ -224,12 +222,29 @@ void MirrorDevice::install_locked(std::uint64_t page, const PageEntry& entry) {
   entries_[page] = DeviceEntry{entry.frame, entry.writable};
 }
 
-bool MirrorDevice::present_locked(std::uint64_t addr, std::uint64_t pages, bool write) const {
-  for (std::uint64_t i = 0; i < pages; ++i) {
-    auto it = entries_.find(addr + i * kPageSize);
-    if (it == entries_.end() || (write && !it->second.writable)) return false;
+void MirrorDevice::install_walk_locked(std::uint64_t addr, const std::vector<PageEntry>& entries) {
+  auto hint = entries_.lower_bound(addr);
+  for (std::uint64_t i = 0; i < entries.size(); ++i) {
+    const PageEntry& entry = entries[i];
+    hint = entries_.insert_or_assign(hint, addr + i * kPageSize,
+                                     DeviceEntry{entry.frame, entry.writable});
+    ++hint;
   }
-  return true;
+}
+
+std::vector<Frame*> MirrorDevice::present_locked(std::uint64_t addr, std::uint64_t pages,
+                                                 bool write) const {
+  std::vector<Frame*> frames;
+  frames.reserve(pages);
+  auto it = entries_.lower_bound(addr);
+  for (std::uint64_t i = 0; i < pages; ++i, ++it) {
+    if (it == entries_.end() || it->first != addr + i * kPageSize ||
+        (write && !it->second.writable)) {
+      return {};
+    }
+    frames.push_back(it->second.frame.get());
+  }
+  return frames;
 }
 
 absl::Status MirrorDevice::access(std::uint64_t addr, std::uint64_t pages, bool write,
@@ -240,8 +255,8 @@ absl::Status MirrorDevice::access(std::uint64_t addr, std::uint64_t pages, bool 
   for (int attempt = 0;; ++attempt) {
     {
       MutexLock l(mu_);
-      if (present_locked(addr, pages, write)) {
-        for (std::uint64_t i = 0; i < pages; ++i) fn(i, *entries_.at(addr + i * kPageSize).frame);
+      if (std::vector<Frame*> frames = present_locked(addr, pages, write); !frames.empty()) {
+        for (std::uint64_t i = 0; i < pages; ++i) fn(i, *frames[i]);
         return absl::OkStatus();
       }
     }
@@ -344,7 +359,7 @@ MirrorCounters MirrorDevice::counters() const {
 
 std::map<std::uint64_t, MirrorDevice::DeviceEntry> MirrorDevice::entries_for_testing() const {
   MutexLock l(mu_);
-  return entries_;
+  return {entries_.begin(), entries_.end()};
 }
 
 }  // namespace itn::hw

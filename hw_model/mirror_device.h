@@ -52,6 +52,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/btree_map.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -213,13 +214,17 @@ class MirrorDevice : public RefCounted {
   [[nodiscard]] absl::Status access(std::uint64_t addr, std::uint64_t pages, bool write,
                                     absl::FunctionRef<void(std::uint64_t i, Frame& frame)> fn)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // True if every page of the access has an entry (writable, for a write).
-  bool present_locked(std::uint64_t addr, std::uint64_t pages, bool write) const
+  // The entries of the pages of an access, in order, if every page has one (writable,
+  // for a write); empty otherwise.
+  std::vector<Frame*> present_locked(std::uint64_t addr, std::uint64_t pages, bool write) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The CPU page table walk of a fault: fault_range() with a user of the address space.
   [[nodiscard]] absl::StatusOr<AddressSpace::FaultedRange> walk(std::uint64_t addr,
                                                                 std::uint64_t length, bool write);
   void install_locked(std::uint64_t page, const PageEntry& entry)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The entries of a walk, page after page from `addr`.
+  void install_walk_locked(std::uint64_t addr, const std::vector<PageEntry>& entries)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The HugeAllocator of this device's migrations: consumes fail_next_huge_allocation().
   bool allocate_huge() {
@@ -241,7 +246,9 @@ class MirrorDevice : public RefCounted {
   std::map<std::uint64_t, Ref<Subscription>> chunks_ ABSL_GUARDED_BY(chunks_mu_);
 
   mutable Mutex mu_;  // the driver lock
-  std::map<std::uint64_t, DeviceEntry> entries_ ABSL_GUARDED_BY(mu_);
+  // A B-tree, as flat to walk as the kernel's xarray: an access over many pages costs
+  // the same per page as one over a few.
+  absl::btree_map<std::uint64_t, DeviceEntry> entries_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
 
   Atomic<bool> fail_huge_{false};

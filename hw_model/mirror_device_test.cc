@@ -20,6 +20,7 @@ namespace {
 
 using ::testing::Each;
 using ::testing::ElementsAre;
+using ::testing::ElementsAreArray;
 
 constexpr std::uint64_t kPage = kPageSize;
 constexpr PageSnapshot kZeroPage = PageSnapshot::kZero | PageSnapshot::kRead;
@@ -271,6 +272,24 @@ TEST_F(MirrorDeviceTest, ADeviceWriteOverManyZeroPagesNeedsOneRetry) {
     EXPECT_EQ(device->counters().retries - retries, 1u) << "one walk breaks every copy-on-write";
     for (std::uint64_t i = 0; i < pages; ++i) EXPECT_EQ(*mm.cpu_read(buf + i * kPage), i + 1);
   }
+}
+
+// The walk finds each page's entry next to the previous page's: a page it has to fault
+// in fresh must not be taken for the written page after it, nor the other way round.
+TEST_F(MirrorDeviceTest, ADeviceWriteOverTouchedAndUntouchedPagesReachesEveryPage) {
+  constexpr std::uint64_t kPages = 12;
+  const std::uint64_t buf = map(kPages);
+  // Runs of untouched, read (zero page) and written pages.
+  for (const std::uint64_t i : {2u, 3u, 7u}) ASSERT_TRUE(mm.cpu_read(buf + i * kPage).ok());
+  for (const std::uint64_t i : {4u, 8u, 9u}) ASSERT_TRUE(mm.cpu_write(buf + i * kPage, 50).ok());
+  std::vector<std::uint64_t> words(kPages);
+  for (std::uint64_t i = 0; i < kPages; ++i) words[i] = 100 + i;
+  const absl::Status s = device->write(buf, words);
+  ASSERT_TRUE(s.ok()) << s;
+  for (std::uint64_t i = 0; i < kPages; ++i) {
+    EXPECT_EQ(*mm.cpu_read(buf + i * kPage), 100 + i) << "page " << i;
+  }
+  EXPECT_THAT(*device->read(buf, kPages), ElementsAreArray(words));
 }
 
 TEST_F(MirrorDeviceTest, AChildsDeviceWriteAfterForkOverManyPagesSucceeds) {
