@@ -17,8 +17,27 @@ using internal::page_aligned;
 AddressSpace::AddressSpace()
     : domain_(make_ref<NotifierDomain>()), zero_page_(make_ref<Frame>(0)) {}
 
+absl::StatusOr<std::uint64_t> AddressSpace::mmap_hugetlb(std::uint64_t length, Prot prot) {
+  if (length == 0 || length > (std::uint64_t{1} << 40)) {
+    return absl::InvalidArgumentError(absl::StrCat("mmap_hugetlb: bad length ", length));
+  }
+  const std::uint64_t bytes = (length + kHugePageSize - 1) / kHugePageSize * kHugePageSize;
+  WriteLock l(mmap_mu_);
+  if (absl::Status s = check_alive_locked("mmap_hugetlb"); !s.ok()) return s;
+  const std::uint64_t addr = huge_page_of(next_addr_ + kHugePageSize - 1);
+  if (addr > kUserSpaceEnd || bytes + kPageSize > kUserSpaceEnd - addr) {
+    return absl::ResourceExhaustedError("mmap_hugetlb: the user address space is used up");
+  }
+  next_addr_ = addr + bytes + kPageSize;  // a guard page between mappings
+  Vma vma{addr + bytes, prot, MapKind::kAnonPrivate, nullptr, 0};
+  vma.hugetlb = true;
+  vmas_.emplace(addr, std::move(vma));
+  return addr;
+}
+
 absl::StatusOr<std::uint64_t> AddressSpace::mmap(std::uint64_t length, Prot prot, MapKind kind,
-                                                 Ref<File> file, std::uint64_t file_offset) {
+                                                 Ref<File> file, std::uint64_t file_offset,
+                                                 bool populate) {
   if (length == 0 || length > (std::uint64_t{1} << 40)) {
     return absl::InvalidArgumentError(absl::StrCat("mmap: bad length ", length));
   }
@@ -31,12 +50,20 @@ absl::StatusOr<std::uint64_t> AddressSpace::mmap(std::uint64_t length, Prot prot
   const std::uint64_t pages = (length + kPageSize - 1) / kPageSize;
   WriteLock l(mmap_mu_);
   if (absl::Status s = check_alive_locked("mmap"); !s.ok()) return s;
-  const std::uint64_t addr = next_addr_;
-  if ((pages + 1) * kPageSize > kUserSpaceEnd - addr) {
+  const std::uint64_t addr = next_addr_;  // past the end after an mremap to the top
+  if (addr > kUserSpaceEnd || (pages + 1) * kPageSize > kUserSpaceEnd - addr) {
     return absl::ResourceExhaustedError("mmap: the user address space is used up");
   }
   next_addr_ += (pages + 1) * kPageSize;  // a guard page between mappings
   vmas_.emplace(addr, Vma{addr + pages * kPageSize, prot, kind, std::move(file), file_offset});
+  if (populate && prot != Prot::kNone) {
+    PteHint hint;
+    for (std::uint64_t page = addr; page < addr + pages * kPageSize; page += kPageSize) {
+      ITN_CHECK_OK(fault_locked(
+                       page, /*write=*/false, [](Pte&) {}, &hint),
+                   "a read of a readable mapping just made");
+    }
+  }
   return addr;
 }
 
@@ -62,6 +89,18 @@ void AddressSpace::split_locked(std::uint64_t addr) {
   tail.file_offset += addr - it->first;
   it->second.end = addr;
   vmas_.emplace(addr, std::move(tail));
+}
+
+absl::Status AddressSpace::check_hugetlb_edges_locked(const char* what, std::uint64_t start,
+                                                      std::uint64_t end) const {
+  for (const std::uint64_t edge : {start, end}) {
+    auto vma = find_vma_locked(edge);
+    if (vma != vmas_.end() && vma->second.hugetlb && edge != huge_page_of(edge)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, ": [", start, ", ", end, ") cuts a huge page of a hugetlb mapping at ", edge));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status AddressSpace::check_mapped_locked(const char* what, std::uint64_t start,
@@ -96,6 +135,7 @@ absl::Status AddressSpace::munmap(std::uint64_t addr, std::uint64_t length) {
   const std::uint64_t end = addr + length;
   WriteLock l(mmap_mu_);
   if (absl::Status s = check_alive_locked("munmap"); !s.ok()) return s;
+  if (absl::Status s = check_hugetlb_edges_locked("munmap", addr, end); !s.ok()) return s;
   unmap_locked(addr, end);
   return absl::OkStatus();
 }
@@ -131,9 +171,16 @@ absl::Status AddressSpace::mremap(std::uint64_t old_addr, std::uint64_t length,
     return absl::InvalidArgumentError(
         absl::StrCat("mremap: [", old_addr, ", ", old_end, ") is not one mapping"));
   }
-  if (keep_old && vma->second.kind != MapKind::kAnonPrivate) {
-    return absl::InvalidArgumentError("mremap: keep_old needs anonymous private memory");
+  if (keep_old && (vma->second.kind != MapKind::kAnonPrivate || vma->second.hugetlb)) {
+    return absl::InvalidArgumentError(
+        "mremap: keep_old needs anonymous private memory (not hugetlb)");
   }
+  if (vma->second.hugetlb && new_addr != huge_page_of(new_addr)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("mremap: a hugetlb mapping moves to a huge page boundary, not ", new_addr));
+  }
+  if (absl::Status s = check_hugetlb_edges_locked("mremap", old_addr, old_end); !s.ok()) return s;
+  if (absl::Status s = check_hugetlb_edges_locked("mremap", new_addr, new_end); !s.ok()) return s;
   Vma moved = vma->second;
   moved.file_offset += old_addr - vma->first;
   moved.end = new_end;
@@ -174,6 +221,7 @@ absl::Status AddressSpace::mprotect(std::uint64_t addr, std::uint64_t length, Pr
   const std::uint64_t end = addr + length;
   WriteLock l(mmap_mu_);
   if (absl::Status s = check_mapped_locked("mprotect", addr, end); !s.ok()) return s;
+  if (absl::Status s = check_hugetlb_edges_locked("mprotect", addr, end); !s.ok()) return s;
   split_locked(addr);
   split_locked(end);
   Invalidation invalidation(*domain_, addr, end, Event::kProtectionVma);
@@ -194,12 +242,13 @@ absl::Status AddressSpace::madvise(std::uint64_t addr, std::uint64_t length, Adv
   const std::uint64_t end = addr + length;
   WriteLock l(mmap_mu_);
   if (absl::Status s = check_mapped_locked("madvise", addr, end); !s.ok()) return s;
+  if (absl::Status s = check_hugetlb_edges_locked("madvise", addr, end); !s.ok()) return s;
   if (advice == Advice::kFree) {
     for (auto it = find_vma_locked(addr); it != vmas_.end() && it->first < end; ++it) {
-      if (it->second.kind != MapKind::kAnonPrivate) {
+      if (it->second.kind != MapKind::kAnonPrivate || it->second.hugetlb) {
         return absl::InvalidArgumentError(
             absl::StrCat("madvise: kFree of [", addr, ", ", end,
-                         ") reaches memory that is not anonymous private"));
+                         ") reaches memory that is not anonymous private (or is hugetlb)"));
       }
     }
     free_pages_locked(addr, end);
@@ -233,6 +282,7 @@ void AddressSpace::split_huge_page_locked(std::uint64_t block) {
   Ptes& ptes = ptes_for_writer();
   const BlockEntries entries = block_entries(ptes, block);
   if (entries.empty() || !entries.begin()->second.huge) return;
+  ITN_DCHECK(!find_vma_locked(block)->second.hugetlb, "a hugetlb huge page never splits");
   Invalidation invalidation(*domain_, block, block + kHugePageSize, Event::kClear);
   for (auto& [page, entry] : entries) entry.huge = false;
 }
@@ -246,7 +296,8 @@ absl::StatusOr<std::uint64_t> AddressSpace::reap() {
   if (absl::Status s = check_alive_locked("reap"); !s.ok()) return s;
   std::uint64_t skipped = 0;
   for (const auto& [start, vma] : vmas_) {
-    if (!is_private(vma.kind)) continue;  // shared pages outlive the process
+    // Shared pages outlive the process; the kernel's reaper leaves hugetlb pages alone.
+    if (!is_private(vma.kind) || vma.hugetlb) continue;
     absl::StatusOr<InvalidationToken> token = domain_->invalidate_range_start(
         Range{.start = start, .end = vma.end, .event = Event::kUnmap, .blockable = false});
     if (!token.ok()) {
@@ -300,11 +351,15 @@ bool AddressSpace::maps_huge_page_locked(VmaMap::const_iterator vma, std::uint64
   return first == ptes_.end() || first->first >= block + kHugePageSize;  // nothing mapped yet
 }
 
-void AddressSpace::map_huge_page_locked(std::uint64_t block, bool write) {
+void AddressSpace::map_huge_page_locked(VmaMap::const_iterator vma, std::uint64_t block,
+                                        bool write) {
   auto hint = ptes_.lower_bound(block);
   for (std::uint64_t page = block; page < block + kHugePageSize; page += kPageSize) {
-    Pte entry = write ? Pte{.frame = make_ref<Frame>(0), .writable = true}
-                      : Pte{.frame = zero_page_, .zero_page = true};  // the huge zero page
+    // The huge zero page for a read, unless hugetlb, which has none.
+    Pte entry{.frame = zero_page_, .zero_page = true};
+    if (write || vma->second.hugetlb) {
+      entry = Pte{.frame = make_ref<Frame>(0), .writable = write};
+    }
     entry.huge = true;
     hint = std::next(ptes_.emplace_hint(hint, page, std::move(entry)));
   }
@@ -391,7 +446,7 @@ absl::Status AddressSpace::fault_locked(std::uint64_t addr, bool write,
       if (pte == ptes_.end()) {
         // Nothing to invalidate: no device can hold a copy of an absent entry.
         if (maps_huge_page_locked(*vma, page)) {
-          map_huge_page_locked(huge_page_of(page), write);
+          map_huge_page_locked(*vma, huge_page_of(page), write);
           return done(ptes_.find(page));
         }
         return done(ptes_.emplace(page, fresh_entry_locked(*vma, page, write)).first);
@@ -434,6 +489,19 @@ void AddressSpace::restore_for_cpu_locked(std::uint64_t page, Pte& entry) {
   }
   Invalidation invalidation(*domain_, page, page + kPageSize, change);
   apply_cpu_fault_change(entry, change);
+}
+
+absl::Status AddressSpace::fault_into_ram_locked(std::uint64_t page, bool write,
+                                                 absl::FunctionRef<void(Pte&)> use, PteHint* hint) {
+  // Nothing moves for an access the fault then refuses.
+  if (absl::StatusOr<VmaMap::const_iterator> vma = vma_for_locked(page, write); !vma.ok()) {
+    return vma.status();
+  }
+  Ptes& ptes = ptes_for_writer();
+  if (auto pte = ptes.find(page); pte != ptes.end() && pte->second.device != nullptr) {
+    restore_for_cpu_locked(page, pte->second);
+  }
+  return fault_locked(page, write, use, hint);
 }
 
 absl::StatusOr<std::uint64_t> AddressSpace::cpu_read(std::uint64_t addr) {

@@ -148,20 +148,37 @@ class AddressSpace : public RefCounted {
   // AddressSpace::mmap()
   //
   // Maps `length` bytes (rounded up to pages) at a fresh address and returns it. `file`
-  // and `file_offset` (page-aligned) are for the file mappings only.
+  // and `file_offset` (page-aligned) are for the file mappings only. With `populate`
+  // (MAP_POPULATE), every page is faulted in for reading before any other call can see
+  // the mapping (unless the protection is kNone).
   // Errors (nothing changes): kInvalidArgument for length 0, a missing or unexpected file,
   // or an unaligned offset; kResourceExhausted once fresh addresses run out (at
   // kUserSpaceEnd); kFailedPrecondition after teardown.
   [[nodiscard]] absl::StatusOr<std::uint64_t> mmap(std::uint64_t length, Prot prot, MapKind kind,
                                                    Ref<File> file = nullptr,
-                                                   std::uint64_t file_offset = 0)
+                                                   std::uint64_t file_offset = 0,
+                                                   bool populate = false)
+      ABSL_LOCKS_EXCLUDED(mmap_mu_);
+
+  // AddressSpace::mmap_hugetlb()
+  //
+  // mmap(MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB): `length` bytes (rounded up to huge
+  // pages) of anonymous private memory at a fresh huge page boundary, mapped only in huge
+  // pages: every fault maps the whole huge page around it (a read fault too, with a fresh
+  // zero-filled page where a transparent huge page would use the huge zero page), whatever
+  // the madvise() hints. Its huge pages never split: munmap, mprotect, madvise and mremap
+  // must cut it at huge page boundaries, madvise(kFree) and mremap's `keep_old` refuse it,
+  // its pages do not migrate to a device or go exclusive, and reap() skips it (as the
+  // kernel's OOM reaper skips hugetlb mappings).
+  // Errors: as mmap().
+  [[nodiscard]] absl::StatusOr<std::uint64_t> mmap_hugetlb(std::uint64_t length, Prot prot)
       ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
   // AddressSpace::munmap()
   //
   // Unmaps every page of [addr, addr + length) (holes are fine), splitting VMAs.
-  // Errors (nothing changes): kInvalidArgument for an unaligned or empty range;
-  // kFailedPrecondition after teardown.
+  // Errors (nothing changes): kInvalidArgument for an unaligned or empty range, or one
+  // that cuts a hugetlb mapping inside a huge page; kFailedPrecondition after teardown.
   [[nodiscard]] absl::Status munmap(std::uint64_t addr, std::uint64_t length)
       ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
@@ -175,8 +192,9 @@ class AddressSpace : public RefCounted {
   // old range covers in part, splits first. With `keep_old` (MREMAP_DONTUNMAP, anonymous
   // private memory only) the old range stays mapped, empty: it reads zero pages.
   // Errors (nothing changes): kInvalidArgument for unaligned or empty ranges, ranges that
-  // overlap, a new range past kUserSpaceEnd, an old range across VMAs, or `keep_old` of
-  // other memory; kNotFound if the old
+  // overlap, a new range past kUserSpaceEnd, an old range across VMAs, `keep_old` of
+  // other memory, or ranges of a hugetlb mapping off huge page boundaries; kNotFound if
+  // the old
   // range is not mapped; kFailedPrecondition after teardown.
   [[nodiscard]] absl::Status mremap(std::uint64_t old_addr, std::uint64_t length,
                                     std::uint64_t new_addr, bool keep_old = false)
@@ -185,8 +203,9 @@ class AddressSpace : public RefCounted {
   // AddressSpace::mprotect()
   //
   // Changes the protection of [addr, addr + length), which must be fully mapped.
-  // Errors (nothing changes): kInvalidArgument for an unaligned or empty range, kNotFound
-  // if part of it is unmapped; kFailedPrecondition after teardown.
+  // Errors (nothing changes): kInvalidArgument for an unaligned or empty range, or one
+  // that cuts a hugetlb mapping inside a huge page; kNotFound if part of it is unmapped;
+  // kFailedPrecondition after teardown.
   [[nodiscard]] absl::Status mprotect(std::uint64_t addr, std::uint64_t length, Prot prot)
       ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
@@ -212,6 +231,24 @@ class AddressSpace : public RefCounted {
   [[nodiscard]] absl::StatusOr<std::uint64_t> cpu_read(std::uint64_t addr)
       ABSL_LOCKS_EXCLUDED(mmap_mu_);
   [[nodiscard]] absl::Status cpu_write(std::uint64_t addr, std::uint64_t value)
+      ABSL_LOCKS_EXCLUDED(mmap_mu_);
+
+  // AddressSpace::pin_user_pages()
+  //
+  // The kernel's get_user_pages()/pin_user_pages() of [addr, addr + length): every page
+  // faulted in as a CPU access would (a write breaks copy-on-write, a device-private page
+  // migrates back to system RAM, exclusive access is revoked), and its frame returned,
+  // page by page; the caller's Refs keep the frames alive. A long-term pin also brings
+  // device-coherent pages back to system RAM, as FOLL_LONGTERM does (device memory must
+  // stay free to move); a short-term one uses them in place. A pin does not stop later
+  // migrations or copy-on-write: the frames returned may stop being the mapped ones.
+  // Errors: kInvalidArgument for an unaligned or empty range; else as cpu_read() /
+  // cpu_write() for the first page that fails (the pages before it stay faulted in,
+  // nothing is returned).
+  enum class Pin : std::uint8_t { kShortTerm, kLongTerm };
+  [[nodiscard]] absl::StatusOr<std::vector<Ref<Frame>>> pin_user_pages(std::uint64_t addr,
+                                                                       std::uint64_t length,
+                                                                       bool write, Pin pin)
       ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
   // AddressSpace::reap()
@@ -345,6 +382,7 @@ class AddressSpace : public RefCounted {
     Ref<File> file;
     std::uint64_t file_offset;  // of the VMA's start
     bool huge_pages = false;    // madvise(kHugePage): faults may map huge pages
+    bool hugetlb = false;       // mmap_hugetlb(): only huge pages, which never split
   };
   using Pte = PageEntry;
   using Ptes = std::map<std::uint64_t, Pte>;  // page address -> entry
@@ -381,15 +419,17 @@ class AddressSpace : public RefCounted {
   // True if `vma` is an advised anonymous private mapping holding all of the block at
   // `block`.
   static bool fits_huge_page(const VmaMap::value_type& vma, std::uint64_t block) {
-    return vma.second.kind == MapKind::kAnonPrivate && vma.second.huge_pages &&
-           vma.first <= block && block + kHugePageSize <= vma.second.end;
+    return vma.second.kind == MapKind::kAnonPrivate &&
+           (vma.second.huge_pages || vma.second.hugetlb) && vma.first <= block &&
+           block + kHugePageSize <= vma.second.end;
   }
   // True if a fault of `page` maps the whole huge page around it (see the header).
   bool maps_huge_page_locked(VmaMap::const_iterator vma, std::uint64_t page) const
       ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ptl_);
-  // Maps the huge page at `block` (absent so far) for a read (the huge zero page) or write.
-  void map_huge_page_locked(std::uint64_t block, bool write) ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ptl_);
+  // Maps the huge page at `block` of `vma` (absent so far) for a read (the huge zero page,
+  // or read-only zero-filled frames in a hugetlb mapping) or a write.
+  void map_huge_page_locked(VmaMap::const_iterator vma, std::uint64_t block, bool write)
+      ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ptl_);
   // Lets the CPU write the present `page` (and the rest of its huge page) in place.
   void make_writable_locked(Ptes::iterator pte) ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(ptl_);
@@ -441,6 +481,11 @@ class AddressSpace : public RefCounted {
   // null). With the mmap lock held for writing: no fault runs meanwhile.
   void restore_for_cpu_locked(std::uint64_t page, Pte& entry)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
+  // fault_locked() of a page that must end up in system RAM: a device page, coherent
+  // too, comes back first.
+  [[nodiscard]] absl::Status fault_into_ram_locked(std::uint64_t page, bool write,
+                                                   absl::FunctionRef<void(Pte&)> use, PteHint* hint)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   [[nodiscard]] absl::Status device_change(DeviceChange change, std::uint64_t addr,
                                            std::uint64_t length, const void* device,
                                            MigrateHook hook, DeviceMemory memory,
@@ -461,6 +506,11 @@ class AddressSpace : public RefCounted {
   // `what` reports.
   [[nodiscard]] absl::Status check_mapped_locked(const char* what, std::uint64_t start,
                                                  std::uint64_t end) const
+      ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_);
+  // OK unless `start` or `end` falls inside a huge page of a hugetlb mapping (which never
+  // splits); else kInvalidArgument, reported as `what`'s.
+  [[nodiscard]] absl::Status check_hugetlb_edges_locked(const char* what, std::uint64_t start,
+                                                        std::uint64_t end) const
       ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_);
   void copy_into_child_locked(AddressSpace& child) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(child.mmap_mu_);

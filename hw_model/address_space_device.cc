@@ -63,6 +63,26 @@ absl::StatusOr<PageEntry> AddressSpace::fault_for_device_locked(std::uint64_t ad
   return out;
 }
 
+absl::StatusOr<std::vector<Ref<Frame>>> AddressSpace::pin_user_pages(std::uint64_t addr,
+                                                                     std::uint64_t length,
+                                                                     bool write, Pin pin) {
+  if (absl::Status s = internal::check_page_range("pin_user_pages", addr, length); !s.ok()) {
+    return s;
+  }
+  std::vector<Ref<Frame>> frames;
+  frames.reserve(std::min<std::uint64_t>(length / kPageSize, 1024));  // a hint, as above
+  const auto keep = [&](Pte& e) { frames.push_back(e.frame); };
+  // The write side, as fault_range().
+  WriteLock l(mmap_mu_);
+  PteHint hint;
+  for (std::uint64_t page = addr; page < addr + length; page += kPageSize) {
+    absl::Status s = pin == Pin::kLongTerm ? fault_into_ram_locked(page, write, keep, &hint)
+                                           : fault_locked(page, write, keep, &hint);
+    if (!s.ok()) return s;
+  }
+  return frames;
+}
+
 absl::Status AddressSpace::check_access(std::uint64_t addr, std::uint64_t length,
                                         bool write) const {
   if (absl::Status s = internal::check_page_range("check_access", addr, length); !s.ok()) {
@@ -173,6 +193,10 @@ absl::Status AddressSpace::check_device_change_locked(DeviceChange change, std::
       return absl::FailedPreconditionError(
           absl::StrCat("page ", page, " is shared memory: only anonymous private pages move"));
     }
+    if (vma->second.hugetlb) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("page ", page, " is hugetlb memory, which stays in system RAM"));
+    }
     const Prot prot = vma->second.prot;
     if (prot == Prot::kNone || (change == DeviceChange::kExclusive && prot != Prot::kReadWrite)) {
       return absl::PermissionDeniedError(absl::StrCat("protection forbids it at ", page));
@@ -202,12 +226,11 @@ absl::Status AddressSpace::device_change(DeviceChange change, std::uint64_t addr
   if (change == DeviceChange::kExclusive) {
     // Like the kernel's get_user_pages: present and writable first (may break CoW), and
     // in system RAM (a coherent device page comes back too).
+    PteHint hint;
     for (std::uint64_t page = addr; page < end; page += kPageSize) {
-      auto pte = ptes_for_writer().find(page);
-      if (pte != ptes_for_writer().end() && pte->second.device != nullptr) {
-        restore_for_cpu_locked(page, pte->second);
-      }
-      ITN_CHECK_OK(fault_locked(page, /*write=*/true, [](Pte&) {}), "checked writable above");
+      ITN_CHECK_OK(fault_into_ram_locked(
+                       page, /*write=*/true, [](Pte&) {}, &hint),
+                   "checked writable above");
     }
   }
   // After exclusive access faulted the range in (which may map a huge page, to split).

@@ -144,6 +144,18 @@ TEST_F(AddressSpaceTest, MremapErrorsMoveNothing) {
   EXPECT_TRUE(mm_->cpu_read(b).ok() && mm_->cpu_read(shared).ok());
 }
 
+// Review finding: after an mremap to the top of the user address space, mmap handed out
+// addresses past kUserSpaceEnd (its room check wrapped around).
+TEST_F(AddressSpaceTest, MmapAfterAMoveToTheTopOfTheAddressSpaceIsExhausted) {
+  const std::uint64_t a = map(1, Prot::kReadWrite);
+  ASSERT_TRUE(mm_->mremap(a, kPageSize, kUserSpaceEnd - kPageSize).ok());
+  EXPECT_EQ(mm_->mmap(kPageSize, Prot::kRead, MapKind::kAnonPrivate).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(mm_->mmap_hugetlb(kPageSize, Prot::kRead).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(mm_->cpu_read(kUserSpaceEnd - kPageSize).ok());
+}
+
 TEST_F(AddressSpaceTest, MprotectInvalidatesAndRevokesWriteUntilRestored) {
   const std::uint64_t a = map(2, Prot::kReadWrite);
   ASSERT_TRUE(mm_->cpu_write(a, 5).ok());

@@ -23,8 +23,10 @@
 //     kernel's PMD-sized buffers are aligned with huge_page_of() (map_aligned()).
 //   - MADV_COLLAPSE (migrate_anon_huge_fault) is a write fault of an advised block, which
 //     maps it as one huge page in the first place.
-// Not here yet, for want of the concepts they test: anon_write_hugetlbfs, compound
-// (hugetlbfs), mixedmap (mapping the device file), hmm_gup_test (pinning).
+//   - MAP_HUGETLB is AddressSpace::mmap_hugetlb(), of 2 MiB pages (the kernel's default
+//     huge page size on x86-64, so `compound` sees PMD entries, never PUD ones).
+//   - gup_test's get_user_pages and pins are AddressSpace::pin_user_pages().
+//   - mmap() of the device's file is MirrorDevice::mmap().
 #include <chrono>
 #include <cstdint>
 #include <ostream>
@@ -194,6 +196,15 @@ TEST_P(Hmm, anon_write_huge) {
   EXPECT_EQ(faults_of(*device, [&] { s = device->write(buf, pattern(kPmdPages)); }), 1u);
   ASSERT_TRUE(s.ok()) << s;
   EXPECT_THAT(device->snapshot(buf, kPmdPages), Each(W | PageSnapshot::kPmd));
+  EXPECT_EQ(cpu_words(mm, buf, kPmdPages), pattern(kPmdPages));
+}
+
+// A device write to a hugetlb mapping faults it in once, as one huge page.
+TEST_P(Hmm, anon_write_hugetlbfs) {
+  const std::uint64_t buf = *mm.mmap_hugetlb(kHugePageSize, Prot::kReadWrite);
+  absl::Status s;
+  EXPECT_EQ(faults_of(*device, [&] { s = device->write(buf, pattern(kPmdPages)); }), 1u);
+  ASSERT_TRUE(s.ok()) << s;
   EXPECT_EQ(cpu_words(mm, buf, kPmdPages), pattern(kPmdPages));
 }
 
@@ -429,6 +440,21 @@ TEST_P(Hmm2, snapshot) {
                                                   PageSnapshot::kZero | R, R, W, local(), remote));
 }
 
+// A private mapping of the device file is present, read-only, before anything touches it.
+TEST_P(Hmm, mixedmap) {
+  const std::uint64_t buf = *device->mmap(kPage, Prot::kReadWrite);
+  EXPECT_THAT(device->snapshot(buf, 1), ElementsAre(R));
+}
+
+// A written hugetlb page shows as one PMD mapping, writable and then read-only.
+TEST_P(Hmm, compound) {
+  const std::uint64_t buf = *mm.mmap_hugetlb(kHugePageSize, Prot::kReadWrite);
+  cpu_fill(mm, buf, kPmdPages);
+  EXPECT_THAT(device->snapshot(buf, kPmdPages), Each(W | PageSnapshot::kPmd));
+  ASSERT_TRUE(mm.mprotect(buf, kHugePageSize, Prot::kRead).ok());
+  EXPECT_THAT(device->snapshot(buf, kPmdPages), Each(R | PageSnapshot::kPmd));
+}
+
 // Both devices read the read-only pages; the second migrates them, and the first reads
 // them again with one fault (pulling private pages back, mapping coherent ones in place).
 TEST_P(Hmm2, double_map) {
@@ -492,6 +518,32 @@ TEST_P(Hmm, exclusive_cow) {
     EXPECT_EQ(cpu_words(*side, buf, kNpages), pattern(kNpages, 1));
   }
   child->exit();
+}
+
+// Migrated pages pinned for write, one page each way (the kernel's gup_test: get_user_pages,
+// its fast variant, and two long-term pins): a short-term pin brings a private device page
+// back and uses a coherent one in place; a long-term pin brings both back. No word changes.
+TEST_P(Hmm, hmm_gup_test) {
+  constexpr std::uint64_t kPages = 4;
+  const std::uint64_t buf = map(kPages);
+  cpu_fill(mm, buf, kPages);
+  ASSERT_TRUE(device->migrate_to_device(buf, kPages * kPage).ok());
+  EXPECT_EQ(*device->read(buf, kPages), pattern(kPages));
+  std::vector<Ref<Frame>> pinned;
+  for (const auto& [page, pin] : {std::pair{0, AddressSpace::Pin::kShortTerm},
+                                  {1, AddressSpace::Pin::kShortTerm},
+                                  {2, AddressSpace::Pin::kLongTerm},
+                                  {3, AddressSpace::Pin::kLongTerm}}) {
+    absl::StatusOr<std::vector<Ref<Frame>>> frames =
+        mm.pin_user_pages(buf + page * kPage, kPage, /*write=*/true, pin);
+    ASSERT_TRUE(frames.ok()) << frames.status();
+    ASSERT_EQ(frames->size(), 1u);
+    EXPECT_EQ((*frames)[0]->read(), static_cast<std::uint64_t>(page));
+    pinned.push_back((*frames)[0]);
+  }
+  const PageSnapshot short_term = coherent() ? local() : W;
+  EXPECT_THAT(device->snapshot(buf, kPages), ElementsAre(short_term, short_term, W, W));
+  EXPECT_EQ(cpu_words(mm, buf, kPages), pattern(kPages));
 }
 
 // Migrated pages, fork, and the parent writes every page (copy-on-write): all of them are

@@ -69,6 +69,13 @@ void MirrorDevice::close() {
   entries_.clear();
 }
 
+absl::StatusOr<std::uint64_t> MirrorDevice::mmap(std::uint64_t length, Prot prot) {
+  if (absl::Status s = check_open(); !s.ok()) return s;
+  // The driver inserts its pages as it maps them: populated, the file's pages are mapped
+  // read-only (a private mapping) before anyone sees the range.
+  return mm_->mmap(length, prot, MapKind::kFilePrivate, make_ref<File>(), 0, /*populate=*/true);
+}
+
 absl::Status MirrorDevice::check_open() const {
   MutexLock l(mu_);
   if (closed_) return absl::FailedPreconditionError("the device was closed");

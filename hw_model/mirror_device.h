@@ -150,6 +150,17 @@ class MirrorDevice : public RefCounted {
   // map without faulting it back).
   std::vector<PageSnapshot> snapshot(std::uint64_t addr, std::uint64_t pages) const;
 
+  // MirrorDevice::mmap()
+  //
+  // mmap() of the device file itself, as lib/test_hmm.c's dmirror allows: `length` bytes
+  // (rounded up to pages) of a private mapping of pages the driver allocates for it
+  // (zero-filled, in system RAM, fresh for each call) and maps read-only at once, so the
+  // CPU and devices find them present without faulting; a write copies the page, as in
+  // any private mapping. Errors: as AddressSpace::mmap(); kFailedPrecondition if the
+  // device was closed.
+  [[nodiscard]] absl::StatusOr<std::uint64_t> mmap(std::uint64_t length, Prot prot)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   // MirrorDevice::migrate_to_device() / migrate_to_system() / make_exclusive()
   //
   // Moves anonymous private pages into this device's memory (and back), or takes
