@@ -13,20 +13,16 @@
 
 #include "hw_model/coherence.h"
 #include "hw_model/mirror_device.h"
+#include "hw_model/testing/stress_outcome.h"
+#include "hw_model/testing/tagged_word.h"
 #include "sync/test_util.h"
 
 namespace itn::hw {
 namespace {
 
 constexpr std::uint64_t kPage = kPageSize;
-
-// A value for `page_index` that no other page's writer produces.
-std::uint64_t tagged(std::uint64_t page_index, std::uint64_t serial) {
-  return (page_index << 32) | (serial & 0xffffffff);
-}
-bool belongs_to(std::uint64_t value, std::uint64_t page_index) {
-  return value == 0 || (value >> 32) == page_index;
-}
+using testing::belongs_to;
+using testing::tagged;
 
 TEST(HwModelStressTest, CpuChangesAgainstDeviceFaultsStayCoherent) {
   constexpr std::uint64_t kPages = 16;
@@ -110,15 +106,8 @@ TEST(HwModelStressTest, CpuChangesAgainstDeviceFaultsStayCoherent) {
             default:
               s = dev.range_fault(addr, 2 * kPage, rng() % 2 == 0);
           }
-          // Collisions with the other threads are expected to fail some operations:
-          // read-only moments, pages on the other device, retry bounds. Never others.
-          if (s.ok()) {
-            device_ops_ok.fetch_add(1);
-          } else {
-            ASSERT_TRUE(absl::IsPermissionDenied(s) || absl::IsFailedPrecondition(s) ||
-                        absl::IsAborted(s))
-                << s;
-          }
+          if (s.ok()) device_ops_ok.fetch_add(1);
+          ASSERT_TRUE(testing::expected_outcome(s));
         }
       });
     }
@@ -173,7 +162,7 @@ TEST(HwModelStressTest, DeviceReadRacingMunmapNeverReturnsStaleData) {
       }
     });
     const int reads_so_far = reads_before.load();
-    testing::wait_until([&] { return reads_before.load() > reads_so_far; });  // racing now
+    itn::testing::wait_until([&] { return reads_before.load() > reads_so_far; });  // racing now
     ASSERT_TRUE(mm.munmap(buf + kPages / 2 * kPage, kPages / 2 * kPage).ok());
     unmapped.store(true);
     reader.join();
