@@ -202,6 +202,32 @@ struct Mprotect : Command {
   }
 };
 
+struct Madvise : Command {
+  Spot spot;
+  std::uint64_t pages;
+  hw::Advice advice = *rc::gen::element(hw::Advice::kHugePage, hw::Advice::kNoHugePage,
+                                        hw::Advice::kFree, hw::Advice::kFree);
+  explicit Madvise(const MemoryModel& m)
+      : spot(pick_spot(m, pick_process(m))), pages(pick_pages(m, spot, 4)) {}
+  void checkPreconditions(const MemoryModel& m) const override { require(spot.valid(m)); }
+  void apply(MemoryModel& m) const override {
+    (void)m.madvise(spot.process, spot.addr(m), pages * kPage, advice);
+  }
+  void run(const MemoryModel& m, Sut& sut) const override {
+    MemoryModel next = m;
+    const StatusCode want = next.madvise(spot.process, spot.addr(m), pages * kPage, advice);
+    expect_code(sut.procs[spot.process]->mm().madvise(spot.addr(m), pages * kPage, advice), want,
+                "madvise");
+    check_machine(next, sut);
+  }
+  void show(std::ostream& os) const override {
+    os << "madvise " << spot << " " << pages << " "
+       << (advice == hw::Advice::kFree       ? "free"
+           : advice == hw::Advice::kHugePage ? "hugepage"
+                                             : "nohugepage");
+  }
+};
+
 // CPU ----------------------------------------------------------------------------------
 
 struct CpuAccess : Command {
@@ -244,6 +270,46 @@ struct CpuAccess : Command {
 };
 
 // Mirror devices -----------------------------------------------------------------------
+
+struct PinUserPages : Command {
+  Spot spot;
+  std::uint64_t pages;
+  bool write = *rc::gen::arbitrary<bool>();
+  bool long_term = *rc::gen::arbitrary<bool>();
+  explicit PinUserPages(const MemoryModel& m)
+      : spot(pick_spot(m, pick_process(m))), pages(pick_pages(m, spot, 4)) {}
+  void checkPreconditions(const MemoryModel& m) const override { require(spot.valid(m)); }
+  void apply(MemoryModel& m) const override {
+    std::vector<std::uint64_t> words;
+    (void)m.pin(spot.process, spot.addr(m), pages, write, long_term, &words);
+  }
+  void run(const MemoryModel& m, Sut& sut) const override {
+    MemoryModel next = m;
+    std::vector<std::uint64_t> want_words;
+    const StatusCode want =
+        next.pin(spot.process, spot.addr(m), pages, write, long_term, &want_words);
+    // The caller drops the pins at once.
+    absl::StatusOr<std::vector<Ref<hw::Frame>>> frames =
+        sut.procs[spot.process]->mm().pin_user_pages(
+            spot.addr(m), pages * kPage, write,
+            long_term ? hw::AddressSpace::Pin::kLongTerm : hw::AddressSpace::Pin::kShortTerm);
+    expect_code(frames.status(), want, "pin_user_pages");
+    if (frames.ok()) {
+      for (std::size_t i = 0; i < frames->size(); ++i) {
+        expect((*frames)[i]->read() == want_words[i],
+               absl::StrCat("pinned page ", i, " holds ", (*frames)[i]->read(), ", the model ",
+                            want_words[i]));
+        expect(!long_term || (*frames)[i]->device() == nullptr,
+               absl::StrCat("long-term pinned page ", i, " is in device memory"));
+      }
+    }
+    check_machine(next, sut);
+  }
+  void show(std::ostream& os) const override {
+    os << "pin " << spot << " " << pages << (write ? " write" : " read")
+       << (long_term ? " long-term" : "");
+  }
+};
 
 struct OpenDevice : Command {
   int p;
@@ -563,13 +629,14 @@ struct HmmUnregister : Command {
 
 RC_GTEST_PROP(HwModelProperty, MatchesSerialModel, ()) {
   Sut sut;
-  rc::state::check(initial_model(), sut,
-                   rc::state::gen::execOneOfWithArgs<
-                       NewProcess, Fork, Fork, Exit, Reap, Mmap, Mmap, Mmap, Mmap, Munmap, Munmap,
-                       Mprotect, Mprotect, CpuAccess, CpuAccess, CpuAccess, CpuAccess, OpenDevice,
-                       OpenDevice, CloseDevice, RangeFault, RangeFault, DeviceRead, DeviceRead,
-                       DeviceRead, DeviceWrite, DeviceWrite, DeviceWrite, Migrate, Migrate, Migrate,
-                       Migrate, Snapshot, Bind, Unbind, Dma, Dma, HmmRegister, HmmUnregister>());
+  rc::state::check(
+      initial_model(), sut,
+      rc::state::gen::execOneOfWithArgs<
+          NewProcess, Fork, Fork, Exit, Reap, Mmap, Mmap, Mmap, Mmap, Munmap, Munmap, Mprotect,
+          Mprotect, Madvise, PinUserPages, CpuAccess, CpuAccess, CpuAccess, CpuAccess, OpenDevice,
+          OpenDevice, CloseDevice, RangeFault, RangeFault, DeviceRead, DeviceRead, DeviceRead,
+          DeviceWrite, DeviceWrite, DeviceWrite, Migrate, Migrate, Migrate, Migrate, Snapshot, Bind,
+          Unbind, Dma, Dma, HmmRegister, HmmUnregister>());
 }
 
 }  // namespace

@@ -209,6 +209,27 @@ struct MemoryModel {
     return code;
   }
 
+  // AddressSpace::pin_user_pages(): each page faulted in as a CPU access would, without
+  // changing its word, stopping at the first failure but keeping what the earlier pages
+  // did; a long-term pin brings coherent device pages back too. `words` gets the words
+  // of the pages pinned.
+  StatusCode pin(int p, std::uint64_t addr, std::uint64_t pages, bool write, bool long_term,
+                 std::vector<std::uint64_t>* words) {
+    for (std::uint64_t at = addr; at < addr + pages * kModelPage; at += kModelPage) {
+      if (const StatusCode code = access_code(p, at, write); code != StatusCode::kOk) return code;
+      if (is_private(p, at) && !(in_page_cache(p, at) && !write)) {
+        MPage& pg = own_page(p, at);
+        if (long_term || !on_coherent_device(pg) || (write && pg.write_protected)) {
+          pg.device = kSystemRam;
+        }
+        pg.exclusive = kNobody;
+        if (write) pg.write_protected = false;
+      }
+      words->push_back(word(p, at));
+    }
+    return StatusCode::kOk;
+  }
+
   // A device's fault (range_fault, read, write) of `pages` pages from `addr`: each page
   // checked and faulted in, in order, stopping at the first failure but keeping what the
   // earlier pages did (as a walk does); then `words`, if any, written one per page.
@@ -357,6 +378,27 @@ struct MemoryModel {
         it->second.write_protected = true;
       }
     }
+    return StatusCode::kOk;
+  }
+
+  // AddressSpace::madvise(): a hint changes no word (huge pages hold the same data);
+  // kFree of anonymous private memory drops its pages in system RAM (later reads see
+  // zero), and keeps those in device memory or held exclusively.
+  StatusCode madvise(int p, std::uint64_t addr, std::uint64_t length, hw::Advice advice) {
+    if (!procs[p].alive) return StatusCode::kFailedPrecondition;
+    const std::uint64_t end = addr + length;
+    for (std::uint64_t at = addr; at < end; at += kModelPage) {
+      const MVma* v = vma_at(p, at);
+      if (v == nullptr) return StatusCode::kNotFound;
+    }
+    if (advice != hw::Advice::kFree) return StatusCode::kOk;
+    for (std::uint64_t at = addr; at < end; at += kModelPage) {
+      if (vma_at(p, at)->kind != MapKind::kAnonPrivate) return StatusCode::kInvalidArgument;
+    }
+    std::erase_if(procs[p].pages, [&](const auto& e) {
+      return addr <= e.first && e.first < end && e.second.device == kSystemRam &&
+             e.second.exclusive == kNobody;
+    });
     return StatusCode::kOk;
   }
 
