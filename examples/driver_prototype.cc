@@ -8,8 +8,8 @@
 // huge pages, which fault in, migrate and copy on write whole, and split when an operation
 // reaches part of one. Three threads share the process, in rounds:
 //   cpu      writes and reads pages, mprotects buffers read-only and back, munmaps a buffer
-//            and maps a fresh one, forks a child that overwrites its copy of everything, and
-//            reads pages that may live in GPU memory (the touch migrates private ones back);
+//            and maps a fresh one, forks a child that overwrites its copy of the pages it checks,
+//            and reads pages that may live in GPU memory (the touch migrates private ones back);
 //   compute  faults buffers into a GPU (range_fault), reads and writes through a GPU's
 //            page table;
 //   dma      migrates buffers, or parts of them, into a GPU's memory and back, and takes
@@ -52,6 +52,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 #include "hw_model/coherence.h"
@@ -182,12 +183,14 @@ struct Shared {
         gpus(std::move(g)),
         buffers(sizes.size()),
         pages(std::move(sizes)),
+        small(static_cast<std::uint64_t>(std::count(pages.begin(), pages.end(), kBufferPages))),
         prot(pages.size(), itn::hw::Prot::kReadWrite) {}
 
   itn::hw::Process& process;
   const std::vector<itn::hw::MirrorDevice*> gpus;
   std::vector<std::atomic<std::uint64_t>> buffers;  // start of each buffer; cpu remaps them
   const std::vector<std::uint64_t> pages;           // of each buffer
+  const std::uint64_t small;                        // buffers of kBufferPages (the first ones)
   std::vector<itn::hw::Prot> prot;                  // cpu thread only
   std::map<std::uint64_t, std::uint64_t> cpu_words, gpu_words;  // last word each wrote, by page
   std::uint64_t cpu_n = 0, gpu_n = 0;                           // counters for make_word
@@ -199,8 +202,6 @@ struct Shared {
   // A random buffer: a huge one (they come last) for one operation in 64, so that their
   // 512 pages do not make up most of the work.
   std::uint64_t pick_buffer(std::mt19937_64& rng) const {
-    const std::uint64_t small =
-        static_cast<std::uint64_t>(std::count(pages.begin(), pages.end(), kBufferPages));
     if (small == pages.size() || (small > 0 && rng() % 64 != 0)) return rng() % small;
     return small + rng() % (pages.size() - small);
   }
@@ -348,7 +349,8 @@ void dma_thread(Shared& s, std::mt19937_64 rng, std::uint64_t ops) {
     if (dice < 45) {
       s.tally.count(kToDevice);
       st = gpu.migrate_to_device(start, length);
-      if (absl::IsFailedPrecondition(st) && s.gpus.size() > 1) {
+      if (absl::IsFailedPrecondition(st) && s.gpus.size() > 1 &&
+          absl::StrContains(st.message(), "on another device")) {
         s.tally.elsewhere.fetch_add(1, std::memory_order_relaxed);  // on the other GPU
         continue;
       }
@@ -380,7 +382,7 @@ void verify_quiescent(Shared& s, int round) {
   check_coherent(s, round);
   for (std::uint64_t b = 0; b < s.buffers.size(); ++b) {
     const std::uint64_t start = s.buffer(b);
-    itn::hw::MirrorDevice& gpu = *s.gpus[b % s.gpus.size()];
+    itn::hw::MirrorDevice& gpu = *s.gpus[(b + round) % s.gpus.size()];  // each GPU, in turn
     absl::StatusOr<std::vector<std::uint64_t>> words = gpu.read(start, s.pages[b]);
     if (!words.ok()) {
       return s.tally.fail(absl::StrCat("quiescent gpu read: ", words.status().ToString()));

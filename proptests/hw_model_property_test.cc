@@ -301,6 +301,10 @@ struct PinUserPages : Command {
                             want_words[i]));
         expect(!long_term || (*frames)[i]->device() == nullptr,
                absl::StrCat("long-term pinned page ", i, " is in device memory"));
+        absl::StatusOr<hw::PageEntry> mapped =
+            sut.procs[spot.process]->mm().lookup(spot.addr(m) + i * kPage);
+        expect(mapped.ok() && mapped->frame.get() == (*frames)[i].get(),
+               absl::StrCat("pinned page ", i, " is not the frame mapped there"));
       }
     }
     check_machine(next, sut);
