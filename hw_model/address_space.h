@@ -134,6 +134,20 @@ using MigrateHook = absl::FunctionRef<void(std::uint64_t page, const PageEntry& 
 using HugeAllocator = absl::FunctionRef<bool()>;
 inline bool huge_pages_available() { return true; }
 
+// Which pages a migration or exclusive access takes. kAllOrNothing: a page it cannot take
+// fails the whole call, and nothing changes. kWhatItCan (the kernel's migrate_vma, which
+// migrates what it can and reports which pages moved): such pages are skipped and
+// reported, the rest change.
+enum class Moves : std::uint8_t { kAllOrNothing, kWhatItCan };
+
+// What a migration or exclusive access did with one page of its range.
+enum class PageOutcome : std::uint8_t {
+  kMoved,           // moved (exclusive access: the device now holds it exclusively)
+  kUnchanged,       // nothing to do: already on the device, or (back to system RAM) not on it
+  kNotAnonymous,    // skipped: shared memory, or a private file mapping's page still the file's
+  kOnAnotherDevice  // skipped: in another device's memory
+};
+
 class AddressSpace : public RefCounted {
  public:
   AddressSpace();
@@ -341,19 +355,22 @@ class AddressSpace : public RefCounted {
   // to system RAM,
   // under one kMigrate invalidation owned by `device`; `hook` sees every moved page, and
   // for a migration to the device also every page of the range that was there already.
-  // Huge pages move whole if `allocate_huge` says so (see the header).
+  // Huge pages move whole if `allocate_huge` says so (see the header). Returns the outcome
+  // of each page, in address order; `moves` says what becomes of pages that cannot move
+  // (shared memory or a private file mapping's page that is still the file's, or not
+  // there yet: kNotAnonymous; on the way in, a page on another device: kOnAnotherDevice).
   // Errors (nothing changes): kInvalidArgument for a bad range; kNotFound for a hole;
-  // kFailedPrecondition for shared memory or a private file mapping's page that is still
-  // the file's (or not there yet), a page on another device, or after teardown;
-  // kPermissionDenied for PROT_NONE.
-  [[nodiscard]] absl::Status migrate_to_device(std::uint64_t addr, std::uint64_t length,
-                                               const void* device, MigrateHook hook,
-                                               DeviceMemory memory = DeviceMemory::kPrivate,
-                                               HugeAllocator allocate_huge = huge_pages_available)
+  // kFailedPrecondition for hugetlb memory, after teardown, or with kAllOrNothing for a
+  // page that cannot move; kPermissionDenied for PROT_NONE.
+  using Outcomes = std::vector<PageOutcome>;
+  [[nodiscard]] absl::StatusOr<Outcomes> migrate_to_device(
+      std::uint64_t addr, std::uint64_t length, const void* device, MigrateHook hook,
+      DeviceMemory memory = DeviceMemory::kPrivate,
+      HugeAllocator allocate_huge = huge_pages_available, Moves moves = Moves::kAllOrNothing)
       ABSL_LOCKS_EXCLUDED(mmap_mu_);
-  [[nodiscard]] absl::Status migrate_to_system(std::uint64_t addr, std::uint64_t length,
-                                               const void* device, MigrateHook hook,
-                                               HugeAllocator allocate_huge = huge_pages_available)
+  [[nodiscard]] absl::StatusOr<Outcomes> migrate_to_system(
+      std::uint64_t addr, std::uint64_t length, const void* device, MigrateHook hook,
+      HugeAllocator allocate_huge = huge_pages_available, Moves moves = Moves::kAllOrNothing)
       ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
   // AddressSpace::evict_device()
@@ -368,10 +385,12 @@ class AddressSpace : public RefCounted {
   // Gives `device` exclusive access to the writable anonymous private pages of [addr,
   // addr + length) (faulting them in for write first) under one kExclusive invalidation
   // owned by `device`; a CPU access revokes it (a private file mapping's page still the
-  // file's is copied first). Errors as migrate_to_device() but for that page, plus
-  // kPermissionDenied for read-only memory.
-  [[nodiscard]] absl::Status make_exclusive(std::uint64_t addr, std::uint64_t length,
-                                            const void* device, MigrateHook hook)
+  // file's is copied first). Outcomes and errors as migrate_to_device() but for that page
+  // (no page is on another device once faulted in), plus kPermissionDenied for read-only
+  // memory.
+  [[nodiscard]] absl::StatusOr<Outcomes> make_exclusive(std::uint64_t addr, std::uint64_t length,
+                                                        const void* device, MigrateHook hook,
+                                                        Moves moves = Moves::kAllOrNothing)
       ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
  private:
@@ -455,9 +474,11 @@ class AddressSpace : public RefCounted {
   static BlockEntries block_entries(Ptes& ptes, std::uint64_t block);
   // The blocks of [start, end) that `change` moves as huge pages; splits every other huge
   // page the range reaches.
+  // Blocks of pages `change` skips stay as they are.
   std::vector<std::uint64_t> plan_huge_pages_locked(DeviceChange change, std::uint64_t start,
                                                     std::uint64_t end, const void* device,
-                                                    HugeAllocator allocate_huge)
+                                                    HugeAllocator allocate_huge,
+                                                    const Outcomes& outcomes)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   // OK if `vma` (that of `addr`, or the end: none) permits the access.
   [[nodiscard]] absl::Status permits_locked(VmaMap::const_iterator vma, std::uint64_t addr,
@@ -486,13 +507,18 @@ class AddressSpace : public RefCounted {
   [[nodiscard]] absl::Status fault_into_ram_locked(std::uint64_t page, bool write,
                                                    absl::FunctionRef<void(Pte&)> use, PteHint* hint)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
-  [[nodiscard]] absl::Status device_change(DeviceChange change, std::uint64_t addr,
-                                           std::uint64_t length, const void* device,
-                                           MigrateHook hook, DeviceMemory memory,
-                                           HugeAllocator allocate_huge)
+  [[nodiscard]] absl::StatusOr<Outcomes> device_change(DeviceChange change, std::uint64_t addr,
+                                                       std::uint64_t length, const void* device,
+                                                       MigrateHook hook, DeviceMemory memory,
+                                                       HugeAllocator allocate_huge, Moves moves)
       ABSL_LOCKS_EXCLUDED(mmap_mu_);
-  [[nodiscard]] absl::Status check_device_change_locked(DeviceChange change, std::uint64_t start,
-                                                        std::uint64_t end, const void* device)
+  // Checks every page of [start, end) for `change`: kMoved for the pages it may take, a
+  // skip outcome for the others; an error for what fails the whole call (with
+  // kAllOrNothing, any skip).
+  [[nodiscard]] absl::StatusOr<Outcomes> check_device_change_locked(DeviceChange change,
+                                                                    std::uint64_t start,
+                                                                    std::uint64_t end,
+                                                                    const void* device, Moves moves)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   [[nodiscard]] absl::Status check_alive_locked(const char* what) const
       ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_);

@@ -133,31 +133,32 @@ void AddressSpace::evict_device(const void* device) {
   }
 }
 
-absl::Status AddressSpace::migrate_to_device(std::uint64_t addr, std::uint64_t length,
-                                             const void* device, MigrateHook hook,
-                                             DeviceMemory memory, HugeAllocator allocate_huge) {
-  return device_change(DeviceChange::kToDevice, addr, length, device, hook, memory, allocate_huge);
+absl::StatusOr<AddressSpace::Outcomes> AddressSpace::migrate_to_device(
+    std::uint64_t addr, std::uint64_t length, const void* device, MigrateHook hook,
+    DeviceMemory memory, HugeAllocator allocate_huge, Moves moves) {
+  return device_change(DeviceChange::kToDevice, addr, length, device, hook, memory, allocate_huge,
+                       moves);
 }
 
-absl::Status AddressSpace::migrate_to_system(std::uint64_t addr, std::uint64_t length,
-                                             const void* device, MigrateHook hook,
-                                             HugeAllocator allocate_huge) {
+absl::StatusOr<AddressSpace::Outcomes> AddressSpace::migrate_to_system(
+    std::uint64_t addr, std::uint64_t length, const void* device, MigrateHook hook,
+    HugeAllocator allocate_huge, Moves moves) {
   return device_change(DeviceChange::kToSystem, addr, length, device, hook,
                        DeviceMemory::kPrivate,  // the kind matters only on the way in
-                       allocate_huge);
+                       allocate_huge, moves);
 }
 
-absl::Status AddressSpace::make_exclusive(std::uint64_t addr, std::uint64_t length,
-                                          const void* device, MigrateHook hook) {
+absl::StatusOr<AddressSpace::Outcomes> AddressSpace::make_exclusive(std::uint64_t addr,
+                                                                    std::uint64_t length,
+                                                                    const void* device,
+                                                                    MigrateHook hook, Moves moves) {
   return device_change(DeviceChange::kExclusive, addr, length, device, hook, DeviceMemory::kPrivate,
-                       huge_pages_available);
+                       huge_pages_available, moves);
 }
 
-std::vector<std::uint64_t> AddressSpace::plan_huge_pages_locked(DeviceChange change,
-                                                                std::uint64_t start,
-                                                                std::uint64_t end,
-                                                                const void* device,
-                                                                HugeAllocator allocate_huge) {
+std::vector<std::uint64_t> AddressSpace::plan_huge_pages_locked(
+    DeviceChange change, std::uint64_t start, std::uint64_t end, const void* device,
+    HugeAllocator allocate_huge, const Outcomes& outcomes) {
   std::vector<std::uint64_t> whole;
   for (std::uint64_t block = huge_page_of(start); block < end; block += kHugePageSize) {
     const BlockEntries entries = block_entries(ptes_for_writer(), block);
@@ -171,6 +172,10 @@ std::vector<std::uint64_t> AddressSpace::plan_huge_pages_locked(DeviceChange cha
     };
     if (!huge && !may_become_huge()) continue;
     if (change == DeviceChange::kToSystem && first->second.device != device) continue;  // stays
+    // A huge page lies in one anonymous private VMA, on one device: its pages are all
+    // skipped (another device's), or none.
+    const std::uint64_t first_page = std::max(block, start);
+    if (outcomes[(first_page - start) / kPageSize] != PageOutcome::kMoved) continue;
     const bool covered = block >= start && block + kHugePageSize <= end;
     const bool here = change == DeviceChange::kToDevice && huge && first->second.device == device;
     // Pages already here need no allocation; exclusive access holds small pages.
@@ -183,15 +188,29 @@ std::vector<std::uint64_t> AddressSpace::plan_huge_pages_locked(DeviceChange cha
   return whole;
 }
 
-absl::Status AddressSpace::check_device_change_locked(DeviceChange change, std::uint64_t start,
-                                                      std::uint64_t end, const void* device) {
+absl::StatusOr<AddressSpace::Outcomes> AddressSpace::check_device_change_locked(
+    DeviceChange change, std::uint64_t start, std::uint64_t end, const void* device, Moves moves) {
   if (absl::Status s = check_alive_locked("migrate"); !s.ok()) return s;
+  Outcomes outcomes;
+  outcomes.reserve((end - start) / kPageSize);
+  // Skips `page` for `outcome`, or, taking all or nothing, fails with `why`.
+  const auto skip = [&](PageOutcome outcome, std::uint64_t page, const char* why) -> absl::Status {
+    if (moves == Moves::kAllOrNothing) {
+      return absl::FailedPreconditionError(absl::StrCat("page ", page, why));
+    }
+    outcomes.push_back(outcome);
+    return absl::OkStatus();
+  };
   for (std::uint64_t page = start; page < end; page += kPageSize) {
     auto vma = find_vma_locked(page);
     if (vma == vmas_.end()) return absl::NotFoundError(absl::StrCat("no mapping at ", page));
-    if (!is_private(vma->second.kind)) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("page ", page, " is shared memory: only anonymous private pages move"));
+    if (!is_private(vma->second.kind)) {  // whatever its protection
+      if (absl::Status s = skip(PageOutcome::kNotAnonymous, page,
+                                " is shared memory: only anonymous private pages move");
+          !s.ok()) {
+        return s;
+      }
+      continue;
     }
     if (vma->second.hugetlb) {
       return absl::FailedPreconditionError(
@@ -201,33 +220,41 @@ absl::Status AddressSpace::check_device_change_locked(DeviceChange change, std::
     if (prot == Prot::kNone || (change == DeviceChange::kExclusive && prot != Prot::kReadWrite)) {
       return absl::PermissionDeniedError(absl::StrCat("protection forbids it at ", page));
     }
+    absl::Status s = absl::OkStatus();
     auto pte = ptes_for_writer().find(page);
     if (change == DeviceChange::kToDevice && vma->second.kind == MapKind::kFilePrivate &&
         (pte == ptes_for_writer().end() || pte->second.page_cache)) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("page ", page, " is the file's: only anonymous private pages move"));
+      s = skip(PageOutcome::kNotAnonymous, page,
+               " is the file's: only anonymous private pages move");
+    } else if (change == DeviceChange::kToDevice && pte != ptes_for_writer().end() &&
+               pte->second.device != nullptr && pte->second.device != device) {
+      s = skip(PageOutcome::kOnAnotherDevice, page, " is on another device");
+    } else {
+      outcomes.push_back(PageOutcome::kMoved);  // until the change finds nothing to do
     }
-    if (change == DeviceChange::kToDevice && pte != ptes_for_writer().end() &&
-        pte->second.device != nullptr && pte->second.device != device) {
-      return absl::FailedPreconditionError(absl::StrCat("page ", page, " is on another device"));
-    }
+    if (!s.ok()) return s;
   }
-  return absl::OkStatus();
+  return outcomes;
 }
 
-absl::Status AddressSpace::device_change(DeviceChange change, std::uint64_t addr,
-                                         std::uint64_t length, const void* device, MigrateHook hook,
-                                         DeviceMemory memory, HugeAllocator allocate_huge) {
+absl::StatusOr<AddressSpace::Outcomes> AddressSpace::device_change(
+    DeviceChange change, std::uint64_t addr, std::uint64_t length, const void* device,
+    MigrateHook hook, DeviceMemory memory, HugeAllocator allocate_huge, Moves moves) {
   if (absl::Status s = internal::check_page_range("migrate", addr, length); !s.ok()) return s;
   ITN_CHECK(device != nullptr, "a device change needs the device that makes it");
   const std::uint64_t end = addr + length;
   WriteLock l(mmap_mu_);
-  if (absl::Status s = check_device_change_locked(change, addr, end, device); !s.ok()) return s;
+  absl::StatusOr<Outcomes> outcomes = check_device_change_locked(change, addr, end, device, moves);
+  if (!outcomes.ok()) return outcomes.status();
+  const auto taken = [&](std::uint64_t page) {
+    return (*outcomes)[(page - addr) / kPageSize] == PageOutcome::kMoved;
+  };
   if (change == DeviceChange::kExclusive) {
     // Like the kernel's get_user_pages: present and writable first (may break CoW), and
     // in system RAM (a coherent device page comes back too).
     PteHint hint;
     for (std::uint64_t page = addr; page < end; page += kPageSize) {
+      if (!taken(page)) continue;
       ITN_CHECK_OK(fault_into_ram_locked(
                        page, /*write=*/true, [](Pte&) {}, &hint),
                    "checked writable above");
@@ -235,16 +262,19 @@ absl::Status AddressSpace::device_change(DeviceChange change, std::uint64_t addr
   }
   // After exclusive access faulted the range in (which may map a huge page, to split).
   const std::vector<std::uint64_t> whole =
-      plan_huge_pages_locked(change, addr, end, device, allocate_huge);
+      plan_huge_pages_locked(change, addr, end, device, allocate_huge, *outcomes);
   Ptes& ptes = ptes_for_writer();
   const Event event = change == DeviceChange::kExclusive ? Event::kExclusive : Event::kMigrate;
   Invalidation invalidation(*domain_, addr, end, event, device);
   for (std::uint64_t page = addr; page < end; page += kPageSize) {
+    if (!taken(page)) continue;
+    PageOutcome& outcome = (*outcomes)[(page - addr) / kPageSize];
     // Only a migration to the device creates entries (absent pages arrive zero-filled);
     // the other changes touch entries that exist (exclusive access faulted them in above).
     auto existing = ptes.find(page);
     if (change == DeviceChange::kToSystem &&
         (existing == ptes.end() || existing->second.device != device)) {
+      outcome = PageOutcome::kUnchanged;
       continue;
     }
     Pte& entry = existing != ptes.end() ? existing->second : ptes[page];
@@ -254,7 +284,10 @@ absl::Status AddressSpace::device_change(DeviceChange change, std::uint64_t addr
       case DeviceChange::kToDevice:
         // Already here: not copied, so the device's entry may stay writable (its own
         // kMigrate write-protected it).
-        if (entry.device == device) break;
+        if (entry.device == device) {
+          outcome = PageOutcome::kUnchanged;
+          break;
+        }
         entry = Pte{.frame = make_ref<Frame>(entry.frame ? entry.frame->read() : 0, device),
                     .writable = writable,
                     .device = device,
@@ -272,7 +305,7 @@ absl::Status AddressSpace::device_change(DeviceChange change, std::uint64_t addr
     }
     hook(page, entry);
   }
-  return absl::OkStatus();
+  return outcomes;
 }
 
 }  // namespace itn::hw

@@ -278,7 +278,7 @@ TEST(AddressSpaceFilePrivateTest, ReadsTheFileUntilItsFirstWriteCopiesThePage) {
   // Only the copied page may move to a device.
   const int device = 0;
   auto hook = [](std::uint64_t, const PageEntry&) {};
-  EXPECT_EQ(mm->migrate_to_device(priv + kPageSize, kPageSize, &device, hook).code(),
+  EXPECT_EQ(mm->migrate_to_device(priv + kPageSize, kPageSize, &device, hook).status().code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(mm->migrate_to_device(priv, kPageSize, &device, hook).ok());
   EXPECT_EQ(mm->mmap(kPageSize, Prot::kRead, MapKind::kFilePrivate).status().code(),

@@ -338,7 +338,7 @@ TEST_P(Hmm, migrate_release) {
 
 TEST_P(Hmm, migrate_shared) {
   const std::uint64_t buf = map(kNpages, Prot::kReadWrite, MapKind::kAnonShared);
-  EXPECT_EQ(device->migrate_to_device(buf, kNpages * kPage).code(),
+  EXPECT_EQ(device->migrate_to_device(buf, kNpages * kPage).status().code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(device->entries_for_testing().empty());
 }
@@ -347,9 +347,9 @@ TEST_P(Hmm, migrate_shared) {
 // page on the other device.
 TEST_P(Hmm2, migrate_mixed) {
   const std::uint64_t p = map(6, Prot::kNone);
-  EXPECT_EQ(device1->migrate_to_device(p, 6 * kPage).code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(device1->migrate_to_device(p, 6 * kPage).status().code(), absl::StatusCode::kPermissionDenied);
   ASSERT_TRUE(mm.munmap(p + kPage, kPage).ok());
-  EXPECT_EQ(device1->migrate_to_device(p, 3 * kPage).code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(device1->migrate_to_device(p, 3 * kPage).status().code(), absl::StatusCode::kPermissionDenied);
   ASSERT_TRUE(mm.mprotect(p + 2 * kPage, kPage, Prot::kRead).ok());
   EXPECT_EQ(*mm.cpu_read(p + 2 * kPage), 0u);  // the zero page
   ASSERT_TRUE(mm.mprotect(p + 3 * kPage, kPage, Prot::kReadWrite).ok());
@@ -363,7 +363,7 @@ TEST_P(Hmm2, migrate_mixed) {
               ElementsAre(local(R), local(R), local(), local()))
       << "all four moved";
   EXPECT_THAT(*device1->read(p + 2 * kPage, 4), ElementsAre(0u, 3u, 3u, 3u));
-  EXPECT_EQ(device->migrate_to_device(p + 5 * kPage, kPage).code(),
+  EXPECT_EQ(device->migrate_to_device(p + 5 * kPage, kPage).status().code(),
             absl::StatusCode::kFailedPrecondition);
 }
 

@@ -123,16 +123,16 @@ TEST(HugePageStressTest, SplitsCopiesAndMigrationsOfAHugePageStayCoherent) {
                             std::vector<std::uint64_t>{tagged(p, rng()), tagged(p + 1, rng())});
               break;
             case 2:  // whole: moves as one huge page while it is one
-              s = dev.migrate_to_device(block, kHugePageSize);
+              s = dev.migrate_to_device(block, kHugePageSize).status();
               break;
             case 3:
-              s = dev.migrate_to_system(block, kHugePageSize);
+              s = dev.migrate_to_system(block, kHugePageSize).status();
               break;
             case 4:  // in part: splits it
-              s = dev.migrate_to_device(block + p * kPage, 2 * kPage);
+              s = dev.migrate_to_device(block + p * kPage, 2 * kPage).status();
               break;
             case 5:
-              s = dev.make_exclusive(block + p * kPage, kPage);
+              s = dev.make_exclusive(block + p * kPage, kPage).status();
               break;
             default:
               s = dev.range_fault(block, kHugePageSize, rng() % 2 == 0);

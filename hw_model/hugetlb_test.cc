@@ -96,9 +96,9 @@ TEST_F(HugetlbTest, ItsPagesStayInSystemRamAndAreNotFreedEarly) {
   const std::uint64_t buf = *mm.mmap_hugetlb(kHugePageSize, Prot::kReadWrite);
   fill(buf, 1);
   Ref<MirrorDevice> device = *MirrorDevice::open(*process);
-  EXPECT_EQ(device->migrate_to_device(buf, kHugePageSize).code(),
+  EXPECT_EQ(device->migrate_to_device(buf, kHugePageSize).status().code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(device->make_exclusive(buf, kPage).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(device->make_exclusive(buf, kPage).status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(mm.madvise(buf, kHugePageSize, Advice::kFree).code(),
             absl::StatusCode::kInvalidArgument);
   const std::uint64_t elsewhere = *mm.mmap_hugetlb(kHugePageSize, Prot::kReadWrite);

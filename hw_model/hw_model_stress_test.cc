@@ -1,8 +1,9 @@
 // Real-thread stress of the hardware model (run under ASan and TSan in CI): CPU-side page
 // table changes against device faults, reads, writes and migrations on two devices, and
-// device reads racing munmap. Values carry the page they were written to, so a device
-// that read a stale or foreign frame is caught by content; at quiescent points both
-// devices must be coherent (I17) and agree with the CPU (I19).
+// device reads racing munmap. Migrations take all or nothing, or what they can. Values
+// carry the page they were written to, so a device that read a stale or foreign frame is
+// caught by content; at quiescent points both devices must be coherent (I17) and agree
+// with the CPU (I19).
 #include <atomic>
 #include <cstdint>
 #include <random>
@@ -36,7 +37,7 @@ TEST(HwModelStressTest, CpuChangesAgainstDeviceFaultsStayCoherent) {
                                   *MirrorDevice::open(*process, {.memory = DeviceMemory::kCoherent,
                                                                  .notifier_chunk_pages = 4})};
   const std::uint64_t buf = *mm.mmap(kPages * kPage, Prot::kReadWrite, MapKind::kAnonPrivate);
-  std::atomic<int> wrong_values{0}, device_ops_ok{0};
+  std::atomic<int> wrong_values{0}, device_ops_ok{0}, wrong_outcomes{0}, skipped_pages{0};
 
   for (int round = 0; round < kRounds; ++round) {
     std::vector<std::thread> threads;
@@ -81,7 +82,8 @@ TEST(HwModelStressTest, CpuChangesAgainstDeviceFaultsStayCoherent) {
           const std::uint64_t p = rng() % (kPages - 1);
           const std::uint64_t addr = buf + p * kPage;
           absl::Status s;
-          switch (rng() % 6) {
+          const std::uint64_t choice = rng() % 6;
+          switch (choice) {
             case 0: {
               absl::StatusOr<std::vector<std::uint64_t>> w = dev.read(addr, 2);
               s = w.status();
@@ -95,14 +97,26 @@ TEST(HwModelStressTest, CpuChangesAgainstDeviceFaultsStayCoherent) {
                             std::vector<std::uint64_t>{tagged(p, rng()), tagged(p + 1, rng())});
               break;
             case 2:
-              s = dev.migrate_to_device(addr, 2 * kPage);
-              break;
             case 3:
-              s = dev.migrate_to_system(addr, 2 * kPage);
+            case 4: {
+              const Moves moves = rng() % 2 == 0 ? Moves::kAllOrNothing : Moves::kWhatItCan;
+              const std::uint64_t op = choice - 2;
+              absl::StatusOr<MirrorDevice::Outcomes> got =
+                  op == 0   ? dev.migrate_to_device(addr, 2 * kPage, moves)
+                  : op == 1 ? dev.migrate_to_system(addr, 2 * kPage, moves)
+                            : dev.make_exclusive(addr, kPage, moves);
+              s = got.status();
+              for (PageOutcome o : got.ok() ? *got : MirrorDevice::Outcomes{}) {
+                // All anonymous private memory: only the other device's pages are skipped,
+                // and only on the way in.
+                if (o == PageOutcome::kOnAnotherDevice && op == 0) skipped_pages.fetch_add(1);
+                if (o == PageOutcome::kNotAnonymous ||
+                    (o == PageOutcome::kOnAnotherDevice && op != 0)) {
+                  wrong_outcomes.fetch_add(1);
+                }
+              }
               break;
-            case 4:
-              s = dev.make_exclusive(addr, kPage);
-              break;
+            }
             default:
               s = dev.range_fault(addr, 2 * kPage, rng() % 2 == 0);
           }
@@ -126,6 +140,8 @@ TEST(HwModelStressTest, CpuChangesAgainstDeviceFaultsStayCoherent) {
     }
   }
   EXPECT_EQ(wrong_values.load(), 0) << "a device or the CPU saw another page's data";
+  EXPECT_EQ(wrong_outcomes.load(), 0) << "a migration skipped a page it could move";
+  EXPECT_GT(skipped_pages.load(), 0) << "no migration ever met the other device's page";
   EXPECT_GT(device_ops_ok.load(), kRounds * kOpsPerThread / 4) << "the devices barely ran";
   RecordProperty("device_ops_ok", device_ops_ok.load());
 }

@@ -317,8 +317,9 @@ std::vector<PageSnapshot> MirrorDevice::snapshot(std::uint64_t addr, std::uint64
   return out;
 }
 
-absl::Status MirrorDevice::change_pages(std::uint64_t addr, std::uint64_t length,
-                                        absl::FunctionRef<absl::Status(MigrateHook)> change) {
+absl::StatusOr<MirrorDevice::Outcomes> MirrorDevice::change_pages(
+    std::uint64_t addr, std::uint64_t length,
+    absl::FunctionRef<absl::StatusOr<Outcomes>(MigrateHook)> change) {
   if (absl::Status s = check_open(); !s.ok()) return s;
   // The notifiers first: the hook installs entries that later invalidations must reach.
   // A range they cannot cover (a hole, PROT_NONE) fails the change too; should it have
@@ -334,22 +335,29 @@ absl::Status MirrorDevice::change_pages(std::uint64_t addr, std::uint64_t length
   });
 }
 
-absl::Status MirrorDevice::migrate_to_device(std::uint64_t addr, std::uint64_t length) {
+absl::StatusOr<MirrorDevice::Outcomes> MirrorDevice::migrate_to_device(std::uint64_t addr,
+                                                                       std::uint64_t length,
+                                                                       Moves moves) {
   return change_pages(addr, length, [&](MigrateHook hook) {
-    return mm_->migrate_to_device(addr, length, this, hook, options_.memory,
-                                  [this] { return allocate_huge(); });
+    return mm_->migrate_to_device(
+        addr, length, this, hook, options_.memory, [this] { return allocate_huge(); }, moves);
   });
 }
 
-absl::Status MirrorDevice::migrate_to_system(std::uint64_t addr, std::uint64_t length) {
+absl::StatusOr<MirrorDevice::Outcomes> MirrorDevice::migrate_to_system(std::uint64_t addr,
+                                                                       std::uint64_t length,
+                                                                       Moves moves) {
   return change_pages(addr, length, [&](MigrateHook hook) {
-    return mm_->migrate_to_system(addr, length, this, hook, [this] { return allocate_huge(); });
+    return mm_->migrate_to_system(
+        addr, length, this, hook, [this] { return allocate_huge(); }, moves);
   });
 }
 
-absl::Status MirrorDevice::make_exclusive(std::uint64_t addr, std::uint64_t length) {
+absl::StatusOr<MirrorDevice::Outcomes> MirrorDevice::make_exclusive(std::uint64_t addr,
+                                                                    std::uint64_t length,
+                                                                    Moves moves) {
   return change_pages(addr, length, [&](MigrateHook hook) {
-    return mm_->make_exclusive(addr, length, this, hook);
+    return mm_->make_exclusive(addr, length, this, hook, moves);
   });
 }
 

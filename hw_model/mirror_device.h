@@ -164,13 +164,20 @@ class MirrorDevice : public RefCounted {
   // MirrorDevice::migrate_to_device() / migrate_to_system() / make_exclusive()
   //
   // Moves anonymous private pages into this device's memory (and back), or takes
-  // exclusive access (a CPU access revokes it). See AddressSpace for the rules and errors;
-  // additionally kFailedPrecondition if the address space exited.
-  [[nodiscard]] absl::Status migrate_to_device(std::uint64_t addr, std::uint64_t length)
+  // exclusive access (a CPU access revokes it), and returns what became of each page.
+  // With Moves::kWhatItCan, pages that cannot move are skipped (as the kernel's
+  // migrate_vma does); with kAllOrNothing they fail the call. See AddressSpace for the
+  // rules, outcomes and errors; additionally kFailedPrecondition if the address space
+  // exited or the device was closed.
+  using Outcomes = AddressSpace::Outcomes;
+  [[nodiscard]] absl::StatusOr<Outcomes> migrate_to_device(std::uint64_t addr, std::uint64_t length,
+                                                           Moves moves = Moves::kAllOrNothing)
       ABSL_LOCKS_EXCLUDED(mu_);
-  [[nodiscard]] absl::Status migrate_to_system(std::uint64_t addr, std::uint64_t length)
+  [[nodiscard]] absl::StatusOr<Outcomes> migrate_to_system(std::uint64_t addr, std::uint64_t length,
+                                                           Moves moves = Moves::kAllOrNothing)
       ABSL_LOCKS_EXCLUDED(mu_);
-  [[nodiscard]] absl::Status make_exclusive(std::uint64_t addr, std::uint64_t length)
+  [[nodiscard]] absl::StatusOr<Outcomes> make_exclusive(std::uint64_t addr, std::uint64_t length,
+                                                        Moves moves = Moves::kAllOrNothing)
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // MirrorDevice::fail_next_huge_allocation()
@@ -217,9 +224,9 @@ class MirrorDevice : public RefCounted {
   [[nodiscard]] absl::Status fault(const std::vector<Subscription*>& subs, std::uint64_t addr,
                                    std::uint64_t length, bool write) ABSL_LOCKS_EXCLUDED(mu_);
   // A migration or exclusive access (`change`, given the hook that installs its pages).
-  [[nodiscard]] absl::Status change_pages(std::uint64_t addr, std::uint64_t length,
-                                          absl::FunctionRef<absl::Status(MigrateHook)> change)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  [[nodiscard]] absl::StatusOr<Outcomes> change_pages(
+      std::uint64_t addr, std::uint64_t length,
+      absl::FunctionRef<absl::StatusOr<Outcomes>(MigrateHook)> change) ABSL_LOCKS_EXCLUDED(mu_);
   // Runs fn on the frame of each page of a device access in one driver-lock critical
   // section, faulting the pages in first on a miss.
   [[nodiscard]] absl::Status access(std::uint64_t addr, std::uint64_t pages, bool write,

@@ -207,13 +207,13 @@ TEST_F(MirrorDeviceTest, MigrationRefusesSharedMemoryProtNoneHolesAndOtherDevice
   const std::uint64_t shared = map(1, Prot::kReadWrite, MapKind::kAnonShared);
   const std::uint64_t none = map(1, Prot::kNone);
   const std::uint64_t buf = map(2);
-  EXPECT_EQ(device->migrate_to_device(shared, kPage).code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(device->migrate_to_device(none, kPage).code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(device->migrate_to_device(buf, 3 * kPage).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(device->migrate_to_device(shared, kPage).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(device->migrate_to_device(none, kPage).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(device->migrate_to_device(buf, 3 * kPage).status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(device->snapshot(buf, 2), Each(PageSnapshot::kNone)) << "nothing moved";
   Ref<MirrorDevice> other = *MirrorDevice::open(*process);
   ASSERT_TRUE(other->migrate_to_device(buf + kPage, kPage).ok());
-  EXPECT_EQ(device->migrate_to_device(buf, 2 * kPage).code(),
+  EXPECT_EQ(device->migrate_to_device(buf, 2 * kPage).status().code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(device->snapshot(buf, 2), ElementsAre(PageSnapshot::kNone, PageSnapshot::kNone))
       << "another device's private page is not present for this one";
@@ -240,7 +240,7 @@ TEST_F(MirrorDeviceTest, ExclusiveAccessIsRevokedByACpuAccess) {
   EXPECT_EQ(*mm.cpu_read(buf), 3u);
   EXPECT_EQ(invalidations(*device, Event::kExclusive), 2u) << "revoked, owner null";
   EXPECT_TRUE(device->entries_for_testing().empty());
-  EXPECT_EQ(device->make_exclusive(map(1, Prot::kRead), kPage).code(),
+  EXPECT_EQ(device->make_exclusive(map(1, Prot::kRead), kPage).status().code(),
             absl::StatusCode::kPermissionDenied);
 }
 
@@ -513,7 +513,7 @@ TEST(MirrorDevicePerRangeTest, AFailedFaultAcrossChunksInstallsNothing) {
     const std::uint64_t before = p->mm().notifiers().subscriber_count();
     EXPECT_EQ(d->range_fault(buf, std::uint64_t{1} << 50, /*write=*/false).code(),
               absl::StatusCode::kPermissionDenied);
-    EXPECT_EQ(d->migrate_to_device(buf, std::uint64_t{1} << 32).code(),
+    EXPECT_EQ(d->migrate_to_device(buf, std::uint64_t{1} << 32).status().code(),
               absl::StatusCode::kPermissionDenied);
     EXPECT_EQ(p->mm().notifiers().subscriber_count(), before) << "notifiers for unreachable memory";
     ASSERT_TRUE(d->range_fault(buf, kPage, /*write=*/false).ok());
@@ -651,7 +651,7 @@ TEST_F(MirrorDeviceTest, AfterExitDeviceAccessFailsAndCloseStillWorks) {
   EXPECT_EQ(invalidations(*device, Event::kRelease), 1u);
   EXPECT_TRUE(device->entries_for_testing().empty());
   EXPECT_EQ(device->read(buf, 1).status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(device->migrate_to_device(buf, kPage).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(device->migrate_to_device(buf, kPage).status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(MirrorDevice::open(*process).status().code(), absl::StatusCode::kFailedPrecondition);
   device->close();
   EXPECT_EQ(device->read(buf, 1).status().code(), absl::StatusCode::kFailedPrecondition);
@@ -660,7 +660,7 @@ TEST_F(MirrorDeviceTest, AfterExitDeviceAccessFailsAndCloseStillWorks) {
 TEST_F(MirrorDeviceTest, BadRangesAreRejected) {
   EXPECT_EQ(device->range_fault(1, kPage, false).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(device->range_fault(0, 0, false).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(device->migrate_to_device(kPage, 0).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(device->migrate_to_device(kPage, 0).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

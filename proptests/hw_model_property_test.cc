@@ -440,26 +440,31 @@ struct DeviceWrite : DeviceCommand {
 struct Migrate : DeviceCommand {
   Migration kind =
       *rc::gen::element(Migration::kToDevice, Migration::kToSystem, Migration::kExclusive);
+  hw::Moves moves = *rc::gen::element(hw::Moves::kAllOrNothing, hw::Moves::kWhatItCan);
   using DeviceCommand::DeviceCommand;
-  void apply(MemoryModel& m) const override { (void)m.migrate(d, kind, spot.addr(m), pages); }
+  void apply(MemoryModel& m) const override {
+    (void)m.migrate(d, kind, spot.addr(m), pages, moves);
+  }
   void run(const MemoryModel& m, Sut& sut) const override {
     MemoryModel next = m;
-    const StatusCode want = next.migrate(d, kind, spot.addr(m), pages);
+    std::vector<hw::PageOutcome> want_outcomes;
+    const StatusCode want = next.migrate(d, kind, spot.addr(m), pages, moves, &want_outcomes);
     hw::MirrorDevice& dev = *sut.devices[d];
     const std::uint64_t addr = spot.addr(m);
-    absl::Status s;
+    absl::StatusOr<hw::MirrorDevice::Outcomes> got;
     switch (kind) {
       case Migration::kToDevice:
-        s = dev.migrate_to_device(addr, pages * kPage);
+        got = dev.migrate_to_device(addr, pages * kPage, moves);
         break;
       case Migration::kToSystem:
-        s = dev.migrate_to_system(addr, pages * kPage);
+        got = dev.migrate_to_system(addr, pages * kPage, moves);
         break;
       case Migration::kExclusive:
-        s = dev.make_exclusive(addr, pages * kPage);
+        got = dev.make_exclusive(addr, pages * kPage, moves);
         break;
     }
-    expect_code(s, want, "migrate");
+    expect_code(got.status(), want, "migrate");
+    if (got.ok()) RC_ASSERT(*got == want_outcomes);
     check_machine(next, sut);
   }
   void show(std::ostream& os) const override {
@@ -467,7 +472,7 @@ struct Migrate : DeviceCommand {
        << (kind == Migration::kToDevice   ? "migrate_to_device "
            : kind == Migration::kToSystem ? "migrate_to_system "
                                           : "make_exclusive ")
-       << spot << " " << pages;
+       << spot << " " << pages << (moves == hw::Moves::kWhatItCan ? " what it can" : "");
   }
 };
 

@@ -270,38 +270,59 @@ struct MemoryModel {
   }
 
   // migrate_to_device/_to_system/make_exclusive of device `dev`: all pages checked first
-  // (in address order, the first failure wins and nothing changes), then all move.
-  StatusCode migrate(int dev, Migration kind, std::uint64_t addr, std::uint64_t pages) {
+  // (in address order, the first failure wins and nothing changes), then all that can
+  // move do; `outcomes` (if given) gets each page's outcome. With kWhatItCan, shared
+  // memory, a file's page and (on the way in) another device's page are skipped.
+  StatusCode migrate(int dev, Migration kind, std::uint64_t addr, std::uint64_t pages,
+                     hw::Moves moves = hw::Moves::kAllOrNothing,
+                     std::vector<hw::PageOutcome>* outcomes = nullptr) {
     const int p = devices[dev].process;
     if (!devices[dev].open || !procs[p].alive) return StatusCode::kFailedPrecondition;
+    std::vector<hw::PageOutcome> out;
+    const auto skip = [&](hw::PageOutcome why) {
+      out.push_back(why);
+      return moves == hw::Moves::kWhatItCan ? StatusCode::kOk : StatusCode::kFailedPrecondition;
+    };
     for (std::uint64_t i = 0; i < pages; ++i) {
       const std::uint64_t at = addr + i * kModelPage;
       const MVma* v = vma_at(p, at);
       if (v == nullptr) return StatusCode::kNotFound;
-      if (!hw::is_private(v->kind)) return StatusCode::kFailedPrecondition;
-      if (v->prot == Prot::kNone ||
-          (kind == Migration::kExclusive && v->prot != Prot::kReadWrite)) {
+      StatusCode code = StatusCode::kOk;
+      if (!hw::is_private(v->kind)) {
+        code = skip(hw::PageOutcome::kNotAnonymous);
+      } else if (v->prot == Prot::kNone ||
+                 (kind == Migration::kExclusive && v->prot != Prot::kReadWrite)) {
         return StatusCode::kPermissionDenied;
+      } else if (kind == Migration::kToDevice && in_page_cache(p, at)) {
+        code = skip(hw::PageOutcome::kNotAnonymous);  // only anonymous pages move
+      } else if (const int holder = device_of(p, at);
+                 kind == Migration::kToDevice && holder != kSystemRam && holder != dev) {
+        code = skip(hw::PageOutcome::kOnAnotherDevice);
+      } else {
+        out.push_back(hw::PageOutcome::kMoved);
       }
-      if (kind == Migration::kToDevice && in_page_cache(p, at)) {
-        return StatusCode::kFailedPrecondition;  // only anonymous pages move
-      }
-      const int holder = device_of(p, at);
-      if (kind == Migration::kToDevice && holder != kSystemRam && holder != dev) {
-        return StatusCode::kFailedPrecondition;
-      }
+      if (code != StatusCode::kOk) return code;
     }
     for (std::uint64_t i = 0; i < pages; ++i) {
       const std::uint64_t at = addr + i * kModelPage;
+      if (out[i] != hw::PageOutcome::kMoved) continue;
+      const bool here = device_of(p, at) == dev;
       switch (kind) {
-        case Migration::kToDevice:             // a fresh device frame: not exclusive to anyone
-          if (device_of(p, at) == dev) break;  // already there: not moved, entry unchanged
+        case Migration::kToDevice:  // a fresh device frame: not exclusive to anyone
+          if (here) {               // not moved, entry unchanged
+            out[i] = hw::PageOutcome::kUnchanged;
+            break;
+          }
           procs[p].pages[at].device = dev;
           procs[p].pages[at].exclusive = kNobody;
           procs[p].pages[at].write_protected = vma_at(p, at)->prot != Prot::kReadWrite;
           break;
         case Migration::kToSystem:
-          if (device_of(p, at) == dev) procs[p].pages[at].device = kSystemRam;
+          if (here) {
+            procs[p].pages[at].device = kSystemRam;
+          } else {
+            out[i] = hw::PageOutcome::kUnchanged;
+          }
           break;
         case Migration::kExclusive:  // faulted in for write first: back from any device
           own_page(p, at);
@@ -311,6 +332,7 @@ struct MemoryModel {
           break;
       }
     }
+    if (outcomes != nullptr) *outcomes = std::move(out);
     return StatusCode::kOk;
   }
 
