@@ -57,12 +57,9 @@ absl::StatusOr<std::uint64_t> AddressSpace::mmap(std::uint64_t length, Prot prot
   next_addr_ += (pages + 1) * kPageSize;  // a guard page between mappings
   vmas_.emplace(addr, Vma{addr + pages * kPageSize, prot, kind, std::move(file), file_offset});
   if (populate && prot != Prot::kNone) {
-    PteHint hint;
-    for (std::uint64_t page = addr; page < addr + pages * kPageSize; page += kPageSize) {
-      ITN_CHECK_OK(fault_locked(
-                       page, /*write=*/false, [](Pte&) {}, &hint),
-                   "a read of a readable mapping just made");
-    }
+    ITN_CHECK_OK(fault_pages_locked(addr, addr + pages * kPageSize, /*write=*/false,
+                                    Where::kAnywhere, [](Pte&) {}),
+                 "a read of a readable mapping just made");
   }
   return addr;
 }
@@ -377,11 +374,14 @@ void AddressSpace::make_writable_locked(Ptes::iterator pte) {
 AddressSpace::Ptes::iterator AddressSpace::find_pte_locked(std::uint64_t page,
                                                            const PteHint* hint) {
   if (hint == nullptr || !hint->next) return ptes_.find(page);
-  mmap_mu_.assert_held();  // so the walk alone changes the page table
+  // When the walk left it, the hint's entry was `page`'s or the first past it. A
+  // concurrent fault may have inserted entries since: just before it, nowhere else
+  // between the walk's pages.
   const Ptes::iterator next = *hint->next;
-  ITN_DCHECK(next == ptes_.end() || next->first >= page, "a walk faults pages in order");
-  // The entry after the walk's last page is this page's, or comes after where it would be.
-  return next != ptes_.end() && next->first == page ? next : ptes_.end();
+  if (next != ptes_.end() && next->first == page) return next;
+  ITN_DCHECK(next == ptes_.end() || next->first > page, "a walk faults consecutive pages in order");
+  if (next != ptes_.begin() && std::prev(next)->first >= page) return ptes_.find(page);
+  return ptes_.end();
 }
 
 void AddressSpace::change_huge_page(Ptes& ptes, std::uint64_t block, Event change) {
@@ -393,9 +393,11 @@ void AddressSpace::change_huge_page(Ptes& ptes, std::uint64_t block, Event chang
   }
 }
 
-std::optional<Event> AddressSpace::cpu_fault_change(const Pte& entry, bool write,
-                                                    bool private_vma) {
-  if (!cpu_reachable(entry)) return entry.device != nullptr ? Event::kMigrate : Event::kExclusive;
+std::optional<Event> AddressSpace::cpu_fault_change(const Pte& entry, bool write, bool private_vma,
+                                                    Where where) {
+  if (!cpu_reachable(entry) || (where == Where::kSystemRam && entry.device != nullptr)) {
+    return entry.device != nullptr ? Event::kMigrate : Event::kExclusive;
+  }
   if (write && !entry.writable && private_vma) return Event::kClear;
   return std::nullopt;
 }
@@ -421,7 +423,8 @@ void AddressSpace::apply_cpu_fault_change(Pte& entry, Event change) {
 }
 
 absl::Status AddressSpace::fault_locked(std::uint64_t addr, bool write,
-                                        absl::FunctionRef<void(Pte&)> use, PteHint* hint) {
+                                        absl::FunctionRef<void(Pte&)> use, PteHint* hint,
+                                        Where where) {
   absl::StatusOr<VmaMap::const_iterator> vma = vma_for_locked(addr, write);
   if (!vma.ok()) return vma.status();
   const bool private_vma = is_private((*vma)->second.kind);
@@ -453,7 +456,7 @@ absl::Status AddressSpace::fault_locked(std::uint64_t addr, bool write,
       }
       found = pte;
       Pte& entry = pte->second;
-      change = cpu_fault_change(entry, write, private_vma);
+      change = cpu_fault_change(entry, write, private_vma, where);
       if (!change) {
         if (write && !entry.writable) {
           make_writable_locked(pte);  // a shared page: same frame, no copy goes stale
@@ -491,17 +494,13 @@ void AddressSpace::restore_for_cpu_locked(std::uint64_t page, Pte& entry) {
   apply_cpu_fault_change(entry, change);
 }
 
-absl::Status AddressSpace::fault_into_ram_locked(std::uint64_t page, bool write,
-                                                 absl::FunctionRef<void(Pte&)> use, PteHint* hint) {
-  // Nothing moves for an access the fault then refuses.
-  if (absl::StatusOr<VmaMap::const_iterator> vma = vma_for_locked(page, write); !vma.ok()) {
-    return vma.status();
+absl::Status AddressSpace::fault_pages_locked(std::uint64_t start, std::uint64_t end, bool write,
+                                              Where where, absl::FunctionRef<void(Pte&)> use) {
+  PteHint hint;
+  for (std::uint64_t page = start; page < end; page += kPageSize) {
+    if (absl::Status s = fault_locked(page, write, use, &hint, where); !s.ok()) return s;
   }
-  Ptes& ptes = ptes_for_writer();
-  if (auto pte = ptes.find(page); pte != ptes.end() && pte->second.device != nullptr) {
-    restore_for_cpu_locked(page, pte->second);
-  }
-  return fault_locked(page, write, use, hint);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::uint64_t> AddressSpace::cpu_read(std::uint64_t addr) {

@@ -56,22 +56,19 @@
 // grab of the domain only, never a user.
 //
 // Thread safety: every method may be called from any thread. As in the kernel, CPU
-// faults (cpu_read, cpu_write) and lookups hold the mmap lock for reading only, so they
-// run at once, their invalidations included: a page table lock serialises their changes
-// of entries but is never held across an invalidation (a fault looks at the entry,
-// starts the invalidation its change needs, then makes the change only if no concurrent
-// fault made it meanwhile). Everything else holds the mmap lock for writing: mmap,
-// munmap, mprotect, fork, reap, teardown, and, unlike the kernel (which runs them under
-// the read side), device walks (fault_range), migrations and exclusive access. Walks on
-// the read side starved behind a device migrating its own pages in a loop (the stress
-// test MirrorDeviceStressTest.DeviceWritesRacingItsOwnMigrationsAreNeverLost gave up
-// with kAborted every time): that needs a retry rule bounded by time, as the kernel's
-// drivers have, before walks move there. Migrations would need migration entries. Notifier
-// callbacks and MigrateHooks run with the mmap lock held and must not call back into the address
-// space (as in the kernel, where invalidations run under mmap_lock). Lifetime: created with
-// make_ref; users are counted separately (above), starting at one. Memory ordering: the mmap lock
-// orders page table changes; an invalidation's callbacks run before the change it announces, and
-// its end after.
+// faults (cpu_read, cpu_write), device walks (fault_range), pins (pin_user_pages) and
+// lookups hold the mmap lock for reading only, so they run at once, their invalidations
+// included: a page table lock serialises their changes of entries but is never held
+// across an invalidation (a fault looks at the entry, starts the invalidation its change
+// needs, then makes the change only if no concurrent fault made it meanwhile).
+// Everything else holds the mmap lock for writing: mmap, munmap, mprotect, madvise, fork,
+// reap, teardown, and, unlike the kernel (which runs them under the read side with
+// migration entries in the page table), migrations and exclusive access. Notifier
+// callbacks, MigrateHooks and fault_range()'s steps run with the mmap lock held and must
+// not call back into the address space (as in the kernel, where invalidations run under
+// mmap_lock). Lifetime: created with make_ref; users are counted separately (above),
+// starting at one. Memory ordering: the mmap lock orders page table changes; an
+// invalidation's callbacks run before the change it announces, and its end after.
 #ifndef ITN_HW_MODEL_ADDRESS_SPACE_H_
 #define ITN_HW_MODEL_ADDRESS_SPACE_H_
 
@@ -156,8 +153,10 @@ class AddressSpace : public RefCounted {
   //
   // The domain devices insert their notifiers into.
   NotifierDomain& notifiers() const { return *domain_; }
-  // The mmap lock's identity as the sync seam reports it, for schedule-driven tests.
+  // The mmap lock's and page table lock's identities as the sync seam reports them, for
+  // schedule-driven tests.
   const void* mmap_lock_for_testing() const { return &mmap_mu_; }
+  const void* page_table_lock_for_testing() const { return &ptl_; }
 
   // AddressSpace::mmap()
   //
@@ -309,20 +308,34 @@ class AddressSpace : public RefCounted {
   // AddressSpace::fault_range()
   //
   // Faults every page of [addr, addr + length) in for a read or write by `device`, in one
-  // hold of the mmap lock, as hmm_range_fault does: a page on `device` (or held
-  // exclusively by it) is reported as it is, another device's private page migrates back
-  // (its coherent page is reported as it is), another device's exclusive access is
-  // revoked, a write breaks copy-on-write. Those
-  // changes invalidate, `device`'s own notifier included: a caller that began a read
-  // section before this call must retry it, and then finds the pages ready.
+  // hold of the mmap lock for reading, as hmm_range_fault does (CPU faults and other
+  // walks run meanwhile): a page on `device` (or held exclusively by it) is reported as it
+  // is, another device's private page migrates back (its coherent page is reported as it
+  // is), another device's exclusive access is revoked, a write breaks copy-on-write.
+  // Those changes invalidate, `device`'s own notifier included: a caller that began a
+  // read section before this call must retry it, and then finds the pages ready.
+  // With the mmap lock held, `begin` runs before the first page and `then` sees the
+  // entries after the last: a device that takes its read_begin() in `begin` and checks
+  // read_retry() and installs in `then` can be overtaken by no change that takes the write
+  // side (a migration, munmap), only by faults, which its read_retry() catches. (The
+  // kernel's drivers take both outside the mmap lock and bound their retries by time
+  // instead; a device migrating its own pages in a tight loop starves such walks here.)
+  // Neither may call into the address space.
   // Errors: kInvalidArgument for a bad range; else as cpu_read()/cpu_write() for the
-  // first page that cannot be faulted in (the pages before it stay faulted in).
+  // first page that cannot be faulted in (the pages before it stay faulted in; `then`
+  // does not run).
   struct FaultedRange {
     std::vector<PageEntry> entries;  // one per page, in address order
     std::uint64_t faulted = 0;       // pages that were not yet as the access needs
   };
+  using WalkBegin = absl::FunctionRef<void()>;
+  using WalkDone = absl::FunctionRef<void(const FaultedRange&)>;
+  static void no_walk_begin() {}
+  static void ignore_walk(const FaultedRange&) {}
   [[nodiscard]] absl::StatusOr<FaultedRange> fault_range(std::uint64_t addr, std::uint64_t length,
-                                                         bool write, const void* device)
+                                                         bool write, const void* device,
+                                                         WalkBegin begin = no_walk_begin,
+                                                         WalkDone then = ignore_walk)
       ABSL_LOCKS_EXCLUDED(mmap_mu_);
 
   // AddressSpace::check_access()
@@ -408,13 +421,15 @@ class AddressSpace : public RefCounted {
   using VmaMap = std::map<std::uint64_t, Vma>;
   enum class DeviceChange : std::uint8_t { kToDevice, kToSystem, kExclusive };
 
-  // Where a walk over consecutive pages, holding the mmap lock for writing, stands in the
-  // page table: the entry after the last page it faulted (none before the first).
+  // Where a walk over consecutive pages stands in the page table: the entry after the
+  // last page it faulted, as of then (none before the first). Iterators stay valid while
+  // the walk holds the mmap lock: only its write side erases entries.
   struct PteHint {
     std::optional<Ptes::iterator> next;
   };
   // The entry of `page`, or the end: in constant time from a walk's `hint` (its next
-  // page is `page`), searched for without one.
+  // page is `page`) unless a concurrent fault inserted entries just before the hint's,
+  // searched for otherwise.
   Ptes::iterator find_pte_locked(std::uint64_t page, const PteHint* hint)
       ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ptl_);
   // fault_range() for one page; counts it in `faulted` if it was not ready.
@@ -425,12 +440,19 @@ class AddressSpace : public RefCounted {
       ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_) ABSL_LOCKS_EXCLUDED(ptl_);
   [[nodiscard]] absl::StatusOr<PageEntry> lookup_locked(std::uint64_t addr) const
       ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ptl_);
+  // Where a fault leaves the page: wherever the CPU can use it, or in system RAM (a
+  // coherent device page comes back too, as for FOLL_LONGTERM and exclusive access).
+  enum class Where : std::uint8_t { kAnywhere, kSystemRam };
   // Makes the page of `addr` present for the CPU (and writable, for a write), then runs
   // `use` on its entry under the page table lock (so no concurrent fault changes it
   // during the access). A walk passes its `hint`, which then stands after the page.
   [[nodiscard]] absl::Status fault_locked(std::uint64_t addr, bool write,
                                           absl::FunctionRef<void(Pte&)> use,
-                                          PteHint* hint = nullptr)
+                                          PteHint* hint = nullptr, Where where = Where::kAnywhere)
+      ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_) ABSL_LOCKS_EXCLUDED(ptl_);
+  // fault_locked() of every page of [start, end), in order; stops at the first failure.
+  [[nodiscard]] absl::Status fault_pages_locked(std::uint64_t start, std::uint64_t end, bool write,
+                                                Where where, absl::FunctionRef<void(Pte&)> use)
       ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_) ABSL_LOCKS_EXCLUDED(ptl_);
   // The entry of a page that was never touched, as the fault of `addr` in `vma` makes it.
   Pte fresh_entry_locked(VmaMap::const_iterator vma, std::uint64_t page, bool write) const
@@ -493,19 +515,16 @@ class AddressSpace : public RefCounted {
     return entry.exclusive == nullptr && (entry.device == nullptr || entry.coherent);
   }
   // The change (named by its invalidation's event) a CPU access must make to `entry`
-  // first, if any: kMigrate brings a private device page back to system RAM, kExclusive
-  // revokes a device's exclusive access, kClear breaks copy-on-write for a write to a
-  // private mapping. A write to a read-only shared page needs none (the frame stays).
-  static std::optional<Event> cpu_fault_change(const Pte& entry, bool write, bool private_vma);
+  // first, if any: kMigrate brings a private device page (or, for kSystemRam, any device
+  // page) back to system RAM, kExclusive revokes a device's exclusive access, kClear
+  // breaks copy-on-write for a write to a private mapping. A write to a read-only shared
+  // page needs none (the frame stays).
+  static std::optional<Event> cpu_fault_change(const Pte& entry, bool write, bool private_vma,
+                                               Where where);
   static void apply_cpu_fault_change(Pte& entry, Event change);
   // Gives a device page or exclusive entry back to the CPU (kMigrate / kExclusive, owner
   // null). With the mmap lock held for writing: no fault runs meanwhile.
   void restore_for_cpu_locked(std::uint64_t page, Pte& entry)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
-  // fault_locked() of a page that must end up in system RAM: a device page, coherent
-  // too, comes back first.
-  [[nodiscard]] absl::Status fault_into_ram_locked(std::uint64_t page, bool write,
-                                                   absl::FunctionRef<void(Pte&)> use, PteHint* hint)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   [[nodiscard]] absl::StatusOr<Outcomes> device_change(DeviceChange change, std::uint64_t addr,
                                                        std::uint64_t length, const void* device,

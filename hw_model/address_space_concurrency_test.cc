@@ -1,9 +1,10 @@
-// Faults hold the mmap lock for reading only: their invalidations run at once, and two
-// faults of one page make one change between them.
+// Faults, device walks and pins hold the mmap lock for reading only: their invalidations
+// run at once, and two faults of one page make one change between them.
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <thread>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -98,6 +99,62 @@ TEST_F(AddressSpaceConcurrencyTest, FaultsOfTwoPagesInvalidateAtOnce) {
   second.join();
   EXPECT_EQ(*mm_->cpu_read(a_), 1u);
   EXPECT_EQ(*mm_->cpu_read(b_), 2u);
+}
+
+// Device walks and pins hold the mmap lock for reading, as CPU faults do: their own
+// invalidations (a copy-on-write break here) run while a CPU fault's lasts. The walk's
+// retry then waits in read_begin() until no invalidation is in progress (its notifier
+// was called during this run of them), as in the kernel. (The device has a notifier per
+// page, inserted before, so that the CPU fault's invalidation does not reach it.)
+TEST_F(AddressSpaceConcurrencyTest, ADeviceWalkInvalidatesWhileACpuFaultDoes) {
+  absl::StatusOr<Ref<MirrorDevice>> device =
+      MirrorDevice::open(*process_, {.notifier_chunk_pages = 1});
+  ASSERT_TRUE(device.ok());
+  ASSERT_TRUE((*device)->read(b_, 1).ok());  // maps the zero page: a write must copy it
+  std::thread first = held_write(1);
+  std::atomic<bool> written{false};
+  std::thread writer([&] {
+    EXPECT_TRUE((*device)->write(b_, std::vector<std::uint64_t>{2}).ok());
+    written.store(true);
+  });
+  EXPECT_TRUE(eventually([&] {
+    absl::StatusOr<PageEntry> e = mm_->lookup(b_);
+    return e.ok() && e->writable && !e->zero_page;
+  })) << "the device's copy-on-write break waited for another page's invalidation to end";
+  EXPECT_TRUE(holder_->holding.load());
+  EXPECT_FALSE(written.load()) << "the walk installed while an invalidation that reached it "
+                                  "was still running";
+  holder_->release();
+  first.join();
+  writer.join();
+  EXPECT_EQ(*mm_->cpu_read(a_), 1u);
+  EXPECT_EQ(*mm_->cpu_read(b_), 2u);
+  (*device)->close();
+}
+
+TEST_F(AddressSpaceConcurrencyTest, PinsRunWhileACpuFaultsInvalidationLasts) {
+  const int device = 0;
+  ASSERT_TRUE(mm_->migrate_to_device(
+                     b_, kPageSize, &device, [](std::uint64_t, const PageEntry&) {},
+                     DeviceMemory::kCoherent)
+                  .ok());
+  std::thread first = held_write(1);
+  for (AddressSpace::Pin pin : {AddressSpace::Pin::kShortTerm, AddressSpace::Pin::kLongTerm}) {
+    std::atomic<bool> pinned{false};
+    std::thread pinner([&] {
+      absl::StatusOr<std::vector<Ref<Frame>>> frames =
+          mm_->pin_user_pages(b_, kPageSize, /*write=*/true, pin);
+      EXPECT_TRUE(frames.ok()) << frames.status();
+      pinned.store(true);
+    });
+    const bool ran = eventually([&] { return pinned.load(); });
+    EXPECT_TRUE(ran) << "a pin waited for another page's invalidation to end";
+    if (!ran) holder_->release();  // else the pin never ends
+    pinner.join();
+  }
+  EXPECT_EQ(mm_->lookup(b_)->device, nullptr) << "the long-term pin brought the page back";
+  holder_->release();
+  first.join();
 }
 
 TEST_F(AddressSpaceConcurrencyTest, TwoFaultsOfOnePageMakeOneCopy) {

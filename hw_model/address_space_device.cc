@@ -12,14 +12,17 @@ namespace itn::hw {
 
 absl::StatusOr<AddressSpace::FaultedRange> AddressSpace::fault_range(std::uint64_t addr,
                                                                      std::uint64_t length,
-                                                                     bool write,
-                                                                     const void* device) {
+                                                                     bool write, const void* device,
+                                                                     WalkBegin begin,
+                                                                     WalkDone then) {
   if (absl::Status s = internal::check_page_range("fault_range", addr, length); !s.ok()) return s;
   FaultedRange out;
   // A hint only: a range past its mapping fails at its first hole.
   out.entries.reserve(std::min<std::uint64_t>(length / kPageSize, 1024));
-  // The write side, unlike the kernel's hmm_range_fault (see the header).
-  WriteLock l(mmap_mu_);
+  // The read side, as the kernel's hmm_range_fault: CPU faults and other walks run
+  // meanwhile, and a caller's read_retry() catches what they change.
+  ReadLock l(mmap_mu_);
+  begin();
   PteHint hint;
   for (std::uint64_t page = addr; page < addr + length; page += kPageSize) {
     absl::StatusOr<PageEntry> entry =
@@ -27,6 +30,7 @@ absl::StatusOr<AddressSpace::FaultedRange> AddressSpace::fault_range(std::uint64
     if (!entry.ok()) return entry.status();
     out.entries.push_back(*std::move(entry));
   }
+  then(out);
   return out;
 }
 
@@ -71,14 +75,13 @@ absl::StatusOr<std::vector<Ref<Frame>>> AddressSpace::pin_user_pages(std::uint64
   }
   std::vector<Ref<Frame>> frames;
   frames.reserve(std::min<std::uint64_t>(length / kPageSize, 1024));  // a hint, as above
-  const auto keep = [&](Pte& e) { frames.push_back(e.frame); };
-  // The write side, as fault_range().
-  WriteLock l(mmap_mu_);
-  PteHint hint;
-  for (std::uint64_t page = addr; page < addr + length; page += kPageSize) {
-    absl::Status s = pin == Pin::kLongTerm ? fault_into_ram_locked(page, write, keep, &hint)
-                                           : fault_locked(page, write, keep, &hint);
-    if (!s.ok()) return s;
+  // The read side, as the kernel's get_user_pages(): CPU faults and walks run meanwhile.
+  ReadLock l(mmap_mu_);
+  if (absl::Status s = fault_pages_locked(
+          addr, addr + length, write, pin == Pin::kLongTerm ? Where::kSystemRam : Where::kAnywhere,
+          [&](Pte& e) { frames.push_back(e.frame); });
+      !s.ok()) {
+    return s;
   }
   return frames;
 }
@@ -251,13 +254,13 @@ absl::StatusOr<AddressSpace::Outcomes> AddressSpace::device_change(
   };
   if (change == DeviceChange::kExclusive) {
     // Like the kernel's get_user_pages: present and writable first (may break CoW), and
-    // in system RAM (a coherent device page comes back too).
-    PteHint hint;
-    for (std::uint64_t page = addr; page < end; page += kPageSize) {
-      if (!taken(page)) continue;
-      ITN_CHECK_OK(fault_into_ram_locked(
-                       page, /*write=*/true, [](Pte&) {}, &hint),
+    // in system RAM (a coherent device page comes back too); each run of pages taken.
+    for (std::uint64_t run = addr; run < end;) {
+      std::uint64_t run_end = run;
+      while (run_end < end && taken(run_end)) run_end += kPageSize;
+      ITN_CHECK_OK(fault_pages_locked(run, run_end, /*write=*/true, Where::kSystemRam, [](Pte&) {}),
                    "checked writable above");
+      run = run_end + kPageSize;  // past the page that ended the run, which is skipped
     }
   }
   // After exclusive access faulted the range in (which may map a huge page, to split).

@@ -347,9 +347,11 @@ TEST_P(Hmm, migrate_shared) {
 // page on the other device.
 TEST_P(Hmm2, migrate_mixed) {
   const std::uint64_t p = map(6, Prot::kNone);
-  EXPECT_EQ(device1->migrate_to_device(p, 6 * kPage).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(device1->migrate_to_device(p, 6 * kPage).status().code(),
+            absl::StatusCode::kPermissionDenied);
   ASSERT_TRUE(mm.munmap(p + kPage, kPage).ok());
-  EXPECT_EQ(device1->migrate_to_device(p, 3 * kPage).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(device1->migrate_to_device(p, 3 * kPage).status().code(),
+            absl::StatusCode::kPermissionDenied);
   ASSERT_TRUE(mm.mprotect(p + 2 * kPage, kPage, Prot::kRead).ok());
   EXPECT_EQ(*mm.cpu_read(p + 2 * kPage), 0u);  // the zero page
   ASSERT_TRUE(mm.mprotect(p + 3 * kPage, kPage, Prot::kReadWrite).ok());

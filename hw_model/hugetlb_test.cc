@@ -98,7 +98,8 @@ TEST_F(HugetlbTest, ItsPagesStayInSystemRamAndAreNotFreedEarly) {
   Ref<MirrorDevice> device = *MirrorDevice::open(*process);
   EXPECT_EQ(device->migrate_to_device(buf, kHugePageSize).status().code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(device->make_exclusive(buf, kPage).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(device->make_exclusive(buf, kPage).status().code(),
+            absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(mm.madvise(buf, kHugePageSize, Advice::kFree).code(),
             absl::StatusCode::kInvalidArgument);
   const std::uint64_t elsewhere = *mm.mmap_hugetlb(kHugePageSize, Prot::kReadWrite);

@@ -117,11 +117,14 @@ void MirrorDevice::invalidate_locked(Subscription& sub, const Range& range, std:
 }
 
 absl::StatusOr<AddressSpace::FaultedRange> MirrorDevice::walk(std::uint64_t addr,
-                                                              std::uint64_t length, bool write) {
+                                                              std::uint64_t length, bool write,
+                                                              AddressSpace::WalkBegin begin,
+                                                              AddressSpace::WalkDone then) {
   if (!mm_->mmget_not_zero()) {
     return absl::FailedPreconditionError("device access: the address space has exited");
   }
-  absl::StatusOr<AddressSpace::FaultedRange> walked = mm_->fault_range(addr, length, write, this);
+  absl::StatusOr<AddressSpace::FaultedRange> walked =
+      mm_->fault_range(addr, length, write, this, begin, then);
   mm_->mmput();  // may be the last user: the teardown then runs here
   return walked;
 }
@@ -192,20 +195,28 @@ absl::Status MirrorDevice::fault(const std::vector<Subscription*>& subs, std::ui
     return false;
   };
   while (collisions < options_.max_fault_attempts && redone < options_.max_fault_attempts) {
-    for (std::size_t i = 0; i < subs.size(); ++i) seqs[i] = subs[i]->read_begin();
-    absl::StatusOr<AddressSpace::FaultedRange> walked = walk(addr, length, write);
-    if (!walked.ok()) return walked.status();
-    // check_retry() first: a walk known to be stale does not contend for the driver lock
-    // with the invalidation that made it so.
-    if (!stale([](Subscription& sub, std::uint64_t seq) { return sub.check_retry(seq); })) {
+    bool installed = false;
+    // Both with the walk's hold of the mmap lock (see AddressSpace::fault_range()).
+    const auto begin = [&] {
+      for (std::size_t i = 0; i < subs.size(); ++i) seqs[i] = subs[i]->read_begin();
+    };
+    const auto install_unless_stale = [&](const AddressSpace::FaultedRange& walk) {
+      // check_retry() first: a walk known to be stale does not contend for the driver
+      // lock with the invalidation that made it so.
+      if (stale([](Subscription& sub, std::uint64_t seq) { return sub.check_retry(seq); })) return;
       MutexLock l(mu_);
       // No invalidation reached a notifier of the range after its read_begin: the walk
       // holds, for every chunk at once.
-      if (!stale([](Subscription& sub, std::uint64_t seq) { return sub.read_retry(seq); })) {
-        install_walk_locked(addr, walked->entries);
-        faults_.fetch_add(1, std::memory_order_relaxed);
-        return absl::OkStatus();
-      }
+      if (stale([](Subscription& sub, std::uint64_t seq) { return sub.read_retry(seq); })) return;
+      install_walk_locked(addr, walk.entries);
+      installed = true;
+    };
+    absl::StatusOr<AddressSpace::FaultedRange> walked =
+        walk(addr, length, write, begin, install_unless_stale);
+    if (!walked.ok()) return walked.status();
+    if (installed) {
+      faults_.fetch_add(1, std::memory_order_relaxed);
+      return absl::OkStatus();
     }
     retries_.fetch_add(1, std::memory_order_relaxed);
     if (walked->faulted == 0) {

@@ -7,10 +7,13 @@
 // (as SVM drivers insert one per buffer), so that invalidations elsewhere never make its
 // faults retry:
 //
-//   range_fault:  per notifier covering part of the range: seq = read_begin(); walk the
-//                 CPU page table, faulting that part in (no driver lock);
+//   range_fault:  in one hold of the mmap lock for reading (AddressSpace::fault_range):
+//                 per notifier covering part of the range, seq = read_begin(); walk the
+//                 CPU page table, faulting the range in (no driver lock);
 //                 check_retry(seq) ? start again : take the driver lock;
 //                 read_retry(seq) ? start again : install device entries.
+//                 (The kernel's drivers do the first and last steps outside the mmap
+//                 lock; here no migration or munmap can come between walk and install.)
 //   invalidate:   take the driver lock (try_lock when the range is not blockable, refusing
 //                 if busy); set_seq(); drop the device entries in the range.
 //
@@ -237,8 +240,10 @@ class MirrorDevice : public RefCounted {
   std::vector<Frame*> present_locked(std::uint64_t addr, std::uint64_t pages, bool write) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The CPU page table walk of a fault: fault_range() with a user of the address space.
-  [[nodiscard]] absl::StatusOr<AddressSpace::FaultedRange> walk(std::uint64_t addr,
-                                                                std::uint64_t length, bool write);
+  [[nodiscard]] absl::StatusOr<AddressSpace::FaultedRange> walk(
+      std::uint64_t addr, std::uint64_t length, bool write,
+      AddressSpace::WalkBegin begin = AddressSpace::no_walk_begin,
+      AddressSpace::WalkDone then = AddressSpace::ignore_walk);
   void install_locked(std::uint64_t page, const PageEntry& entry)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The entries of a walk, page after page from `addr`.

@@ -5,6 +5,7 @@
 #include "hw_model/mirror_device.h"
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <thread>
 #include <vector>
@@ -207,8 +208,10 @@ TEST_F(MirrorDeviceTest, MigrationRefusesSharedMemoryProtNoneHolesAndOtherDevice
   const std::uint64_t shared = map(1, Prot::kReadWrite, MapKind::kAnonShared);
   const std::uint64_t none = map(1, Prot::kNone);
   const std::uint64_t buf = map(2);
-  EXPECT_EQ(device->migrate_to_device(shared, kPage).status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(device->migrate_to_device(none, kPage).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(device->migrate_to_device(shared, kPage).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(device->migrate_to_device(none, kPage).status().code(),
+            absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(device->migrate_to_device(buf, 3 * kPage).status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(device->snapshot(buf, 2), Each(PageSnapshot::kNone)) << "nothing moved";
   Ref<MirrorDevice> other = *MirrorDevice::open(*process);
@@ -361,10 +364,37 @@ TEST_F(MirrorDeviceTest, AnInvalidationBetweenWalkAndLockIsCaughtByReadRetry) {
                     "driver lock";
   }
   const std::uint64_t buf = map(1);
-  ASSERT_TRUE(mm.cpu_write(buf, 1).ok());  // present and writable: the walk sees that
+  ASSERT_EQ(*mm.cpu_read(buf), 0u);  // the zero page: the walk of a read maps it
   // range_fault locks the driver lock twice: to check the device is open, then to
-  // install. Stop before the second, after the walk.
+  // install. Stop before the second, after the walk (the mmap lock held for reading).
   PauseAt hooks(SchedPoint::kLock, device->driver_lock_for_testing(), 2);
+  absl::Status status;
+  std::thread fault([&] {
+    set_thread_hooks(&hooks);
+    status = device->range_fault(buf, kPage, /*write=*/false);
+    set_thread_hooks(nullptr);
+  });
+  testing::wait_until([&] { return hooks.paused.load(); });
+  // A CPU fault runs on the read side too: its copy-on-write break makes the walk stale.
+  ASSERT_TRUE(mm.cpu_write(buf, 5).ok());
+  hooks.may_go.store(true);
+  fault.join();
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(device->counters().retries, 1u) << "the stale walk must be thrown away";
+  EXPECT_EQ(device->read(buf, 1)->at(0), 5u) << "the retry maps the copy, not the zero page";
+}
+
+// A change that takes the mmap lock for writing cannot come between a walk and its
+// install: the device installs before the walk drops the mmap lock. Until the install,
+// mprotect waits; after it, mprotect's invalidation drops the fresh entry.
+TEST_F(MirrorDeviceTest, AWriteSideChangeWaitsForTheWalksInstall) {
+  if (!ITN_SCHED_SEAM) {
+    GTEST_SKIP() << "needs the sync seam (ITN_SCHED_SEAM) to pause the device thread at its "
+                    "driver lock";
+  }
+  const std::uint64_t buf = map(1);
+  ASSERT_TRUE(mm.cpu_write(buf, 1).ok());
+  PauseAt hooks(SchedPoint::kLock, device->driver_lock_for_testing(), 2);  // before install
   absl::Status status;
   std::thread fault([&] {
     set_thread_hooks(&hooks);
@@ -372,12 +402,20 @@ TEST_F(MirrorDeviceTest, AnInvalidationBetweenWalkAndLockIsCaughtByReadRetry) {
     set_thread_hooks(nullptr);
   });
   testing::wait_until([&] { return hooks.paused.load(); });
-  ASSERT_TRUE(mm.mprotect(buf, kPage, Prot::kRead).ok());  // the walk's result is stale now
+  std::atomic<bool> protected_now{false};
+  std::thread protect([&] {
+    EXPECT_TRUE(mm.mprotect(buf, kPage, Prot::kRead).ok());
+    protected_now.store(true);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(protected_now.load()) << "mprotect overtook a walk that held the mmap lock";
+  EXPECT_TRUE(device->entries_for_testing().empty()) << "nothing installed before the pause";
   hooks.may_go.store(true);
   fault.join();
-  EXPECT_EQ(device->counters().retries, 1u) << "the stale walk must be thrown away";
-  EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << "the retry sees read-only";
-  EXPECT_TRUE(device->entries_for_testing().empty());
+  protect.join();
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(device->counters().retries, 0u) << "nothing came between the walk and the install";
+  EXPECT_TRUE(device->entries_for_testing().empty()) << "mprotect's invalidation came after";
 }
 
 // Only others' invalidations count against max_fault_attempts: here one arrives between
@@ -449,7 +487,7 @@ TEST(MirrorDevicePerRangeTest, InvalidationsElsewhereDoNotMakeAFaultRetry) {
     const std::uint64_t buf = *mm.mmap(kPage, Prot::kReadWrite, MapKind::kAnonPrivate);
     const std::uint64_t other = *mm.mmap(kPage, Prot::kReadWrite, MapKind::kAnonPrivate);
     ASSERT_TRUE(mm.cpu_write(buf, 1).ok());
-    ASSERT_TRUE(mm.cpu_write(other, 2).ok());
+    ASSERT_EQ(*mm.cpu_read(other), 0u);  // the zero page: a write invalidates it
     PauseAt hooks(SchedPoint::kLock, device->driver_lock_for_testing(), 2);  // before install
     std::thread fault([&] {
       set_thread_hooks(&hooks);
@@ -457,11 +495,12 @@ TEST(MirrorDevicePerRangeTest, InvalidationsElsewhereDoNotMakeAFaultRetry) {
       set_thread_hooks(nullptr);
     });
     testing::wait_until([&] { return hooks.paused.load(); });
-    ASSERT_TRUE(mm.mprotect(other, kPage, Prot::kRead).ok());
+    // A CPU fault elsewhere, on the read side of the mmap lock as the walk is.
+    ASSERT_TRUE(mm.cpu_write(other, 2).ok());
     hooks.may_go.store(true);
     fault.join();
     EXPECT_EQ(device->counters().retries, chunk_pages == 0 ? 1u : 0u);
-    EXPECT_EQ(invalidations(*device, Event::kProtectionVma), chunk_pages == 0 ? 1u : 0u);
+    EXPECT_EQ(invalidations(*device, Event::kClear), chunk_pages == 0 ? 1u : 0u);
     EXPECT_EQ(device->entries_for_testing().size(), 1u);
     EXPECT_TRUE(check_coherence(*device).ok()) << check_coherence(*device);
   }
@@ -651,7 +690,8 @@ TEST_F(MirrorDeviceTest, AfterExitDeviceAccessFailsAndCloseStillWorks) {
   EXPECT_EQ(invalidations(*device, Event::kRelease), 1u);
   EXPECT_TRUE(device->entries_for_testing().empty());
   EXPECT_EQ(device->read(buf, 1).status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(device->migrate_to_device(buf, kPage).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(device->migrate_to_device(buf, kPage).status().code(),
+            absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(MirrorDevice::open(*process).status().code(), absl::StatusCode::kFailedPrecondition);
   device->close();
   EXPECT_EQ(device->read(buf, 1).status().code(), absl::StatusCode::kFailedPrecondition);
@@ -660,7 +700,8 @@ TEST_F(MirrorDeviceTest, AfterExitDeviceAccessFailsAndCloseStillWorks) {
 TEST_F(MirrorDeviceTest, BadRangesAreRejected) {
   EXPECT_EQ(device->range_fault(1, kPage, false).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(device->range_fault(0, 0, false).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(device->migrate_to_device(kPage, 0).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(device->migrate_to_device(kPage, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

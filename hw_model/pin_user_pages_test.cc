@@ -1,5 +1,5 @@
 // AddressSpace::pin_user_pages(): what each kind of pin faults in and returns, that the
-// caller's frames outlive the mapping, its errors, and pins racing migrations.
+// caller's frames outlive the mapping, its errors, and pins racing migrations and faults.
 #include <atomic>
 #include <cstdint>
 #include <thread>
@@ -11,6 +11,7 @@
 #include "hw_model/coherence.h"
 #include "hw_model/mirror_device.h"
 #include "hw_model/process.h"
+#include "sync/test_util.h"
 
 namespace itn::hw {
 namespace {
@@ -27,6 +28,34 @@ class PinUserPagesTest : public ::testing::Test {
   Ref<Process> process = make_ref<Process>();
   AddressSpace& mm = process->mm();
 };
+
+// A pin walks on the read side of the mmap lock: a CPU fault may map the next page while
+// the pin stands between two pages. The pin must find that entry (and copy the zero page
+// it maps), not take the page for absent and return the zero page for a write.
+TEST_F(PinUserPagesTest, APageMappedByACpuFaultDuringTheWalkIsFound) {
+  if (!ITN_SCHED_SEAM) {
+    GTEST_SKIP() << "needs the sync seam (ITN_SCHED_SEAM) to pause the pin between pages";
+  }
+  const std::uint64_t buf = map(2);
+  ASSERT_TRUE(mm.cpu_write(buf, 1).ok());
+  // One page table lock hold per page: stop before the second page's.
+  testing::PauseAt hooks(SchedPoint::kLock, mm.page_table_lock_for_testing(), 2);
+  absl::StatusOr<std::vector<Ref<Frame>>> frames;
+  std::thread pin([&] {
+    set_thread_hooks(&hooks);
+    frames = mm.pin_user_pages(buf, 2 * kPage, /*write=*/true, Pin::kShortTerm);
+    set_thread_hooks(nullptr);
+  });
+  testing::wait_until([&] { return hooks.paused.load(); });
+  ASSERT_EQ(*mm.cpu_read(buf + kPage), 0u);  // maps the zero page there
+  hooks.may_go.store(true);
+  pin.join();
+  ASSERT_TRUE(frames.ok()) << frames.status();
+  const PageEntry second = *mm.lookup(buf + kPage);
+  EXPECT_FALSE(second.zero_page) << "the write pin left the zero page mapped";
+  EXPECT_TRUE(second.writable);
+  EXPECT_EQ((*frames)[1].get(), second.frame.get()) << "the pin returned another frame";
+}
 
 TEST_F(PinUserPagesTest, ReturnsTheMappedFramesAndAWritePinBreaksCopyOnWrite) {
   const std::uint64_t buf = map(3);
