@@ -46,6 +46,26 @@ absl::StatusOr<Ref<MirrorDevice>> MirrorDevice::open(Process& process, MirrorOpt
   return device;
 }
 
+absl::StatusOr<int> MirrorDevice::open_file(Process& process, MirrorOptions options) {
+  absl::StatusOr<Ref<MirrorDevice>> device = open(process, options);
+  if (!device.ok()) return device.status();
+  MirrorDevice* const raw = device->get();  // the file's private data keeps it alive
+  // If no descriptor can name the file, its last Ref goes here: the device closes.
+  return process.install(make_ref<OpenFile>(
+      "hmm_dmirror", [raw] { raw->close(); }, *device));
+}
+
+absl::StatusOr<MirrorDevice::FileHandle> MirrorDevice::from_file(const Process& process, int fd) {
+  absl::StatusOr<Ref<OpenFile>> file = process.file(fd);
+  if (!file.ok()) return file.status();
+  auto* device = dynamic_cast<MirrorDevice*>((*file)->private_data());
+  if (device == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("descriptor ", fd, " is ", (*file)->name(), ", not a MirrorDevice"));
+  }
+  return FileHandle(*std::move(file), Ref<MirrorDevice>::from_this(device));
+}
+
 MirrorDevice::~MirrorDevice() { close(); }
 
 void MirrorDevice::close() {

@@ -52,6 +52,7 @@
 #include <cstdint>
 #include <map>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -115,6 +116,40 @@ class MirrorDevice : public RefCounted {
   [[nodiscard]] static absl::StatusOr<Ref<MirrorDevice>> open(Process& process,
                                                               MirrorOptions options = {});
   ~MirrorDevice() override;
+
+  // MirrorDevice::open_file() / from_file()
+  //
+  // open() of the device file, as a process opens lib/test_hmm.c's /dev/hmm_dmirror*: a
+  // device mirroring `process`'s address space (see open()) and the descriptor, returned,
+  // in `process`'s file table naming it. The descriptor is shared as any file: fork()
+  // gives the child one naming the same device (which keeps mirroring the opener's
+  // address space, as dmirror keeps the opener's mm), pass_file() hands it on, and the
+  // last close of it anywhere, exit()'s included, closes the device (after exit()'s
+  // teardown of the address space, I20).
+  // from_file() is a use of the device behind descriptor `fd` (the kernel's fdget()): the
+  // handle keeps the file open, so the last close, and the device's close(), wait for the
+  // last handle to go and run on the thread that drops it. Device calls made through a
+  // handle never race the close.
+  // Errors: open_file() as open(), and kFailedPrecondition if the process has exited
+  // (nothing stays open); from_file() kNotFound for an unknown descriptor,
+  // kInvalidArgument for a file that is not a MirrorDevice's.
+  class FileHandle {
+   public:
+    MirrorDevice& operator*() const { return *device_; }
+    MirrorDevice* operator->() const { return device_.get(); }
+    // The device itself, which outlives the file (its calls fail once it is closed; they
+    // must not race the last close).
+    const Ref<MirrorDevice>& device() const { return device_; }
+
+   private:
+    friend class MirrorDevice;
+    FileHandle(Ref<OpenFile> file, Ref<MirrorDevice> device)
+        : file_(std::move(file)), device_(std::move(device)) {}
+    Ref<OpenFile> file_;
+    Ref<MirrorDevice> device_;
+  };
+  [[nodiscard]] static absl::StatusOr<int> open_file(Process& process, MirrorOptions options = {});
+  [[nodiscard]] static absl::StatusOr<FileHandle> from_file(const Process& process, int fd);
 
   // MirrorDevice::close()
   //

@@ -49,16 +49,18 @@ absl::Status Process::close(int fd) {
 }
 
 absl::StatusOr<int> Process::pass_file(int fd, Process& to) {
-  Ref<OpenFile> file;
-  {
-    MutexLock l(mu_);
-    auto it = files_.find(fd);
-    if (it == files_.end()) {
-      return absl::NotFoundError(absl::StrCat("pass_file: no descriptor ", fd));
-    }
-    file = it->second;
+  absl::StatusOr<Ref<OpenFile>> passed = file(fd);
+  if (!passed.ok()) {
+    return absl::NotFoundError(absl::StrCat("pass_file: ", passed.status().message()));
   }
-  return to.install(std::move(file));
+  return to.install(*std::move(passed));
+}
+
+absl::StatusOr<Ref<OpenFile>> Process::file(int fd) const {
+  MutexLock l(mu_);
+  auto it = files_.find(fd);
+  if (it == files_.end()) return absl::NotFoundError(absl::StrCat("no descriptor ", fd));
+  return it->second;
 }
 
 void Process::exit() {

@@ -36,17 +36,23 @@ namespace itn::hw {
 class OpenFile : public RefCounted {
  public:
   // `on_last_close` is the driver's release (e.g. unbind), run when the last descriptor
-  // naming this file is closed.
-  OpenFile(std::string name, std::function<void()> on_last_close)
-      : name_(std::move(name)), on_last_close_(std::move(on_last_close)) {}
+  // naming this file is closed. `private_data` is the driver's object behind the file
+  // (the kernel's file->private_data), kept alive until after the release.
+  OpenFile(std::string name, std::function<void()> on_last_close,
+           Ref<RefCounted> private_data = nullptr)
+      : name_(std::move(name)),
+        on_last_close_(std::move(on_last_close)),
+        private_data_(std::move(private_data)) {}
   ~OpenFile() override {
     if (on_last_close_) on_last_close_();
   }
   const std::string& name() const { return name_; }
+  RefCounted* private_data() const { return private_data_.get(); }
 
  private:
   const std::string name_;
   const std::function<void()> on_last_close_;
+  const Ref<RefCounted> private_data_;
 };
 
 class Process : public RefCounted {
@@ -77,6 +83,12 @@ class Process : public RefCounted {
   [[nodiscard]] absl::StatusOr<int> install(Ref<OpenFile> file) ABSL_LOCKS_EXCLUDED(mu_);
   [[nodiscard]] absl::Status close(int fd) ABSL_LOCKS_EXCLUDED(mu_);
   [[nodiscard]] absl::StatusOr<int> pass_file(int fd, Process& to) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Process::file()
+  //
+  // The file behind descriptor `fd` (the Ref keeps it open until dropped).
+  // Errors: kNotFound for an unknown descriptor (none after exit()).
+  [[nodiscard]] absl::StatusOr<Ref<OpenFile>> file(int fd) const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Process::exit()
   //

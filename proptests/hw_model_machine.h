@@ -63,6 +63,7 @@ struct Sut {
   std::vector<Ref<hw::File>> files;
   std::vector<Ref<hw::Process>> procs;
   std::vector<Ref<hw::MirrorDevice>> devices;
+  std::vector<int> device_fds;  // the opener's descriptor of each device opened as a file, or -1
   std::vector<Ref<hw::SvaBond>> bonds;
   std::vector<Ref<hw::HmmMirror>> mirrors;
 

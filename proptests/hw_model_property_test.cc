@@ -315,45 +315,80 @@ struct PinUserPages : Command {
   }
 };
 
+// As a file (open_file), the device is shared by fork children and closed by the last
+// close of its descriptor, exit()'s included.
 struct OpenDevice : Command {
   int p;
   bool coherent = *rc::gen::arbitrary<bool>();
   std::uint64_t chunk_pages = *rc::gen::element<std::uint64_t>(0, 1, 4);  // 0: whole space
+  bool as_file = *rc::gen::arbitrary<bool>();
   explicit OpenDevice(const MemoryModel& m) : p(pick_process(m)) {}
   void checkPreconditions(const MemoryModel& m) const override {
     require(p < static_cast<int>(m.procs.size()) && room_for_device(m));
   }
   void apply(MemoryModel& m) const override {
-    if (m.procs[p].alive) m.devices.push_back(models::MDevice{.process = p, .coherent = coherent});
+    if (!m.procs[p].alive) return;
+    m.devices.push_back(
+        models::MDevice{.process = p, .coherent = coherent, .file = as_file, .holders = {}});
+    if (as_file) m.devices.back().holders.insert(p);
   }
   void run(const MemoryModel& m, Sut& sut) const override {
-    absl::StatusOr<Ref<hw::MirrorDevice>> d = hw::MirrorDevice::open(
-        *sut.procs[p],
-        {.memory = coherent ? hw::DeviceMemory::kCoherent : hw::DeviceMemory::kPrivate,
-         .notifier_chunk_pages = chunk_pages});
-    expect_code(d.status(), m.procs[p].alive ? StatusCode::kOk : StatusCode::kFailedPrecondition,
-                "open");
-    if (d.ok()) sut.devices.push_back(*std::move(d));
+    const hw::MirrorOptions options{
+        .memory = coherent ? hw::DeviceMemory::kCoherent : hw::DeviceMemory::kPrivate,
+        .notifier_chunk_pages = chunk_pages};
+    const StatusCode want = m.procs[p].alive ? StatusCode::kOk : StatusCode::kFailedPrecondition;
+    if (as_file) {
+      absl::StatusOr<int> fd = hw::MirrorDevice::open_file(*sut.procs[p], options);
+      expect_code(fd.status(), want, "open_file");
+      if (fd.ok()) {
+        sut.devices.push_back(hw::MirrorDevice::from_file(*sut.procs[p], *fd)->device());
+        sut.device_fds.push_back(*fd);
+      }
+    } else {
+      absl::StatusOr<Ref<hw::MirrorDevice>> d = hw::MirrorDevice::open(*sut.procs[p], options);
+      expect_code(d.status(), want, "open");
+      if (d.ok()) {
+        sut.devices.push_back(*std::move(d));
+        sut.device_fds.push_back(-1);
+      }
+    }
     check_machine(after(m, *this), sut);
   }
   void show(std::ostream& os) const override {
     os << "open " << (coherent ? "coherent" : "private") << " device on p" << p;
+    if (as_file) os << " as a file";
     if (chunk_pages != 0) os << " (a notifier per " << chunk_pages << " pages)";
   }
 };
 
+// A file device: the opener closes its descriptor (children may still hold theirs).
 struct CloseDevice : Command {
   int d;
   explicit CloseDevice(const MemoryModel& m) : d(pick_device(m)) {}
   void checkPreconditions(const MemoryModel& m) const override {
     require(d < static_cast<int>(m.devices.size()));
   }
-  void apply(MemoryModel& m) const override { m.close_device(d); }
+  void apply(MemoryModel& m) const override {
+    if (m.devices[d].file) {
+      (void)m.drop_descriptor(d, m.devices[d].process);
+    } else {
+      m.close_device(d);
+    }
+  }
   void run(const MemoryModel& m, Sut& sut) const override {
+    if (m.devices[d].file) {
+      MemoryModel next = m;
+      const StatusCode want = next.drop_descriptor(d, m.devices[d].process);
+      expect_code(sut.procs[m.devices[d].process]->close(sut.device_fds[d]), want, "close(fd)");
+      check_machine(next, sut);
+      return;
+    }
     sut.devices[d]->close();
     check_machine(after(m, *this), sut);
   }
-  void show(std::ostream& os) const override { os << "close device " << d; }
+  void show(std::ostream& os) const override {
+    os << "close device " << d << " (its descriptor, if a file)";
+  }
 };
 
 // Base of the commands a device runs on its own process's pages.

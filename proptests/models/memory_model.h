@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -66,6 +67,8 @@ struct MDevice {
   int process;
   bool open = true;
   bool coherent = false;  // its memory is device-coherent: the CPU uses its pages in place
+  bool file = false;      // opened as a file (MirrorDevice::open_file)
+  std::set<int> holders;  // the processes whose file tables name it (file devices)
 };
 
 struct MBond {
@@ -174,6 +177,14 @@ struct MemoryModel {
 
   // MirrorDevice::close(): the device's pages (in its memory or exclusive to it) go back
   // to system RAM.
+  // A process drops its descriptor of file device `dev` (close, or exit); the last one
+  // closes the device. kNotFound if it held none.
+  StatusCode drop_descriptor(int dev, int p) {
+    if (devices[dev].holders.erase(p) == 0) return StatusCode::kNotFound;
+    if (devices[dev].holders.empty() && devices[dev].open) close_device(dev);
+    return StatusCode::kOk;
+  }
+
   void close_device(int dev) {
     devices[dev].open = false;
     for (auto& [addr, pg] : procs[devices[dev].process].pages) {
@@ -456,6 +467,9 @@ struct MemoryModel {
     MProcess child = procs[p];
     for (auto& [page, pg] : child.pages) pg.device = kSystemRam;  // copies of coherent pages
     procs.push_back(std::move(child));
+    for (MDevice& d : devices) {  // the child's file table names the parent's files
+      if (d.holders.count(p) != 0) d.holders.insert(static_cast<int>(procs.size()) - 1);
+    }
     return StatusCode::kOk;
   }
 
@@ -469,6 +483,8 @@ struct MemoryModel {
     for (MMirror& m : mirrors) {
       if (m.process == p && m.registered) m.released = true;
     }
+    // exit_files, after exit_mm: the last descriptor of a file device closes it.
+    for (int d = 0; d < static_cast<int>(devices.size()); ++d) (void)drop_descriptor(d, p);
   }
 };
 
