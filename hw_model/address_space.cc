@@ -17,48 +17,49 @@ using internal::page_aligned;
 AddressSpace::AddressSpace()
     : domain_(make_ref<NotifierDomain>()), zero_page_(make_ref<Frame>(0)) {}
 
-absl::StatusOr<std::uint64_t> AddressSpace::mmap_hugetlb(std::uint64_t length, Prot prot) {
+absl::StatusOr<std::uint64_t> AddressSpace::reserve_locked(const char* what, std::uint64_t length,
+                                                           std::uint64_t align) {
   if (length == 0 || length > (std::uint64_t{1} << 40)) {
-    return absl::InvalidArgumentError(absl::StrCat("mmap_hugetlb: bad length ", length));
+    return absl::InvalidArgumentError(absl::StrCat(what, ": bad length ", length));
   }
-  const std::uint64_t bytes = (length + kHugePageSize - 1) / kHugePageSize * kHugePageSize;
-  WriteLock l(mmap_mu_);
-  if (absl::Status s = check_alive_locked("mmap_hugetlb"); !s.ok()) return s;
-  const std::uint64_t addr = huge_page_of(next_addr_ + kHugePageSize - 1);
-  if (addr > kUserSpaceEnd || bytes + kPageSize > kUserSpaceEnd - addr) {
-    return absl::ResourceExhaustedError("mmap_hugetlb: the user address space is used up");
+  if (absl::Status s = check_alive_locked(what); !s.ok()) return s;
+  const std::uint64_t bytes = (length + align - 1) / align * align;
+  // Past the end after an mremap to the top, or after the last reservation.
+  const std::uint64_t addr = (next_addr_ + align - 1) / align * align;
+  if (addr < next_addr_ || addr > kUserSpaceEnd || bytes + kPageSize > kUserSpaceEnd - addr) {
+    return absl::ResourceExhaustedError(absl::StrCat(what, ": the user address space is used up"));
   }
   next_addr_ = addr + bytes + kPageSize;  // a guard page between mappings
-  Vma vma{addr + bytes, prot, MapKind::kAnonPrivate, nullptr, 0};
+  return addr;
+}
+
+absl::StatusOr<std::uint64_t> AddressSpace::mmap_hugetlb(std::uint64_t length, Prot prot) {
+  WriteLock l(mmap_mu_);
+  absl::StatusOr<std::uint64_t> addr = reserve_locked("mmap_hugetlb", length, kHugePageSize);
+  if (!addr.ok()) return addr.status();
+  const std::uint64_t bytes = (length + kHugePageSize - 1) / kHugePageSize * kHugePageSize;
+  Vma vma{*addr + bytes, prot, MapKind::kAnonPrivate, nullptr, 0};
   vma.hugetlb = true;
-  vmas_.emplace(addr, std::move(vma));
+  vmas_.emplace(*addr, std::move(vma));
   return addr;
 }
 
 absl::StatusOr<std::uint64_t> AddressSpace::mmap(std::uint64_t length, Prot prot, MapKind kind,
                                                  Ref<File> file, std::uint64_t file_offset,
                                                  bool populate) {
-  if (length == 0 || length > (std::uint64_t{1} << 40)) {
-    return absl::InvalidArgumentError(absl::StrCat("mmap: bad length ", length));
-  }
   const bool file_mapping = kind == MapKind::kFileShared || kind == MapKind::kFilePrivate;
   if (file_mapping != static_cast<bool>(file) || !page_aligned(file_offset)) {
     return absl::InvalidArgumentError(
         "mmap: a file (and page-aligned offset) for the file mappings only");
   }
   if (kind == MapKind::kAnonShared) file = make_ref<File>();
-  const std::uint64_t pages = (length + kPageSize - 1) / kPageSize;
   WriteLock l(mmap_mu_);
-  if (absl::Status s = check_alive_locked("mmap"); !s.ok()) return s;
-  const std::uint64_t addr = next_addr_;  // past the end after an mremap to the top
-  if (addr > kUserSpaceEnd || (pages + 1) * kPageSize > kUserSpaceEnd - addr) {
-    return absl::ResourceExhaustedError("mmap: the user address space is used up");
-  }
-  next_addr_ += (pages + 1) * kPageSize;  // a guard page between mappings
-  vmas_.emplace(addr, Vma{addr + pages * kPageSize, prot, kind, std::move(file), file_offset});
+  absl::StatusOr<std::uint64_t> addr = reserve_locked("mmap", length, kPageSize);
+  if (!addr.ok()) return addr.status();
+  const std::uint64_t end = *addr + (length + kPageSize - 1) / kPageSize * kPageSize;
+  vmas_.emplace(*addr, Vma{end, prot, kind, std::move(file), file_offset});
   if (populate && prot != Prot::kNone) {
-    ITN_CHECK_OK(fault_pages_locked(addr, addr + pages * kPageSize, /*write=*/false,
-                                    Where::kAnywhere, [](Pte&) {}),
+    ITN_CHECK_OK(fault_pages_locked(*addr, end, /*write=*/false, Where::kAnywhere, [](Pte&) {}),
                  "a read of a readable mapping just made");
   }
   return addr;

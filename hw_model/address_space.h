@@ -477,6 +477,13 @@ class AddressSpace : public RefCounted {
   // A CPU fault's `change` (kClear: a copy; kMigrate: back from device memory) made to
   // all 512 entries of the huge page at `block` in `ptes`; it stays huge.
   static void change_huge_page(Ptes& ptes, std::uint64_t block, Event change);
+  // A fresh range of `length` bytes (rounded up to `align`, a power of two) at an
+  // `align`-aligned address, with a guard page after it; `what` names the call in errors
+  // (kInvalidArgument for a bad length, kResourceExhausted past kUserSpaceEnd,
+  // kFailedPrecondition after teardown).
+  [[nodiscard]] absl::StatusOr<std::uint64_t> reserve_locked(const char* what, std::uint64_t length,
+                                                             std::uint64_t align)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   // munmap() of [start, end) with the mmap lock held.
   void unmap_locked(std::uint64_t start, std::uint64_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   // madvise(kFree) of the checked range [start, end).

@@ -270,19 +270,15 @@ void MirrorDevice::install_walk_locked(std::uint64_t addr, const std::vector<Pag
   }
 }
 
-std::vector<Frame*> MirrorDevice::present_locked(std::uint64_t addr, std::uint64_t pages,
-                                                 bool write) const {
-  std::vector<Frame*> frames;
-  frames.reserve(pages);
+bool MirrorDevice::present_locked(std::uint64_t addr, std::uint64_t pages, bool write) const {
   auto it = entries_.lower_bound(addr);
   for (std::uint64_t i = 0; i < pages; ++i, ++it) {
     if (it == entries_.end() || it->first != addr + i * kPageSize ||
         (write && !it->second.writable)) {
-      return {};
+      return false;
     }
-    frames.push_back(it->second.frame.get());
   }
-  return frames;
+  return true;
 }
 
 absl::Status MirrorDevice::access(std::uint64_t addr, std::uint64_t pages, bool write,
@@ -293,8 +289,9 @@ absl::Status MirrorDevice::access(std::uint64_t addr, std::uint64_t pages, bool 
   for (int attempt = 0;; ++attempt) {
     {
       MutexLock l(mu_);
-      if (std::vector<Frame*> frames = present_locked(addr, pages, write); !frames.empty()) {
-        for (std::uint64_t i = 0; i < pages; ++i) fn(i, *frames[i]);
+      if (present_locked(addr, pages, write)) {
+        auto it = entries_.lower_bound(addr);
+        for (std::uint64_t i = 0; i < pages; ++i, ++it) fn(i, *it->second.frame);
         return absl::OkStatus();
       }
     }

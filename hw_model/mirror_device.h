@@ -270,9 +270,8 @@ class MirrorDevice : public RefCounted {
   [[nodiscard]] absl::Status access(std::uint64_t addr, std::uint64_t pages, bool write,
                                     absl::FunctionRef<void(std::uint64_t i, Frame& frame)> fn)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // The entries of the pages of an access, in order, if every page has one (writable,
-  // for a write); empty otherwise.
-  std::vector<Frame*> present_locked(std::uint64_t addr, std::uint64_t pages, bool write) const
+  // True if every page of an access has an entry (writable, for a write).
+  bool present_locked(std::uint64_t addr, std::uint64_t pages, bool write) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The CPU page table walk of a fault: fault_range() with a user of the address space.
   [[nodiscard]] absl::StatusOr<AddressSpace::FaultedRange> walk(

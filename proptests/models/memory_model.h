@@ -202,22 +202,30 @@ struct MemoryModel {
                         std::uint64_t* out) {
     const StatusCode code = access_code(p, addr, write);
     if (code != StatusCode::kOk) return code;
-    const std::uint64_t page = addr - addr % kModelPage;
-    if (is_private(p, addr) && !(in_page_cache(p, addr) && !write)) {
-      MPage& pg = own_page(p, page);
-      if (!on_coherent_device(pg) || (write && pg.write_protected)) pg.device = kSystemRam;
-      pg.exclusive = kNobody;
-      if (write) {
-        pg.word = value;
-        pg.write_protected = false;
-      }
-      *out = pg.word;
+    if (MPage* pg = cpu_fault(p, addr, write, /*to_ram=*/false)) {
+      if (write) pg->word = value;
+      *out = pg->word;
       return code;
     }
     const auto [backing, offset] = backing_of(p, addr);
     if (write) backings[backing][offset] = value;
     *out = word(p, addr);
     return code;
+  }
+
+  // The permitted CPU fault of the page of `addr`: a private page the access makes this
+  // address space's own comes to system RAM (a coherent device page only if a write copies
+  // it, or for `to_ram`), loses exclusive access and, for a write, becomes writable.
+  // Returns that page, or null for the pages of a backing (shared, or a file's still).
+  MPage* cpu_fault(int p, std::uint64_t addr, bool write, bool to_ram) {
+    if (!is_private(p, addr) || (in_page_cache(p, addr) && !write)) return nullptr;
+    MPage& pg = own_page(p, addr - addr % kModelPage);
+    if (to_ram || !on_coherent_device(pg) || (write && pg.write_protected)) {
+      pg.device = kSystemRam;
+    }
+    pg.exclusive = kNobody;
+    if (write) pg.write_protected = false;
+    return &pg;
   }
 
   // AddressSpace::pin_user_pages(): each page faulted in as a CPU access would, without
@@ -228,14 +236,7 @@ struct MemoryModel {
                  std::vector<std::uint64_t>* words) {
     for (std::uint64_t at = addr; at < addr + pages * kModelPage; at += kModelPage) {
       if (const StatusCode code = access_code(p, at, write); code != StatusCode::kOk) return code;
-      if (is_private(p, at) && !(in_page_cache(p, at) && !write)) {
-        MPage& pg = own_page(p, at);
-        if (long_term || !on_coherent_device(pg) || (write && pg.write_protected)) {
-          pg.device = kSystemRam;
-        }
-        pg.exclusive = kNobody;
-        if (write) pg.write_protected = false;
-      }
+      (void)cpu_fault(p, at, write, long_term);
       words->push_back(word(p, at));
     }
     return StatusCode::kOk;
