@@ -67,8 +67,9 @@
 // callbacks, MigrateHooks and fault_range()'s steps run with the mmap lock held and must
 // not call back into the address space (as in the kernel, where invalidations run under
 // mmap_lock). Lifetime: created with make_ref; users are counted separately (above),
-// starting at one. Memory ordering: the mmap lock orders page table changes; an
-// invalidation's callbacks run before the change it announces, and its end after.
+// starting at one. Memory ordering: the mmap lock orders page table changes against the
+// write side, the page table lock orders those made on the read side; an invalidation's
+// callbacks run before the change it announces, and its end after.
 #ifndef ITN_HW_MODEL_ADDRESS_SPACE_H_
 #define ITN_HW_MODEL_ADDRESS_SPACE_H_
 
@@ -320,7 +321,7 @@ class AddressSpace : public RefCounted {
   // side (a migration, munmap), only by faults, which its read_retry() catches. (The
   // kernel's drivers take both outside the mmap lock and bound their retries by time
   // instead; a device migrating its own pages in a tight loop starves such walks here.)
-  // Neither may call into the address space.
+  // Neither may call into the address space; `begin` runs even if the walk then fails.
   // Errors: kInvalidArgument for a bad range; else as cpu_read()/cpu_write() for the
   // first page that cannot be faulted in (the pages before it stay faulted in; `then`
   // does not run).

@@ -128,8 +128,8 @@ void MirrorDevice::invalidate_locked(Subscription& sub, const Range& range, std:
   if (range.owner == this && range.event == Event::kMigrate) {
     // Our own migration: keep the entries for reads (the frames are being copied, not
     // changed), but no write may reach a frame after the copy read it, or it would be
-    // lost. A write now faults, and its read_begin() waits until the hook has installed
-    // the new frames and the migration ended.
+    // lost. A write now faults, and its walk (on the read side of the mmap lock) waits
+    // until the migration, hook and all, is over.
     for (auto it = first; it != last; ++it) it->second.writable = false;
     return;
   }
@@ -251,9 +251,13 @@ absl::Status MirrorDevice::fault(const std::vector<Subscription*>& subs, std::ui
                                          " walks collided, ", redone, " redid undone faults"));
 }
 
-void MirrorDevice::install(std::uint64_t page, const PageEntry& entry) {
+void MirrorDevice::install(std::uint64_t page, const PageEntry& entry, bool covered) {
   MutexLock l(mu_);
-  install_locked(page, entry);
+  if (covered) {
+    install_locked(page, entry);
+  } else {
+    entries_.erase(page);
+  }
 }
 
 void MirrorDevice::install_locked(std::uint64_t page, const PageEntry& entry) {
@@ -350,17 +354,18 @@ absl::StatusOr<MirrorDevice::Outcomes> MirrorDevice::change_pages(
     absl::FunctionRef<absl::StatusOr<Outcomes>(MigrateHook)> change) {
   if (absl::Status s = check_open(); !s.ok()) return s;
   // The notifiers first: the hook installs entries that later invalidations must reach.
-  // A range they cannot cover (a hole, PROT_NONE) fails the change too; should it have
-  // become accessible meanwhile, the hook installs nothing rather than an entry no
-  // notifier of this device hears about.
+  // A range they cannot cover (a hole, PROT_NONE) may still change: a hole or private
+  // PROT_NONE page may be mapped meanwhile, and a shared PROT_NONE page is skipped by a
+  // migration of what it can. The hook then installs no entry no notifier of this device
+  // hears about; it drops the old entry of each page that moved instead (kept for reads
+  // by the device's own kMigrate, it names the frame the page left).
   absl::StatusOr<std::vector<Subscription*>> subs = cover(addr, length, /*write=*/false);
   if (!subs.ok() && !absl::IsNotFound(subs.status()) && !absl::IsPermissionDenied(subs.status())) {
     return subs.status();
   }
   const bool covered = subs.ok();
-  return change([this, covered](std::uint64_t page, const PageEntry& e) {
-    if (covered) install(page, e);
-  });
+  return change(
+      [this, covered](std::uint64_t page, const PageEntry& e) { install(page, e, covered); });
 }
 
 absl::StatusOr<MirrorDevice::Outcomes> MirrorDevice::migrate_to_device(std::uint64_t addr,

@@ -161,10 +161,11 @@ class MirrorDevice : public RefCounted {
   // MirrorDevice::range_fault()
   //
   // Installs device entries for the pages of [addr, addr + length), writable if `write`.
-  // Errors (device page table unchanged): kInvalidArgument for a bad range, kNotFound if
-  // unmapped, kPermissionDenied if the protection forbids the access, kAborted when
-  // invalidations kept coming (MirrorOptions::max_fault_attempts), kFailedPrecondition if
-  // the address space exited or the device was closed.
+  // Errors (nothing installed; entries the walk's own faults invalidated before it
+  // failed are gone, as after any invalidation): kInvalidArgument for a bad range,
+  // kNotFound if unmapped, kPermissionDenied if the protection forbids the access,
+  // kAborted when invalidations kept coming (MirrorOptions::max_fault_attempts),
+  // kFailedPrecondition if the address space exited or the device was closed.
   [[nodiscard]] absl::Status range_fault(std::uint64_t addr, std::uint64_t length, bool write)
       ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -289,8 +290,10 @@ class MirrorDevice : public RefCounted {
     // published through the flag.
     return !fail_huge_.exchange(false, std::memory_order_relaxed);
   }
-  // The MigrateHook of this device's own migrations and exclusive accesses.
-  void install(std::uint64_t page, const PageEntry& entry) ABSL_LOCKS_EXCLUDED(mu_);
+  // The MigrateHook of this device's own migrations and exclusive accesses: installs the
+  // page's new entry if the device's notifiers cover the change's range, else drops the
+  // page's old entry.
+  void install(std::uint64_t page, const PageEntry& entry, bool covered) ABSL_LOCKS_EXCLUDED(mu_);
   [[nodiscard]] absl::Status check_open() const ABSL_LOCKS_EXCLUDED(mu_);
 
   const Ref<AddressSpace> mm_;

@@ -147,6 +147,35 @@ TEST_F(PartialMigrationTest, WholeCallErrorsFailEitherModeAndMoveNothing) {
   }
 }
 
+// A device with chunk notifiers cannot cover a range with a PROT_NONE page, yet a
+// migration of what it can skips a shared one and moves the rest: the device must not
+// keep its old entries of the moved pages (write-protected by its own kMigrate), which no
+// hook replaces and the CPU's next write in place would leave stale.
+TEST_F(PartialMigrationTest, AMoveTheDeviceCannotCoverLeavesNoStaleEntry) {
+  for (DeviceMemory memory : {DeviceMemory::kPrivate, DeviceMemory::kCoherent}) {
+    SCOPED_TRACE(static_cast<int>(memory));
+    Ref<MirrorDevice> chunked =
+        *MirrorDevice::open(*process, {.memory = memory, .notifier_chunk_pages = 1});
+    const std::uint64_t a = *mm.mmap(kPage, Prot::kReadWrite, MapKind::kAnonPrivate);
+    const std::uint64_t s = *mm.mmap(kPage, Prot::kNone, MapKind::kAnonShared);
+    ASSERT_TRUE(mm.mremap(s, kPage, a + kPage).ok());  // onto a's guard page: no hole
+    ASSERT_TRUE(mm.cpu_write(a, 1).ok());
+    ASSERT_EQ(chunked->read(a, 1)->at(0), 1u);  // a device entry of the RAM frame
+    ASSERT_TRUE(chunked->migrate_to_device(a, kPage).ok());
+    for (bool in : {false, true}) {
+      absl::StatusOr<MirrorDevice::Outcomes> moved =
+          in ? chunked->migrate_to_device(a, 2 * kPage, Moves::kWhatItCan)
+             : chunked->migrate_to_system(a, 2 * kPage, Moves::kWhatItCan);
+      ASSERT_TRUE(moved.ok()) << moved.status();
+      EXPECT_THAT(*moved, ElementsAre(kMoved, kNotAnonymous));
+      ASSERT_TRUE(check_coherence(*chunked).ok()) << check_coherence(*chunked);
+      ASSERT_TRUE(mm.cpu_write(a, in ? 3 : 2).ok());
+      EXPECT_EQ(chunked->read(a, 1)->at(0), in ? 3u : 2u) << "the device read a stale frame";
+    }
+    chunked->close();
+  }
+}
+
 TEST_F(PartialMigrationTest, AnotherDevicesHugePageIsSkippedWholeAndNotSplit) {
   Ref<MirrorDevice> coherent = *MirrorDevice::open(*process, {.memory = DeviceMemory::kCoherent});
   const std::uint64_t addr = *mm.mmap(2 * kHugePageSize, Prot::kReadWrite, MapKind::kAnonPrivate);
