@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 
+#include "hw_model/btree_page_table.h"
 #include "hw_model/internal/page_range.h"
 
 namespace itn::hw {
@@ -20,17 +21,22 @@ class MirrorDevice::Subscription : public IntervalNotifier {
   MirrorDevice& device_;  // outlives the subscription's insertion (close() removes it)
 };
 
-MirrorDevice::MirrorDevice(Ref<AddressSpace> mm, MirrorOptions options)
-    : mm_(std::move(mm)), options_(options), sub_(make_ref<Subscription>(*this)) {}
+MirrorDevice::MirrorDevice(Ref<AddressSpace> mm, MirrorOptions options,
+                           std::unique_ptr<DevicePageTable> table)
+    : mm_(std::move(mm)),
+      options_(options),
+      sub_(make_ref<Subscription>(*this)),
+      table_(table ? std::move(table) : std::make_unique<BtreePageTable>()) {}
 
-absl::StatusOr<Ref<MirrorDevice>> MirrorDevice::open(Process& process, MirrorOptions options) {
+absl::StatusOr<Ref<MirrorDevice>> MirrorDevice::open(Process& process, MirrorOptions options,
+                                                     std::unique_ptr<DevicePageTable> table) {
   if (options.max_fault_attempts < 1) {
     return absl::InvalidArgumentError("open: max_fault_attempts must be at least 1");
   }
   if (options.notifier_chunk_pages > (std::uint64_t{1} << 28)) {
     return absl::InvalidArgumentError("open: notifier_chunk_pages is past 2^28 (1 TiB chunks)");
   }
-  Ref<MirrorDevice> device = make_ref<MirrorDevice>(process.mm_ref(), options);
+  Ref<MirrorDevice> device = make_ref<MirrorDevice>(process.mm_ref(), options, std::move(table));
   absl::Status s = absl::OkStatus();
   if (options.notifier_chunk_pages == 0) {
     // Every address: the device may mirror any of them.
@@ -46,8 +52,9 @@ absl::StatusOr<Ref<MirrorDevice>> MirrorDevice::open(Process& process, MirrorOpt
   return device;
 }
 
-absl::StatusOr<int> MirrorDevice::open_file(Process& process, MirrorOptions options) {
-  absl::StatusOr<Ref<MirrorDevice>> device = open(process, options);
+absl::StatusOr<int> MirrorDevice::open_file(Process& process, MirrorOptions options,
+                                            std::unique_ptr<DevicePageTable> table) {
+  absl::StatusOr<Ref<MirrorDevice>> device = open(process, options, std::move(table));
   if (!device.ok()) return device.status();
   MirrorDevice* const raw = device->get();  // the file's private data keeps it alive
   // If no descriptor can name the file, its last Ref goes here: the device closes.
@@ -86,7 +93,7 @@ void MirrorDevice::close() {
     chunks_.clear();
   }
   MutexLock l(mu_);
-  entries_.clear();
+  table_->forget(0, kRangeEndMax);
 }
 
 absl::StatusOr<std::uint64_t> MirrorDevice::mmap(std::uint64_t length, Prot prot) {
@@ -120,8 +127,6 @@ void MirrorDevice::invalidate_locked(Subscription& sub, const Range& range, std:
   // retry (I18). The entries of the whole range go: those outside `sub`'s chunk belong
   // to chunks whose notifiers this invalidation calls too.
   sub.set_seq(cur_seq);
-  auto first = entries_.lower_bound(range.start);
-  auto last = range.end == kRangeEndMax ? entries_.end() : entries_.lower_bound(range.end);
   if (range.owner == this && range.event == Event::kExclusive) {
     return;  // our own exclusive access: same frames, and the hook marks them ours
   }
@@ -130,10 +135,10 @@ void MirrorDevice::invalidate_locked(Subscription& sub, const Range& range, std:
     // changed), but no write may reach a frame after the copy read it, or it would be
     // lost. A write now faults, and its walk (on the read side of the mmap lock) waits
     // until the migration, hook and all, is over.
-    for (auto it = first; it != last; ++it) it->second.writable = false;
+    table_->write_protect(range.start, range.end);
     return;
   }
-  entries_.erase(first, last);
+  table_->forget(range.start, range.end);
 }
 
 absl::StatusOr<AddressSpace::FaultedRange> MirrorDevice::walk(std::uint64_t addr,
@@ -228,7 +233,7 @@ absl::Status MirrorDevice::fault(const std::vector<Subscription*>& subs, std::ui
       // No invalidation reached a notifier of the range after its read_begin: the walk
       // holds, for every chunk at once.
       if (stale([](Subscription& sub, std::uint64_t seq) { return sub.read_retry(seq); })) return;
-      install_walk_locked(addr, walk.entries);
+      table_->install_run(addr, walk.entries);
       installed = true;
     };
     absl::StatusOr<AddressSpace::FaultedRange> walked =
@@ -254,35 +259,10 @@ absl::Status MirrorDevice::fault(const std::vector<Subscription*>& subs, std::ui
 void MirrorDevice::install(std::uint64_t page, const PageEntry& entry, bool covered) {
   MutexLock l(mu_);
   if (covered) {
-    install_locked(page, entry);
+    table_->install(page, entry);
   } else {
-    entries_.erase(page);
+    table_->forget(page, page + kPageSize);
   }
-}
-
-void MirrorDevice::install_locked(std::uint64_t page, const PageEntry& entry) {
-  entries_[page] = DeviceEntry{entry.frame, entry.writable};
-}
-
-void MirrorDevice::install_walk_locked(std::uint64_t addr, const std::vector<PageEntry>& entries) {
-  auto hint = entries_.lower_bound(addr);
-  for (std::uint64_t i = 0; i < entries.size(); ++i) {
-    const PageEntry& entry = entries[i];
-    hint = entries_.insert_or_assign(hint, addr + i * kPageSize,
-                                     DeviceEntry{entry.frame, entry.writable});
-    ++hint;
-  }
-}
-
-bool MirrorDevice::present_locked(std::uint64_t addr, std::uint64_t pages, bool write) const {
-  auto it = entries_.lower_bound(addr);
-  for (std::uint64_t i = 0; i < pages; ++i, ++it) {
-    if (it == entries_.end() || it->first != addr + i * kPageSize ||
-        (write && !it->second.writable)) {
-      return false;
-    }
-  }
-  return true;
 }
 
 absl::Status MirrorDevice::access(std::uint64_t addr, std::uint64_t pages, bool write,
@@ -293,11 +273,7 @@ absl::Status MirrorDevice::access(std::uint64_t addr, std::uint64_t pages, bool 
   for (int attempt = 0;; ++attempt) {
     {
       MutexLock l(mu_);
-      if (present_locked(addr, pages, write)) {
-        auto it = entries_.lower_bound(addr);
-        for (std::uint64_t i = 0; i < pages; ++i, ++it) fn(i, *it->second.frame);
-        return absl::OkStatus();
-      }
+      if (table_->access(addr, pages, write, fn)) return absl::OkStatus();
     }
     if (attempt == options_.max_fault_attempts) {
       return absl::AbortedError(
@@ -407,7 +383,7 @@ MirrorCounters MirrorDevice::counters() const {
 
 std::map<std::uint64_t, MirrorDevice::DeviceEntry> MirrorDevice::entries_for_testing() const {
   MutexLock l(mu_);
-  return {entries_.begin(), entries_.end()};
+  return table_->entries();
 }
 
 }  // namespace itn::hw

@@ -34,6 +34,10 @@
 // more, not one per page. Only walks that others invalidated count against
 // MirrorOptions::max_fault_attempts.
 //
+// The device page table is a DevicePageTable: a BtreePageTable unless open() is given a
+// table of the caller's own format (and failure injection); the device makes every change
+// of entries through it, under the driver lock.
+//
 // Device accesses (read, write) go through the device page table and fault on a miss.
 // After the address space exits, every access fails with kFailedPrecondition (I20).
 //
@@ -51,17 +55,18 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <span>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/btree_map.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 #include "hw_model/address_space.h"
+#include "hw_model/device_page_table.h"
 #include "hw_model/process.h"
 #include "notifier/interval_notifier.h"
 #include "sync/atomic.h"
@@ -111,10 +116,13 @@ class MirrorDevice : public RefCounted {
  public:
   // MirrorDevice::open()
   //
-  // A device mirroring `process`'s address space.
-  // Errors: kFailedPrecondition if the address space has exited.
-  [[nodiscard]] static absl::StatusOr<Ref<MirrorDevice>> open(Process& process,
-                                                              MirrorOptions options = {});
+  // A device mirroring `process`'s address space, its entries kept in `table` (a
+  // BtreePageTable if null; see DevicePageTable for a format of one's own).
+  // Errors: kInvalidArgument for bad options; kFailedPrecondition if the address space has
+  // exited.
+  [[nodiscard]] static absl::StatusOr<Ref<MirrorDevice>> open(
+      Process& process, MirrorOptions options = {},
+      std::unique_ptr<DevicePageTable> table = nullptr);
   ~MirrorDevice() override;
 
   // MirrorDevice::open_file() / from_file()
@@ -148,7 +156,9 @@ class MirrorDevice : public RefCounted {
     Ref<OpenFile> file_;
     Ref<MirrorDevice> device_;
   };
-  [[nodiscard]] static absl::StatusOr<int> open_file(Process& process, MirrorOptions options = {});
+  [[nodiscard]] static absl::StatusOr<int> open_file(
+      Process& process, MirrorOptions options = {},
+      std::unique_ptr<DevicePageTable> table = nullptr);
   [[nodiscard]] static absl::StatusOr<FileHandle> from_file(const Process& process, int fd);
 
   // MirrorDevice::close()
@@ -233,10 +243,7 @@ class MirrorDevice : public RefCounted {
   MirrorCounters counters() const;
 
   // The device page table (page -> frame, writable), for coherence checks.
-  struct DeviceEntry {
-    Ref<Frame> frame;
-    bool writable;
-  };
+  using DeviceEntry = hw::DeviceEntry;
   std::map<std::uint64_t, DeviceEntry> entries_for_testing() const ABSL_LOCKS_EXCLUDED(mu_);
   AddressSpace& mm() const { return *mm_; }
   // The driver lock's identity as the sync seam reports it, for schedule-driven tests.
@@ -244,7 +251,7 @@ class MirrorDevice : public RefCounted {
 
  private:
   class Subscription;
-  MirrorDevice(Ref<AddressSpace> mm, MirrorOptions options);
+  MirrorDevice(Ref<AddressSpace> mm, MirrorOptions options, std::unique_ptr<DevicePageTable> table);
   template <class U, class... Args>
   friend Ref<U> itn::make_ref(Args&&... args);
 
@@ -271,24 +278,17 @@ class MirrorDevice : public RefCounted {
   [[nodiscard]] absl::Status access(std::uint64_t addr, std::uint64_t pages, bool write,
                                     absl::FunctionRef<void(std::uint64_t i, Frame& frame)> fn)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // True if every page of an access has an entry (writable, for a write).
-  bool present_locked(std::uint64_t addr, std::uint64_t pages, bool write) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The CPU page table walk of a fault: fault_range() with a user of the address space.
   [[nodiscard]] absl::StatusOr<AddressSpace::FaultedRange> walk(
       std::uint64_t addr, std::uint64_t length, bool write,
       AddressSpace::WalkBegin begin = AddressSpace::no_walk_begin,
       AddressSpace::WalkDone then = AddressSpace::ignore_walk);
-  void install_locked(std::uint64_t page, const PageEntry& entry)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The entries of a walk, page after page from `addr`.
-  void install_walk_locked(std::uint64_t addr, const std::vector<PageEntry>& entries)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The HugeAllocator of this device's migrations: consumes fail_next_huge_allocation().
-  bool allocate_huge() {
+  // The HugeAllocator of this device's migrations: consumes fail_next_huge_allocation(),
+  // then asks the table. Not under the driver lock (DevicePageTable allows this call).
+  bool allocate_huge() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     // Relaxed: pairs with the store in fail_next_huge_allocation(); nothing else is
     // published through the flag.
-    return !fail_huge_.exchange(false, std::memory_order_relaxed);
+    return !fail_huge_.exchange(false, std::memory_order_relaxed) && table_->allocate_huge();
   }
   // The MigrateHook of this device's own migrations and exclusive accesses: installs the
   // page's new entry if the device's notifiers cover the change's range, else drops the
@@ -306,9 +306,7 @@ class MirrorDevice : public RefCounted {
   std::map<std::uint64_t, Ref<Subscription>> chunks_ ABSL_GUARDED_BY(chunks_mu_);
 
   mutable Mutex mu_;  // the driver lock
-  // A B-tree, as flat to walk as the kernel's xarray: an access over many pages costs
-  // the same per page as one over a few.
-  absl::btree_map<std::uint64_t, DeviceEntry> entries_ ABSL_GUARDED_BY(mu_);
+  const std::unique_ptr<DevicePageTable> table_ ABSL_PT_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
 
   Atomic<bool> fail_huge_{false};

@@ -13,6 +13,7 @@
 // Every call is serial: nothing here waits for another thread. Defaults: 300 sequences
 // (see CMakeLists.txt for the size); replay a failure with the RC_PARAMS it prints.
 #include <cstdint>
+#include <memory>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -29,6 +30,7 @@
 #include "hw_model/mirror_device.h"
 #include "hw_model/process.h"
 #include "hw_model/sva.h"
+#include "hw_model/testing/radix_page_table.h"
 #include "proptests/hw_model_machine.h"
 #include "proptests/models/memory_model.h"
 #include "rapidcheck.h"
@@ -322,6 +324,7 @@ struct OpenDevice : Command {
   bool coherent = *rc::gen::arbitrary<bool>();
   std::uint64_t chunk_pages = *rc::gen::element<std::uint64_t>(0, 1, 4);  // 0: whole space
   bool as_file = *rc::gen::arbitrary<bool>();
+  bool radix = *rc::gen::arbitrary<bool>();  // the test's own page table format, or the B-tree
   explicit OpenDevice(const MemoryModel& m) : p(pick_process(m)) {}
   void checkPreconditions(const MemoryModel& m) const override {
     require(p < static_cast<int>(m.procs.size()) && room_for_device(m));
@@ -337,15 +340,20 @@ struct OpenDevice : Command {
         .memory = coherent ? hw::DeviceMemory::kCoherent : hw::DeviceMemory::kPrivate,
         .notifier_chunk_pages = chunk_pages};
     const StatusCode want = m.procs[p].alive ? StatusCode::kOk : StatusCode::kFailedPrecondition;
+    auto table = [this]() -> std::unique_ptr<hw::DevicePageTable> {
+      if (radix) return std::make_unique<hw::testing::RadixPageTable>();
+      return nullptr;
+    };
     if (as_file) {
-      absl::StatusOr<int> fd = hw::MirrorDevice::open_file(*sut.procs[p], options);
+      absl::StatusOr<int> fd = hw::MirrorDevice::open_file(*sut.procs[p], options, table());
       expect_code(fd.status(), want, "open_file");
       if (fd.ok()) {
         sut.devices.push_back(hw::MirrorDevice::from_file(*sut.procs[p], *fd)->device());
         sut.device_fds.push_back(*fd);
       }
     } else {
-      absl::StatusOr<Ref<hw::MirrorDevice>> d = hw::MirrorDevice::open(*sut.procs[p], options);
+      absl::StatusOr<Ref<hw::MirrorDevice>> d =
+          hw::MirrorDevice::open(*sut.procs[p], options, table());
       expect_code(d.status(), want, "open");
       if (d.ok()) {
         sut.devices.push_back(*std::move(d));
@@ -357,6 +365,7 @@ struct OpenDevice : Command {
   void show(std::ostream& os) const override {
     os << "open " << (coherent ? "coherent" : "private") << " device on p" << p;
     if (as_file) os << " as a file";
+    if (radix) os << " over a radix page table";
     if (chunk_pages != 0) os << " (a notifier per " << chunk_pages << " pages)";
   }
 };
