@@ -132,12 +132,13 @@ class MirrorDevice : public RefCounted {
   // in `process`'s file table naming it. The descriptor is shared as any file: fork()
   // gives the child one naming the same device (which keeps mirroring the opener's
   // address space, as dmirror keeps the opener's mm), pass_file() hands it on, and the
-  // last close of it anywhere, exit()'s included, closes the device (after exit()'s
-  // teardown of the address space, I20).
+  // last close of it anywhere, exit()'s included, closes the device (exit() drops its
+  // user of the address space first, which tears it down if it was the last, I20).
   // from_file() is a use of the device behind descriptor `fd` (the kernel's fdget()): the
   // handle keeps the file open, so the last close, and the device's close(), wait for the
   // last handle to go and run on the thread that drops it. Device calls made through a
-  // handle never race the close.
+  // handle never race that close (a call of close() itself through one is a close like
+  // any other: it must not race other calls).
   // Errors: open_file() as open(), and kFailedPrecondition if the process has exited
   // (nothing stays open); from_file() kNotFound for an unknown descriptor,
   // kInvalidArgument for a file that is not a MirrorDevice's.

@@ -79,7 +79,8 @@ class Process : public RefCounted {
   // install() gives `file` a descriptor here. close() drops one (the last descriptor of a
   // file anywhere runs its release). pass_file() installs the file behind `fd` in `to`
   // (SCM_RIGHTS) and returns its descriptor there.
-  // Errors: kNotFound for an unknown descriptor; kFailedPrecondition after exit().
+  // Errors: kNotFound for an unknown descriptor (exit() closes them all);
+  // kFailedPrecondition for install() after exit().
   [[nodiscard]] absl::StatusOr<int> install(Ref<OpenFile> file) ABSL_LOCKS_EXCLUDED(mu_);
   [[nodiscard]] absl::Status close(int fd) ABSL_LOCKS_EXCLUDED(mu_);
   [[nodiscard]] absl::StatusOr<int> pass_file(int fd, Process& to) ABSL_LOCKS_EXCLUDED(mu_);

@@ -175,8 +175,6 @@ struct MemoryModel {
   }
   int exclusive_of(int p, std::uint64_t addr) const { return page_state(p, addr).exclusive; }
 
-  // MirrorDevice::close(): the device's pages (in its memory or exclusive to it) go back
-  // to system RAM.
   // A process drops its descriptor of file device `dev` (close, or exit); the last one
   // closes the device. kNotFound if it held none.
   StatusCode drop_descriptor(int dev, int p) {
@@ -185,6 +183,8 @@ struct MemoryModel {
     return StatusCode::kOk;
   }
 
+  // MirrorDevice::close(): the device's pages (in its memory or exclusive to it) go back
+  // to system RAM.
   void close_device(int dev) {
     devices[dev].open = false;
     for (auto& [addr, pg] : procs[devices[dev].process].pages) {
