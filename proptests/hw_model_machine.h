@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -224,8 +225,14 @@ inline void check_machine(const MemoryModel& m, const Sut& sut) {
       check_page(m, sut, p, models::kFirstMapping, uses);  // kFailedPrecondition
       continue;
     }
+    // Each page once: an mremap's target may lie inside an earlier mapping.
+    std::set<std::uint64_t> checked;
     for (const auto& [start, pages] : proc.history) {
-      for (std::uint64_t i = 0; i <= pages; ++i) check_page(m, sut, p, start + i * kPage, uses);
+      for (std::uint64_t i = 0; i <= pages; ++i) {
+        if (checked.insert(start + i * kPage).second) {
+          check_page(m, sut, p, start + i * kPage, uses);
+        }
+      }
     }
   }
   for (std::size_t d = 0; d < m.devices.size(); ++d) {

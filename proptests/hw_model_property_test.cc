@@ -182,6 +182,48 @@ struct Munmap : Command {
   void show(std::ostream& os) const override { os << "munmap " << spot << " " << pages; }
 };
 
+// To another spot of the process (unmapping what is there), or to fresh addresses past
+// its mappings.
+struct Mremap : Command {
+  Spot spot;
+  std::uint64_t pages;
+  Spot to;
+  bool fresh = *rc::gen::arbitrary<bool>();
+  std::uint64_t gap = *rc::gen::inRange<std::uint64_t>(0, 3);  // pages past next_addr, if fresh
+  bool keep_old = *rc::gen::inRange(0, 4) == 0;
+  explicit Mremap(const MemoryModel& m)
+      : spot(pick_spot(m, pick_process(m))),
+        pages(pick_pages(m, spot, 3)),
+        to(pick_spot(m, spot.process)) {}
+  void checkPreconditions(const MemoryModel& m) const override {
+    require(spot.valid(m) && to.valid(m));
+  }
+  std::uint64_t new_addr(const MemoryModel& m) const {
+    return fresh ? m.procs[spot.process].next_addr + gap * kPage : to.addr(m);
+  }
+  void apply(MemoryModel& m) const override {
+    (void)m.mremap(spot.process, spot.addr(m), pages * kPage, new_addr(m), keep_old);
+  }
+  void run(const MemoryModel& m, Sut& sut) const override {
+    MemoryModel next = m;
+    const StatusCode want =
+        next.mremap(spot.process, spot.addr(m), pages * kPage, new_addr(m), keep_old);
+    expect_code(
+        sut.procs[spot.process]->mm().mremap(spot.addr(m), pages * kPage, new_addr(m), keep_old),
+        want, "mremap");
+    check_machine(next, sut);
+  }
+  void show(std::ostream& os) const override {
+    os << "mremap " << spot << " " << pages << " to ";
+    if (fresh) {
+      os << "next_addr+" << gap;
+    } else {
+      os << to;
+    }
+    if (keep_old) os << " keeping the old range";
+  }
+};
+
 struct Mprotect : Command {
   Spot spot;
   std::uint64_t pages;
@@ -685,11 +727,11 @@ RC_GTEST_PROP(HwModelProperty, MatchesSerialModel, ()) {
   rc::state::check(
       initial_model(), sut,
       rc::state::gen::execOneOfWithArgs<
-          NewProcess, Fork, Fork, Exit, Reap, Mmap, Mmap, Mmap, Mmap, Munmap, Munmap, Mprotect,
-          Mprotect, Madvise, PinUserPages, CpuAccess, CpuAccess, CpuAccess, CpuAccess, OpenDevice,
-          OpenDevice, CloseDevice, RangeFault, RangeFault, DeviceRead, DeviceRead, DeviceRead,
-          DeviceWrite, DeviceWrite, DeviceWrite, Migrate, Migrate, Migrate, Migrate, Snapshot, Bind,
-          Unbind, Dma, Dma, HmmRegister, HmmUnregister>());
+          NewProcess, Fork, Fork, Exit, Reap, Mmap, Mmap, Mmap, Mmap, Munmap, Munmap, Mremap,
+          Mprotect, Mprotect, Madvise, PinUserPages, CpuAccess, CpuAccess, CpuAccess, CpuAccess,
+          OpenDevice, OpenDevice, CloseDevice, RangeFault, RangeFault, DeviceRead, DeviceRead,
+          DeviceRead, DeviceWrite, DeviceWrite, DeviceWrite, Migrate, Migrate, Migrate, Migrate,
+          Snapshot, Bind, Unbind, Dma, Dma, HmmRegister, HmmUnregister>());
 }
 
 }  // namespace

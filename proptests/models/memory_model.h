@@ -16,6 +16,7 @@
 #ifndef ITN_PROPTESTS_MODELS_MEMORY_MODEL_H_
 #define ITN_PROPTESTS_MODELS_MEMORY_MODEL_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <set>
@@ -395,6 +396,47 @@ struct MemoryModel {
     return StatusCode::kOk;
   }
 
+  // AddressSpace::mremap(): the old range, inside one VMA, moves to the new one (whatever
+  // was there unmapped first), its pages as they are (word, memory, exclusive owner); with
+  // `keep_old` (anonymous private only) the old range stays mapped, empty. Addresses past
+  // the move's end are never handed out by mmap again.
+  StatusCode mremap(int p, std::uint64_t old_addr, std::uint64_t length, std::uint64_t new_addr,
+                    bool keep_old) {
+    const std::uint64_t old_end = old_addr + length, new_end = new_addr + length;
+    if (new_end > hw::kUserSpaceEnd || (old_addr < new_end && new_addr < old_end)) {
+      return StatusCode::kInvalidArgument;
+    }
+    MProcess& proc = procs[p];
+    if (!proc.alive) return StatusCode::kFailedPrecondition;
+    std::uint64_t start = 0;
+    const MVma* v = vma_at(p, old_addr, &start);
+    if (v == nullptr) return StatusCode::kNotFound;
+    if (v->end < old_end || (keep_old && v->kind != MapKind::kAnonPrivate)) {
+      return StatusCode::kInvalidArgument;
+    }
+    MVma moved = *v;
+    moved.offset += old_addr - start;
+    moved.end = new_end;
+    (void)munmap(p, new_addr, length);
+    std::vector<std::pair<std::uint64_t, MPage>> moving;
+    for (auto it = proc.pages.lower_bound(old_addr);
+         it != proc.pages.end() && it->first < old_end;) {
+      moving.emplace_back(new_addr + (it->first - old_addr), it->second);
+      it = proc.pages.erase(it);
+    }
+    proc.pages.insert(moving.begin(), moving.end());
+    if (!keep_old) {
+      split(p, old_addr);
+      split(p, old_end);
+      std::erase_if(proc.vmas,
+                    [&](const auto& e) { return old_addr <= e.first && e.first < old_end; });
+    }
+    proc.vmas[new_addr] = moved;
+    proc.next_addr = std::max(proc.next_addr, new_end + kModelPage);
+    proc.history.emplace_back(new_addr, length / kModelPage);
+    return StatusCode::kOk;
+  }
+
   StatusCode mprotect(int p, std::uint64_t addr, std::uint64_t length, Prot prot) {
     if (!procs[p].alive) return StatusCode::kFailedPrecondition;
     const std::uint64_t end = addr + length;
@@ -425,7 +467,11 @@ struct MemoryModel {
       const MVma* v = vma_at(p, at);
       if (v == nullptr) return StatusCode::kNotFound;
     }
-    if (advice != hw::Advice::kFree) return StatusCode::kOk;
+    if (advice != hw::Advice::kFree) {
+      split(p, addr);  // a hint splits the VMAs, as in the kernel (the model keeps no hints)
+      split(p, end);
+      return StatusCode::kOk;
+    }
     for (std::uint64_t at = addr; at < end; at += kModelPage) {
       if (vma_at(p, at)->kind != MapKind::kAnonPrivate) return StatusCode::kInvalidArgument;
     }
