@@ -8,7 +8,6 @@
 #include <thread>
 #include <vector>
 
-#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 #include "hw_model/coherence.h"
@@ -20,11 +19,9 @@
 namespace itn::hw {
 namespace {
 
-using ::testing::Each;
 using testing::RadixPageTable;
 
 constexpr std::uint64_t kPage = kPageSize;
-constexpr std::uint64_t kHugePages = kHugePageSize / kPageSize;
 
 Ref<MirrorDevice> radix_device(Process& process, MirrorOptions options = {}, int refusals = 0,
                                int* asked = nullptr) {
