@@ -64,16 +64,21 @@ absl::StatusOr<Ref<OpenFile>> Process::file(int fd) const {
 }
 
 void Process::exit() {
-  FileTable files;
   {
     MutexLock l(mu_);
     if (exited_) return;
-    exited_ = true;
+    exited_ = true;  // no new descriptors from here on
+  }
+  mm_->mmput();  // exit_mm: the address space may die here, releasing every notifier
+  // exit_files: only now do the descriptors go (a release above still finds them), and
+  // the files close after the lock, drivers unbinding.
+  FileTable files;
+  {
+    MutexLock l(mu_);
     files = std::move(files_);
     files_.clear();
   }
-  mm_->mmput();   // exit_mm: the address space may die here, releasing every notifier
-  files.clear();  // exit_files: then the files close, drivers unbind
+  files.clear();
 }
 
 bool Process::exited() const {

@@ -94,7 +94,8 @@ class Process : public RefCounted {
   // Process::exit()
   //
   // exit_mm (drops this process's user of the address space), then exit_files (closes
-  // every descriptor). A second call does nothing.
+  // every descriptor; until then they stay, so a release run by exit_mm still finds them,
+  // though none can be added). A second call does nothing.
   // Context: may block (teardown and drivers' releases run on this thread).
   void exit() ABSL_LOCKS_EXCLUDED(mu_);
   bool exited() const ABSL_LOCKS_EXCLUDED(mu_);

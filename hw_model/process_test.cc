@@ -3,6 +3,7 @@
 // between processes.
 #include "hw_model/process.h"
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -29,7 +30,11 @@ struct Journal {
 class ReleaseRecorder : public Notifier {
  public:
   explicit ReleaseRecorder(Journal& journal) : journal_(journal) {}
-  void release(NotifierDomain&) override { journal_.events.push_back("mm release"); }
+  void release(NotifierDomain&) override {
+    journal_.events.push_back("mm release");
+    if (during_release) during_release();
+  }
+  std::function<void()> during_release;  // runs inside release(), if set
 
  private:
   Journal& journal_;
@@ -40,14 +45,22 @@ TEST(ProcessTest, ExitReleasesTheMmBeforeClosingFiles) {
   Ref<Process> p = make_ref<Process>();
   ReleaseRecorder recorder(journal);
   ASSERT_TRUE(p->mm().notifiers().register_notifier(recorder).ok());
-  ASSERT_TRUE(p->install(journal.file("gpu")).ok());
+  const int fd = *p->install(journal.file("gpu"));
+  // Until exit_files, the descriptor is still there (the kernel's exit_mm runs with the
+  // file table intact), though the exiting process can add none.
+  recorder.during_release = [&] {
+    journal.events.push_back(p->file(fd).ok() ? "descriptor still there" : "descriptor gone");
+    journal.events.push_back(p->install(journal.file("late")).ok() ? "installed" : "refused");
+  };
   p->exit();
-  EXPECT_THAT(journal.events, ElementsAre("mm release", "close gpu"));
+  EXPECT_THAT(journal.events, ElementsAre("mm release", "descriptor still there", "refused",
+                                          "close late", "close gpu"));
   EXPECT_TRUE(p->mm().exited());
   EXPECT_EQ(p->mm().mmap(kPage, Prot::kRead, MapKind::kAnonPrivate).status().code(),
             absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(p->file(fd).status().code(), absl::StatusCode::kNotFound);
   p->exit();  // a second exit does nothing
-  EXPECT_EQ(journal.events.size(), 2u);
+  EXPECT_EQ(journal.events.size(), 5u);
   ASSERT_TRUE(p->mm().notifiers().unregister_notifier(recorder).ok());
 }
 
