@@ -17,8 +17,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
-#include <set>
 #include <ostream>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
