@@ -9,6 +9,14 @@
 #include "hw_model/internal/page_range.h"
 
 namespace itn::hw {
+namespace {
+
+// Where `page`'s outcome sits among the outcomes of a change that starts at `start`.
+std::size_t outcome_index(std::uint64_t start, std::uint64_t page) {
+  return (page - start) / kPageSize;
+}
+
+}  // namespace
 
 absl::StatusOr<AddressSpace::FaultedRange> AddressSpace::fault_range(std::uint64_t addr,
                                                                      std::uint64_t length,
@@ -178,7 +186,7 @@ std::vector<std::uint64_t> AddressSpace::plan_huge_pages_locked(
     // A huge page lies in one anonymous private VMA, on one device: its pages are all
     // skipped (another device's), or none.
     const std::uint64_t first_page = std::max(block, start);
-    if (outcomes[(first_page - start) / kPageSize] != PageOutcome::kMoved) continue;
+    if (outcomes[outcome_index(start, first_page)] != PageOutcome::kMoved) continue;
     const bool covered = block >= start && block + kHugePageSize <= end;
     const bool here = change == DeviceChange::kToDevice && huge && first->second.device == device;
     // Pages already here need no allocation; exclusive access holds small pages.
@@ -207,26 +215,20 @@ absl::StatusOr<AddressSpace::Outcomes> AddressSpace::check_device_change_locked(
   for (std::uint64_t page = start; page < end; page += kPageSize) {
     auto vma = find_vma_locked(page);
     if (vma == vmas_.end()) return absl::NotFoundError(absl::StrCat("no mapping at ", page));
-    if (!is_private(vma->second.kind)) {  // whatever its protection
-      if (absl::Status s = skip(PageOutcome::kNotAnonymous, page,
-                                " is shared memory: only anonymous private pages move");
-          !s.ok()) {
-        return s;
-      }
-      continue;
-    }
-    if (vma->second.hugetlb) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("page ", page, " is hugetlb memory, which stays in system RAM"));
-    }
     const Prot prot = vma->second.prot;
-    if (prot == Prot::kNone || (change == DeviceChange::kExclusive && prot != Prot::kReadWrite)) {
-      return absl::PermissionDeniedError(absl::StrCat("protection forbids it at ", page));
-    }
-    absl::Status s = absl::OkStatus();
     auto pte = ptes_for_writer().find(page);
-    if (change == DeviceChange::kToDevice && vma->second.kind == MapKind::kFilePrivate &&
-        (pte == ptes_for_writer().end() || pte->second.page_cache)) {
+    absl::Status s = absl::OkStatus();
+    if (!is_private(vma->second.kind)) {  // whatever its protection
+      s = skip(PageOutcome::kNotAnonymous, page,
+               " is shared memory: only anonymous private pages move");
+    } else if (vma->second.hugetlb) {
+      s = absl::FailedPreconditionError(
+          absl::StrCat("page ", page, " is hugetlb memory, which stays in system RAM"));
+    } else if (prot == Prot::kNone ||
+               (change == DeviceChange::kExclusive && prot != Prot::kReadWrite)) {
+      s = absl::PermissionDeniedError(absl::StrCat("protection forbids it at ", page));
+    } else if (change == DeviceChange::kToDevice && vma->second.kind == MapKind::kFilePrivate &&
+               (pte == ptes_for_writer().end() || pte->second.page_cache)) {
       s = skip(PageOutcome::kNotAnonymous, page,
                " is the file's: only anonymous private pages move");
     } else if (change == DeviceChange::kToDevice && pte != ptes_for_writer().end() &&
@@ -250,7 +252,7 @@ absl::StatusOr<AddressSpace::Outcomes> AddressSpace::device_change(
   absl::StatusOr<Outcomes> outcomes = check_device_change_locked(change, addr, end, device, moves);
   if (!outcomes.ok()) return outcomes.status();
   const auto taken = [&](std::uint64_t page) {
-    return (*outcomes)[(page - addr) / kPageSize] == PageOutcome::kMoved;
+    return (*outcomes)[outcome_index(addr, page)] == PageOutcome::kMoved;
   };
   if (change == DeviceChange::kExclusive) {
     // Like the kernel's get_user_pages: present and writable first (may break CoW), and
@@ -271,7 +273,7 @@ absl::StatusOr<AddressSpace::Outcomes> AddressSpace::device_change(
   Invalidation invalidation(*domain_, addr, end, event, device);
   for (std::uint64_t page = addr; page < end; page += kPageSize) {
     if (!taken(page)) continue;
-    PageOutcome& outcome = (*outcomes)[(page - addr) / kPageSize];
+    PageOutcome& outcome = (*outcomes)[outcome_index(addr, page)];
     // Only a migration to the device creates entries (absent pages arrive zero-filled);
     // the other changes touch entries that exist (exclusive access faulted them in above).
     auto existing = ptes.find(page);

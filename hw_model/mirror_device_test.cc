@@ -358,27 +358,48 @@ TEST_F(MirrorDeviceTest, ReMigratingARangeKeepsThePagesAlreadyThereWritable) {
 
 using testing::PauseAt;
 
-TEST_F(MirrorDeviceTest, AnInvalidationBetweenWalkAndLockIsCaughtByReadRetry) {
-  if (!ITN_SCHED_SEAM) {
-    GTEST_SKIP() << "needs the sync seam (ITN_SCHED_SEAM) to pause the device thread at its "
-                    "driver lock";
+constexpr const char* kNeedsTheSeam =
+    "needs the sync seam (ITN_SCHED_SEAM) to pause the device thread at its driver lock";
+
+// A range_fault on a thread of its own, held after its walk and before its install (the
+// second time it takes the driver lock) until finish().
+class HeldFault {
+ public:
+  HeldFault(MirrorDevice& device, std::uint64_t addr, std::uint64_t length, bool write)
+      : hooks_(SchedPoint::kLock, device.driver_lock_for_testing(), 2),
+        thread_([this, &device, addr, length, write] {
+          set_thread_hooks(&hooks_);
+          status_ = device.range_fault(addr, length, write);
+          set_thread_hooks(nullptr);
+        }) {
+    testing::wait_until([&] { return hooks_.paused.load(); });
   }
+  ~HeldFault() {
+    if (thread_.joinable()) finish().IgnoreError();  // a test that failed while it was held
+  }
+  // Lets the fault go on and returns its status.
+  absl::Status finish() {
+    hooks_.may_go.store(true);
+    thread_.join();
+    return status_;
+  }
+
+ private:
+  PauseAt hooks_;
+  absl::Status status_;  // written by thread_ before the join in finish()
+  std::thread thread_;
+};
+
+TEST_F(MirrorDeviceTest, AnInvalidationBetweenWalkAndLockIsCaughtByReadRetry) {
+  if (!ITN_SCHED_SEAM) GTEST_SKIP() << kNeedsTheSeam;
   const std::uint64_t buf = map(1);
   ASSERT_EQ(*mm.cpu_read(buf), 0u);  // the zero page: the walk of a read maps it
   // range_fault locks the driver lock twice: to check the device is open, then to
-  // install. Stop before the second, after the walk (the mmap lock held for reading).
-  PauseAt hooks(SchedPoint::kLock, device->driver_lock_for_testing(), 2);
-  absl::Status status;
-  std::thread fault([&] {
-    set_thread_hooks(&hooks);
-    status = device->range_fault(buf, kPage, /*write=*/false);
-    set_thread_hooks(nullptr);
-  });
-  testing::wait_until([&] { return hooks.paused.load(); });
+  // install. Held before the second, after the walk (the mmap lock held for reading).
+  HeldFault fault(*device, buf, kPage, /*write=*/false);
   // A CPU fault runs on the read side too: its copy-on-write break makes the walk stale.
   ASSERT_TRUE(mm.cpu_write(buf, 5).ok());
-  hooks.may_go.store(true);
-  fault.join();
+  const absl::Status status = fault.finish();
   ASSERT_TRUE(status.ok()) << status;
   EXPECT_EQ(device->counters().retries, 1u) << "the stale walk must be thrown away";
   EXPECT_EQ(device->read(buf, 1)->at(0), 5u) << "the retry maps the copy, not the zero page";
@@ -388,20 +409,10 @@ TEST_F(MirrorDeviceTest, AnInvalidationBetweenWalkAndLockIsCaughtByReadRetry) {
 // install: the device installs before the walk drops the mmap lock. Until the install,
 // mprotect waits; after it, mprotect's invalidation drops the fresh entry.
 TEST_F(MirrorDeviceTest, AWriteSideChangeWaitsForTheWalksInstall) {
-  if (!ITN_SCHED_SEAM) {
-    GTEST_SKIP() << "needs the sync seam (ITN_SCHED_SEAM) to pause the device thread at its "
-                    "driver lock";
-  }
+  if (!ITN_SCHED_SEAM) GTEST_SKIP() << kNeedsTheSeam;
   const std::uint64_t buf = map(1);
   ASSERT_TRUE(mm.cpu_write(buf, 1).ok());
-  PauseAt hooks(SchedPoint::kLock, device->driver_lock_for_testing(), 2);  // before install
-  absl::Status status;
-  std::thread fault([&] {
-    set_thread_hooks(&hooks);
-    status = device->range_fault(buf, kPage, /*write=*/true);
-    set_thread_hooks(nullptr);
-  });
-  testing::wait_until([&] { return hooks.paused.load(); });
+  HeldFault fault(*device, buf, kPage, /*write=*/true);
   std::atomic<bool> protected_now{false};
   std::thread protect([&] {
     EXPECT_TRUE(mm.mprotect(buf, kPage, Prot::kRead).ok());
@@ -410,8 +421,7 @@ TEST_F(MirrorDeviceTest, AWriteSideChangeWaitsForTheWalksInstall) {
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_FALSE(protected_now.load()) << "mprotect overtook a walk that held the mmap lock";
   EXPECT_TRUE(device->entries_for_testing().empty()) << "nothing installed before the pause";
-  hooks.may_go.store(true);
-  fault.join();
+  const absl::Status status = fault.finish();
   protect.join();
   ASSERT_TRUE(status.ok()) << status;
   EXPECT_EQ(device->counters().retries, 0u) << "nothing came between the walk and the install";
@@ -421,26 +431,15 @@ TEST_F(MirrorDeviceTest, AWriteSideChangeWaitsForTheWalksInstall) {
 // Only others' invalidations count against max_fault_attempts: here one arrives between
 // the walk (which faulted nothing) and the install, with a bound of one.
 TEST_F(MirrorDeviceTest, AFaultThatOthersKeepInvalidatingGivesUpWithAClearStatus) {
-  if (!ITN_SCHED_SEAM) {
-    GTEST_SKIP() << "needs the sync seam (ITN_SCHED_SEAM) to pause the device thread at its "
-                    "driver lock";
-  }
+  if (!ITN_SCHED_SEAM) GTEST_SKIP() << kNeedsTheSeam;
   Ref<MirrorDevice> once = *MirrorDevice::open(*process, MirrorOptions{.max_fault_attempts = 1});
   const std::uint64_t buf = map(8);
   for (std::uint64_t i = 0; i < 8; ++i) ASSERT_TRUE(mm.cpu_write(buf + i * kPage, i).ok());
-  PauseAt hooks(SchedPoint::kLock, once->driver_lock_for_testing(), 2);  // before the install
-  absl::Status status;
-  std::thread fault([&] {
-    set_thread_hooks(&hooks);
-    status = once->range_fault(buf, 8 * kPage, /*write=*/false);
-    set_thread_hooks(nullptr);
-  });
-  testing::wait_until([&] { return hooks.paused.load(); });
+  HeldFault fault(*once, buf, 8 * kPage, /*write=*/false);
   // Someone else's invalidation that changes no page (the walk's result is stale anyway).
   const Range range{buf, buf + kPage, Event::kClear, /*blockable=*/true, nullptr};
   mm.notifiers().invalidate_range_end(*mm.notifiers().invalidate_range_start(range));
-  hooks.may_go.store(true);
-  fault.join();
+  const absl::Status status = fault.finish();
   EXPECT_EQ(status.code(), absl::StatusCode::kAborted) << status;
   EXPECT_TRUE(once->entries_for_testing().empty()) << "nothing installed from a stale walk";
   EXPECT_EQ(MirrorDevice::open(*process, MirrorOptions{.max_fault_attempts = 0}).status().code(),
@@ -475,10 +474,7 @@ TEST_F(MirrorDeviceTest, ASnapshotNeverShowsHalfAMigration) {
 // Per-range notifiers: a fault held between its walk and its install while the CPU
 // changes another buffer retries with one whole-space notifier and not with chunk ones.
 TEST(MirrorDevicePerRangeTest, InvalidationsElsewhereDoNotMakeAFaultRetry) {
-  if (!ITN_SCHED_SEAM) {
-    GTEST_SKIP() << "needs the sync seam (ITN_SCHED_SEAM) to pause the device thread at its "
-                    "driver lock";
-  }
+  if (!ITN_SCHED_SEAM) GTEST_SKIP() << kNeedsTheSeam;
   for (const std::uint64_t chunk_pages : {0u, 1u}) {
     SCOPED_TRACE(chunk_pages);
     Ref<Process> process = make_ref<Process>();
@@ -488,17 +484,10 @@ TEST(MirrorDevicePerRangeTest, InvalidationsElsewhereDoNotMakeAFaultRetry) {
     const std::uint64_t other = *mm.mmap(kPage, Prot::kReadWrite, MapKind::kAnonPrivate);
     ASSERT_TRUE(mm.cpu_write(buf, 1).ok());
     ASSERT_EQ(*mm.cpu_read(other), 0u);  // the zero page: a write invalidates it
-    PauseAt hooks(SchedPoint::kLock, device->driver_lock_for_testing(), 2);  // before install
-    std::thread fault([&] {
-      set_thread_hooks(&hooks);
-      EXPECT_TRUE(device->range_fault(buf, kPage, /*write=*/false).ok());
-      set_thread_hooks(nullptr);
-    });
-    testing::wait_until([&] { return hooks.paused.load(); });
+    HeldFault fault(*device, buf, kPage, /*write=*/false);
     // A CPU fault elsewhere, on the read side of the mmap lock as the walk is.
     ASSERT_TRUE(mm.cpu_write(other, 2).ok());
-    hooks.may_go.store(true);
-    fault.join();
+    EXPECT_TRUE(fault.finish().ok());
     EXPECT_EQ(device->counters().retries, chunk_pages == 0 ? 1u : 0u);
     EXPECT_EQ(invalidations(*device, Event::kClear), chunk_pages == 0 ? 1u : 0u);
     EXPECT_EQ(device->entries_for_testing().size(), 1u);
@@ -597,10 +586,7 @@ TEST(MirrorDevicePerRangeTest, AfterExitAccessFailsAndCloseStillWorks) {
 }
 
 TEST_F(MirrorDeviceTest, ANonBlockableInvalidationIsRefusedWhileTheDriverLockIsBusy) {
-  if (!ITN_SCHED_SEAM) {
-    GTEST_SKIP() << "needs the sync seam (ITN_SCHED_SEAM) to pause the device thread at its "
-                    "driver lock";
-  }
+  if (!ITN_SCHED_SEAM) GTEST_SKIP() << kNeedsTheSeam;
   const std::uint64_t buf = map(1);
   ASSERT_TRUE(device->write(buf, std::vector<std::uint64_t>{1}).ok());
   // The device thread's read holds the driver lock; stop it just before it lets go.
@@ -647,10 +633,7 @@ TEST_F(MirrorDeviceTest, TheReaperDropsPrivatePagesAndKeepsSharedOnes) {
 // are refused: it skips those VMAs, changes nothing there, and leaves the domain as it
 // was (R5). Once the lock is free the same reap goes through.
 TEST_F(MirrorDeviceTest, TheReaperSkipsWhatABusyDeviceRefuses) {
-  if (!ITN_SCHED_SEAM) {
-    GTEST_SKIP() << "needs the sync seam (ITN_SCHED_SEAM) to pause the device thread at its "
-                    "driver lock";
-  }
+  if (!ITN_SCHED_SEAM) GTEST_SKIP() << kNeedsTheSeam;
   const std::uint64_t a = map(1);
   const std::uint64_t b = map(1);
   ASSERT_TRUE(device->write(a, std::vector<std::uint64_t>{1}).ok());
