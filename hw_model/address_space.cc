@@ -238,20 +238,14 @@ absl::Status AddressSpace::mprotect(std::uint64_t addr, std::uint64_t length, Pr
 absl::Status AddressSpace::madvise(std::uint64_t addr, std::uint64_t length, Advice advice) {
   if (absl::Status s = check_page_range("madvise", addr, length); !s.ok()) return s;
   const std::uint64_t end = addr + length;
-  WriteLock l(mmap_mu_);
-  if (absl::Status s = check_mapped_locked("madvise", addr, end); !s.ok()) return s;
-  if (absl::Status s = check_hugetlb_edges_locked("madvise", addr, end); !s.ok()) return s;
-  if (advice == Advice::kFree) {
-    for (auto it = find_vma_locked(addr); it != vmas_.end() && it->first < end; ++it) {
-      if (it->second.kind != MapKind::kAnonPrivate || it->second.hugetlb) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("madvise: kFree of [", addr, ", ", end,
-                         ") reaches memory that is not anonymous private (or is hugetlb)"));
-      }
-    }
+  if (advice == Advice::kFree) {  // changes entries only: the read side
+    ReadLock l(mmap_mu_);
+    if (absl::Status s = check_advice_locked(addr, end, advice); !s.ok()) return s;
     free_pages_locked(addr, end);
     return absl::OkStatus();
   }
+  WriteLock l(mmap_mu_);
+  if (absl::Status s = check_advice_locked(addr, end, advice); !s.ok()) return s;
   split_locked(addr);
   split_locked(end);
   for (auto it = vmas_.lower_bound(addr); it != vmas_.end() && it->first < end; ++it) {
@@ -260,16 +254,44 @@ absl::Status AddressSpace::madvise(std::uint64_t addr, std::uint64_t length, Adv
   return absl::OkStatus();
 }
 
+absl::Status AddressSpace::check_advice_locked(std::uint64_t start, std::uint64_t end,
+                                               Advice advice) const {
+  if (absl::Status s = check_mapped_locked("madvise", start, end); !s.ok()) return s;
+  if (absl::Status s = check_hugetlb_edges_locked("madvise", start, end); !s.ok()) return s;
+  if (advice != Advice::kFree) return absl::OkStatus();
+  for (auto it = find_vma_locked(start); it != vmas_.end() && it->first < end; ++it) {
+    if (it->second.kind != MapKind::kAnonPrivate || it->second.hugetlb) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("madvise: kFree of [", start, ", ", end,
+                       ") reaches memory that is not anonymous private (or is hugetlb)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 void AddressSpace::free_pages_locked(std::uint64_t start, std::uint64_t end) {
   split_huge_page_at_locked(start);
   split_huge_page_at_locked(end);
-  Ptes& ptes = ptes_for_writer();
   Invalidation invalidation(*domain_, start, end, Event::kClear);
-  for (auto it = ptes.lower_bound(start); it != ptes.end() && it->first < end;) {
-    // A huge page inside the range goes whole: all of its entries are in system RAM or
-    // none.
-    it = cpu_reachable(it->second) && it->second.device == nullptr ? ptes.erase(it) : std::next(it);
+  const auto covered = [&](std::uint64_t page) {
+    const std::uint64_t block = huge_page_of(page);
+    return start <= block && block + kHugePageSize <= end;
+  };
+  MutexLock l(ptl_);
+  bool erased = false;
+  for (auto it = ptes_.lower_bound(start); it != ptes_.end() && it->first < end;) {
+    const Pte& entry = it->second;
+    // Device pages are not present: they stay. A huge page inside the range goes whole
+    // (all of its entries are in system RAM or none); one the range covers in part was
+    // mapped by a fault since the splits above, which comes after this free: it stays.
+    if (cpu_reachable(entry) && entry.device == nullptr && (!entry.huge || covered(it->first))) {
+      it = ptes_.erase(it);
+      erased = true;
+    } else {
+      ++it;
+    }
   }
+  if (erased) ++read_side_erasures_;  // pairs with still_valid_locked(): kept entries are stale
 }
 
 AddressSpace::BlockEntries AddressSpace::block_entries(Ptes& ptes, std::uint64_t block) {
@@ -277,12 +299,19 @@ AddressSpace::BlockEntries AddressSpace::block_entries(Ptes& ptes, std::uint64_t
 }
 
 void AddressSpace::split_huge_page_locked(std::uint64_t block) {
-  Ptes& ptes = ptes_for_writer();
-  const BlockEntries entries = block_entries(ptes, block);
-  if (entries.empty() || !entries.begin()->second.huge) return;
-  ITN_DCHECK(!find_vma_locked(block)->second.hugetlb, "a hugetlb huge page never splits");
+  {
+    MutexLock l(ptl_);
+    const BlockEntries entries = block_entries(ptes_, block);
+    if (entries.empty() || !entries.begin()->second.huge) return;
+  }
+  ITN_DCHECK(!static_cast<const AddressSpace*>(this)->find_vma_locked(block)->second.hugetlb,
+             "a hugetlb huge page never splits");
   Invalidation invalidation(*domain_, block, block + kHugePageSize, Event::kClear);
-  for (auto& [page, entry] : entries) entry.huge = false;
+  // Looked at again: on the read side, a concurrent fault may have copied the huge page
+  // or brought it back (still huge), a free may have dropped it (and a fault mapped it
+  // again); whatever is there splits, inside the invalidation.
+  MutexLock l(ptl_);
+  for (auto& [page, entry] : block_entries(ptes_, block)) entry.huge = false;
 }
 
 void AddressSpace::split_huge_page_at_locked(std::uint64_t addr) {
@@ -374,11 +403,13 @@ void AddressSpace::make_writable_locked(Ptes::iterator pte) {
 
 AddressSpace::Ptes::iterator AddressSpace::find_pte_locked(std::uint64_t page,
                                                            const PteHint* hint) {
-  if (hint == nullptr || !hint->next) return ptes_.find(page);
+  const std::optional<Ptes::iterator> kept =
+      hint == nullptr ? std::nullopt : still_valid_locked(hint->next);
+  if (!kept) return ptes_.find(page);
   // When the walk left it, the hint's entry was `page`'s or the first past it. A
   // concurrent fault may have inserted entries since: just before it, nowhere else
   // between the walk's pages.
-  const Ptes::iterator next = *hint->next;
+  const Ptes::iterator next = *kept;
   if (next != ptes_.end() && next->first == page) return next;
   ITN_DCHECK(next == ptes_.end() || next->first > page, "a walk faults consecutive pages in order");
   if (next != ptes_.begin() && std::prev(next)->first >= page) return ptes_.find(page);
@@ -435,10 +466,10 @@ absl::Status AddressSpace::fault_locked(std::uint64_t addr, bool write,
   // under it only if the entry, looked at again, still needs it (a concurrent fault of
   // the same page may have made it meanwhile, like the kernel's pte_same() check).
   std::optional<Invalidation> invalidation;
-  std::optional<Ptes::iterator> found;  // stays valid: the mmap lock is held throughout
+  std::optional<KeptPte> found;  // the page's entry, once found
   const auto done = [&](Ptes::iterator pte) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ptl_) {
     use(pte->second);
-    if (hint != nullptr) hint->next = std::next(pte);
+    if (hint != nullptr) hint->next = keep_locked(std::next(pte));
     return absl::OkStatus();
   };
   for (;;) {
@@ -446,7 +477,9 @@ absl::Status AddressSpace::fault_locked(std::uint64_t addr, bool write,
     std::uint64_t start = 0, end = 0;  // the range `change` invalidates
     {
       MutexLock l(ptl_);
-      const Ptes::iterator pte = found ? *found : find_pte_locked(page, hint);
+      // Gone if a free dropped it meanwhile: then the page is absent again.
+      const std::optional<Ptes::iterator> kept = still_valid_locked(found);
+      const Ptes::iterator pte = kept ? *kept : find_pte_locked(page, hint);
       if (pte == ptes_.end()) {
         // Nothing to invalidate: no device can hold a copy of an absent entry.
         if (maps_huge_page_locked(*vma, page)) {
@@ -455,7 +488,7 @@ absl::Status AddressSpace::fault_locked(std::uint64_t addr, bool write,
         }
         return done(ptes_.emplace(page, fresh_entry_locked(*vma, page, write)).first);
       }
-      found = pte;
+      found = keep_locked(pte);
       Pte& entry = pte->second;
       change = cpu_fault_change(entry, write, private_vma, where);
       if (!change) {

@@ -56,14 +56,16 @@
 // grab of the domain only, never a user.
 //
 // Thread safety: every method may be called from any thread. As in the kernel, CPU
-// faults (cpu_read, cpu_write), device walks (fault_range), pins (pin_user_pages) and
-// lookups hold the mmap lock for reading only, so they run at once, their invalidations
-// included: a page table lock serialises their changes of entries but is never held
-// across an invalidation (a fault looks at the entry, starts the invalidation its change
-// needs, then makes the change only if no concurrent fault made it meanwhile).
-// Everything else holds the mmap lock for writing: mmap, munmap, mprotect, madvise, fork,
-// reap, teardown, and, unlike the kernel (which runs them under the read side with
-// migration entries in the page table), migrations and exclusive access. Notifier
+// faults (cpu_read, cpu_write), device walks (fault_range), pins (pin_user_pages),
+// madvise(kFree) and lookups hold the mmap lock for reading only, so they run at once,
+// their invalidations included: a page table lock serialises their changes of entries
+// but is never held across an invalidation (a fault looks at the entry, starts the
+// invalidation its change needs, then makes the change only if no concurrent fault made
+// it meanwhile; a free drops entries only inside its invalidation).
+// Everything else holds the mmap lock for writing: mmap, munmap, mprotect, madvise's
+// hints, fork, teardown, and, unlike the kernel (which runs them under the read side,
+// with migration entries in the page table for the first two), migrations, exclusive
+// access and reap. Notifier
 // callbacks, MigrateHooks and fault_range()'s steps run with the mmap lock held and must
 // not call back into the address space (as in the kernel, where invalidations run under
 // mmap_lock). Lifetime: created with make_ref; users are counted separately (above),
@@ -229,7 +231,10 @@ class AddressSpace : public RefCounted {
   // (and a huge page the new VMA boundary cuts). kFree instead drops the range's pages in
   // system RAM under one kClear invalidation (later reads see zero pages), splitting a
   // huge page the range covers in part first; pages in device memory or held exclusively
-  // by a device stay (as the kernel skips entries that are not present).
+  // by a device stay (as the kernel skips entries that are not present). Like the
+  // kernel's MADV_FREE, kFree holds the mmap lock for reading: faults, walks and other
+  // frees run meanwhile, and a page a concurrent fault maps during the call may stay
+  // (that fault comes after the free).
   // Errors (nothing changes): kInvalidArgument for an unaligned or empty range, or kFree
   // of a page that is not anonymous private memory; kNotFound if part of it is unmapped;
   // kFailedPrecondition after teardown.
@@ -422,15 +427,30 @@ class AddressSpace : public RefCounted {
   using VmaMap = std::map<std::uint64_t, Vma>;
   enum class DeviceChange : std::uint8_t { kToDevice, kToSystem, kExclusive };
 
+  // An entry found under the page table lock and kept after the lock is dropped. With
+  // the mmap lock held it stays valid until a free on the read side erases entries
+  // (madvise(kFree)); nothing else there erases, and the write side cannot run.
+  struct KeptPte {
+    Ptes::iterator it;
+    std::uint64_t erasures;  // read_side_erasures_ when it was kept
+  };
+  KeptPte keep_locked(Ptes::iterator it) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(ptl_) {
+    return {it, read_side_erasures_};
+  }
+  // `kept`'s iterator, unless there is none or it may be stale.
+  std::optional<Ptes::iterator> still_valid_locked(const std::optional<KeptPte>& kept) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ptl_) {
+    if (!kept || kept->erasures != read_side_erasures_) return std::nullopt;
+    return kept->it;
+  }
   // Where a walk over consecutive pages stands in the page table: the entry after the
-  // last page it faulted, as of then (none before the first). Iterators stay valid while
-  // the walk holds the mmap lock: only its write side erases entries.
+  // last page it faulted, as of then (none before the first).
   struct PteHint {
-    std::optional<Ptes::iterator> next;
+    std::optional<KeptPte> next;
   };
   // The entry of `page`, or the end: in constant time from a walk's `hint` (its next
-  // page is `page`) unless a concurrent fault inserted entries just before the hint's,
-  // searched for otherwise.
+  // page is `page`) unless a concurrent fault inserted entries just before the hint's or
+  // a free erased entries, searched for otherwise.
   Ptes::iterator find_pte_locked(std::uint64_t page, const PteHint* hint)
       ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ptl_);
   // fault_range() for one page; counts it in `faulted` if it was not ready.
@@ -487,13 +507,20 @@ class AddressSpace : public RefCounted {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   // munmap() of [start, end) with the mmap lock held.
   void unmap_locked(std::uint64_t start, std::uint64_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
-  // madvise(kFree) of the checked range [start, end).
+  // What madvise(`advice`) of [start, end) fails with, if anything.
+  [[nodiscard]] absl::Status check_advice_locked(std::uint64_t start, std::uint64_t end,
+                                                 Advice advice) const
+      ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_);
+  // madvise(kFree) of the checked range [start, end), on the read side.
   void free_pages_locked(std::uint64_t start, std::uint64_t end)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
+      ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_) ABSL_LOCKS_EXCLUDED(ptl_);
   // Splits the huge page at `block`, if there is one, into small pages (kClear over it).
-  void split_huge_page_locked(std::uint64_t block) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
+  // On either side of the mmap lock.
+  void split_huge_page_locked(std::uint64_t block) ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_)
+      ABSL_LOCKS_EXCLUDED(ptl_);
   // Splits the huge page `addr` falls inside, if `addr` cuts one (is not its start).
-  void split_huge_page_at_locked(std::uint64_t addr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
+  void split_huge_page_at_locked(std::uint64_t addr) ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_)
+      ABSL_LOCKS_EXCLUDED(ptl_);
   // The entries of `ptes` in the 2 MiB block at `block`.
   struct BlockEntries {
     Ptes::iterator first, last;
@@ -605,6 +632,8 @@ class AddressSpace : public RefCounted {
   // The page table lock: taken inside the mmap lock, never across an invalidation.
   mutable Mutex ptl_ ABSL_ACQUIRED_AFTER(mmap_mu_);
   Ptes ptes_ ABSL_GUARDED_BY(ptl_);
+  // How many times a free on the read side erased entries (see KeptPte).
+  std::uint64_t read_side_erasures_ ABSL_GUARDED_BY(ptl_) = 0;
 };
 
 // mmdrop()

@@ -1,5 +1,6 @@
-// Faults, device walks and pins hold the mmap lock for reading only: their invalidations
-// run at once, and two faults of one page make one change between them.
+// Faults, device walks, pins and frees hold the mmap lock for reading only: their
+// invalidations run at once, two faults of one page make one change between them, and a
+// fault whose entry a free drops meanwhile faults the page afresh.
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -155,6 +156,40 @@ TEST_F(AddressSpaceConcurrencyTest, PinsRunWhileACpuFaultsInvalidationLasts) {
   EXPECT_EQ(mm_->lookup(b_)->device, nullptr) << "the long-term pin brought the page back";
   holder_->release();
   first.join();
+}
+
+// madvise(kFree) holds the mmap lock for reading, as the kernel's MADV_FREE: it frees
+// another page while a CPU fault's invalidation lasts.
+TEST_F(AddressSpaceConcurrencyTest, AFreeRunsWhileACpuFaultsInvalidationLasts) {
+  ASSERT_TRUE(mm_->cpu_write(b_, 2).ok());
+  std::thread first = held_write(1);
+  std::atomic<bool> freed{false};
+  std::thread freer([&] {
+    EXPECT_TRUE(mm_->madvise(b_, kPageSize, Advice::kFree).ok());
+    freed.store(true);
+  });
+  EXPECT_TRUE(eventually([&] { return freed.load(); }))
+      << "a free waited for another page's invalidation to end";
+  EXPECT_TRUE(holder_->holding.load());
+  holder_->release();
+  first.join();
+  freer.join();
+  EXPECT_EQ(*mm_->cpu_read(a_), 1u);
+  EXPECT_EQ(*mm_->cpu_read(b_), 0u) << "a freed page reads zero";
+}
+
+// A fault keeps its entry across its invalidation (to make the change after it); a free
+// drops that entry meanwhile. The fault must find the page absent and map a fresh one
+// for its write, not change the entry the free erased.
+TEST_F(AddressSpaceConcurrencyTest, AFaultWhoseEntryIsFreedDuringItsInvalidationStartsAfresh) {
+  std::thread first = held_write(1);  // a_'s copy-on-write break, held
+  ASSERT_TRUE(mm_->madvise(a_, kPageSize, Advice::kFree).ok());
+  EXPECT_FALSE(mm_->lookup(a_)->frame) << "the free dropped the zero page's entry";
+  holder_->release();
+  first.join();
+  const PageEntry entry = *mm_->lookup(a_);
+  EXPECT_TRUE(entry.writable && !entry.zero_page);
+  EXPECT_EQ(*mm_->cpu_read(a_), 1u) << "the write went into the entry the free erased";
 }
 
 TEST_F(AddressSpaceConcurrencyTest, TwoFaultsOfOnePageMakeOneCopy) {

@@ -60,7 +60,7 @@ absl::StatusOr<PageEntry> AddressSpace::fault_for_device_locked(std::uint64_t ad
                              : cpu_reachable(entry) && (!write || entry.writable);
       if (ready) {
         if (own && write && !entry.writable) make_writable_locked(pte);
-        hint.next = std::next(pte);
+        hint.next = keep_locked(std::next(pte));
         return entry;
       }
     }

@@ -1,12 +1,14 @@
 // Real-thread stress of transparent huge pages (run under ASan and TSan in CI): one
-// advised 2 MiB block that the CPU writes, protects in part, frees in part and forks,
-// while two devices (private and coherent memory) fault, read and write it and migrate it
-// whole, in part (which splits it) and back. Words carry their page (the forked child's a
-// page outside the block), so a foreign frame or a copy-on-write leak is caught by
-// content (lost writes are not: the CPU's frees make any word of the page's possible).
-// After every CPU operation the block is one whole huge page or none; at each round's end
-// both devices are coherent (I17: a huge page is whole) and read what the CPU reads (I19),
-// and the next round starts on a fresh block, mapped whole by its first fault.
+// advised 2 MiB block that the CPU writes, protects in part, frees in part and forks, and
+// a second CPU thread frees (in part, or whole so that it faults in huge again) and
+// writes on the read side of the mmap lock as faults do, while two devices (private and coherent
+// memory) fault, read and write it and migrate it whole, in part (which splits it) and back. Words
+// carry their page (the forked child's a page outside the block), so a foreign frame or a
+// copy-on-write leak is caught by content (lost writes are not: the CPU's frees make any word of
+// the page's possible). After every CPU operation the block is one whole huge page or none; at each
+// round's end both devices are coherent (I17: a huge page is whole) and read what the CPU reads
+// (I19), and the next round starts on a fresh block, mapped whole by its first fault.
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <random>
@@ -96,6 +98,26 @@ TEST(HugePageStressTest, SplitsCopiesAndMigrationsOfAHugePageStayCoherent) {
           }
           default:
             ASSERT_TRUE(mm.cpu_write(block + p * kPage, tagged(p, rng())).ok());
+        }
+        if (!whole_or_split(mm, block)) wrong_values.fetch_add(1);
+      }
+    });
+    threads.emplace_back([&, round] {  // a second CPU: frees race the first one's faults
+      std::mt19937_64 rng(500 + round);
+      for (int i = 0; i < kOpsPerThread; ++i) {
+        const std::uint64_t p = rng() % kBlockPages;
+        const unsigned op = rng() % 8;
+        if (op == 0) {  // the whole block: the next fault maps a huge page again
+          ASSERT_TRUE(mm.madvise(block, kHugePageSize, Advice::kFree).ok());
+        } else if (op == 1 && rng() % 4 == 0) {  // in part: splits it (rarer, as above)
+          const std::uint64_t n = std::min<std::uint64_t>(1 + rng() % 8, kBlockPages - p);
+          ASSERT_TRUE(mm.madvise(block + p * kPage, n * kPage, Advice::kFree).ok());
+        } else if (op < 4) {
+          absl::StatusOr<std::uint64_t> v = mm.cpu_read(block + p * kPage);
+          ASSERT_TRUE(v.ok()) << v.status();
+          if (!belongs_to(*v, p)) wrong_values.fetch_add(1);
+        } else {
+          ASSERT_TRUE(mm.cpu_write(block + p * kPage, tagged(p, rng())).ok());
         }
         if (!whole_or_split(mm, block)) wrong_values.fetch_add(1);
       }

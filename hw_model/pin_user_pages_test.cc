@@ -57,6 +57,33 @@ TEST_F(PinUserPagesTest, APageMappedByACpuFaultDuringTheWalkIsFound) {
   EXPECT_EQ((*frames)[1].get(), second.frame.get()) << "the pin returned another frame";
 }
 
+// A free runs on the read side too: it may erase the entry the pin's walk would look at
+// next. The pin must fault that page afresh (the zero page, for a read).
+TEST_F(PinUserPagesTest, APageFreedDuringTheWalkIsFaultedAfresh) {
+  if (!ITN_SCHED_SEAM) {
+    GTEST_SKIP() << "needs the sync seam (ITN_SCHED_SEAM) to pause the pin between pages";
+  }
+  const std::uint64_t buf = map(2);
+  ASSERT_TRUE(mm.cpu_write(buf, 1).ok());
+  ASSERT_TRUE(mm.cpu_write(buf + kPage, 2).ok());
+  testing::PauseAt hooks(SchedPoint::kLock, mm.page_table_lock_for_testing(), 2);
+  absl::StatusOr<std::vector<Ref<Frame>>> frames;
+  std::thread pin([&] {
+    set_thread_hooks(&hooks);
+    frames = mm.pin_user_pages(buf, 2 * kPage, /*write=*/false, Pin::kShortTerm);
+    set_thread_hooks(nullptr);
+  });
+  testing::wait_until([&] { return hooks.paused.load(); });
+  ASSERT_TRUE(mm.madvise(buf + kPage, kPage, Advice::kFree).ok());
+  hooks.may_go.store(true);
+  pin.join();
+  ASSERT_TRUE(frames.ok()) << frames.status();
+  const PageEntry second = *mm.lookup(buf + kPage);
+  EXPECT_TRUE(second.zero_page) << "the pin did not fault the freed page in again";
+  EXPECT_EQ((*frames)[1].get(), second.frame.get()) << "the pin returned the freed frame";
+  EXPECT_EQ((*frames)[0]->read(), 1u);
+}
+
 TEST_F(PinUserPagesTest, ReturnsTheMappedFramesAndAWritePinBreaksCopyOnWrite) {
   const std::uint64_t buf = map(3);
   ASSERT_TRUE(mm.cpu_write(buf + kPage, 7).ok());
