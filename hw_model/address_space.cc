@@ -269,22 +269,38 @@ absl::Status AddressSpace::check_advice_locked(std::uint64_t start, std::uint64_
   return absl::OkStatus();
 }
 
-void AddressSpace::free_pages_locked(std::uint64_t start, std::uint64_t end) {
-  split_huge_page_at_locked(start);
-  split_huge_page_at_locked(end);
-  Invalidation invalidation(*domain_, start, end, Event::kClear);
-  const auto covered = [&](std::uint64_t page) {
-    const std::uint64_t block = huge_page_of(page);
-    return start <= block && block + kHugePageSize <= end;
-  };
+bool AddressSpace::cuts_huge_page_locked(std::uint64_t addr) const {
+  const std::uint64_t block = huge_page_of(addr);
+  if (addr == block) return false;
+  // A fault may map one by the time the caller takes the page table lock.
+  const auto vma = find_vma_locked(block);
+  if (vma != vmas_.end() && fits_huge_page(*vma, block)) return true;
+  // Else one that is there (mapped before the VMA lost its hint) is all there can be.
   MutexLock l(ptl_);
+  const auto first = ptes_.lower_bound(block);
+  return first != ptes_.end() && first->first < block + kHugePageSize && first->second.huge;
+}
+
+void AddressSpace::free_pages_locked(std::uint64_t start, std::uint64_t end) {
+  // One invalidation and one hold of the page table lock: the free takes effect at one
+  // instant, so each concurrent fault comes wholly before or after it. A huge page the
+  // range cuts (or one a fault may map there meanwhile) splits in that hold, inside the
+  // invalidation, which covers all of it.
+  const bool cuts_first = cuts_huge_page_locked(start), cuts_last = cuts_huge_page_locked(end);
+  const std::uint64_t from = cuts_first ? huge_page_of(start) : start;
+  const std::uint64_t to = cuts_last ? huge_page_of(end) + kHugePageSize : end;
+  Invalidation invalidation(*domain_, from, to, Event::kClear);
+  MutexLock l(ptl_);
+  for (const auto& [cuts, at] : {std::pair{cuts_first, start}, std::pair{cuts_last, end}}) {
+    if (!cuts) continue;
+    for (auto& [page, entry] : block_entries(ptes_, huge_page_of(at))) entry.huge = false;
+  }
   bool erased = false;
   for (auto it = ptes_.lower_bound(start); it != ptes_.end() && it->first < end;) {
     const Pte& entry = it->second;
-    // Device pages are not present: they stay. A huge page inside the range goes whole
-    // (all of its entries are in system RAM or none); one the range covers in part was
-    // mapped by a fault since the splits above, which comes after this free: it stays.
-    if (cpu_reachable(entry) && entry.device == nullptr && (!entry.huge || covered(it->first))) {
+    // Device pages are not present: they stay. A huge page inside the range goes whole:
+    // all of its entries are in system RAM or none.
+    if (cpu_reachable(entry) && entry.device == nullptr) {
       it = ptes_.erase(it);
       erased = true;
     } else {
@@ -299,19 +315,12 @@ AddressSpace::BlockEntries AddressSpace::block_entries(Ptes& ptes, std::uint64_t
 }
 
 void AddressSpace::split_huge_page_locked(std::uint64_t block) {
-  {
-    MutexLock l(ptl_);
-    const BlockEntries entries = block_entries(ptes_, block);
-    if (entries.empty() || !entries.begin()->second.huge) return;
-  }
-  ITN_DCHECK(!static_cast<const AddressSpace*>(this)->find_vma_locked(block)->second.hugetlb,
-             "a hugetlb huge page never splits");
+  Ptes& ptes = ptes_for_writer();
+  const BlockEntries entries = block_entries(ptes, block);
+  if (entries.empty() || !entries.begin()->second.huge) return;
+  ITN_DCHECK(!find_vma_locked(block)->second.hugetlb, "a hugetlb huge page never splits");
   Invalidation invalidation(*domain_, block, block + kHugePageSize, Event::kClear);
-  // Looked at again: on the read side, a concurrent fault may have copied the huge page
-  // or brought it back (still huge), a free may have dropped it (and a fault mapped it
-  // again); whatever is there splits, inside the invalidation.
-  MutexLock l(ptl_);
-  for (auto& [page, entry] : block_entries(ptes_, block)) entry.huge = false;
+  for (auto& [page, entry] : entries) entry.huge = false;
 }
 
 void AddressSpace::split_huge_page_at_locked(std::uint64_t addr) {

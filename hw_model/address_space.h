@@ -229,12 +229,12 @@ class AddressSpace : public RefCounted {
   //
   // Sets the hint of [addr, addr + length), which must be fully mapped, splitting VMAs
   // (and a huge page the new VMA boundary cuts). kFree instead drops the range's pages in
-  // system RAM under one kClear invalidation (later reads see zero pages), splitting a
-  // huge page the range covers in part first; pages in device memory or held exclusively
-  // by a device stay (as the kernel skips entries that are not present). Like the
-  // kernel's MADV_FREE, kFree holds the mmap lock for reading: faults, walks and other
-  // frees run meanwhile, and a page a concurrent fault maps during the call may stay
-  // (that fault comes after the free).
+  // system RAM (later reads see zero pages) and splits a huge page the range covers in
+  // part, under one kClear invalidation (over the whole of such a huge page); pages in
+  // device memory or held exclusively by a device stay (as the kernel skips entries that
+  // are not present). Like the kernel's MADV_FREE, kFree holds the mmap lock for reading:
+  // faults, walks and other frees run meanwhile; the free takes effect at one instant
+  // within the call, each of them wholly before or after it.
   // Errors (nothing changes): kInvalidArgument for an unaligned or empty range, or kFree
   // of a page that is not anonymous private memory; kNotFound if part of it is unmapped;
   // kFailedPrecondition after teardown.
@@ -514,13 +514,14 @@ class AddressSpace : public RefCounted {
   // madvise(kFree) of the checked range [start, end), on the read side.
   void free_pages_locked(std::uint64_t start, std::uint64_t end)
       ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_) ABSL_LOCKS_EXCLUDED(ptl_);
+  // True if `addr` falls inside a block (is not its start) that holds a huge page, or may
+  // come to hold one through a concurrent fault, as long as the mmap lock is held.
+  bool cuts_huge_page_locked(std::uint64_t addr) const ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_)
+      ABSL_LOCKS_EXCLUDED(ptl_);
   // Splits the huge page at `block`, if there is one, into small pages (kClear over it).
-  // On either side of the mmap lock.
-  void split_huge_page_locked(std::uint64_t block) ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_)
-      ABSL_LOCKS_EXCLUDED(ptl_);
+  void split_huge_page_locked(std::uint64_t block) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   // Splits the huge page `addr` falls inside, if `addr` cuts one (is not its start).
-  void split_huge_page_at_locked(std::uint64_t addr) ABSL_SHARED_LOCKS_REQUIRED(mmap_mu_)
-      ABSL_LOCKS_EXCLUDED(ptl_);
+  void split_huge_page_at_locked(std::uint64_t addr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mmap_mu_);
   // The entries of `ptes` in the 2 MiB block at `block`.
   struct BlockEntries {
     Ptes::iterator first, last;

@@ -192,6 +192,39 @@ TEST_F(AddressSpaceConcurrencyTest, AFaultWhoseEntryIsFreedDuringItsInvalidation
   EXPECT_EQ(*mm_->cpu_read(a_), 1u) << "the write went into the entry the free erased";
 }
 
+// A free takes effect at one instant, a huge page its range cuts included. Here, while
+// the free is under way, a fault maps the block it cuts huge, then a later write fills a
+// page past the block. The free comes after both (it drops both pages) or before both
+// (it drops neither); dropping only the later write's page fits no order.
+TEST_F(AddressSpaceConcurrencyTest, AFreeThatCutsAHugePageTakesEffectAtOneInstant) {
+  const std::uint64_t addr = *mm_->mmap(3 * kHugePageSize, Prot::kReadWrite, MapKind::kAnonPrivate);
+  const std::uint64_t block = huge_page_of(addr + kHugePageSize - 1);  // aligned, inside
+  ASSERT_TRUE(mm_->madvise(block, kHugePageSize, Advice::kHugePage).ok());
+  const std::uint64_t past = block + kHugePageSize;  // small pages: not advised
+  ASSERT_TRUE(mm_->cpu_write(past, 1).ok());
+  Ref<HoldingNotifier> free_holder = make_ref<HoldingNotifier>(past);
+  ASSERT_TRUE(mm_->notifiers().insert(free_holder, Interval::whole_space(), nullptr).ok());
+  std::thread freer(
+      [&] { EXPECT_TRUE(mm_->madvise(block + kPageSize, kHugePageSize, Advice::kFree).ok()); });
+  wait_until([&] { return free_holder->holding.load(); });  // in the free's invalidation
+  ASSERT_TRUE(mm_->cpu_write(block + 2 * kPageSize, 9).ok());
+  EXPECT_TRUE(mm_->lookup(block)->huge) << "the empty advised block faulted in huge";
+  ASSERT_TRUE(mm_->cpu_write(past, 7).ok());
+  free_holder->release();
+  freer.join();
+  ASSERT_TRUE(mm_->notifiers().remove(*free_holder).ok());
+  std::uint64_t huge = 0;
+  for (const absl::StatusOr<PageEntry>& e : mm_->lookup_range(block, kHugePageSize / kPageSize)) {
+    huge += e.ok() && e->huge;
+  }
+  EXPECT_TRUE(huge == 0 || huge == kHugePageSize / kPageSize) << huge << " huge entries";
+  const std::uint64_t in_block = *mm_->cpu_read(block + 2 * kPageSize);
+  const std::uint64_t after = *mm_->cpu_read(past);
+  EXPECT_TRUE((in_block == 0 && after == 0) || (in_block == 9 && after == 7))
+      << "the free kept the block's page (" << in_block << ") but dropped the later write ("
+      << after << ")";
+}
+
 TEST_F(AddressSpaceConcurrencyTest, TwoFaultsOfOnePageMakeOneCopy) {
   std::thread first = held_write(1);
   // The second write breaks copy-on-write itself while the first is held ...
