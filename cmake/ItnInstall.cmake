@@ -1,7 +1,7 @@
 # Install rules: the libraries, their headers under <prefix>/include/itn/ (nothing else
 # goes under include/) and an exported package, so that an outside project can do
 # find_package(itn CONFIG REQUIRED) and link itn::sync, itn::itree, itn::notifier,
-# itn::hw_model.
+# itn::hw_model and itn::testing.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 

@@ -55,7 +55,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
-#include "hw_model/coherence.h"
+#include "testing/coherence.h"
 #include "hw_model/mirror_device.h"
 #include "hw_model/process.h"
 

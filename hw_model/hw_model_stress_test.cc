@@ -12,7 +12,7 @@
 
 #include "gtest/gtest.h"
 
-#include "hw_model/coherence.h"
+#include "testing/coherence.h"
 #include "hw_model/mirror_device.h"
 #include "hw_model/testing/stress_outcome.h"
 #include "hw_model/testing/tagged_word.h"

@@ -13,7 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-#include "hw_model/coherence.h"
+#include "testing/coherence.h"
 #include "sync/test_util.h"
 
 namespace itn::hw {

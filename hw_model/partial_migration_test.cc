@@ -8,7 +8,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-#include "hw_model/coherence.h"
+#include "testing/coherence.h"
 #include "hw_model/mirror_device.h"
 
 namespace itn::hw {

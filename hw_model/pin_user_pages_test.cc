@@ -8,7 +8,7 @@
 #include "gtest/gtest.h"
 
 #include "hw_model/address_space.h"
-#include "hw_model/coherence.h"
+#include "testing/coherence.h"
 #include "hw_model/mirror_device.h"
 #include "hw_model/process.h"
 #include "sync/test_util.h"

@@ -30,10 +30,10 @@
 #include "rapidcheck/gtest.h"
 
 #include "notifier/domain.h"
-#include "proptests/lin/checker.h"
-#include "proptests/lin/history.h"
+#include "testing/lin/checker.h"
+#include "testing/lin/history.h"
 #include "proptests/lin/notifier_model.h"
-#include "proptests/sched/explore.h"
+#include "testing/sched/explore.h"
 #include "rapidcheck.h"
 #include "sync/atomic.h"
 #include "sync/check.h"

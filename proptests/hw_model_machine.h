@@ -29,14 +29,14 @@
 #include "rapidcheck/state.h"
 
 #include "hw_model/address_space.h"
-#include "hw_model/coherence.h"
+#include "testing/coherence.h"
 #include "hw_model/hmm.h"
 #include "hw_model/iommu.h"
 #include "hw_model/memory.h"
 #include "hw_model/mirror_device.h"
 #include "hw_model/process.h"
 #include "hw_model/sva.h"
-#include "proptests/models/memory_model.h"
+#include "testing/memory_model.h"
 #include "rapidcheck.h"
 
 namespace itn::hw_model_test {

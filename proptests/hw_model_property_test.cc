@@ -1,5 +1,5 @@
 // L1: the whole simulated machine (hw_model/) against the serial model
-// (proptests/models/memory_model.h), as RapidCheck command sequences: processes created,
+// (testing/memory_model.h), as RapidCheck command sequences: processes created,
 // forked and exited; anonymous private, anonymous shared and file-backed shared mappings
 // (Files shared across processes) mapped, unmapped (partly, across holes) and
 // re-protected; CPU reads and writes; mirror devices opened and closed, faulting, reading
@@ -32,7 +32,7 @@
 #include "hw_model/sva.h"
 #include "hw_model/testing/radix_page_table.h"
 #include "proptests/hw_model_machine.h"
-#include "proptests/models/memory_model.h"
+#include "testing/memory_model.h"
 #include "rapidcheck.h"
 
 namespace itn::hw_model_test {

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "hw_model/iommu.h"
-#include "proptests/sched/explore.h"
+#include "testing/sched/explore.h"
 
 namespace itn::races {
 

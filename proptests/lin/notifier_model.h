@@ -58,8 +58,8 @@
 
 #include "absl/status/status.h"
 
-#include "proptests/lin/checker.h"
-#include "proptests/lin/history.h"
+#include "testing/lin/checker.h"
+#include "testing/lin/history.h"
 
 namespace itn::lin {
 

@@ -10,8 +10,8 @@
 
 #include "gtest/gtest.h"
 
-#include "proptests/lin/checker.h"
-#include "proptests/lin/history.h"
+#include "testing/lin/checker.h"
+#include "testing/lin/history.h"
 
 namespace itn::lin {
 namespace {

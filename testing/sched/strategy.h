@@ -1,4 +1,4 @@
-// proptests/sched/strategy.h
+// testing/sched/strategy.h
 //
 // How the deterministic scheduler picks the next thread at each decision point:
 //
@@ -15,15 +15,15 @@
 //
 // Thread safety: a strategy is used by one scheduler at a time, under its lock.
 // Lifetime: outlives the executions it drives. Memory ordering: none.
-#ifndef ITN_PROPTESTS_SCHED_STRATEGY_H_
-#define ITN_PROPTESTS_SCHED_STRATEGY_H_
+#ifndef ITN_TESTING_SCHED_STRATEGY_H_
+#define ITN_TESTING_SCHED_STRATEGY_H_
 
 #include <cstdint>
 #include <random>
 #include <string>
 #include <vector>
 
-#include "proptests/sched/schedule.h"
+#include "testing/sched/schedule.h"
 
 namespace itn::sched {
 
@@ -102,4 +102,4 @@ class ReplayStrategy : public Strategy {
 
 }  // namespace itn::sched
 
-#endif  // ITN_PROPTESTS_SCHED_STRATEGY_H_
+#endif  // ITN_TESTING_SCHED_STRATEGY_H_

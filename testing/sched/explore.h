@@ -1,4 +1,4 @@
-// proptests/sched/explore.h
+// testing/sched/explore.h
 //
 // itn::sched::explore(): runs one scenario under many schedules of the deterministic
 // scheduler and stops at the first failure, printing the schedule that replays it.
@@ -18,8 +18,8 @@
 // threads, one at a time. Lifetime: everything an execution creates must be destroyed by
 // the scenario before it returns. Memory ordering: each execution happens-after the
 // previous one.
-#ifndef ITN_PROPTESTS_SCHED_EXPLORE_H_
-#define ITN_PROPTESTS_SCHED_EXPLORE_H_
+#ifndef ITN_TESTING_SCHED_EXPLORE_H_
+#define ITN_TESTING_SCHED_EXPLORE_H_
 
 #include <cstdint>
 #include <functional>
@@ -29,7 +29,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 
-#include "proptests/sched/scheduler.h"
+#include "testing/sched/scheduler.h"
 
 namespace itn::sched {
 
@@ -77,4 +77,4 @@ ExploreResult replay(const Schedule& schedule, Scenario scenario);
 
 }  // namespace itn::sched
 
-#endif  // ITN_PROPTESTS_SCHED_EXPLORE_H_
+#endif  // ITN_TESTING_SCHED_EXPLORE_H_

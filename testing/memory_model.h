@@ -1,4 +1,4 @@
-// proptests/models/memory_model.h
+// testing/memory_model.h
 //
 // L0 reference model of the whole simulated machine (hw_model/), run serially: processes
 // with their VMAs and private page contents, the shared backing objects (Files and
@@ -13,8 +13,15 @@
 // in before it stopped at a failing page. Contents are one word per page; a page never
 // written reads 0. Which frame backs a page and whether it is writable are not modelled:
 // check_coherence() and the content checks cover those.
-#ifndef ITN_PROPTESTS_MODELS_MEMORY_MODEL_H_
-#define ITN_PROPTESTS_MODELS_MEMORY_MODEL_H_
+//
+// A user's property test drives it side by side with the real machine: the same command
+// on both, then the statuses and every page's word compared (proptests/hw_model_machine.h
+// does this for itn; examples/ shows it for a device of the user's own).
+//
+// Thread safety: a plain value; one thread at a time. Lifetime: holds no references to the
+// real machine. Memory ordering: none.
+#ifndef ITN_TESTING_MEMORY_MODEL_H_
+#define ITN_TESTING_MEMORY_MODEL_H_
 
 #include <algorithm>
 #include <cstdint>
@@ -537,4 +544,4 @@ struct MemoryModel {
 
 }  // namespace itn::models
 
-#endif  // ITN_PROPTESTS_MODELS_MEMORY_MODEL_H_
+#endif  // ITN_TESTING_MEMORY_MODEL_H_

@@ -1,4 +1,4 @@
-#include "proptests/sched/explore.h"
+#include "testing/sched/explore.h"
 
 #include <cstdio>
 #include <cstdlib>

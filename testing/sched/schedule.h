@@ -1,4 +1,4 @@
-// proptests/sched/schedule.h
+// testing/sched/schedule.h
 //
 // A schedule: the thread chosen at every decision point of one execution under the
 // deterministic scheduler, and its printable form. The string is what a failing
@@ -8,8 +8,8 @@
 //
 // Thread safety: value types and pure functions. Lifetime: no references kept.
 // Memory ordering: none.
-#ifndef ITN_PROPTESTS_SCHED_SCHEDULE_H_
-#define ITN_PROPTESTS_SCHED_SCHEDULE_H_
+#ifndef ITN_TESTING_SCHED_SCHEDULE_H_
+#define ITN_TESTING_SCHED_SCHEDULE_H_
 
 #include <string>
 #include <string_view>
@@ -28,4 +28,4 @@ absl::StatusOr<Schedule> decode_schedule(std::string_view text);
 
 }  // namespace itn::sched
 
-#endif  // ITN_PROPTESTS_SCHED_SCHEDULE_H_
+#endif  // ITN_TESTING_SCHED_SCHEDULE_H_

@@ -1,4 +1,4 @@
-#include "proptests/sched/strategy.h"
+#include "testing/sched/strategy.h"
 
 #include <algorithm>
 

@@ -8,7 +8,7 @@
 
 #include "gtest/gtest.h"
 
-#include "proptests/sched/explore.h"
+#include "testing/sched/explore.h"
 #include "sync/atomic.h"
 #include "sync/backoff.h"
 #include "sync/cond_var.h"

@@ -1,7 +1,7 @@
-// proptests/lin/history.h
+// testing/lin/history.h
 //
 // itn::lin::History: the recorder of a concurrent history for the linearizability checker
-// (proptests/lin/checker.h). Each thread records a *call* event before it starts an
+// (testing/lin/checker.h). Each thread records a *call* event before it starts an
 // operation and a *return* event after the operation has finished; every event gets the
 // next position in one global event order. An operation whose return was never recorded
 // (its thread is blocked, or the run was cut short) stays *pending*: the checker lets it
@@ -28,8 +28,8 @@
 // Lifetime: the History must outlive every thread that records into it.
 // Memory ordering: a call() or ret() happens-before every operations() snapshot that
 // includes it (both take the mutex).
-#ifndef ITN_PROPTESTS_LIN_HISTORY_H_
-#define ITN_PROPTESTS_LIN_HISTORY_H_
+#ifndef ITN_TESTING_LIN_HISTORY_H_
+#define ITN_TESTING_LIN_HISTORY_H_
 
 #include <cstddef>
 #include <limits>
@@ -131,4 +131,4 @@ class History {
 
 }  // namespace itn::lin
 
-#endif  // ITN_PROPTESTS_LIN_HISTORY_H_
+#endif  // ITN_TESTING_LIN_HISTORY_H_

@@ -1,7 +1,7 @@
-// proptests/lin/checker.h
+// testing/lin/checker.h
 //
 // itn::lin::check(): a linearizability checker (Wing & Gong's search with Lowe's
-// memoisation) for histories recorded by proptests/lin/history.h, generic over a
+// memoisation) for histories recorded by testing/lin/history.h, generic over a
 // sequential model. A history is linearizable if every completed operation can be given a
 // point between its call and its return such that running the operations one by one in
 // the order of those points, on the model, gives every operation the result it returned.
@@ -40,8 +40,8 @@
 // call from the checking thread (it is never called concurrently by one check).
 // Lifetime: nothing is kept after a call returns.
 // Memory ordering: none (single-threaded).
-#ifndef ITN_PROPTESTS_LIN_CHECKER_H_
-#define ITN_PROPTESTS_LIN_CHECKER_H_
+#ifndef ITN_TESTING_LIN_CHECKER_H_
+#define ITN_TESTING_LIN_CHECKER_H_
 
 #include <algorithm>
 #include <concepts>
@@ -57,7 +57,7 @@
 #include <utility>
 #include <vector>
 
-#include "proptests/lin/history.h"
+#include "testing/lin/history.h"
 #include "sync/check.h"
 
 namespace itn::lin {
@@ -429,4 +429,4 @@ CheckResult check_partitioned(const M& model, const std::vector<Operation<Op, Re
 
 }  // namespace itn::lin
 
-#endif  // ITN_PROPTESTS_LIN_CHECKER_H_
+#endif  // ITN_TESTING_LIN_CHECKER_H_

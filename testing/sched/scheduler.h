@@ -1,4 +1,4 @@
-// proptests/sched/scheduler.h
+// testing/sched/scheduler.h
 //
 // itn::sched::Scheduler: runs a set of thread bodies so that exactly one of them (or of
 // the threads the library starts from them, e.g. an SRCU worker) runs at a time, and a
@@ -23,8 +23,8 @@
 // managed threads. Lifetime: the destructor waits until no thread uses the scheduler.
 // Memory ordering: handing the baton over (under mu_) orders everything one thread did
 // before everything the next does, as a context switch would.
-#ifndef ITN_PROPTESTS_SCHED_SCHEDULER_H_
-#define ITN_PROPTESTS_SCHED_SCHEDULER_H_
+#ifndef ITN_TESTING_SCHED_SCHEDULER_H_
+#define ITN_TESTING_SCHED_SCHEDULER_H_
 
 #include <condition_variable>
 #include <functional>
@@ -34,8 +34,8 @@
 
 #include "absl/status/status.h"
 
-#include "proptests/sched/schedule.h"
-#include "proptests/sched/strategy.h"
+#include "testing/sched/schedule.h"
+#include "testing/sched/strategy.h"
 #include "sync/sched_hooks.h"
 
 namespace itn::sched {
@@ -99,4 +99,4 @@ class Scheduler : public SchedHooks {
 
 }  // namespace itn::sched
 
-#endif  // ITN_PROPTESTS_SCHED_SCHEDULER_H_
+#endif  // ITN_TESTING_SCHED_SCHEDULER_H_

@@ -1,8 +1,8 @@
-// Unit tests of the linearizability checker (proptests/lin/checker.h) and the history
+// Unit tests of the linearizability checker (testing/lin/checker.h) and the history
 // recorder, on hand-written histories of a keyed register: known linearizable, known not,
 // pending operations, partitioning and memoisation. The histories are written with
 // History::call()/ret() on one thread: the order of those calls is the event order.
-#include "proptests/lin/checker.h"
+#include "testing/lin/checker.h"
 
 #include <atomic>
 #include <cstddef>
@@ -14,7 +14,7 @@
 
 #include "gtest/gtest.h"
 
-#include "proptests/lin/history.h"
+#include "testing/lin/history.h"
 
 namespace itn::lin {
 namespace {

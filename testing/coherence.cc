@@ -1,6 +1,7 @@
-#include "hw_model/coherence.h"
+#include "testing/coherence.h"
 
 #include <cstdint>
+#include <map>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -24,14 +25,28 @@ absl::Status check_huge_page(const AddressSpace& mm, std::uint64_t block) {
   return absl::OkStatus();
 }
 
+// MirrorDevice as a MirroringDevice, without making the model depend on the testing kit.
+class MirrorDeviceView : public MirroringDevice {
+ public:
+  explicit MirrorDeviceView(const MirrorDevice& device) : device_(device) {}
+  const AddressSpace& mirrored_mm() const override { return device_.mm(); }
+  std::map<std::uint64_t, DeviceEntry> translations() const override {
+    return device_.entries_for_testing();
+  }
+
+ private:
+  const MirrorDevice& device_;
+};
+
 }  // namespace
 
-absl::Status check_coherence(const MirrorDevice& device) {
+absl::Status check_coherence(const MirroringDevice& device) {
+  const AddressSpace& mm = device.mirrored_mm();
   std::uint64_t checked_block = 1;  // not a block address
-  // Copied under the driver lock and compared after it: the driver lock nests inside the
+  // Copied under the device's lock and compared after it: a driver lock nests inside the
   // mmap lock (migration hooks), never the other way round.
-  for (const auto& [page, dev] : device.entries_for_testing()) {
-    absl::StatusOr<PageEntry> cpu = device.mm().lookup(page);
+  for (const auto& [page, dev] : device.translations()) {
+    absl::StatusOr<PageEntry> cpu = mm.lookup(page);
     if (!cpu.ok()) {
       return absl::InternalError(absl::StrCat("I17: device maps page ", page,
                                               " that the CPU cannot: ", cpu.status().message()));
@@ -46,10 +61,14 @@ absl::Status check_coherence(const MirrorDevice& device) {
     }
     if (cpu->huge && huge_page_of(page) != checked_block) {
       checked_block = huge_page_of(page);
-      if (absl::Status s = check_huge_page(device.mm(), checked_block); !s.ok()) return s;
+      if (absl::Status s = check_huge_page(mm, checked_block); !s.ok()) return s;
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status check_coherence(const MirrorDevice& device) {
+  return check_coherence(MirrorDeviceView(device));
 }
 
 }  // namespace itn::hw

@@ -1,4 +1,4 @@
-#include "proptests/lin/checker.h"
+#include "testing/lin/checker.h"
 
 #include <algorithm>
 #include <set>

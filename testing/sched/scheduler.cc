@@ -1,4 +1,4 @@
-#include "proptests/sched/scheduler.h"
+#include "testing/sched/scheduler.h"
 
 #include <cstdio>
 #include <cstdlib>

@@ -1,4 +1,4 @@
-#include "proptests/sched/schedule.h"
+#include "testing/sched/schedule.h"
 
 #include <charconv>
 
