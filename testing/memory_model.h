@@ -16,7 +16,7 @@
 //
 // A user's property test drives it side by side with the real machine: the same command
 // on both, then the statuses and every page's word compared (proptests/hw_model_machine.h
-// does this for itn; examples/ shows it for a device of the user's own).
+// does this for itn; examples/toy_gpu/ for a device of a user's own).
 //
 // Thread safety: a plain value; one thread at a time. Lifetime: holds no references to the
 // real machine. Memory ordering: none.
@@ -76,7 +76,7 @@ struct MDevice {
   bool open = true;
   bool coherent = false;  // its memory is device-coherent: the CPU uses its pages in place
   bool file = false;      // opened as a file (MirrorDevice::open_file)
-  std::set<int> holders;  // the processes whose file tables name it (file devices)
+  std::set<int> holders{};  // the processes whose file tables name it (file devices)
 };
 
 struct MBond {
