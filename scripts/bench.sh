@@ -32,7 +32,7 @@ for preset in release release-seam; do
   cmake --preset "$preset" >/dev/null
 done
 cmake --build --preset release --target "${benches[@]}"
-cmake --build --preset release-seam --target notifier_bench itree_bench
+cmake --build --preset release-seam --target notifier_bench itree_bench sched_bench
 
 mkdir -p "$out"
 run() {  # run BINARY_DIR NAME JSON [extra args...]
@@ -46,6 +46,8 @@ run() {  # run BINARY_DIR NAME JSON [extra args...]
 for b in itree_bench notifier_bench mirror_bench; do
   run build/release "$b" "$out/${b%_bench}.json"
 done
+# The deterministic scheduler's cost per execution (needs the seam).
+run build/release-seam sched_bench "$out/sched.json"
 # Memory figures are counts, not timings: one run.
 run build/release memory_bench "$out/memory.json" --benchmark_repetitions=1
 

@@ -54,6 +54,9 @@ fi
 if [[ -n "$suites_arg" ]]; then
   read -r -a suites <<< "$suites_arg"
   for s in "${suites[@]}"; do [[ -x "$s" ]] || { echo "soak: $s is not an executable" >&2; exit 2; }; done
+  # Logs, records and JUnit cases are named by the suite's file name.
+  dup="$(for s in "${suites[@]}"; do basename "$s"; done | sort | uniq -d | head -1)"
+  [[ -z "$dup" ]] || { echo "soak: two suites are named $dup: give suites distinct file names" >&2; exit 2; }
 else
   scripts/install_deps.sh >/dev/null
   cmake --preset dev >/dev/null
@@ -78,9 +81,18 @@ run_case() {
   echo "$result $cases $schedules $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')"
 }
 
-# The replay line a failing run printed (RapidCheck's or the scheduler's), if any.
+# replay_line <log> <seed>: how to reproduce a failing run, if it printed a way. A
+# RapidCheck suite's last RC_PARAMS line (the shrunk case) wins over the schedules its
+# explorations printed on the way (those belong to cases RC_PARAMS regenerates), and it
+# needs the run's scheduler seed too.
 replay_line() {
-  grep -hE "RC_PARAMS=|ITN_SCHEDULE=" "$1" | head -1 | sed 's/^ *//' || true
+  local params
+  params="$(grep -hoE "RC_PARAMS=.*" "$1" | tail -1 || true)"
+  if [[ -n "$params" ]]; then
+    echo "ITN_SCHED_SEED=$2 $params"
+  else
+    grep -hoE "ITN_SCHEDULE=.*" "$1" | head -1 || true
+  fi
 }
 
 if [[ -n "$seeds" ]]; then
@@ -102,7 +114,7 @@ if [[ -n "$seeds" ]]; then
       local log="$out/logs/$(basename "$bin")-seed-${seed}.log" r
       read -r -a r < <(run_case "$bin" "$seed" "$log")
       local replay=""
-      if [[ "${r[0]}" == fail ]]; then replay="$(replay_line "$log")"; else rm -f "$log"; fi
+      if [[ "${r[0]}" == fail ]]; then replay="$(replay_line "$log" "$seed")"; else rm -f "$log"; fi
       printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(basename "$bin")" "$seed" "${r[@]}" \
         "ITN_RC_SEED=$seed ITN_SCHED_SEED=$seed ITN_RACE_EXECUTIONS=500 $bin" "$replay" \
         >> "$records/$id.tsv"
@@ -113,7 +125,7 @@ if [[ -n "$seeds" ]]; then
   names=()
   for s in "${suites[@]}"; do names+=("$(basename "$s")"); done
   status=0
-  cat "$records"/*.tsv 2>/dev/null | python3 scripts/soak_results.py write \
+  { cat "$records"/*.tsv 2>/dev/null || true; } | python3 scripts/soak_results.py write \
     --shard "$index" --shards "$shards" --first "$first" --count "$count" \
     --suites "$(IFS=,; echo "${names[*]}")" \
     --json "$out/$name.json" --junit "$out/$name.junit.xml" || status=$?

@@ -15,8 +15,17 @@
 """
 import argparse
 import json
+import re
 import sys
 import xml.etree.ElementTree as ET
+
+# Characters XML 1.0 cannot carry at all (escaping does not help): shown as \xNN.
+NOT_XML = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text):
+    return NOT_XML.sub(lambda m: "\\x%02x" % ord(m.group()), text)
+
 
 FIELDS = ("suite", "seed", "result", "cases", "schedules", "seconds", "rerun", "replay")
 
@@ -49,8 +58,9 @@ def write_junit(doc, path):
         case = ET.SubElement(suite, "testcase", classname=r["suite"],
                              name="seed %d" % r["seed"], time="%.2f" % r["seconds"])
         if r["result"] == "fail":
-            failure = ET.SubElement(case, "failure", message=r["replay"] or "failed")
-            failure.text = "rerun: %s\nreplay: %s\n" % (r["rerun"], r["replay"] or "(none printed)")
+            failure = ET.SubElement(case, "failure", message=xml_text(r["replay"] or "failed"))
+            failure.text = xml_text("rerun: %s\nreplay: %s\n" %
+                                    (r["rerun"], r["replay"] or "(none printed)"))
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
 
 
@@ -97,6 +107,10 @@ def merge(args):
     for path in args.shards:
         with open(path, encoding="utf-8") as f:
             docs.append(json.load(f))
+    for path, doc in zip(args.shards, docs):
+        if not isinstance(doc.get("shard"), int):
+            print("soak merge: %s is not one shard's results (a merged summary?)" % path)
+            return 2
     keys = ("shards", "first_seed", "seed_count", "suites")
     campaign = {k: docs[0][k] for k in keys}
     for path, doc in zip(args.shards, docs):

@@ -12,7 +12,13 @@ fake="$work/fake_suite"
 cat > "$fake" <<'FAKE'
 #!/usr/bin/env bash
 echo "Using configuration: max_success=7 seed=$ITN_RC_SEED"
-if (( ITN_RC_SEED % 2 == 0 )); then echo "RC_PARAMS=\"reproduce=fake$ITN_RC_SEED\""; exit 1; fi
+if (( ITN_RC_SEED % 2 == 0 )); then
+  # An exploration's schedule of an unshrunk case first, then the shrunk case's RC_PARAMS
+  # (what reproduces it), with a character XML cannot carry.
+  echo "replay: ITN_SCHEDULE='v1:unshrunk'"
+  printf 'RC_PARAMS="reproduce=fake%s <&\x1b"\n' "$ITN_RC_SEED"
+  exit 1
+fi
 FAKE
 chmod +x "$fake"
 soak() { "$repo/scripts/soak.sh" --seeds 3:5 --suites "$real $fake" --jobs 2 "$@"; }
@@ -35,8 +41,9 @@ grep -q "^$(basename "$real") 4 pass [1-9][0-9]* 0" "$work/whole.list" || fail "
 # Every failure, and only those, with its replay line: seeds 4 and 6 of 3..7.
 [[ "$(grep -c '^FAILED' "$work/merged.list")" == 2 ]] || fail "not exactly two failures listed"
 for seed in 4 6; do
-  grep -A2 "^FAILED fake_suite seed $seed\$" "$work/merged.list" | grep -q "reproduce=fake$seed" ||
-    fail "the failure of seed $seed lacks its replay line"
+  grep -A2 "^FAILED fake_suite seed $seed\$" "$work/merged.list" |
+    grep -q "replay: ITN_SCHED_SEED=$seed RC_PARAMS=\"reproduce=fake$seed" ||
+    fail "the failure of seed $seed lacks its replay line (RC_PARAMS with the scheduler seed)"
 done
 
 # Disjoint blocks: 3..7 in three shards is 3 | 4 5 | 6 7.
@@ -66,4 +73,24 @@ CHECK
 rc=0; $merge "$work/sharded/soak-shard-0-of-3.json" "$work/sharded/soak-shard-2-of-3.json" \
   > "$work/missing.out" || rc=$?
 [[ "$rc" == 2 ]] && grep -q "missing \[1\]" "$work/missing.out" || fail "a missing shard was not reported"
+
+# A merged summary among the shards (merging into the shards' own folder, twice).
+rc=0; $merge "$work"/sharded/*.json "$work/merged.json" > "$work/remerge.out" || rc=$?
+[[ "$rc" == 2 ]] && grep -q "merged.json is not one shard" "$work/remerge.out" ||
+  fail "a merged summary given as a shard was not reported ($rc)"
+
+# More shards than seeds: the empty shard passes with no runs, and the three still merge.
+for i in 0 1 2; do
+  "$repo/scripts/soak.sh" --seeds 3:2 --shard "$i/3" --suites "$real" --out "$work/sparse" \
+    > "$work/sparse$i.out" || fail "shard $i of 3 over two seeds failed: $(cat "$work/sparse$i.out")"
+done
+$merge "$work"/sparse/*.json --list > "$work/sparse.list" || fail "the sparse shards do not merge"
+[[ "$(grep -c "^$(basename "$real") " "$work/sparse.list")" == 2 ]] || fail "not one run per seed"
+
+# Two suites of one file name would share logs and JUnit names.
+rc=0; mkdir -p "$work/other" && cp "$fake" "$work/other/fake_suite"
+"$repo/scripts/soak.sh" --seeds 3:1 --suites "$fake $work/other/fake_suite" --out "$work/dup" \
+  > "$work/dup.out" 2>&1 || rc=$?
+[[ "$rc" == 2 ]] && grep -q "two suites are named fake_suite" "$work/dup.out" ||
+  fail "suites of one file name were accepted ($rc)"
 echo "soak_shards_test: ok"

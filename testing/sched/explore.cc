@@ -33,8 +33,13 @@ bool run_one(Strategy& strategy, int max_steps, Scenario scenario, ExploreResult
   ++result.executions;
   const int steps = static_cast<int>(scheduler.choices().size());
   result.max_steps_seen = std::max(result.max_steps_seen, steps);
+  result.decisions += steps;
   result.schedule = encode_schedule(scheduler.choices());
   strategy.end_execution(steps);
+  // A diverged replay says nothing about the scenario: report the divergence instead.
+  if (!strategy.divergence().empty()) {
+    status = absl::InternalError("replay diverged: " + strategy.divergence());
+  }
   if (status.ok()) return false;
   result.failed = true;
   result.failure = std::string(status.message());
@@ -46,6 +51,15 @@ bool run_one(Strategy& strategy, int max_steps, Scenario scenario, ExploreResult
 
 void Execution::run(std::vector<std::function<void()>> bodies) {
   ITN_CHECK(set_thread_hooks(nullptr), "the deterministic scheduler needs ITN_SCHED_SEAM=1");
+  if (ran_) {
+    if (status_.ok()) {
+      status_ = absl::FailedPreconditionError(
+          "Execution::run() called twice in one execution: the second set of bodies would "
+          "run unmanaged (run them all in one call)");
+    }
+    return;
+  }
+  ran_ = true;
   absl::Status s = scheduler_.run(std::move(bodies));
   if (status_.ok()) status_ = s;
 }
@@ -59,12 +73,12 @@ std::string ExploreResult::report() const {
                       "\nreplay: ITN_SCHEDULE='", schedule, "'\n");
 }
 
-ExploreResult replay(const Schedule& schedule, Scenario scenario) {
+ExploreResult replay(const Schedule& schedule, Scenario scenario, int max_steps) {
   ExploreResult result;
   result.replayed = true;
   ReplayStrategy strategy(schedule);
   strategy.begin_execution();
-  run_one(strategy, ExploreOptions().max_steps, scenario, result);
+  run_one(strategy, max_steps, scenario, result);
   return result;
 }
 
@@ -72,7 +86,7 @@ ExploreResult explore(const ExploreOptions& options, Scenario scenario) {
   if (const char* text = std::getenv("ITN_SCHEDULE"); text != nullptr && *text != '\0') {
     absl::StatusOr<Schedule> schedule = decode_schedule(text);
     ITN_CHECK(schedule.ok(), "ITN_SCHEDULE is not a schedule string");
-    return replay(*schedule, scenario);
+    return replay(*schedule, scenario, options.max_steps);
   }
   std::uint64_t seed = options.seed;
   if (const char* text = std::getenv("ITN_SCHED_SEED"); text != nullptr) {

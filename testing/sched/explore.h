@@ -44,7 +44,8 @@ struct ExploreOptions {
   int max_steps = 200'000;   // decisions per execution before it counts as a livelock
 };
 
-// What a scenario gets: run() once per execution.
+// What a scenario gets: run() once per execution (a second call fails the execution
+// without running its bodies: they would run unmanaged, outside the schedule).
 class Execution {
  public:
   explicit Execution(Scheduler& scheduler) : scheduler_(scheduler) {}
@@ -55,6 +56,7 @@ class Execution {
  private:
   Scheduler& scheduler_;
   absl::Status status_;
+  bool ran_ = false;
 };
 
 struct ExploreResult {
@@ -64,6 +66,7 @@ struct ExploreResult {
   std::string failure;    // the scenario's status message, or the scheduler's
   std::string schedule;   // of the failing execution (or of the last one)
   int max_steps_seen = 0;
+  std::int64_t decisions = 0;  // summed over every execution run
   // A readable summary: what failed and how to replay it.
   std::string report() const;
 };
@@ -72,8 +75,12 @@ using Scenario = absl::FunctionRef<absl::Status(Execution&)>;
 
 ExploreResult explore(const ExploreOptions& options, Scenario scenario);
 
-// Runs exactly `schedule` once (what ITN_SCHEDULE does).
-ExploreResult replay(const Schedule& schedule, Scenario scenario);
+// Runs exactly `schedule` once (what ITN_SCHEDULE does), with the step bound of the
+// exploration that printed it. A replay that cannot follow the schedule (a pick that is
+// not runnable, an execution shorter or longer than the schedule) fails with
+// "replay diverged", whatever the scenario returned.
+ExploreResult replay(const Schedule& schedule, Scenario scenario,
+                     int max_steps = ExploreOptions().max_steps);
 
 }  // namespace itn::sched
 

@@ -1,11 +1,16 @@
 #include "testing/sched/scheduler.h"
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+
+#include "sync/check.h"
 
 namespace itn::sched {
 namespace {
@@ -38,7 +43,14 @@ const char* point_name(SchedPoint p) {
 
 }  // namespace
 
+struct Scheduler::CpuSet {
+  cpu_set_t set;
+};
+
 thread_local int Scheduler::tl_id_ = -1;
+
+Scheduler::Scheduler(Strategy& strategy, int max_steps)
+    : strategy_(strategy), max_steps_(max_steps) {}
 
 Scheduler::~Scheduler() {
   Lock l(mu_);
@@ -48,9 +60,7 @@ Scheduler::~Scheduler() {
 
 int Scheduler::add_thread_locked(bool body) {
   const int id = static_cast<int>(threads_.size());
-  threads_.push_back(Thread{});
-  threads_.back().body = body;
-  ++hooked_;
+  threads_.emplace_back().body = body;
   strategy_.on_new_thread(id);
   return id;
 }
@@ -59,8 +69,11 @@ absl::Status Scheduler::run(std::vector<std::function<void()>> bodies) {
   std::vector<std::thread> real;
   {
     Lock l(mu_);
+    pin_caller_locked();
+    ITN_CHECK(threads_.empty(), "Scheduler::run() runs once per Scheduler");
     for (std::size_t i = 0; i < bodies.size(); ++i) add_thread_locked(/*body=*/true);
     bodies_left_ = static_cast<int>(bodies.size());
+    hooked_ += bodies_left_;
   }
   for (std::size_t i = 0; i < bodies.size(); ++i) {
     real.emplace_back([this, id = static_cast<int>(i), body = std::move(bodies[i])] {
@@ -81,8 +94,27 @@ absl::Status Scheduler::run(std::vector<std::function<void()>> bodies) {
   }
   for (std::thread& t : real) t.join();
   Lock l(mu_);
+  restore_cpus_locked();
   if (!strategy_.divergence().empty()) failure_ = "replay diverged: " + strategy_.divergence();
   return failure_.empty() ? absl::OkStatus() : absl::InternalError(failure_);
+}
+
+void Scheduler::pin_caller_locked() {
+  auto cpus = std::make_unique<CpuSet>();
+  if (pthread_getaffinity_np(pthread_self(), sizeof(cpus->set), &cpus->set) != 0) return;
+  const int cpu = sched_getcpu();
+  if (cpu < 0) return;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  // The bodies inherit the caller's CPU set when run() starts them. A failure only costs
+  // speed: the threads then run where the kernel puts them.
+  if (pthread_setaffinity_np(pthread_self(), sizeof(one), &one) == 0) caller_cpus_ = std::move(cpus);
+}
+
+void Scheduler::restore_cpus_locked() {
+  if (caller_cpus_ == nullptr) return;
+  (void)pthread_setaffinity_np(pthread_self(), sizeof(caller_cpus_->set), &caller_cpus_->set);
 }
 
 bool Scheduler::managed_locked() {
@@ -96,12 +128,17 @@ void Scheduler::unhook_locked() {
   // a thread's exit path): only the first call of each thread counts.
   if (sched_internal::hooks() != this) return;
   set_thread_hooks(nullptr);  // from now on this thread runs unmanaged
-  --hooked_;
-  cv_.notify_all();
+  restore_cpus_locked();
+  if (--hooked_ == 0) cv_.notify_all();
 }
 
 void Scheduler::wait_turn_locked(Lock& l, int self) {
-  cv_.wait(l, [&] { return free_ || running_ == self; });
+  std::counting_semaphore<>& turn = threads_[self].turn;
+  while (!free_ && running_ != self) {
+    l.unlock();
+    turn.acquire();
+    l.lock();
+  }
 }
 
 void Scheduler::switch_locked(Lock& l, int self) {
@@ -109,29 +146,45 @@ void Scheduler::switch_locked(Lock& l, int self) {
   // same set of threads whatever the real timing.
   cv_.wait(l, [&] { return pending_spawns_ == 0 || free_; });
   if (free_) return;
-  std::vector<int> runnable, eager;
+  runnable_.clear();
+  eager_.clear();
   for (int t = 0; t < static_cast<int>(threads_.size()); ++t) {
     if (threads_[t].state != State::kRunnable) continue;
-    runnable.push_back(t);
-    if (!threads_[t].polling) eager.push_back(t);
+    runnable_.push_back(t);
+    if (!threads_[t].polling) eager_.push_back(t);
   }
-  if (runnable.empty()) {
+  if (runnable_.empty()) {
     if (bodies_left_ == 0) return go_free_locked({});
     report_deadlock_locked();
   }
   const int step = static_cast<int>(choices_.size());
   if (step >= max_steps_) {
-    return go_free_locked(absl::StrCat("livelock: no end after ", max_steps_,
-                                       " scheduling decisions\n", positions_locked()));
+    std::string failure = absl::StrCat("livelock: no end after ", max_steps_,
+                                       " scheduling decisions\n", positions_locked());
+    // Said now: a body that never ends once unmanaged keeps run() from returning.
+    std::fprintf(stderr,
+                 "itn::sched: %sthe threads now run unmanaged; the first %d decisions: "
+                 "ITN_SCHEDULE='%s'\n",
+                 failure.c_str(), max_steps_, encode_schedule(choices_).c_str());
+    std::fflush(stderr);
+    return go_free_locked(std::move(failure));
   }
-  const int next = strategy_.pick(eager.empty() ? runnable : eager, self, step);
+  const int next = strategy_.pick(eager_.empty() ? runnable_ : eager_, self, step);
   choices_.push_back(next);
   for (int t = 0; t < static_cast<int>(threads_.size()); ++t) {
     if (t != next) threads_[t].polling = false;  // someone else ran: pollers may look again
   }
   running_ = next;
-  cv_.notify_all();
-  if (self >= 0 && threads_[self].state != State::kFinished) wait_turn_locked(l, self);
+  if (next == self) return;
+  const bool waits = self >= 0 && threads_[self].state != State::kFinished;
+  // Semaphores by address: threads_ may grow while mu_ is dropped (a deque keeps them).
+  std::counting_semaphore<>& wake = threads_[next].turn;
+  std::counting_semaphore<>* mine = waits ? &threads_[self].turn : nullptr;
+  l.unlock();  // first, so that `next` finds mu_ free when it wakes
+  wake.release();
+  if (mine != nullptr) mine->acquire();
+  l.lock();
+  if (waits) wait_turn_locked(l, self);  // the token may have been stale
 }
 
 void Scheduler::on_point(SchedPoint point, const void* object) {
@@ -141,7 +194,12 @@ void Scheduler::on_point(SchedPoint point, const void* object) {
   threads_[self].last_point = point;
   threads_[self].last_object = object;
   if (point == SchedPoint::kSpawn) {
-    ++pending_spawns_;  // no decision: the spawner must get to create the thread
+    // No decision: the spawner must get to create the thread. One child registers at a
+    // time, in the order they were started, so thread ids do not depend on timing.
+    cv_.wait(l, [&] { return pending_spawns_ == 0 || free_; });
+    if (!managed_locked()) return;
+    ++pending_spawns_;
+    ++hooked_;  // the child's hooks point here from its first instruction
     return;
   }
   if (point == SchedPoint::kPoll) threads_[self].polling = true;
@@ -172,15 +230,15 @@ void Scheduler::on_thread_start() {
   Lock l(mu_);
   if (!managed_locked()) return;
   tl_id_ = add_thread_locked(/*body=*/false);
-  --pending_spawns_;
-  cv_.notify_all();
+  if (--pending_spawns_ == 0) cv_.notify_all();
   wait_turn_locked(l, tl_id_);
 }
 
 void Scheduler::on_thread_exit() {
   Lock l(mu_);
   const int self = tl_id_;
-  if (threads_[self].state == State::kFinished) return;
+  // A library thread that started after the scheduler ran free never registered.
+  if (self < 0 || threads_[self].state == State::kFinished) return;
   if (free_) {
     threads_[self].state = State::kFinished;
     if (threads_[self].body && --bodies_left_ == 0) cv_.notify_all();
@@ -203,6 +261,7 @@ void Scheduler::finish_locked(int self) {
 void Scheduler::go_free_locked(std::string failure) {
   if (!failure.empty() && failure_.empty()) failure_ = std::move(failure);
   free_ = true;
+  for (Thread& t : threads_) t.turn.release();
   cv_.notify_all();
 }
 

@@ -19,6 +19,16 @@
 // - When the last body finishes, the remaining library threads are released and run
 //   unmanaged from then on (they have nothing left to race with).
 //
+// Cost: a decision that keeps the running thread costs one lock of mu_. One that
+// switches wakes only the chosen thread, each sleeping on a semaphore of its own that the
+// switching thread releases after dropping mu_: one wake-up and one sleep per handoff,
+// whatever the number of threads, and the woken thread does not block again on mu_.
+// run() keeps its caller and every managed thread on one CPU (the one the caller is on
+// when run() starts; threads inherit it from their creator): as only one runs at a time,
+// nothing is lost, and a handoff is a switch on that CPU instead of a wake-up sent to
+// another. A thread leaving the scheduler (it finished, or the scheduler runs free) and
+// the caller, when run() returns, get the caller's CPU set back.
+//
 // Thread safety: run() from one unmanaged thread; the SchedHooks methods are called by
 // managed threads. Lifetime: the destructor waits until no thread uses the scheduler.
 // Memory ordering: handing the baton over (under mu_) orders everything one thread did
@@ -27,8 +37,11 @@
 #define ITN_TESTING_SCHED_SCHEDULER_H_
 
 #include <condition_variable>
+#include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <semaphore>
 #include <string>
 #include <vector>
 
@@ -42,7 +55,7 @@ namespace itn::sched {
 
 class Scheduler : public SchedHooks {
  public:
-  Scheduler(Strategy& strategy, int max_steps) : strategy_(strategy), max_steps_(max_steps) {}
+  Scheduler(Strategy& strategy, int max_steps);
   ~Scheduler() override;
 
   // Runs `bodies` as managed threads 0..n-1 until all have returned. Errors: a livelock
@@ -66,8 +79,12 @@ class Scheduler : public SchedHooks {
     bool body = false;     // one of run()'s bodies (else started by the library)
     SchedPoint last_point = SchedPoint::kSpawn;
     const void* last_object = nullptr;
+    // Released when running_ becomes this thread, and by go_free_locked(); a token may
+    // be stale, so the waiter checks again under mu_.
+    std::counting_semaphore<> turn{0};
   };
   using Lock = std::unique_lock<std::mutex>;
+  struct CpuSet;  // the CPUs run()'s caller may use (defined by the platform)
 
   int add_thread_locked(bool body);
   // Picks who runs next and, unless the caller finished, waits for its turn again.
@@ -81,12 +98,19 @@ class Scheduler : public SchedHooks {
   // Returns false (after unhooking the caller) once the scheduler runs free.
   bool managed_locked();
   void unhook_locked();
+  // Pins the calling thread to its current CPU, saving its CPU set in caller_cpus_;
+  // restore_cpus_locked() gives the calling thread that set back.
+  void pin_caller_locked();
+  void restore_cpus_locked();
 
   Strategy& strategy_;
   const int max_steps_;
   std::mutex mu_;
+  // The control waits: pending_spawns_ == 0, bodies_left_ == 0, hooked_ == 0. Notified
+  // only when one of those counts changes (never per decision).
   std::condition_variable cv_;
-  std::vector<Thread> threads_;
+  std::deque<Thread> threads_;  // a deque: a Thread (its semaphore) never moves
+  std::vector<int> runnable_, eager_;  // switch_locked()'s candidates, reused
   int running_ = -1;
   int pending_spawns_ = 0;
   int bodies_left_ = 0;
@@ -94,6 +118,7 @@ class Scheduler : public SchedHooks {
   bool free_ = false;
   std::string failure_;
   Schedule choices_;
+  std::unique_ptr<CpuSet> caller_cpus_;  // null: not pinned
   static thread_local int tl_id_;
 };
 

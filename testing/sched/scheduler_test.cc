@@ -3,6 +3,7 @@
 // schedule (directly and through ITN_SCHEDULE), determinism per seed, the exhaustive
 // search's preemption bound, blocked threads, polling loops and deadlock reports.
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -205,6 +206,117 @@ TEST(ExploreTest, ALivelockFailsTheExecutionInsteadOfHanging) {
   });
   EXPECT_TRUE(r.failed);
   EXPECT_NE(r.failure.find("livelock"), std::string::npos) << r.failure;
+}
+
+TEST(ExploreTest, ALivelockReplaysAsALivelockWithItsOwnStepBound) {
+  ExploreOptions o;
+  o.executions = 1;
+  o.max_steps = 1000;
+  const auto spin = [](Execution& ex) {
+    Atomic<bool> never{false};
+    ex.run({[&] {
+      for (int i = 0; i < 100000 && !never.load(std::memory_order_relaxed); ++i) {
+      }
+    }});
+    return absl::OkStatus();
+  };
+  testing::internal::CaptureStderr();
+  const ExploreResult r = explore(o, spin);
+  const std::string printed = testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(r.failed);
+  // Printed when the bound is hit, before the threads are let go (they might never end).
+  EXPECT_NE(printed.find("the threads now run unmanaged"), std::string::npos) << printed;
+  EXPECT_NE(printed.find("ITN_SCHEDULE='" + r.schedule + "'"), std::string::npos) << printed;
+  const auto first_line = [](const std::string& text) { return text.substr(0, text.find('\n')); };
+  const ExploreResult again = replay(*decode_schedule(r.schedule), spin, o.max_steps);
+  EXPECT_EQ(first_line(again.failure), first_line(r.failure));
+  ASSERT_EQ(setenv("ITN_SCHEDULE", r.schedule.c_str(), 1), 0);
+  const ExploreResult from_env = explore(o, spin);
+  unsetenv("ITN_SCHEDULE");
+  EXPECT_TRUE(from_env.replayed);
+  EXPECT_EQ(first_line(from_env.failure), first_line(r.failure));
+}
+
+TEST(ExploreTest, AReplayThatCannotFollowItsScheduleSaysSoEvenIfTheScenarioFails) {
+  const auto failing = [](Execution& ex) {
+    Atomic<int> x{0};
+    ex.run({[&] { x.store(1, std::memory_order_relaxed); }});
+    return absl::InternalError("the scenario's own failure");
+  };
+  const ExploreResult found = explore(ExploreOptions{.executions = 1}, failing);
+  ASSERT_TRUE(found.failed);
+  Schedule longer = *decode_schedule(found.schedule);
+  longer.push_back(0);
+  const ExploreResult r = replay(longer, failing);
+  EXPECT_NE(r.failure.find("replay diverged: the execution ended after"), std::string::npos)
+      << r.failure;
+  Schedule other = *decode_schedule(found.schedule);
+  other[0] = 5;  // no thread 5
+  EXPECT_NE(replay(other, failing).failure.find("replay diverged: decision 0"), std::string::npos);
+}
+
+TEST(ExploreTest, RunningBodiesTwiceInOneExecutionFailsInsteadOfRunningThemUnmanaged) {
+  int second_ran = 0;
+  const ExploreResult r = explore(ExploreOptions{.executions = 3}, [&](Execution& ex) {
+    ex.run({[] {}});
+    ex.run({[&] { ++second_ran; }});
+    return absl::OkStatus();
+  });
+  EXPECT_TRUE(r.failed);
+  EXPECT_EQ(r.executions, 1);
+  EXPECT_NE(r.failure.find("Execution::run() called twice"), std::string::npos) << r.failure;
+  EXPECT_EQ(second_ran, 0);
+}
+
+TEST(ExploreTest, AThreadStartedAsTheLastBodysLastActionIsSafe) {
+  // The child registers after the last body ended and the scheduler let go: it must run
+  // unmanaged without touching a thread slot it never got, and the scheduler must wait
+  // for it before it is destroyed.
+  for (int round = 0; round < 40; ++round) {
+    const ExploreResult r = explore(ExploreOptions{.executions = 5}, [](Execution& ex) {
+      std::unique_ptr<Thread> child;
+      Atomic<int> value{0};
+      ex.run({[&] {
+        child = std::make_unique<Thread>([&] { value.store(1, std::memory_order_relaxed); });
+      }});
+      child->join();
+      return value.load(std::memory_order_relaxed) == 1 ? absl::OkStatus()
+                                                        : absl::InternalError("child lost");
+    });
+    ASSERT_FALSE(r.failed) << r.report();
+  }
+}
+
+TEST(ExploreTest, ThreadsStartedBackToBackGetTheSameIdsEveryTime) {
+  // Two children started with no scheduling point between them: which one is thread 1
+  // must not depend on which reached the scheduler first, or a seed explores different
+  // schedules from run to run and a replay drives the wrong threads.
+  const auto winners = [] {
+    std::vector<int> out;
+    explore(ExploreOptions{.strategy = StrategyKind::kRandom, .seed = 7, .executions = 40},
+            [&](Execution& ex) {
+              Atomic<int> first{0};
+              ex.run({[&] {
+                Thread a([&] {
+                  int none = 0;
+                  first.compare_exchange_strong(none, 1, std::memory_order_relaxed,
+                                                std::memory_order_relaxed);
+                });
+                Thread b([&] {
+                  int none = 0;
+                  first.compare_exchange_strong(none, 2, std::memory_order_relaxed,
+                                                std::memory_order_relaxed);
+                });
+                a.join();
+                b.join();
+              }});
+              out.push_back(first.load(std::memory_order_relaxed));
+              return absl::OkStatus();
+            });
+    return out;
+  };
+  const std::vector<int> reference = winners();
+  for (int round = 0; round < 15; ++round) ASSERT_EQ(winners(), reference) << "round " << round;
 }
 
 }  // namespace

@@ -109,4 +109,11 @@ int ReplayStrategy::pick(const std::vector<int>& runnable, int, int step) {
   return want;
 }
 
+void ReplayStrategy::end_execution(int steps) {
+  if (divergence_.empty() && steps < static_cast<int>(schedule_.size())) {
+    divergence_ = absl::StrCat("the execution ended after ", steps, " decisions but the schedule has ",
+                               schedule_.size());
+  }
+}
+
 }  // namespace itn::sched

@@ -93,6 +93,7 @@ class ReplayStrategy : public Strategy {
  public:
   explicit ReplayStrategy(Schedule schedule) : schedule_(std::move(schedule)) {}
   int pick(const std::vector<int>& runnable, int current, int step) override;
+  void end_execution(int steps) override;
   std::string divergence() const override { return divergence_; }
 
  private:
