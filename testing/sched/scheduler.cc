@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
@@ -146,16 +147,18 @@ void Scheduler::switch_locked(Lock& l, int self) {
   // same set of threads whatever the real timing.
   cv_.wait(l, [&] { return pending_spawns_ == 0 || free_; });
   if (free_) return;
-  runnable_.clear();
-  eager_.clear();
-  for (int t = 0; t < static_cast<int>(threads_.size()); ++t) {
-    if (threads_[t].state != State::kRunnable) continue;
-    runnable_.push_back(t);
-    if (!threads_[t].polling) eager_.push_back(t);
-  }
-  if (runnable_.empty()) {
+  for (;;) {
+    runnable_.clear();
+    eager_.clear();
+    for (int t = 0; t < static_cast<int>(threads_.size()); ++t) {
+      if (threads_[t].state != State::kRunnable) continue;
+      runnable_.push_back(t);
+      if (!threads_[t].polling) eager_.push_back(t);
+    }
+    if (!runnable_.empty()) break;
     if (bodies_left_ == 0) return go_free_locked({});
-    report_deadlock_locked();
+    if (!retry_blocked_locked(l)) report_deadlock_locked();
+    if (free_) return;
   }
   const int step = static_cast<int>(choices_.size());
   if (step >= max_steps_) {
@@ -191,6 +194,7 @@ void Scheduler::on_point(SchedPoint point, const void* object) {
   Lock l(mu_);
   if (!managed_locked()) return;
   const int self = tl_id_;
+  failed_retries_ = 0;  // a thread got past whatever it was blocked on
   threads_[self].last_point = point;
   threads_[self].last_object = object;
   if (point == SchedPoint::kSpawn) {
@@ -251,6 +255,25 @@ void Scheduler::on_thread_exit() {
     }
   }
   unhook_locked();
+}
+
+bool Scheduler::retry_blocked_locked(Lock& l) {
+  if (failed_retries_++ == kMaxRetries) return false;
+  l.unlock();
+  std::this_thread::sleep_for(kRetryPause);
+  l.lock();
+  bool any = false;
+  for (Thread& t : threads_) {
+    // Exactly the waits whose callers check again when woken: a Mutex's lock loop and a
+    // join (a CondVar's waiter would return as if notified).
+    if (t.state != State::kBlocked) continue;
+    const bool lock = t.last_point == SchedPoint::kLock && t.last_object == t.blocked_on;
+    if (!lock && t.last_point != SchedPoint::kJoin) continue;
+    t.state = State::kRunnable;
+    t.blocked_on = nullptr;
+    any = true;
+  }
+  return any;
 }
 
 void Scheduler::finish_locked(int self) {

@@ -10,8 +10,13 @@
 //
 // - A thread blocked on a mutex, condition or join is not runnable until the object is
 //   released/notified (on_wake). If no thread is runnable while a body has not finished,
-//   that is a deadlock: it is reported with every thread's position and the schedule,
-//   and the process aborts (the threads cannot be unwound).
+//   threads blocked on a Mutex or a join try again, every millisecond for up to a
+//   second: an unmanaged thread (say, an SRCU worker started before the execution) may
+//   hold that mutex, and it wakes nobody here when it lets go. That part of such an
+//   execution depends on real timing. If they still cannot go on, it is a deadlock: it
+//   is reported with every thread's position and the schedule, and the process aborts
+//   (the threads cannot be unwound). A managed CondVar waiter must be notified by a
+//   managed thread.
 // - A thread at a polling pause (SchedPoint::kPoll) does not run again until another
 //   thread has run, so a spinning wait cannot starve the thread it waits for.
 // - More than `max_steps` decisions is reported as a livelock; the execution then runs
@@ -36,6 +41,7 @@
 #ifndef ITN_TESTING_SCHED_SCHEDULER_H_
 #define ITN_TESTING_SCHED_SCHEDULER_H_
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -95,6 +101,9 @@ class Scheduler : public SchedHooks {
   void go_free_locked(std::string failure);
   [[noreturn]] void report_deadlock_locked();
   std::string positions_locked() const;
+  // No thread can run: after a pause, makes the threads blocked on a Mutex or a join
+  // runnable again (they check again); false once that failed kMaxRetries times in a row.
+  bool retry_blocked_locked(Lock& l);
   // Returns false (after unhooking the caller) once the scheduler runs free.
   bool managed_locked();
   void unhook_locked();
@@ -115,6 +124,9 @@ class Scheduler : public SchedHooks {
   int pending_spawns_ = 0;
   int bodies_left_ = 0;
   int hooked_ = 0;  // threads whose hooks point here
+  static constexpr int kMaxRetries = 1000;
+  static constexpr std::chrono::milliseconds kRetryPause{1};
+  int failed_retries_ = 0;  // since a thread last passed a scheduling point
   bool free_ = false;
   std::string failure_;
   Schedule choices_;

@@ -2,9 +2,12 @@
 // update that real threads on two cores almost never show, exact replay of a printed
 // schedule (directly and through ITN_SCHEDULE), determinism per seed, the exhaustive
 // search's preemption bound, blocked threads, polling loops and deadlock reports.
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -317,6 +320,30 @@ TEST(ExploreTest, ThreadsStartedBackToBackGetTheSameIdsEveryTime) {
   };
   const std::vector<int> reference = winners();
   for (int round = 0; round < 15; ++round) ASSERT_EQ(winners(), reference) << "round " << round;
+}
+
+TEST(ExploreTest, AMutexAnUnmanagedThreadHoldsIsTakenOnceItLetsGo) {
+  // The unmanaged holder's unlock wakes nobody in the scheduler: the managed thread must
+  // try again instead of being reported as a deadlock.
+  const ExploreResult r = explore(ExploreOptions{.executions = 3}, [](Execution& ex) {
+    Mutex mu;
+    std::atomic<bool> held{false};
+    int value = 0;
+    std::thread holder([&] {
+      MutexLock l(mu);
+      held.store(true);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      value = 1;
+    });
+    while (!held.load()) std::this_thread::yield();
+    ex.run({[&] {
+      MutexLock l(mu);
+      value += 1;
+    }});
+    holder.join();
+    return value == 2 ? absl::OkStatus() : absl::InternalError("the update under the lock was lost");
+  });
+  EXPECT_FALSE(r.failed) << r.report();
 }
 
 }  // namespace
