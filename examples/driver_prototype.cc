@@ -26,6 +26,7 @@
 //
 //   driver_prototype [--pages N] [--huge-buffers N] [--seed S] [--ops N]
 //                    [--memory private|coherent|both] [--chunk-pages N]
+//                    [--trace FILE] [--trace-max-events N]
 //
 // --pages is the total of the 4-page buffers; --huge-buffers the number of 2 MiB ones
 // (default 2). --ops is per thread, over all rounds. --memory is the kind of GPU memory
@@ -33,8 +34,13 @@
 // coherent memory it uses in place), or both (the default: one GPU of each);
 // --chunk-pages N gives the GPUs one notifier per N-page chunk instead of one over the
 // whole address space (MirrorOptions::notifier_chunk_pages).
+// --trace FILE records the whole run with itn::trace (sync/trace.h) and writes it as Trace
+// Event Format JSON, for ui.perfetto.dev or chrome://tracing (docs/TESTING_KIT.md,
+// "Traces"); the recorder keeps the first --trace-max-events events (default 262144) and
+// counts the rest as dropped.
 // The seed fixes each thread's sequence of operations, not their interleaving.
-// Exit status: 0 if every check passed, 1 if one failed, 2 for bad flags.
+// Exit status: 0 if every check passed, 1 if one failed, 2 for bad flags, 3 if the trace
+// could not be written.
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -55,9 +61,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
-#include "testing/coherence.h"
 #include "hw_model/mirror_device.h"
 #include "hw_model/process.h"
+#include "sync/trace.h"
+#include "testing/coherence.h"
 
 namespace {
 
@@ -418,6 +425,8 @@ struct Config {
   std::uint64_t seed = 1;
   std::uint64_t ops = 16000;  // per thread, over all rounds
   std::uint64_t chunk_pages = 0;
+  std::string trace_path;  // empty: no recording
+  std::uint64_t trace_max_events = itn::trace::RecorderOptions{}.max_events;
   // The memory of each GPU.
   std::vector<itn::hw::DeviceMemory> memory = {itn::hw::DeviceMemory::kPrivate,
                                                itn::hw::DeviceMemory::kCoherent};
@@ -440,12 +449,21 @@ std::optional<Config> parse_flags(int argc, char** argv) {
       }
       continue;
     }
-    std::uint64_t* value = flag == "--pages"          ? &c.pages
-                           : flag == "--huge-buffers" ? &c.huge_buffers
-                           : flag == "--seed"         ? &c.seed
-                           : flag == "--ops"          ? &c.ops
-                           : flag == "--chunk-pages"  ? &c.chunk_pages
-                                                      : nullptr;
+    if (flag == "--trace") {
+      c.trace_path = ++i < argc ? argv[i] : "";
+      if (c.trace_path.empty()) {
+        std::fprintf(stderr, "driver_prototype: --trace needs a file name\n");
+        return std::nullopt;
+      }
+      continue;
+    }
+    std::uint64_t* value = flag == "--pages"              ? &c.pages
+                           : flag == "--huge-buffers"     ? &c.huge_buffers
+                           : flag == "--seed"             ? &c.seed
+                           : flag == "--ops"              ? &c.ops
+                           : flag == "--chunk-pages"      ? &c.chunk_pages
+                           : flag == "--trace-max-events" ? &c.trace_max_events
+                                                          : nullptr;
     if (value == nullptr) {
       std::fprintf(stderr, "driver_prototype: unknown flag '%s'\n", argv[i]);
       return std::nullopt;
@@ -459,10 +477,12 @@ std::optional<Config> parse_flags(int argc, char** argv) {
     }
   }
   if (c.pages < kBufferPages || c.pages > 65536 || c.huge_buffers > 16 || c.ops == 0 ||
-      c.ops > 10'000'000 || c.chunk_pages > 65536) {
+      c.ops > 10'000'000 || c.chunk_pages > 65536 || c.trace_max_events == 0 ||
+      c.trace_max_events > 100'000'000) {
     std::fprintf(stderr,
                  "driver_prototype: need 4 <= --pages <= 65536, --huge-buffers <= 16, "
-                 "1 <= --ops <= 10^7, --chunk-pages <= 65536\n");
+                 "1 <= --ops <= 10^7, --chunk-pages <= 65536, "
+                 "1 <= --trace-max-events <= 10^8\n");
     return std::nullopt;
   }
   return c;
@@ -484,8 +504,21 @@ int main(int argc, char** argv) {
   if (!config) {
     std::fprintf(stderr,
                  "usage: driver_prototype [--pages N] [--huge-buffers N] [--seed S] [--ops N] "
-                 "[--memory private|coherent|both] [--chunk-pages N]\n");
+                 "[--memory private|coherent|both] [--chunk-pages N] [--trace FILE] "
+                 "[--trace-max-events N]\n");
     return 2;
+  }
+  // The whole run, from before the process exists to after the GPUs are closed.
+  std::optional<itn::trace::Recorder> recorder;
+  if (!config->trace_path.empty()) {
+    recorder.emplace(itn::trace::RecorderOptions{
+        .max_events = static_cast<std::size_t>(config->trace_max_events),
+        .process_name = "driver_prototype"});
+    if (absl::Status st = recorder->start(); !st.ok()) {
+      std::fprintf(stderr, "driver_prototype: %s\n", st.ToString().c_str());
+      return 3;
+    }
+    itn::trace::set_thread_name("main");
   }
   const auto begin = std::chrono::steady_clock::now();
   const std::uint64_t small_buffers = (config->pages + kBufferPages - 1) / kBufferPages;
@@ -508,15 +541,26 @@ int main(int argc, char** argv) {
   }
 
   for (int round = 0; round < kRounds; ++round) {
+    itn::trace::Span round_span("example", "round", [&] {
+      return itn::trace::Args{{"round", round}};
+    });
     auto rng = [&](std::uint64_t thread) {
       return std::mt19937_64(config->seed * 1'000'003 + thread * 7'919 + round);
     };
-    std::thread cpu(cpu_thread, std::ref(s), rng(0), ops_per_round);
-    std::thread compute(compute_thread, std::ref(s), rng(1), ops_per_round);
-    std::thread dma(dma_thread, std::ref(s), rng(2), ops_per_round);
+    // Each thread named for the trace (a no-op without a recording).
+    auto named = [round](const char* name, auto body) {
+      return [name, round, body](auto&&... args) {
+        itn::trace::set_thread_name(absl::StrCat(name, " r", round));
+        body(args...);
+      };
+    };
+    std::thread cpu(named("cpu", cpu_thread), std::ref(s), rng(0), ops_per_round);
+    std::thread compute(named("compute", compute_thread), std::ref(s), rng(1), ops_per_round);
+    std::thread dma(named("dma", dma_thread), std::ref(s), rng(2), ops_per_round);
     cpu.join();
     compute.join();
     dma.join();
+    itn::trace::Span verify_span("example", "verify_quiescent");
     verify_quiescent(s, round);
   }
 
@@ -534,8 +578,25 @@ int main(int argc, char** argv) {
     counters.push_back(gpu->counters());
     gpu->close();
   }
+  // As a driver's module unload does (the kernel's mmu_notifier_synchronize()): wait for
+  // the deferred frees of the closes' removes, after their grace period.
+  process->mm().notifiers().barrier();
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  bool trace_failed = false;
+  if (recorder) {
+    recorder->stop();
+    const std::size_t events = recorder->event_count();
+    if (absl::Status st = recorder->write_json(config->trace_path); st.ok()) {
+      std::printf("trace: wrote %zu events (%llu dropped at the cap of %llu) to %s\n", events,
+                  static_cast<unsigned long long>(recorder->dropped()),
+                  static_cast<unsigned long long>(config->trace_max_events),
+                  config->trace_path.c_str());
+    } else {
+      std::fprintf(stderr, "driver_prototype: %s\n", st.ToString().c_str());
+      trace_failed = true;
+    }
+  }
 
   const Tally& t = s.tally;
   std::printf("driver_prototype: %zu GPU(s) mirror one process; 3 threads, %d rounds\n",
@@ -596,5 +657,5 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::printf("OK: no GPU saw a stale, foreign or lost word\n");
-  return 0;
+  return trace_failed ? 3 : 0;
 }

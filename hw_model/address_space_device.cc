@@ -7,6 +7,7 @@
 
 #include "hw_model/address_space.h"
 #include "hw_model/internal/page_range.h"
+#include "sync/trace.h"
 
 namespace itn::hw {
 namespace {
@@ -27,6 +28,12 @@ absl::StatusOr<AddressSpace::FaultedRange> AddressSpace::fault_range(std::uint64
   FaultedRange out;
   // A hint only: a range past its mapping fails at its first hole.
   out.entries.reserve(std::min<std::uint64_t>(length / kPageSize, 1024));
+  trace::Span span("hw", "walk", [&] {
+    return trace::Args{{"mm", trace::hex(this)},
+                       {"start", trace::hex(addr)},
+                       {"end", trace::hex(addr + length)},
+                       {"write", write}};
+  });
   // The read side, as the kernel's hmm_range_fault: CPU faults and other walks run
   // meanwhile, and a caller's read_retry() catches what they change.
   ReadLock l(mmap_mu_);
@@ -39,6 +46,7 @@ absl::StatusOr<AddressSpace::FaultedRange> AddressSpace::fault_range(std::uint64
     out.entries.push_back(*std::move(entry));
   }
   then(out);
+  span.end_arg("faulted", out.faulted);
   return out;
 }
 

@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 
 #include "hw_model/address_space.h"
+#include "sync/trace.h"
 
 namespace itn::hw {
 
@@ -32,6 +33,7 @@ void AddressSpace::mmput() {
   const std::uint64_t before = users_.fetch_sub(1, std::memory_order_acq_rel);
   ITN_CHECK(before != 0, "mmput() without a matching user (mmget_not_zero or creation)");
   if (before != 1) return;
+  trace::Span span("hw", "mm teardown", [&] { return trace::Args{{"mm", trace::hex(this)}}; });
   {
     // From here every page table operation fails, so nothing changes behind the release.
     WriteLock l(mmap_mu_);

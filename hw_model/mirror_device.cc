@@ -7,8 +7,21 @@
 
 #include "hw_model/btree_page_table.h"
 #include "hw_model/internal/page_range.h"
+#include "sync/trace.h"
 
 namespace itn::hw {
+namespace {
+
+constexpr std::string_view kTrace = "hw";
+
+// The arguments of a device operation's span.
+trace::Args access_args(const void* device, std::uint64_t addr, std::uint64_t length) {
+  return trace::Args{{"device", trace::hex(device)},
+                     {"start", trace::hex(addr)},
+                     {"end", trace::hex(addr + length)}};
+}
+
+}  // namespace
 
 class MirrorDevice::Subscription : public IntervalNotifier {
  public:
@@ -81,6 +94,9 @@ void MirrorDevice::close() {
     if (closed_) return;
     closed_ = true;
   }
+  trace::Span span(kTrace, "device close", [&] {
+    return trace::Args{{"device", trace::hex(this)}};
+  });
   // The device's memory goes away with it: its pages return to system RAM first.
   mm_->evict_device(this);
   if (options_.notifier_chunk_pages == 0) {
@@ -211,7 +227,18 @@ absl::Status MirrorDevice::fault(const std::vector<Subscription*>& subs, std::ui
   // finds those pages ready.
   int collisions = 0;
   int redone = 0;
+  int walks = 0;
   bool faulted_before = false;
+  trace::Span span(kTrace, "device fault", [&] {
+    trace::Args args = access_args(this, addr, length);
+    args.emplace_back("write", write);
+    args.emplace_back("notifiers", subs.size());
+    return args;
+  });
+  const auto finish = [&](std::string_view result) {
+    span.end_arg("walks", walks);
+    span.end_arg("result", result);
+  };
   std::vector<std::uint64_t> seqs(subs.size());
   auto stale = [&](auto retry) {
     for (std::size_t i = 0; i < subs.size(); ++i) {
@@ -238,9 +265,14 @@ absl::Status MirrorDevice::fault(const std::vector<Subscription*>& subs, std::ui
     };
     absl::StatusOr<AddressSpace::FaultedRange> walked =
         walk(addr, length, write, begin, install_unless_stale);
-    if (!walked.ok()) return walked.status();
+    ++walks;
+    if (!walked.ok()) {
+      if (span.active()) finish(absl::StatusCodeToString(walked.status().code()));
+      return walked.status();
+    }
     if (installed) {
       faults_.fetch_add(1, std::memory_order_relaxed);
+      finish("installed");
       return absl::OkStatus();
     }
     retries_.fetch_add(1, std::memory_order_relaxed);
@@ -251,6 +283,7 @@ absl::Status MirrorDevice::fault(const std::vector<Subscription*>& subs, std::ui
     }
     faulted_before = faulted_before || walked->faulted != 0;
   }
+  finish("gave up");
   return absl::AbortedError(absl::StrCat("range_fault: [", addr, ", ", addr + length,
                                          ") kept being invalidated: ", collisions,
                                          " walks collided, ", redone, " redid undone faults"));
@@ -347,6 +380,7 @@ absl::StatusOr<MirrorDevice::Outcomes> MirrorDevice::change_pages(
 absl::StatusOr<MirrorDevice::Outcomes> MirrorDevice::migrate_to_device(std::uint64_t addr,
                                                                        std::uint64_t length,
                                                                        Moves moves) {
+  trace::Span span(kTrace, "migrate_to_device", [&] { return access_args(this, addr, length); });
   return change_pages(addr, length, [&](MigrateHook hook) {
     return mm_->migrate_to_device(
         addr, length, this, hook, options_.memory, [this] { return allocate_huge(); }, moves);
@@ -356,6 +390,7 @@ absl::StatusOr<MirrorDevice::Outcomes> MirrorDevice::migrate_to_device(std::uint
 absl::StatusOr<MirrorDevice::Outcomes> MirrorDevice::migrate_to_system(std::uint64_t addr,
                                                                        std::uint64_t length,
                                                                        Moves moves) {
+  trace::Span span(kTrace, "migrate_to_system", [&] { return access_args(this, addr, length); });
   return change_pages(addr, length, [&](MigrateHook hook) {
     return mm_->migrate_to_system(
         addr, length, this, hook, [this] { return allocate_huge(); }, moves);
@@ -365,6 +400,7 @@ absl::StatusOr<MirrorDevice::Outcomes> MirrorDevice::migrate_to_system(std::uint
 absl::StatusOr<MirrorDevice::Outcomes> MirrorDevice::make_exclusive(std::uint64_t addr,
                                                                     std::uint64_t length,
                                                                     Moves moves) {
+  trace::Span span(kTrace, "make_exclusive", [&] { return access_args(this, addr, length); });
   return change_pages(addr, length, [&](MigrateHook hook) {
     return mm_->make_exclusive(addr, length, this, hook, moves);
   });

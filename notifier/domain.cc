@@ -11,7 +11,9 @@
 #include "absl/strings/str_cat.h"
 
 #include "notifier/internal/may_wait.h"
+#include "notifier/internal/trace_args.h"
 #include "notifier/invalidation_batcher.h"
+#include "sync/trace.h"
 
 // The interleaving the sequence protocol is built for (driver fault path on the left, a
 // CPU invalidation on the right):
@@ -34,8 +36,20 @@ namespace itn {
 namespace {
 
 using lock_tracking::ContextScope;
+using notifier_internal::kTrace;
+using notifier_internal::range_args;
 
 bool is_odd(std::uint64_t seq) { return (seq & 1) != 0; }
+
+// One notifier's invalidate(), as an "invalidate" span.
+bool call_invalidate(IntervalNotifier& n, const Range& range, std::uint64_t cur_seq) {
+  trace::Span span(kTrace, "invalidate", [&] {
+    return trace::Args{{"notifier", trace::hex(&n)}, {"seq", cur_seq}};
+  });
+  const bool ok = n.invalidate(range, cur_seq);
+  if (!ok) span.end_arg("refused", 1);
+  return ok;
+}
 
 // A batched notifier a walk reached, with its batcher. Up to a group's worth without a
 // heap allocation.
@@ -57,7 +71,13 @@ bool call_batchers(const Range& range, std::uint64_t cur_seq, BatchedHits& batch
     while (end < batched.size() && batched[end].first == batched[begin].first) ++end;
     calls += end - begin;
     const std::span<IntervalNotifier* const> group(hits.data() + begin, end - begin);
+    trace::Span span(kTrace, "invalidate batch", [&] {
+      return trace::Args{{"batcher", trace::hex(batched[begin].first)},
+                         {"notifiers", group.size()},
+                         {"seq", cur_seq}};
+    });
     if (!batched[begin].first->invalidate(range, cur_seq, group)) {
+      span.end_arg("refused", 1);
       ITN_CHECK(!range.blockable,
                 "InvalidationBatcher::invalidate() returned false for a blockable invalidation");
       return false;
@@ -352,6 +372,27 @@ bool NotifierDomain::any_walked_overlap(const Range& range) const {
 }
 
 absl::StatusOr<InvalidationToken> NotifierDomain::invalidate_range_start(const Range& range) {
+  if (!trace::enabled()) [[likely]]
+    return start_any(range);
+  // Two spans: "invalidate_range_start" for this call, on this thread, and the async
+  // "invalidation" that the token carries to invalidate_range_end() (on any thread).
+  trace::Span span(kTrace, "invalidate_range_start", [&] { return range_args(range); });
+  const std::uint64_t handle =
+      trace::async_begin(kTrace, "invalidation", [&] { return range_args(range); });
+  absl::StatusOr<InvalidationToken> token = start_any(range);
+  if (!token.ok()) {
+    const std::string code = absl::StatusCodeToString(token.status().code());
+    trace::async_end(handle, kTrace, "invalidation", {{"status", code}});
+    span.end_arg("status", code);
+    return token;
+  }
+  token->trace_handle_ = handle;
+  span.end_arg("fast", token->fast_shard_ >= 0 ? 1 : 0);
+  span.end_arg("calls", token->interval_calls_);
+  return token;
+}
+
+absl::StatusOr<InvalidationToken> NotifierDomain::start_any(const Range& range) {
   if (!range.interval().valid()) {
     return absl::InvalidArgumentError(
         absl::StrCat("NotifierDomain::invalidate_range_start: empty range [", range.start, ", ",
@@ -461,6 +502,7 @@ void NotifierDomain::start_drain_locked() {
   draining_ = true;
   ++active_;
   ++stats_.drains;
+  trace::instant(kTrace, "drain", [&] { return trace::Args{{"domain", trace::hex(this)}}; });
 }
 
 void NotifierDomain::finish_drain_locked() {
@@ -523,6 +565,9 @@ absl::Status NotifierDomain::call_interval_notifiers(const Range& range, std::ui
     // Batched notifiers wait for the end of the walk, to be handed to their batchers
     // together (notifier/invalidation_batcher.h).
     BatchedHits batched;
+    // Looked at once per walk, not per notifier: a recording that begins mid-walk starts
+    // with the next one.
+    const bool tracing = trace::enabled();
     auto call_group = [&] {
       for (int i = 0; i < grouped; ++i) {
         IntervalNotifier* n = group[i];
@@ -531,7 +576,7 @@ absl::Status NotifierDomain::call_interval_notifiers(const Range& range, std::ui
           continue;
         }
         ++calls;
-        if (n->invalidate(range, cur_seq)) continue;
+        if (tracing ? call_invalidate(*n, range, cur_seq) : n->invalidate(range, cur_seq)) continue;
         ITN_CHECK(!range.blockable,
                   "IntervalNotifier::invalidate() returned false for a blockable invalidation");
         refused = true;
@@ -564,16 +609,18 @@ void NotifierDomain::invalidate_range_end(InvalidationToken token) noexcept {
             "I25: invalidate_range_end() with a token this domain did not issue, or one that "
             "was already ended");
   token.domain_ = nullptr;
+  trace::Span span(kTrace, "invalidate_range_end", [&] { return range_args(token.range_); });
   if (token.fast_shard_ >= 0) {
     fast_end(token.fast_shard_);
-    return;
+  } else {
+    call_end_notifiers(token.range_, token.notifiers_);
+    token.section_.end();  // unregister_notifier() of a notifier on the list may return now
+    // Never waits at the retired-memory cap: the caller may hold a lock that another
+    // invalidation, started meanwhile, waits for. The next insert() or remove() does.
+    MutexLock l(mu_);
+    end_locked(token.starter_, token.interval_calls_);
   }
-  call_end_notifiers(token.range_, token.notifiers_);
-  token.section_.end();  // unregister_notifier() of a notifier on the list may return now
-  // Never waits at the retired-memory cap: the caller may hold a lock that another
-  // invalidation, started meanwhile, waits for. The next insert() or remove() does.
-  MutexLock l(mu_);
-  end_locked(token.starter_, token.interval_calls_);
+  trace::async_end(token.trace_handle_, kTrace, "invalidation");
 }
 
 InvalidationToken::InvalidationToken(InvalidationToken&& other) noexcept
@@ -583,7 +630,8 @@ InvalidationToken::InvalidationToken(InvalidationToken&& other) noexcept
       notifiers_(other.notifiers_),
       starter_(other.starter_),
       interval_calls_(other.interval_calls_),
-      fast_shard_(other.fast_shard_) {
+      fast_shard_(other.fast_shard_),
+      trace_handle_(other.trace_handle_) {
   other.domain_ = nullptr;
 }
 
@@ -597,6 +645,7 @@ InvalidationToken& InvalidationToken::operator=(InvalidationToken&& other) noexc
   starter_ = other.starter_;
   interval_calls_ = other.interval_calls_;
   fast_shard_ = other.fast_shard_;
+  trace_handle_ = other.trace_handle_;
   other.domain_ = nullptr;
   return *this;
 }
@@ -658,15 +707,30 @@ bool NotifierDomain::apply_deferred_locked() {
       ITN_CHECK_OK(erase_entry(batch, *op.sub), "a deferred insert is in the deferred tree");
     }
   }
+  if (trace::enabled()) [[unlikely]] {
+    const std::uint64_t count = deferred_.size();
+    const auto inserted = static_cast<std::uint64_t>(std::count_if(
+        deferred_.begin(), deferred_.end(), [](const DeferredOp& op) { return op.insert; }));
+    trace::instant(kTrace, "deferred ops applied", [&] {
+      return trace::Args{{"domain", trace::hex(this)},
+                         {"count", count},
+                         {"inserts", inserted},
+                         {"removes", count - inserted}};
+    });
+  }
   deferred_.clear();
   if (inserts) open_fast_path_locked();
   return true;
 }
 
-std::uint64_t NotifierDomain::wait_for_seq_change(std::uint64_t seq) {
+std::uint64_t NotifierDomain::wait_for_seq_change(const IntervalNotifier& sub, std::uint64_t seq) {
   MutexLock l(mu_);
   // Relaxed: seq_ is written only under mu_, which we hold.
-  if (seq_.load(std::memory_order_relaxed) == seq) ++stats_.read_begin_waits;
+  if (seq_.load(std::memory_order_relaxed) != seq) return seq;
+  ++stats_.read_begin_waits;
+  trace::Span span(kTrace, "read_begin wait", [&] {
+    return trace::Args{{"notifier", trace::hex(&sub)}, {"seq", seq}};
+  });
   while (seq_.load(std::memory_order_relaxed) == seq) wq_.wait(mu_);
   return seq;
 }
@@ -712,7 +776,7 @@ std::uint64_t IntervalNotifier::read_begin() {
   // Acquire: pairs with the release stores of seq_ in the domain. If an invalidation
   // reached us (set_seq happened before this call), its odd seq_ store happened before that.
   if (seq != domain->seq_.load(std::memory_order_acquire)) return seq;  // fast path (I7)
-  return domain->wait_for_seq_change(seq);
+  return domain->wait_for_seq_change(*this, seq);
 }
 
 }  // namespace itn

@@ -312,7 +312,8 @@ class NotifierDomain : public RefCounted {
   // Enters a claimed notifier under `generation`.
   void insert_locked(Ref<IntervalNotifier> sub, Interval interval, const void* key,
                      std::uint64_t generation) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::uint64_t wait_for_seq_change(std::uint64_t seq) ABSL_LOCKS_EXCLUDED(mu_);
+  std::uint64_t wait_for_seq_change(const IntervalNotifier& sub, std::uint64_t seq)
+      ABSL_LOCKS_EXCLUDED(mu_);
   const NotifierList* notifier_list() const;
   void publish_list_locked(NotifierList next) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   [[nodiscard]] absl::Status register_locked(Notifier& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -321,6 +322,8 @@ class NotifierDomain : public RefCounted {
   void call_end_notifiers(const Range& range, const NotifierList* list);
   void deliver_release(Notifier& n);
   using WalkedTree = IntervalTree<TreeEntry, TreeEntryLess>;
+  // invalidate_range_start() without its trace points: the fast path, or start_locked().
+  absl::StatusOr<InvalidationToken> start_any(const Range& range) ABSL_LOCKS_EXCLUDED(mu_);
   // The start that takes the mutex. `cursor`, if not null, has found `first`, the first
   // notifier in range, in a snapshot that a read section of the caller keeps.
   absl::StatusOr<InvalidationToken> start_locked(const Range& range, WalkedTree::Cursor* cursor,

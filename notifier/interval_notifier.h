@@ -44,6 +44,7 @@
 #include "notifier/range.h"
 #include "sync/atomic.h"
 #include "sync/ref.h"
+#include "sync/trace.h"
 
 namespace itn {
 
@@ -86,7 +87,10 @@ class IntervalNotifier : public RefCounted {
   // Context: MUST be called under the driver lock that invalidate() takes around set_seq().
   [[nodiscard]] bool read_retry(std::uint64_t seq) const {
     // Relaxed: the driver lock, held here and around set_seq(), orders the two.
-    return invalidate_seq_.load(std::memory_order_relaxed) != seq;
+    const std::uint64_t now = invalidate_seq_.load(std::memory_order_relaxed);
+    if (now == seq) return false;
+    trace_retry("read_retry", seq, now);
+    return true;
   }
 
   // IntervalNotifier::check_retry()
@@ -95,7 +99,10 @@ class IntervalNotifier : public RefCounted {
   // can stop early. False proves nothing.
   [[nodiscard]] bool check_retry(std::uint64_t seq) const {
     // Relaxed: a hint; may be stale in either direction except as documented.
-    return invalidate_seq_.load(std::memory_order_relaxed) != seq;
+    const std::uint64_t now = invalidate_seq_.load(std::memory_order_relaxed);
+    if (now == seq) return false;
+    trace_retry("check_retry", seq, now);
+    return true;
   }
 
   // IntervalNotifier::set_seq()
@@ -143,6 +150,13 @@ class IntervalNotifier : public RefCounted {
   }
   static constexpr State state_in(std::uint64_t word) { return static_cast<State>(word & 0xff); }
   static constexpr std::uint64_t generation_in(std::uint64_t word) { return word >> 8; }
+
+  // The "retry" instant (sync/trace.h): `by` found `seq` overtaken by `now`.
+  void trace_retry(const char* by, std::uint64_t seq, std::uint64_t now) const {
+    trace::instant("notifier", "retry", [&] {
+      return trace::Args{{"notifier", trace::hex(this)}, {"by", by}, {"seq", seq}, {"now", now}};
+    });
+  }
 
   // First the fields of the hot paths (read_begin(), walks, find()), so that with the
   // vtable pointer and the reference count they share the object's first cache line.

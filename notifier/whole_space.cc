@@ -4,10 +4,14 @@
 
 #include "notifier/domain.h"
 #include "notifier/internal/may_wait.h"
+#include "notifier/internal/trace_args.h"
+#include "sync/trace.h"
 
 namespace itn {
 
 using lock_tracking::ContextScope;
+using notifier_internal::kTrace;
+using notifier_internal::range_args;
 
 const NotifierDomain::NotifierList* NotifierDomain::notifier_list() const {
   // Acquire: pairs with the release store in publish_list_locked(); the list and every
@@ -69,6 +73,9 @@ void NotifierDomain::deliver_release(Notifier& n) {
   if (n.release_delivered_.exchange(true, std::memory_order_acq_rel)) return;
   auto guard = srcu_.read_lock();  // unregister's synchronize() waits for this (I15)
   ContextScope scope(this);        // callbacks run in this domain's context (I9)
+  trace::Span span(kTrace, "release callback", [&] {
+    return trace::Args{{"notifier", trace::hex(&n)}};
+  });
   n.release(*this);
 }
 
@@ -86,6 +93,9 @@ absl::Status NotifierDomain::unregister_notifier(Notifier& n) {
     grab = std::move(n.grab_);
     ++stats_.unregister_fences;
   }
+  trace::Span span(kTrace, "unregister_notifier", [&] {
+    return trace::Args{{"notifier", trace::hex(&n)}};
+  });
   deliver_release(n);
   // I15: every read section that might be running a callback of `n` (an invalidation
   // that loaded the old list, a concurrent teardown release()) has ended on return.
@@ -155,6 +165,11 @@ void NotifierDomain::release() {
     if (released_) return;
     released_ = true;
   }
+  trace::Span span(kTrace, "release", [&] {
+    trace::Args args = range_args(Range::whole_space(Event::kRelease));
+    args.emplace_back("domain", trace::hex(this));
+    return args;
+  });
   // I16: one kRelease invalidation over the whole space to the interval notifiers (only;
   // whole-space notifiers hear release() instead), which stay inserted.
   std::uint64_t calls = 0;
@@ -178,12 +193,25 @@ bool NotifierDomain::released() const {
 absl::Status NotifierDomain::call_start_notifiers(const Range& range, const NotifierList* list) {
   if (list == nullptr) return absl::OkStatus();
   ContextScope scope(this);  // callbacks run in this domain's context (I9)
+  const auto call_start = [&](Notifier& n) {
+    trace::Span span(kTrace, "range_start callback", [&] {
+      return trace::Args{{"notifier", trace::hex(&n)}};
+    });
+    const bool ok = n.invalidate_range_start(range);
+    if (!ok) span.end_arg("refused", 1);
+    return ok;
+  };
   for (auto it = list->begin(); it != list->end(); ++it) {
-    if ((*it)->invalidate_range_start(range)) continue;
+    if (call_start(**it)) continue;
     ITN_CHECK(!range.blockable,
               "Notifier::invalidate_range_start() returned false for a blockable invalidation");
     // R5 (the 2021 kernel fix): the notifiers whose start succeeded get their end.
-    for (auto done = list->begin(); done != it; ++done) (*done)->invalidate_range_end(range);
+    for (auto done = list->begin(); done != it; ++done) {
+      trace::Span span(kTrace, "range_end callback", [&] {
+        return trace::Args{{"notifier", trace::hex(*done)}};
+      });
+      (*done)->invalidate_range_end(range);
+    }
     return absl::UnavailableError(
         "NotifierDomain::invalidate_range_start: a notifier refused a non-blockable "
         "invalidation; there is nothing to end");
@@ -194,7 +222,12 @@ absl::Status NotifierDomain::call_start_notifiers(const Range& range, const Noti
 void NotifierDomain::call_end_notifiers(const Range& range, const NotifierList* list) {
   if (list == nullptr) return;
   ContextScope scope(this);  // callbacks run in this domain's context (I9)
-  for (Notifier* n : *list) n->invalidate_range_end(range);
+  for (Notifier* n : *list) {
+    trace::Span span(kTrace, "range_end callback", [&] {
+      return trace::Args{{"notifier", trace::hex(n)}};
+    });
+    n->invalidate_range_end(range);
+  }
 }
 
 }  // namespace itn

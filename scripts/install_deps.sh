@@ -11,7 +11,7 @@ packages=(
   libbenchmark-dev                                         # benchmarks
   clang-14 libclang-rt-14-dev                              # tsan and tsa presets
   spin                                                     # model checking
-  gnuplot-nox python3                                      # benchmark plots and tables
+  gnuplot-nox python3                                      # benchmark and trace plots, tables
 )
 
 missing=()

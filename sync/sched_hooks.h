@@ -6,7 +6,8 @@
 // manages and, at every such point, picks the single managed thread that runs next
 // (baton passing on real threads). Nothing else in the library may use std::atomic,
 // std::mutex, std::condition_variable or std::thread directly: the ctest `seam_lint`
-// enforces that.
+// enforces that. (The one exception is the trace recorder, sync/trace.h, which must not be
+// a scheduling point.)
 //
 // Cost: built with ITN_SCHED_SEAM=0 (the release preset) every function below is an
 // empty inline and itn::Atomic, itn::Mutex, itn::CondVar compile to the bare std::

@@ -1,10 +1,18 @@
 #include "sync/srcu.h"
 
+#include <optional>
 #include <utility>
 
 #include "sync/backoff.h"
+#include "sync/trace.h"
 
 namespace itn {
+namespace {
+
+constexpr std::string_view kTrace = "srcu";
+
+}  // namespace
+
 namespace srcu_internal {
 
 unsigned assign_shard() {
@@ -51,6 +59,7 @@ void SrcuDomain::synchronize() {
   ITN_CHECK(!in_read_section(),
             "I23: SrcuDomain::synchronize() called inside a read section of the same domain "
             "(it would wait for the caller itself)");
+  trace::Span span(kTrace, "synchronize", [&] { return trace::Args{{"srcu", trace::hex(this)}}; });
   MutexLock l(gp_mu_);
   // Relaxed: the epoch is written only under gp_mu_, which we hold.
   const std::uint64_t epoch = epoch_.load(std::memory_order_relaxed);
@@ -66,6 +75,7 @@ void SrcuDomain::synchronize() {
 
 void SrcuDomain::wait_for_readers(int index) {
   Backoff backoff;
+  std::optional<trace::Span> waiting;  // from the first poll that finds a reader
   for (;;) {
     bool drained = true;
     for (Shard& shard : shards_) {
@@ -79,6 +89,11 @@ void SrcuDomain::wait_for_readers(int index) {
       }
     }
     if (drained) return;
+    if (!waiting) {
+      waiting.emplace(kTrace, "wait for readers", [&] {
+        return trace::Args{{"srcu", trace::hex(this)}, {"index", index}};
+      });
+    }
     reader_waits_.fetch_add(1, std::memory_order_relaxed);  // statistic only
     backoff.pause(this);
   }
@@ -105,6 +120,7 @@ void SrcuDomain::barrier() {
   ITN_CHECK(!on_worker_thread(),
             "SrcuDomain::barrier() called from a callback of the same domain (it would wait "
             "for itself)");
+  trace::Span span(kTrace, "barrier", [&] { return trace::Args{{"srcu", trace::hex(this)}}; });
   MutexLock l(cb_mu_);
   const std::uint64_t target = queued_;
   while (completed_ < target) done_cv_.wait(cb_mu_);
@@ -112,6 +128,7 @@ void SrcuDomain::barrier() {
 
 void SrcuDomain::worker_loop() {
   srcu_internal::tl_state.running_callbacks_of = this;
+  trace::set_thread_name("srcu worker");
   cb_mu_.lock();
   for (;;) {
     while (pending_.empty() && !stopping_) {
@@ -127,7 +144,12 @@ void SrcuDomain::worker_loop() {
 
     // Every callback in the batch was queued before this grace period began.
     synchronize();
-    for (auto& fn : batch) std::move(fn)();
+    {
+      trace::Span span(kTrace, "callbacks", [&] {
+        return trace::Args{{"srcu", trace::hex(this)}, {"count", batch.size()}};
+      });
+      for (auto& fn : batch) std::move(fn)();
+    }
 
     cb_mu_.lock();
     completed_ = upto;

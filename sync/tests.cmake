@@ -2,6 +2,7 @@
 itn_test(sync_test
   SOURCES check_test.cc mutex_test.cc ref_test.cc rw_mutex_test.cc sched_hooks_test.cc srcu_test.cc
   DEPS itn::sync)
+itn_test(trace_test SOURCES trace_test.cc DEPS itn::sync)
 itn_test(sync_stress_test
   SOURCES ref_stress_test.cc srcu_stress_test.cc
   DEPS itn::sync

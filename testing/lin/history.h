@@ -28,10 +28,16 @@
 // Lifetime: the History must outlive every thread that records into it.
 // Memory ordering: a call() or ret() happens-before every operations() snapshot that
 // includes it (both take the mutex).
+//
+// Traces: while a trace recorder is installed (sync/trace.h), each operation is also an
+// async span "operation" (category "lin") from its call to its return, with its id (the
+// checker's #id) and thread, so a failing check can be read against the library's own
+// events; explore() records that way when it replays a failing execution.
 #ifndef ITN_TESTING_LIN_HISTORY_H_
 #define ITN_TESTING_LIN_HISTORY_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -39,6 +45,7 @@
 #include <vector>
 
 #include "sync/check.h"
+#include "sync/trace.h"
 
 namespace itn::lin {
 
@@ -81,8 +88,12 @@ class History {
     o.op = std::move(op);
     o.call = next_event_++;
     o.id = ops_.size();
+    const std::size_t id = o.id;
+    spans_.push_back(trace::async_begin("lin", "operation", [&] {
+      return trace::Args{{"id", id}, {"thread", thread}};
+    }));
     ops_.push_back(std::move(o));
-    return ops_.size() - 1;
+    return id;
   }
 
   // History::ret()
@@ -96,6 +107,7 @@ class History {
     ITN_CHECK(o.pending(), "lin::History::ret(): operation already returned");
     o.result = std::move(result);
     o.ret = next_event_++;
+    trace::async_end(spans_[id], "lin", "operation");
   }
 
   // History::record()
@@ -126,6 +138,7 @@ class History {
  private:
   mutable std::mutex mu_;
   std::vector<Operation<Op, Result>> ops_;  // guarded by mu_
+  std::vector<std::uint64_t> spans_;        // guarded by mu_; trace handles, by id
   std::size_t next_event_ = 0;              // guarded by mu_
 };
 

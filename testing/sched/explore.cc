@@ -1,13 +1,20 @@
 #include "testing/sched/explore.h"
 
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
+#include <string>
+#include <system_error>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 #include "sync/check.h"
+#include "sync/trace.h"
 
 namespace itn::sched {
 namespace {
@@ -24,25 +31,72 @@ std::unique_ptr<Strategy> make_strategy(const ExploreOptions& o, std::uint64_t s
   return nullptr;
 }
 
-// One execution under `strategy`; fills `result` and returns true if it failed.
-bool run_one(Strategy& strategy, int max_steps, Scenario scenario, ExploreResult& result) {
+// One execution of `scenario` under `strategy`; its decisions go to *choices.
+absl::Status execute(Strategy& strategy, int max_steps, Scenario scenario, Schedule* choices) {
   Scheduler scheduler(strategy, max_steps);
   Execution ex(scheduler);
   absl::Status status = scenario(ex);
   if (status.ok()) status = ex.status();
-  ++result.executions;
-  const int steps = static_cast<int>(scheduler.choices().size());
-  result.max_steps_seen = std::max(result.max_steps_seen, steps);
-  result.decisions += steps;
-  result.schedule = encode_schedule(scheduler.choices());
-  strategy.end_execution(steps);
+  *choices = scheduler.choices();
+  strategy.end_execution(static_cast<int>(choices->size()));
   // A diverged replay says nothing about the scenario: report the divergence instead.
   if (!strategy.divergence().empty()) {
     status = absl::InternalError("replay diverged: " + strategy.divergence());
   }
+  return status;
+}
+
+// Runs the failing `schedule` again with a trace recorder installed and writes the trace
+// to $ITN_TRACE_DIR (default: the temporary directory). Returns where, or why not.
+std::string trace_failure(const Schedule& schedule, int max_steps, Scenario scenario,
+                          const absl::Status& failure) {
+  constexpr int kMaxTracesPerProcess = 20;  // a shrinking property fails many times
+  static std::atomic<int> written{0};
+  const int n = written.fetch_add(1) + 1;
+  if (n > kMaxTracesPerProcess) {
+    return absl::StrCat("(not written: ", kMaxTracesPerProcess, " written by this process)");
+  }
+  trace::Recorder recorder;
+  if (absl::Status s = recorder.start(); !s.ok()) {
+    return absl::StrCat("(not written: ", s.message(), ")");
+  }
+  ReplayStrategy strategy(schedule);
+  strategy.begin_execution();
+  Schedule choices;
+  const absl::Status again = execute(strategy, max_steps, scenario, &choices);
+  recorder.stop();
+  const char* dir = std::getenv("ITN_TRACE_DIR");
+  std::error_code error;
+  const std::string path =
+      (dir != nullptr && *dir != '\0' ? std::filesystem::path(dir)
+                                       : std::filesystem::temp_directory_path(error)) /
+      absl::StrCat("itn-sched-", getpid(), "-", n, ".json");
+  if (absl::Status s = recorder.write_json(path); !s.ok()) {
+    return absl::StrCat("(not written: ", s.message(), ")");
+  }
+  if (again.message() != failure.message()) {
+    return absl::StrCat(path, " (the recorded replay ended otherwise: ",
+                        again.ok() ? "it passed" : again.message(), ")");
+  }
+  return path;
+}
+
+// One execution under `strategy`; fills `result` and returns true if it failed.
+bool run_one(Strategy& strategy, const ExploreOptions& options, Scenario scenario,
+             ExploreResult& result) {
+  Schedule choices;
+  const absl::Status status = execute(strategy, options.max_steps, scenario, &choices);
+  ++result.executions;
+  const int steps = static_cast<int>(choices.size());
+  result.max_steps_seen = std::max(result.max_steps_seen, steps);
+  result.decisions += steps;
+  result.schedule = encode_schedule(choices);
   if (status.ok()) return false;
   result.failed = true;
   result.failure = std::string(status.message());
+  if (options.trace_failures) {
+    result.trace = trace_failure(choices, options.max_steps, scenario, status);
+  }
   std::fprintf(stderr, "%s", result.report().c_str());
   return true;
 }
@@ -69,16 +123,22 @@ std::string ExploreResult::report() const {
     return absl::StrCat("itn::sched: ", executions, " executions passed (longest ", max_steps_seen,
                         " decisions)\n");
   }
-  return absl::StrCat("itn::sched: FAILED in execution ", executions, ": ", failure,
-                      "\nreplay: ITN_SCHEDULE='", schedule, "'\n");
+  std::string out = absl::StrCat("itn::sched: FAILED in execution ", executions, ": ", failure,
+                                 "\nreplay: ITN_SCHEDULE='", schedule, "'\n");
+  if (!trace.empty()) absl::StrAppend(&out, "trace: ", trace, "\n");
+  return out;
 }
 
 ExploreResult replay(const Schedule& schedule, Scenario scenario, int max_steps) {
+  return replay(schedule, scenario, ExploreOptions{.max_steps = max_steps});
+}
+
+ExploreResult replay(const Schedule& schedule, Scenario scenario, const ExploreOptions& options) {
   ExploreResult result;
   result.replayed = true;
   ReplayStrategy strategy(schedule);
   strategy.begin_execution();
-  run_one(strategy, max_steps, scenario, result);
+  run_one(strategy, options, scenario, result);
   return result;
 }
 
@@ -86,7 +146,7 @@ ExploreResult explore(const ExploreOptions& options, Scenario scenario) {
   if (const char* text = std::getenv("ITN_SCHEDULE"); text != nullptr && *text != '\0') {
     absl::StatusOr<Schedule> schedule = decode_schedule(text);
     ITN_CHECK(schedule.ok(), "ITN_SCHEDULE is not a schedule string");
-    return replay(*schedule, scenario, options.max_steps);
+    return replay(*schedule, scenario, options);
   }
   std::uint64_t seed = options.seed;
   if (const char* text = std::getenv("ITN_SCHED_SEED"); text != nullptr) {
@@ -95,7 +155,7 @@ ExploreResult explore(const ExploreOptions& options, Scenario scenario) {
   std::unique_ptr<Strategy> strategy = make_strategy(options, seed);
   ExploreResult result;
   for (int i = 0; i < options.executions && strategy->begin_execution(); ++i) {
-    if (run_one(*strategy, options.max_steps, scenario, result)) break;
+    if (run_one(*strategy, options, scenario, result)) break;
   }
   return result;
 }

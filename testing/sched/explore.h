@@ -42,6 +42,11 @@ struct ExploreOptions {
   int executions = 1000;     // upper bound (exhaustive search may finish earlier)
   int preemption_bound = 2;  // exhaustive search only
   int max_steps = 200'000;   // decisions per execution before it counts as a livelock
+  // On a failure, run the failing schedule once more with a trace recorder installed
+  // (sync/trace.h) and write the trace (Trace Event JSON: Perfetto, chrome://tracing) to
+  // $ITN_TRACE_DIR, default the temporary directory; report() names the file under the
+  // replay line. At most 20 files per process. Skipped if a recorder is installed.
+  bool trace_failures = true;
 };
 
 // What a scenario gets: run() once per execution (a second call fails the execution
@@ -67,6 +72,7 @@ struct ExploreResult {
   std::string schedule;   // of the failing execution (or of the last one)
   int max_steps_seen = 0;
   std::int64_t decisions = 0;  // summed over every execution run
+  std::string trace;  // the failing execution's trace file (or why none was written)
   // A readable summary: what failed and how to replay it.
   std::string report() const;
 };
@@ -81,6 +87,8 @@ ExploreResult explore(const ExploreOptions& options, Scenario scenario);
 // "replay diverged", whatever the scenario returned.
 ExploreResult replay(const Schedule& schedule, Scenario scenario,
                      int max_steps = ExploreOptions().max_steps);
+// The same with the exploration's options (its max_steps and trace_failures).
+ExploreResult replay(const Schedule& schedule, Scenario scenario, const ExploreOptions& options);
 
 }  // namespace itn::sched
 

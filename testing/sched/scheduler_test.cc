@@ -5,19 +5,24 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
 
+#include "testing/lin/history.h"
 #include "testing/sched/explore.h"
 #include "sync/atomic.h"
 #include "sync/backoff.h"
 #include "sync/cond_var.h"
 #include "sync/mutex.h"
 #include "sync/thread.h"
+#include "sync/trace.h"
+#include "sync/trace_test_util.h"
 
 namespace itn::sched {
 namespace {
@@ -223,9 +228,9 @@ TEST(ExploreTest, ALivelockReplaysAsALivelockWithItsOwnStepBound) {
     }});
     return absl::OkStatus();
   };
-  testing::internal::CaptureStderr();
+  ::testing::internal::CaptureStderr();
   const ExploreResult r = explore(o, spin);
-  const std::string printed = testing::internal::GetCapturedStderr();
+  const std::string printed = ::testing::internal::GetCapturedStderr();
   ASSERT_TRUE(r.failed);
   // Printed when the bound is hit, before the threads are let go (they might never end).
   EXPECT_NE(printed.find("the threads now run unmanaged"), std::string::npos) << printed;
@@ -344,6 +349,65 @@ TEST(ExploreTest, AMutexAnUnmanagedThreadHoldsIsTakenOnceItLetsGo) {
     return value == 2 ? absl::OkStatus() : absl::InternalError("the update under the lock was lost");
   });
   EXPECT_FALSE(r.failed) << r.report();
+}
+
+// Two threads record an increment each in a history and lose one of them: the
+// exploration fails, and the trace of the failing schedule shows both operations.
+absl::Status lost_update_in_a_history(Execution& ex) {
+  lin::History<int, int> history;
+  Atomic<int> counter{0};
+  const auto add = [&](int thread) {
+    history.record(thread, 1, [&] {
+      const int seen = counter.load(std::memory_order_relaxed);
+      counter.store(seen + 1, std::memory_order_relaxed);
+      return seen;
+    });
+  };
+  ex.run({[&] { add(0); }, [&] { add(1); }});
+  return counter.load(std::memory_order_relaxed) == 2 ? absl::OkStatus()
+                                                      : absl::InternalError("lost update");
+}
+
+TEST(ExploreTest, AFailureWritesTheTraceOfItsScheduleNextToTheReplayLine) {
+  const std::string dir = ::testing::TempDir() + "/itn_failure_trace";
+  std::filesystem::create_directories(dir);
+  ASSERT_EQ(setenv("ITN_TRACE_DIR", dir.c_str(), 1), 0);
+  const ExploreResult r = explore(ExploreOptions{.executions = 200}, lost_update_in_a_history);
+  unsetenv("ITN_TRACE_DIR");
+  ASSERT_TRUE(r.failed);
+  ASSERT_EQ(r.trace.rfind(dir + "/itn-sched-", 0), 0u) << r.trace;
+  EXPECT_NE(r.report().find("'\ntrace: " + r.trace + "\n"), std::string::npos) << r.report();
+  const std::optional<std::string> text = itn::testing::read_file(r.trace);
+  ASSERT_TRUE(text.has_value()) << r.trace;
+  const std::optional<itn::testing::Json> json = itn::testing::JsonParser::parse(*text);
+  ASSERT_TRUE(json.has_value()) << "not JSON: " << *text;
+  // Both increments, as async spans of category "lin", each begun and ended, and both
+  // begun before either ended (the lost update needs them to overlap).
+  std::string phases;
+  std::vector<std::string> ids;
+  for (const itn::testing::Json& e : json->get("traceEvents")->items) {
+    if (e.str("cat") != "lin") continue;
+    EXPECT_EQ(e.str("name"), "operation");
+    phases += e.str("ph");
+    if (e.str("ph") == "b") ids.push_back(e.get("args")->get("id")->text);
+  }
+  EXPECT_EQ(phases, "bbee") << *text;
+  EXPECT_EQ(ids, (std::vector<std::string>{"0", "1"})) << *text;
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ExploreTest, NoTraceIsWrittenWhenAskedNotToOrWhileAnotherRecordingRuns) {
+  const ExploreResult off = explore(ExploreOptions{.executions = 200, .trace_failures = false},
+                                    lost_update_in_a_history);
+  ASSERT_TRUE(off.failed);
+  EXPECT_EQ(off.trace, "");
+  EXPECT_EQ(off.report().find("trace:"), std::string::npos);
+  trace::Recorder outer;
+  ASSERT_TRUE(outer.start().ok());
+  const ExploreResult busy = explore(ExploreOptions{.executions = 200}, lost_update_in_a_history);
+  outer.stop();
+  ASSERT_TRUE(busy.failed);
+  EXPECT_EQ(busy.trace.rfind("(not written: ", 0), 0u) << busy.trace;
 }
 
 }  // namespace
