@@ -61,7 +61,8 @@ Scheduler::~Scheduler() {
 
 int Scheduler::add_thread_locked(bool body) {
   const int id = static_cast<int>(threads_.size());
-  threads_.emplace_back().body = body;
+  threads_.push_back(std::make_unique<Thread>());
+  threads_.back()->body = body;
   strategy_.on_new_thread(id);
   return id;
 }
@@ -120,21 +121,21 @@ void Scheduler::restore_cpus_locked() {
 
 bool Scheduler::managed_locked() {
   if (!free_) return true;
-  unhook_locked();
+  unhook_locked(/*exiting=*/false);
   return false;
 }
 
-void Scheduler::unhook_locked() {
+void Scheduler::unhook_locked(bool exiting) {
   // Callers may still hold a pointer to this scheduler they loaded earlier (a lock loop,
   // a thread's exit path): only the first call of each thread counts.
   if (sched_internal::hooks() != this) return;
   set_thread_hooks(nullptr);  // from now on this thread runs unmanaged
-  restore_cpus_locked();
+  if (!exiting) restore_cpus_locked();  // (an exiting thread has no use for it)
   if (--hooked_ == 0) cv_.notify_all();
 }
 
 void Scheduler::wait_turn_locked(Lock& l, int self) {
-  std::counting_semaphore<>& turn = threads_[self].turn;
+  std::counting_semaphore<>& turn = threads_[self]->turn;
   while (!free_ && running_ != self) {
     l.unlock();
     turn.acquire();
@@ -151,9 +152,9 @@ void Scheduler::switch_locked(Lock& l, int self) {
     runnable_.clear();
     eager_.clear();
     for (int t = 0; t < static_cast<int>(threads_.size()); ++t) {
-      if (threads_[t].state != State::kRunnable) continue;
+      if (threads_[t]->state != State::kRunnable) continue;
       runnable_.push_back(t);
-      if (!threads_[t].polling) eager_.push_back(t);
+      if (!threads_[t]->polling) eager_.push_back(t);
     }
     if (!runnable_.empty()) break;
     if (bodies_left_ == 0) return go_free_locked({});
@@ -175,14 +176,14 @@ void Scheduler::switch_locked(Lock& l, int self) {
   const int next = strategy_.pick(eager_.empty() ? runnable_ : eager_, self, step);
   choices_.push_back(next);
   for (int t = 0; t < static_cast<int>(threads_.size()); ++t) {
-    if (t != next) threads_[t].polling = false;  // someone else ran: pollers may look again
+    if (t != next) threads_[t]->polling = false;  // someone else ran: pollers may look again
   }
   running_ = next;
   if (next == self) return;
-  const bool waits = self >= 0 && threads_[self].state != State::kFinished;
+  const bool waits = self >= 0 && threads_[self]->state != State::kFinished;
   // Semaphores by address: threads_ may grow while mu_ is dropped (a deque keeps them).
-  std::counting_semaphore<>& wake = threads_[next].turn;
-  std::counting_semaphore<>* mine = waits ? &threads_[self].turn : nullptr;
+  std::counting_semaphore<>& wake = threads_[next]->turn;
+  std::counting_semaphore<>* mine = waits ? &threads_[self]->turn : nullptr;
   l.unlock();  // first, so that `next` finds mu_ free when it wakes
   wake.release();
   if (mine != nullptr) mine->acquire();
@@ -195,8 +196,8 @@ void Scheduler::on_point(SchedPoint point, const void* object) {
   if (!managed_locked()) return;
   const int self = tl_id_;
   failed_retries_ = 0;  // a thread got past whatever it was blocked on
-  threads_[self].last_point = point;
-  threads_[self].last_object = object;
+  threads_[self]->last_point = point;
+  threads_[self]->last_object = object;
   if (point == SchedPoint::kSpawn) {
     // No decision: the spawner must get to create the thread. One child registers at a
     // time, in the order they were started, so thread ids do not depend on timing.
@@ -206,7 +207,7 @@ void Scheduler::on_point(SchedPoint point, const void* object) {
     ++hooked_;  // the child's hooks point here from its first instruction
     return;
   }
-  if (point == SchedPoint::kPoll) threads_[self].polling = true;
+  if (point == SchedPoint::kPoll) threads_[self]->polling = true;
   switch_locked(l, self);
 }
 
@@ -214,18 +215,18 @@ void Scheduler::on_block(const void* object) {
   Lock l(mu_);
   if (!managed_locked()) return;
   const int self = tl_id_;
-  threads_[self].state = State::kBlocked;
-  threads_[self].blocked_on = object;
+  threads_[self]->state = State::kBlocked;
+  threads_[self]->blocked_on = object;
   switch_locked(l, self);
 }
 
 void Scheduler::on_wake(const void* object) {
   Lock l(mu_);
   if (!managed_locked()) return;
-  for (Thread& t : threads_) {
-    if (t.state == State::kBlocked && t.blocked_on == object) {
-      t.state = State::kRunnable;
-      t.blocked_on = nullptr;
+  for (const std::unique_ptr<Thread>& t : threads_) {
+    if (t->state == State::kBlocked && t->blocked_on == object) {
+      t->state = State::kRunnable;
+      t->blocked_on = nullptr;
     }
   }
 }
@@ -242,10 +243,10 @@ void Scheduler::on_thread_exit() {
   Lock l(mu_);
   const int self = tl_id_;
   // A library thread that started after the scheduler ran free never registered.
-  if (self < 0 || threads_[self].state == State::kFinished) return;
+  if (self < 0 || threads_[self]->state == State::kFinished) return;
   if (free_) {
-    threads_[self].state = State::kFinished;
-    if (threads_[self].body && --bodies_left_ == 0) cv_.notify_all();
+    threads_[self]->state = State::kFinished;
+    if (threads_[self]->body && --bodies_left_ == 0) cv_.notify_all();
   } else {
     finish_locked(self);
     if (bodies_left_ == 0) {
@@ -254,7 +255,7 @@ void Scheduler::on_thread_exit() {
       switch_locked(l, self);
     }
   }
-  unhook_locked();
+  unhook_locked(/*exiting=*/true);
 }
 
 bool Scheduler::retry_blocked_locked(Lock& l) {
@@ -263,35 +264,35 @@ bool Scheduler::retry_blocked_locked(Lock& l) {
   std::this_thread::sleep_for(kRetryPause);
   l.lock();
   bool any = false;
-  for (Thread& t : threads_) {
+  for (const std::unique_ptr<Thread>& t : threads_) {
     // Exactly the waits whose callers check again when woken: a Mutex's lock loop and a
     // join (a CondVar's waiter would return as if notified).
-    if (t.state != State::kBlocked) continue;
-    const bool lock = t.last_point == SchedPoint::kLock && t.last_object == t.blocked_on;
-    if (!lock && t.last_point != SchedPoint::kJoin) continue;
-    t.state = State::kRunnable;
-    t.blocked_on = nullptr;
+    if (t->state != State::kBlocked) continue;
+    const bool lock = t->last_point == SchedPoint::kLock && t->last_object == t->blocked_on;
+    if (!lock && t->last_point != SchedPoint::kJoin) continue;
+    t->state = State::kRunnable;
+    t->blocked_on = nullptr;
     any = true;
   }
   return any;
 }
 
 void Scheduler::finish_locked(int self) {
-  threads_[self].state = State::kFinished;
-  if (threads_[self].body) --bodies_left_;
+  threads_[self]->state = State::kFinished;
+  if (threads_[self]->body) --bodies_left_;
 }
 
 void Scheduler::go_free_locked(std::string failure) {
   if (!failure.empty() && failure_.empty()) failure_ = std::move(failure);
   free_ = true;
-  for (Thread& t : threads_) t.turn.release();
+  for (const std::unique_ptr<Thread>& t : threads_) t->turn.release();
   cv_.notify_all();
 }
 
 std::string Scheduler::positions_locked() const {
   std::string out;
   for (int t = 0; t < static_cast<int>(threads_.size()); ++t) {
-    const Thread& th = threads_[t];
+    const Thread& th = *threads_[t];
     absl::StrAppend(&out, "  thread ", t, th.body ? " (body)" : " (library)", ": ");
     switch (th.state) {
       case State::kFinished:

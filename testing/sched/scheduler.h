@@ -43,7 +43,6 @@
 
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -106,7 +105,8 @@ class Scheduler : public SchedHooks {
   bool retry_blocked_locked(Lock& l);
   // Returns false (after unhooking the caller) once the scheduler runs free.
   bool managed_locked();
-  void unhook_locked();
+  // The caller leaves the scheduler; unless `exiting`, with the caller's CPUs back.
+  void unhook_locked(bool exiting);
   // Pins the calling thread to its current CPU, saving its CPU set in caller_cpus_;
   // restore_cpus_locked() gives the calling thread that set back.
   void pin_caller_locked();
@@ -118,7 +118,7 @@ class Scheduler : public SchedHooks {
   // The control waits: pending_spawns_ == 0, bodies_left_ == 0, hooked_ == 0. Notified
   // only when one of those counts changes (never per decision).
   std::condition_variable cv_;
-  std::deque<Thread> threads_;  // a deque: a Thread (its semaphore) never moves
+  std::vector<std::unique_ptr<Thread>> threads_;  // by id; a Thread (its semaphore) never moves
   std::vector<int> runnable_, eager_;  // switch_locked()'s candidates, reused
   int running_ = -1;
   int pending_spawns_ = 0;
