@@ -303,11 +303,11 @@ absl::Status Recorder::start() {
 
 void Recorder::stop() {
   Recorder* expected = this;
-  // Seq_cst: see the top of this file.
-  if (!trace_internal::installed.compare_exchange_strong(expected, nullptr,
-                                                         std::memory_order_seq_cst)) {
-    return;
-  }
+  // Seq_cst: see the top of this file. If it fails, this recorder is not installed (any
+  // more): another stop() may have uninstalled it and still be waiting for trace points
+  // that use it, so this one waits as well before it returns.
+  (void)trace_internal::installed.compare_exchange_strong(expected, nullptr,
+                                                          std::memory_order_seq_cst);
   // Seq_cst (acquire at least): pairs with InFlight's increment and its release decrement.
   while (in_flight.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
 }

@@ -4,6 +4,7 @@
 #include "sync/trace.h"
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -330,6 +331,36 @@ TEST(TraceTest, RecordersMayBeDestroyedWhileOtherThreadsTrace) {
   done.store(true);
   for (auto& t : tracers) t.join();
   EXPECT_GT(recorded, 0u);
+}
+
+// Two threads stop one recorder at once: the one whose stop() finds it already
+// uninstalled must still wait for the trace point the other is waiting for, so that no
+// trace point still records into the recorder once either call has returned. The trace
+// point is held up on the recorder's mutex by a long to_json().
+TEST(TraceTest, EveryConcurrentStopWaitsForTheTracePointsInFlight) {
+  Recorder recorder(RecorderOptions{.max_events = 1 << 18});
+  ASSERT_TRUE(recorder.start().ok());
+  for (int i = 0; i < 150000; ++i) instant("test", "fill", [&] { return Args{{"i", i}}; });
+  const auto pause = [] { std::this_thread::sleep_for(std::chrono::milliseconds(5)); };
+  std::atomic<bool> json_started{false}, traced{false};
+  std::thread reader([&] {
+    json_started.store(true);
+    (void)recorder.to_json();  // takes the mutex for much longer than the pauses below
+  });
+  while (!json_started.load()) std::this_thread::yield();
+  pause();
+  std::thread tracer([&] {
+    instant("test", "late");  // counted in flight, then waits for the mutex
+    traced.store(true);
+  });
+  pause();
+  std::thread first([&] { recorder.stop(); });  // uninstalls it, waits for the tracer
+  pause();
+  recorder.stop();  // finds it uninstalled already
+  EXPECT_TRUE(traced.load()) << "stop() returned while a trace point still used the recorder";
+  first.join();
+  tracer.join();
+  reader.join();
 }
 
 }  // namespace

@@ -12,8 +12,10 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 #include "sync/check.h"
+#include "sync/sched_hooks.h"
 #include "sync/trace.h"
 
 namespace itn::sched {
@@ -74,7 +76,9 @@ std::string trace_failure(const Schedule& schedule, int max_steps, Scenario scen
   if (absl::Status s = recorder.write_json(path); !s.ok()) {
     return absl::StrCat("(not written: ", s.message(), ")");
   }
-  if (again.message() != failure.message()) {
+  const auto first_line = [](absl::string_view m) { return m.substr(0, m.find('\n')); };
+  // (Only the first line: the rest may show addresses, which differ from run to run.)
+  if (again.code() != failure.code() || first_line(again.message()) != first_line(failure.message())) {
     return absl::StrCat(path, " (the recorded replay ended otherwise: ",
                         again.ok() ? "it passed" : again.message(), ")");
   }
@@ -94,16 +98,28 @@ bool run_one(Strategy& strategy, const ExploreOptions& options, Scenario scenari
   if (status.ok()) return false;
   result.failed = true;
   result.failure = std::string(status.message());
+  // Printed before the trace's replay: if that one dies or hangs, this is still said.
+  std::fprintf(stderr, "%s", result.report().c_str());
   if (options.trace_failures) {
     result.trace = trace_failure(choices, options.max_steps, scenario, status);
+    std::fprintf(stderr, "trace: %s\n", result.trace.c_str());
   }
-  std::fprintf(stderr, "%s", result.report().c_str());
+  std::fflush(stderr);
   return true;
 }
 
 }  // namespace
 
 void Execution::run(std::vector<std::function<void()>> bodies) {
+  if (sched_internal::hooks() != nullptr) {
+    // From a managed thread (a body): its hooks must stay, or it would leave the
+    // scheduler without ever counting out. The execution fails.
+    if (status_.ok()) {
+      status_ = absl::FailedPreconditionError(
+          "Execution::run() called from one of the execution's own threads");
+    }
+    return;
+  }
   ITN_CHECK(set_thread_hooks(nullptr), "the deterministic scheduler needs ITN_SCHED_SEAM=1");
   if (ran_) {
     if (status_.ok()) {

@@ -45,12 +45,14 @@ struct ExploreOptions {
   // On a failure, run the failing schedule once more with a trace recorder installed
   // (sync/trace.h) and write the trace (Trace Event JSON: Perfetto, chrome://tracing) to
   // $ITN_TRACE_DIR, default the temporary directory; report() names the file under the
-  // replay line. At most 20 files per process. Skipped if a recorder is installed.
+  // replay line. At most 20 files per process. Skipped if a recorder is installed; a
+  // scenario that installs a recorder of its own must turn this off.
   bool trace_failures = true;
 };
 
-// What a scenario gets: run() once per execution (a second call fails the execution
-// without running its bodies: they would run unmanaged, outside the schedule).
+// What a scenario gets: run() once per execution, from the scenario's own thread (a
+// second call, or one from a body, fails the execution without running its bodies: they
+// would run unmanaged, outside the schedule).
 class Execution {
  public:
   explicit Execution(Scheduler& scheduler) : scheduler_(scheduler) {}

@@ -56,7 +56,7 @@ Scheduler::Scheduler(Strategy& strategy, int max_steps)
 Scheduler::~Scheduler() {
   Lock l(mu_);
   go_free_locked(failure_);
-  cv_.wait(l, [&] { return hooked_ == 0; });
+  cv_.wait(l, [&] { return users_ == 0; });
 }
 
 int Scheduler::add_thread_locked(bool body) {
@@ -75,7 +75,7 @@ absl::Status Scheduler::run(std::vector<std::function<void()>> bodies) {
     ITN_CHECK(threads_.empty(), "Scheduler::run() runs once per Scheduler");
     for (std::size_t i = 0; i < bodies.size(); ++i) add_thread_locked(/*body=*/true);
     bodies_left_ = static_cast<int>(bodies.size());
-    hooked_ += bodies_left_;
+    users_ += bodies_left_;
   }
   for (std::size_t i = 0; i < bodies.size(); ++i) {
     real.emplace_back([this, id = static_cast<int>(i), body = std::move(bodies[i])] {
@@ -131,7 +131,6 @@ void Scheduler::unhook_locked(bool exiting) {
   if (sched_internal::hooks() != this) return;
   set_thread_hooks(nullptr);  // from now on this thread runs unmanaged
   if (!exiting) restore_cpus_locked();  // (an exiting thread has no use for it)
-  if (--hooked_ == 0) cv_.notify_all();
 }
 
 void Scheduler::wait_turn_locked(Lock& l, int self) {
@@ -156,12 +155,19 @@ void Scheduler::switch_locked(Lock& l, int self) {
       runnable_.push_back(t);
       if (!threads_[t]->polling) eager_.push_back(t);
     }
-    if (!runnable_.empty()) break;
-    if (bodies_left_ == 0) return go_free_locked({});
-    if (!retry_blocked_locked(l)) report_deadlock_locked();
+    if (!runnable_.empty()) {
+      // Only pollers can run: they may be waiting for a thread that is blocked on what
+      // an unmanaged thread holds. Let those try again (within the same budget).
+      if (!eager_.empty() || !retry_blocked_locked(l)) break;
+    } else {
+      if (bodies_left_ == 0) return go_free_locked({});
+      if (!retry_blocked_locked(l)) report_deadlock_locked();
+    }
     if (free_) return;
   }
   const int step = static_cast<int>(choices_.size());
+  // The bound hit while retried threads keep failing: set free, they would spin on.
+  if (step >= max_steps_ && failed_retries_ > 0) report_deadlock_locked();
   if (step >= max_steps_) {
     std::string failure = absl::StrCat("livelock: no end after ", max_steps_,
                                        " scheduling decisions\n", positions_locked());
@@ -195,7 +201,10 @@ void Scheduler::on_point(SchedPoint point, const void* object) {
   Lock l(mu_);
   if (!managed_locked()) return;
   const int self = tl_id_;
-  failed_retries_ = 0;  // a thread got past whatever it was blocked on
+  if (threads_[self]->retried) {
+    threads_[self]->retried = false;
+    failed_retries_ = 0;  // a retried thread got past what it was blocked on
+  }
   threads_[self]->last_point = point;
   threads_[self]->last_object = object;
   if (point == SchedPoint::kSpawn) {
@@ -204,7 +213,7 @@ void Scheduler::on_point(SchedPoint point, const void* object) {
     cv_.wait(l, [&] { return pending_spawns_ == 0 || free_; });
     if (!managed_locked()) return;
     ++pending_spawns_;
-    ++hooked_;  // the child's hooks point here from its first instruction
+    ++users_;  // the child calls in from its first instruction to its on_thread_exit()
     return;
   }
   if (point == SchedPoint::kPoll) threads_[self]->polling = true;
@@ -217,6 +226,7 @@ void Scheduler::on_block(const void* object) {
   const int self = tl_id_;
   threads_[self]->state = State::kBlocked;
   threads_[self]->blocked_on = object;
+  threads_[self]->retried = false;
   switch_locked(l, self);
 }
 
@@ -242,39 +252,58 @@ void Scheduler::on_thread_start() {
 void Scheduler::on_thread_exit() {
   Lock l(mu_);
   const int self = tl_id_;
+  tl_id_ = -1;
   // A library thread that started after the scheduler ran free never registered.
-  if (self < 0 || threads_[self]->state == State::kFinished) return;
-  if (free_) {
-    threads_[self]->state = State::kFinished;
-    if (threads_[self]->body && --bodies_left_ == 0) cv_.notify_all();
-  } else {
-    finish_locked(self);
-    if (bodies_left_ == 0) {
-      go_free_locked({});
+  if (self >= 0 && threads_[self]->state != State::kFinished) {
+    if (!free_) {
+      // A thread this one started registers first (its id and the strategy's draws for
+      // it must not depend on timing), even if this is the last body's end.
+      cv_.wait(l, [&] { return pending_spawns_ == 0 || free_; });
+    }
+    if (free_) {
+      threads_[self]->state = State::kFinished;
+      if (threads_[self]->body && --bodies_left_ == 0) cv_.notify_all();
     } else {
-      switch_locked(l, self);
+      finish_locked(self);
+      if (bodies_left_ == 0) {
+        go_free_locked({});
+      } else {
+        switch_locked(l, self);
+      }
     }
   }
   unhook_locked(/*exiting=*/true);
+  if (--users_ == 0) cv_.notify_all();  // the last call of this thread into the scheduler
 }
 
 bool Scheduler::retry_blocked_locked(Lock& l) {
-  if (failed_retries_++ == kMaxRetries) return false;
+  // Exactly the waits whose callers check again when woken: a Mutex's lock loop and a
+  // join (a CondVar's waiter would return as if notified).
+  const auto retryable = [](const Thread& t) {
+    if (t.state != State::kBlocked) return false;
+    return (t.last_point == SchedPoint::kLock && t.last_object == t.blocked_on) ||
+           t.last_point == SchedPoint::kJoin;
+  };
+  const auto any = [&] {
+    for (const std::unique_ptr<Thread>& t : threads_) {
+      if (retryable(*t)) return true;
+    }
+    return false;
+  };
+  if (!any() || failed_retries_ == kMaxRetries) return false;
+  ++failed_retries_;
   l.unlock();
   std::this_thread::sleep_for(kRetryPause);
   l.lock();
-  bool any = false;
+  bool retried = false;
   for (const std::unique_ptr<Thread>& t : threads_) {
-    // Exactly the waits whose callers check again when woken: a Mutex's lock loop and a
-    // join (a CondVar's waiter would return as if notified).
-    if (t->state != State::kBlocked) continue;
-    const bool lock = t->last_point == SchedPoint::kLock && t->last_object == t->blocked_on;
-    if (!lock && t->last_point != SchedPoint::kJoin) continue;
+    if (!retryable(*t)) continue;  // (woken meanwhile, or the scheduler went free)
     t->state = State::kRunnable;
     t->blocked_on = nullptr;
-    any = true;
+    t->retried = true;
+    retried = true;
   }
-  return any;
+  return retried || free_;
 }
 
 void Scheduler::finish_locked(int self) {

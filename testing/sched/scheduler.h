@@ -35,7 +35,10 @@
 // the caller, when run() returns, get the caller's CPU set back.
 //
 // Thread safety: run() from one unmanaged thread; the SchedHooks methods are called by
-// managed threads. Lifetime: the destructor waits until no thread uses the scheduler.
+// managed threads. Lifetime: the destructor waits until no thread uses the scheduler:
+// every body and every thread started under it has made its last call (at its exit), so
+// a library thread that outlives the execution (an SRCU worker of a domain kept beyond
+// it) keeps the destructor waiting until it ends.
 // Memory ordering: handing the baton over (under mu_) orders everything one thread did
 // before everything the next does, as a context switch would.
 #ifndef ITN_TESTING_SCHED_SCHEDULER_H_
@@ -84,6 +87,7 @@ class Scheduler : public SchedHooks {
     bool body = false;     // one of run()'s bodies (else started by the library)
     SchedPoint last_point = SchedPoint::kSpawn;
     const void* last_object = nullptr;
+    bool retried = false;  // made runnable by retry_blocked_locked(), not yet got on
     // Released when running_ becomes this thread, and by go_free_locked(); a token may
     // be stale, so the waiter checks again under mu_.
     std::counting_semaphore<> turn{0};
@@ -100,8 +104,9 @@ class Scheduler : public SchedHooks {
   void go_free_locked(std::string failure);
   [[noreturn]] void report_deadlock_locked();
   std::string positions_locked() const;
-  // No thread can run: after a pause, makes the threads blocked on a Mutex or a join
-  // runnable again (they check again); false once that failed kMaxRetries times in a row.
+  // No thread but pollers can run: after a pause, makes the threads blocked on a Mutex or
+  // a join runnable again (they check again). False if there are none, or once that
+  // failed kMaxRetries times in a row.
   bool retry_blocked_locked(Lock& l);
   // Returns false (after unhooking the caller) once the scheduler runs free.
   bool managed_locked();
@@ -115,7 +120,7 @@ class Scheduler : public SchedHooks {
   Strategy& strategy_;
   const int max_steps_;
   std::mutex mu_;
-  // The control waits: pending_spawns_ == 0, bodies_left_ == 0, hooked_ == 0. Notified
+  // The control waits: pending_spawns_ == 0, bodies_left_ == 0, users_ == 0. Notified
   // only when one of those counts changes (never per decision).
   std::condition_variable cv_;
   std::vector<std::unique_ptr<Thread>> threads_;  // by id; a Thread (its semaphore) never moves
@@ -123,10 +128,13 @@ class Scheduler : public SchedHooks {
   int running_ = -1;
   int pending_spawns_ = 0;
   int bodies_left_ = 0;
-  int hooked_ = 0;  // threads whose hooks point here
+  // Threads that will still call into the scheduler: each body from run(), each library
+  // thread from its spawn point, until the end of its on_thread_exit() (a thread that
+  // left the scheduler may still call in through a pointer it loaded earlier).
+  int users_ = 0;
   static constexpr int kMaxRetries = 1000;
   static constexpr std::chrono::milliseconds kRetryPause{1};
-  int failed_retries_ = 0;  // since a thread last passed a scheduling point
+  int failed_retries_ = 0;  // retry rounds since a retried thread last got on
   bool free_ = false;
   std::string failure_;
   Schedule choices_;
