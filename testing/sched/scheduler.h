@@ -35,10 +35,11 @@
 // the caller, when run() returns, get the caller's CPU set back.
 //
 // Thread safety: run() from one unmanaged thread; the SchedHooks methods are called by
-// managed threads. Lifetime: the destructor waits until no thread uses the scheduler:
-// every body and every thread started under it has made its last call (at its exit), so
-// a library thread that outlives the execution (an SRCU worker of a domain kept beyond
-// it) keeps the destructor waiting until it ends.
+// managed threads (a std::thread a body starts itself, not through itn::Thread, is not
+// managed and keeps the one CPU it inherits). Lifetime: the destructor waits until no
+// thread uses the scheduler: every body and every thread started under it has made its
+// last call (at its exit), so a library thread that outlives the execution (an SRCU
+// worker of a domain kept beyond it) keeps the destructor waiting until it ends.
 // Memory ordering: handing the baton over (under mu_) orders everything one thread did
 // before everything the next does, as a context switch would.
 #ifndef ITN_TESTING_SCHED_SCHEDULER_H_

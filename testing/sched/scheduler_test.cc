@@ -532,5 +532,25 @@ TEST(ExploreDeathTest, AFailureIsReportedBeforeItsTraceIsRecorded) {
                "FAILED in execution [0-9]+: lost update\nreplay: ITN_SCHEDULE='v1:");
 }
 
+TEST(ExploreTest, ExhaustiveSearchOfAProgramThatChangesBetweenExecutionsStopsAndSaysSo) {
+  // Thread 0 does work in the first execution only: replaying the first execution's
+  // prefix later would pick it after it finished.
+  int round = 0;
+  const ExploreResult r =
+      explore(ExploreOptions{.strategy = StrategyKind::kExhaustive, .executions = 50},
+              [&](Execution& ex) {
+                Atomic<int> x{0};
+                const bool first = round++ == 0;
+                ex.run({[&] {
+                          if (!first) return;
+                          for (int i = 0; i < 4; ++i) x.store(i, std::memory_order_relaxed);
+                        },
+                        [&] { x.store(9, std::memory_order_relaxed); }});
+                return absl::OkStatus();
+              });
+  EXPECT_TRUE(r.failed);
+  EXPECT_NE(r.failure.find("depends on more than the schedule"), std::string::npos) << r.failure;
+}
+
 }  // namespace
 }  // namespace itn::sched

@@ -68,7 +68,14 @@ bool ExhaustiveStrategy::begin_execution() {
 int ExhaustiveStrategy::pick(const std::vector<int>& runnable, int current, int step) {
   if (step < static_cast<int>(stack_.size())) {
     const Decision& d = stack_[step];
-    return d.options[d.chosen];  // replaying the prefix: the program is deterministic
+    const int want = d.options[d.chosen];  // replaying the prefix
+    if (std::find(runnable.begin(), runnable.end(), want) != runnable.end()) return want;
+    if (divergence_.empty()) {
+      divergence_ = absl::StrCat("exhaustive search: decision ", step, " of the prefix to replay "
+                                 "picks thread ", want, ", which is not runnable this time (the "
+                                 "program depends on more than the schedule)");
+    }
+    return runnable[0];
   }
   Decision d;
   d.current = current;

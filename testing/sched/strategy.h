@@ -75,6 +75,9 @@ class ExhaustiveStrategy : public Strategy {
   bool begin_execution() override;
   int pick(const std::vector<int>& runnable, int current, int step) override;
   void end_execution(int steps) override;
+  // Set when an execution did not repeat the prefix it was to replay (the program
+  // depends on more than the schedule): the search cannot go on.
+  std::string divergence() const override { return divergence_; }
 
  private:
   struct Decision {
@@ -87,6 +90,7 @@ class ExhaustiveStrategy : public Strategy {
   const int bound_;
   std::vector<Decision> stack_;
   bool started_ = false;
+  std::string divergence_;
 };
 
 class ReplayStrategy : public Strategy {
