@@ -84,22 +84,29 @@ void measure(benchmark::State& state, const Scenario& scenario) {
       executions += kExecutions;
     }
   }
-  state.counters["executions"] = benchmark::Counter(static_cast<double>(executions),
-                                                    benchmark::Counter::kIsRate);
-  state.counters["decisions"] = benchmark::Counter(static_cast<double>(decisions),
-                                                   benchmark::Counter::kIsRate);
+  state.counters["executions"] =
+      benchmark::Counter(static_cast<double>(executions), benchmark::Counter::kIsRate);
+  state.counters["decisions"] =
+      benchmark::Counter(static_cast<double>(decisions), benchmark::Counter::kIsRate);
 }
 
 void BM_Sched_Handoffs(benchmark::State& state) {
   const int k = static_cast<int>(state.range(1));
   measure(state, [k](const std::function<void(Bodies)>& run) { handoffs(k, run); });
 }
-BENCHMARK(BM_Sched_Handoffs)->ArgNames({"sched", "k"})->ArgsProduct({{1, 0}, {10, 100}})
-    ->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Sched_Handoffs)
+    ->ArgNames({"sched", "k"})
+    ->ArgsProduct({{1, 0}, {10, 100}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 void BM_Sched_FaultVsFree(benchmark::State& state) { measure(state, fault_vs_free); }
-BENCHMARK(BM_Sched_FaultVsFree)->ArgNames({"sched"})->Arg(1)->Arg(0)
-    ->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Sched_FaultVsFree)
+    ->ArgNames({"sched"})
+    ->Arg(1)
+    ->Arg(0)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace itn::bench

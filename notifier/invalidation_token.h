@@ -75,11 +75,11 @@ class [[nodiscard]] InvalidationToken {
 
   NotifierDomain* domain_;  // null once ended or moved from
   Range range_;
-  SrcuDomain::Section section_;    // keeps *notifiers_ alive; unregister waits for it
-  const NotifierList* notifiers_;  // what the start called (null: none)
-  const void* starter_;            // the thread that started it (NotifierDomain::thread_key)
-  std::uint64_t interval_calls_;   // interval notifiers its start called (for stats())
-  int fast_shard_ = -1;            // a fast invalidation's shard; -1: a locked one
+  SrcuDomain::Section section_;     // keeps *notifiers_ alive; unregister waits for it
+  const NotifierList* notifiers_;   // what the start called (null: none)
+  const void* starter_;             // the thread that started it (NotifierDomain::thread_key)
+  std::uint64_t interval_calls_;    // interval notifiers its start called (for stats())
+  int fast_shard_ = -1;             // a fast invalidation's shard; -1: a locked one
   std::uint64_t trace_handle_ = 0;  // its "invalidation" async span (sync/trace.h); 0: none
 };
 

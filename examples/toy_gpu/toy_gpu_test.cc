@@ -15,10 +15,10 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "rapidcheck.h"
 #include "rapidcheck/gtest.h"
 
 #include "hw_model/process.h"
+#include "rapidcheck.h"
 #include "sync/sched_hooks.h"
 #include "testing/coherence.h"
 #include "testing/memory_model.h"
@@ -128,13 +128,20 @@ class Machine {
     const std::uint64_t addr = start + first * kPageSize;
     const std::uint64_t pages = *rc::gen::inRange<std::uint64_t>(1, length - first + 2);
     switch (kind) {
-      case 1: return munmap(addr, pages);
-      case 2: return mprotect(addr, pages, *rc::gen::element(Prot::kNone, Prot::kRead, Prot::kReadWrite));
-      case 3: return free(addr, pages);
-      case 4: return cpu(addr, *rc::gen::arbitrary<bool>());
-      case 5: return fork();
-      case 6: return gpu_read(addr, pages);
-      default: return gpu_write(addr, pages);
+      case 1:
+        return munmap(addr, pages);
+      case 2:
+        return mprotect(addr, pages, *rc::gen::element(Prot::kNone, Prot::kRead, Prot::kReadWrite));
+      case 3:
+        return free(addr, pages);
+      case 4:
+        return cpu(addr, *rc::gen::arbitrary<bool>());
+      case 5:
+        return fork();
+      case 6:
+        return gpu_read(addr, pages);
+      default:
+        return gpu_write(addr, pages);
     }
   }
 
@@ -251,7 +258,9 @@ absl::Status gpu_write_against_free(itn::sched::Execution& ex, ToyGpu::Flaw flaw
   }
   ToyGpu gpu(process->mm_ref(), flaw);
   absl::Status device, free, cpu;
-  ex.run({[&] { device = gpu.write(*addr, {2, 2}); },
+  ex.run({[&] {
+            device = gpu.write(*addr, {2, 2});
+          },
           [&] {
             free = mm.madvise(*addr + kPageSize, kPageSize, Advice::kFree);
             if (cpu_writes) cpu = mm.cpu_write(*addr, 3);
@@ -268,8 +277,8 @@ absl::Status gpu_write_against_free(itn::sched::Execution& ex, ToyGpu::Flaw flaw
   if (!first_ok || (*second != 2 && *second != 0)) {
     return absl::InternalError(absl::StrCat("memory holds ", *first, ", ", *second,
                                             ": no order of the device's write and the CPU's "
-                                            "free", cpu_writes ? " and write" : "",
-                                            " leaves that"));
+                                            "free",
+                                            cpu_writes ? " and write" : "", " leaves that"));
   }
   return absl::OkStatus();
 }
@@ -278,15 +287,14 @@ TEST(ToyGpuExploreTest, TheFaultPathStaysCoherentUnderEverySchedule) {
   if (!ITN_SCHED_SEAM) GTEST_SKIP() << "needs the scheduling seam (ITN_SCHED_SEAM)";
   itn::sched::ExploreOptions options;
   options.executions = 1000;
-  const itn::sched::ExploreResult r = itn::sched::explore(
-      options, [](itn::sched::Execution& ex) {
-        return gpu_write_against_free(ex, ToyGpu::Flaw::kNone);
-      });
+  const itn::sched::ExploreResult r = itn::sched::explore(options, [](itn::sched::Execution& ex) {
+    return gpu_write_against_free(ex, ToyGpu::Flaw::kNone);
+  });
   EXPECT_FALSE(r.failed) << r.report();
   // Without the CPU's write the device's write to the first page is the only one: a
   // write the device reports done but never made shows.
-  const itn::sched::ExploreResult only_free = itn::sched::explore(
-      options, [](itn::sched::Execution& ex) {
+  const itn::sched::ExploreResult only_free =
+      itn::sched::explore(options, [](itn::sched::Execution& ex) {
         return gpu_write_against_free(ex, ToyGpu::Flaw::kNone, /*cpu_writes=*/false);
       });
   EXPECT_FALSE(only_free.failed) << only_free.report();
@@ -303,8 +311,7 @@ TEST(ToyGpuExploreTest, RetryCheckedBeforeTheLockIsCaughtAndReplays) {
   ASSERT_TRUE(found.failed) << "the flaw went unnoticed: " << found.report();
   EXPECT_NE(found.report().find("ITN_SCHEDULE='" + found.schedule + "'"), std::string::npos);
   // The printed schedule is all it takes to see the failure again, every time.
-  const absl::StatusOr<itn::sched::Schedule> schedule =
-      itn::sched::decode_schedule(found.schedule);
+  const absl::StatusOr<itn::sched::Schedule> schedule = itn::sched::decode_schedule(found.schedule);
   ASSERT_TRUE(schedule.ok()) << schedule.status();
   for (int i = 0; i < 2; ++i) {
     const itn::sched::ExploreResult again = itn::sched::replay(*schedule, flawed);

@@ -1,7 +1,5 @@
 #include "testing/sched/explore.h"
 
-#include <unistd.h>
-
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -9,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <system_error>
+#include <unistd.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -71,14 +70,15 @@ std::string trace_failure(const Schedule& schedule, int max_steps, Scenario scen
   std::error_code error;
   const std::string path =
       (dir != nullptr && *dir != '\0' ? std::filesystem::path(dir)
-                                       : std::filesystem::temp_directory_path(error)) /
+                                      : std::filesystem::temp_directory_path(error)) /
       absl::StrCat("itn-sched-", getpid(), "-", n, ".json");
   if (absl::Status s = recorder.write_json(path); !s.ok()) {
     return absl::StrCat("(not written: ", s.message(), ")");
   }
   const auto first_line = [](absl::string_view m) { return m.substr(0, m.find('\n')); };
   // (Only the first line: the rest may show addresses, which differ from run to run.)
-  if (again.code() != failure.code() || first_line(again.message()) != first_line(failure.message())) {
+  if (again.code() != failure.code() ||
+      first_line(again.message()) != first_line(failure.message())) {
     return absl::StrCat(path, " (the recorded replay ended otherwise: ",
                         again.ok() ? "it passed" : again.message(), ")");
   }

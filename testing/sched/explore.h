@@ -74,7 +74,7 @@ struct ExploreResult {
   std::string schedule;   // of the failing execution (or of the last one)
   int max_steps_seen = 0;
   std::int64_t decisions = 0;  // summed over every execution run
-  std::string trace;  // the failing execution's trace file (or why none was written)
+  std::string trace;           // the failing execution's trace file (or why none was written)
   // A readable summary: what failed and how to replay it.
   std::string report() const;
 };

@@ -1,11 +1,10 @@
 #include "testing/sched/scheduler.h"
 
-#include <pthread.h>
-#include <sched.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <pthread.h>
+#include <sched.h>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -111,7 +110,8 @@ void Scheduler::pin_caller_locked() {
   CPU_SET(cpu, &one);
   // The bodies inherit the caller's CPU set when run() starts them. A failure only costs
   // speed: the threads then run where the kernel puts them.
-  if (pthread_setaffinity_np(pthread_self(), sizeof(one), &one) == 0) caller_cpus_ = std::move(cpus);
+  if (pthread_setaffinity_np(pthread_self(), sizeof(one), &one) == 0)
+    caller_cpus_ = std::move(cpus);
 }
 
 void Scheduler::restore_cpus_locked() {
@@ -129,7 +129,7 @@ void Scheduler::unhook_locked(bool exiting) {
   // Callers may still hold a pointer to this scheduler they loaded earlier (a lock loop,
   // a thread's exit path): only the first call of each thread counts.
   if (sched_internal::hooks() != this) return;
-  set_thread_hooks(nullptr);  // from now on this thread runs unmanaged
+  set_thread_hooks(nullptr);            // from now on this thread runs unmanaged
   if (!exiting) restore_cpus_locked();  // (an exiting thread has no use for it)
 }
 

@@ -56,9 +56,9 @@
 
 #include "absl/status/status.h"
 
+#include "sync/sched_hooks.h"
 #include "testing/sched/schedule.h"
 #include "testing/sched/strategy.h"
-#include "sync/sched_hooks.h"
 
 namespace itn::sched {
 
@@ -125,7 +125,7 @@ class Scheduler : public SchedHooks {
   // only when one of those counts changes (never per decision).
   std::condition_variable cv_;
   std::vector<std::unique_ptr<Thread>> threads_;  // by id; a Thread (its semaphore) never moves
-  std::vector<int> runnable_, eager_;  // switch_locked()'s candidates, reused
+  std::vector<int> runnable_, eager_;             // switch_locked()'s candidates, reused
   int running_ = -1;
   int pending_spawns_ = 0;
   int bodies_left_ = 0;

@@ -14,8 +14,6 @@
 
 #include "gtest/gtest.h"
 
-#include "testing/lin/history.h"
-#include "testing/sched/explore.h"
 #include "sync/atomic.h"
 #include "sync/backoff.h"
 #include "sync/cond_var.h"
@@ -23,6 +21,8 @@
 #include "sync/thread.h"
 #include "sync/trace.h"
 #include "sync/trace_test_util.h"
+#include "testing/lin/history.h"
+#include "testing/sched/explore.h"
 
 namespace itn::sched {
 namespace {
@@ -180,22 +180,23 @@ TEST(ExploreTest, ThreadsTheLibraryStartsAreScheduledToo) {
   EXPECT_GT(r.max_steps_seen, 2);
 }
 
+// Two threads take two mutexes in opposite orders: some schedules deadlock.
+absl::Status lock_order_inversion(Execution& ex) {
+  Mutex a, b;
+  ex.run({[&] {
+            MutexLock la(a);
+            MutexLock lb(b);
+          },
+          [&] {
+            MutexLock lb(b);
+            MutexLock la(a);
+          }});
+  return absl::OkStatus();
+}
+
 TEST(ExploreDeathTest, ADeadlockIsReportedWithEveryThreadsPosition) {
   EXPECT_DEATH(
-      {
-        explore(ExploreOptions{.executions = 500}, [](Execution& ex) {
-          Mutex a, b;
-          ex.run({[&] {
-                    MutexLock la(a);
-                    MutexLock lb(b);
-                  },
-                  [&] {
-                    MutexLock lb(b);
-                    MutexLock la(a);
-                  }});
-          return absl::OkStatus();
-        });
-      },
+      { explore(ExploreOptions{.executions = 500}, lock_order_inversion); },
       "DEADLOCK(.|\n)*thread 0 \\(body\\): blocked(.|\n)*thread 1 \\(body\\): blocked(.|\n)*"
       "ITN_SCHEDULE='v1:");
 }
@@ -348,7 +349,8 @@ TEST(ExploreTest, AMutexAnUnmanagedThreadHoldsIsTakenOnceItLetsGo) {
       value += 1;
     }});
     holder.join();
-    return value == 2 ? absl::OkStatus() : absl::InternalError("the update under the lock was lost");
+    return value == 2 ? absl::OkStatus()
+                      : absl::InternalError("the update under the lock was lost");
   });
   EXPECT_FALSE(r.failed) << r.report();
 }
@@ -399,8 +401,8 @@ TEST(ExploreTest, AFailureWritesTheTraceOfItsScheduleNextToTheReplayLine) {
 }
 
 TEST(ExploreTest, NoTraceIsWrittenWhenAskedNotToOrWhileAnotherRecordingRuns) {
-  const ExploreResult off = explore(ExploreOptions{.executions = 200, .trace_failures = false},
-                                    lost_update_in_a_history);
+  const ExploreResult off =
+      explore(ExploreOptions{.executions = 200, .trace_failures = false}, lost_update_in_a_history);
   ASSERT_TRUE(off.failed);
   EXPECT_EQ(off.trace, "");
   EXPECT_EQ(off.report().find("trace:"), std::string::npos);
@@ -420,18 +422,7 @@ TEST(ExploreDeathTest, ADeadlockUnderASmallStepBoundIsStillADeadlock) {
         ExploreOptions o;
         o.executions = 500;
         o.max_steps = 1000;
-        explore(o, [](Execution& ex) {
-          Mutex a, b;
-          ex.run({[&] {
-                    MutexLock la(a);
-                    MutexLock lb(b);
-                  },
-                  [&] {
-                    MutexLock lb(b);
-                    MutexLock la(a);
-                  }});
-          return absl::OkStatus();
-        });
+        explore(o, lock_order_inversion);
       },
       "DEADLOCK");
 }
@@ -536,18 +527,17 @@ TEST(ExploreTest, ExhaustiveSearchOfAProgramThatChangesBetweenExecutionsStopsAnd
   // Thread 0 does work in the first execution only: replaying the first execution's
   // prefix later would pick it after it finished.
   int round = 0;
-  const ExploreResult r =
-      explore(ExploreOptions{.strategy = StrategyKind::kExhaustive, .executions = 50},
-              [&](Execution& ex) {
-                Atomic<int> x{0};
-                const bool first = round++ == 0;
-                ex.run({[&] {
-                          if (!first) return;
-                          for (int i = 0; i < 4; ++i) x.store(i, std::memory_order_relaxed);
-                        },
-                        [&] { x.store(9, std::memory_order_relaxed); }});
-                return absl::OkStatus();
-              });
+  const ExploreResult r = explore(
+      ExploreOptions{.strategy = StrategyKind::kExhaustive, .executions = 50}, [&](Execution& ex) {
+        Atomic<int> x{0};
+        const bool first = round++ == 0;
+        ex.run({[&] {
+                  if (!first) return;
+                  for (int i = 0; i < 4; ++i) x.store(i, std::memory_order_relaxed);
+                },
+                [&] { x.store(9, std::memory_order_relaxed); }});
+        return absl::OkStatus();
+      });
   EXPECT_TRUE(r.failed);
   EXPECT_NE(r.failure.find("depends on more than the schedule"), std::string::npos) << r.failure;
 }

@@ -71,8 +71,11 @@ int ExhaustiveStrategy::pick(const std::vector<int>& runnable, int current, int 
     const int want = d.options[d.chosen];  // replaying the prefix
     if (std::find(runnable.begin(), runnable.end(), want) != runnable.end()) return want;
     if (divergence_.empty()) {
-      divergence_ = absl::StrCat("exhaustive search: decision ", step, " of the prefix to replay "
-                                 "picks thread ", want, ", which is not runnable this time (the "
+      divergence_ = absl::StrCat("exhaustive search: decision ", step,
+                                 " of the prefix to replay "
+                                 "picks thread ",
+                                 want,
+                                 ", which is not runnable this time (the "
                                  "program depends on more than the schedule)");
     }
     return runnable[0];
@@ -118,8 +121,8 @@ int ReplayStrategy::pick(const std::vector<int>& runnable, int, int step) {
 
 void ReplayStrategy::end_execution(int steps) {
   if (divergence_.empty() && steps < static_cast<int>(schedule_.size())) {
-    divergence_ = absl::StrCat("the execution ended after ", steps, " decisions but the schedule has ",
-                               schedule_.size());
+    divergence_ = absl::StrCat("the execution ended after ", steps,
+                               " decisions but the schedule has ", schedule_.size());
   }
 }
 
